@@ -1,0 +1,1 @@
+//! Certificates from the deployment's CA, over real TLS.
