@@ -1,1 +1,246 @@
-//! TODO
+//! What the roles measure, and the window that decides which frames count.
+//!
+//! A frame belongs to the measured window when its *scheduled* time falls inside it; its
+//! latency is then counted however late it arrives (coordinated-omission correction, as in
+//! wrk2). Connection setup (connect, handshake, time to first frame) is counted for every
+//! connection of a phase, since connections are set up before the window opens.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+
+use crate::transport::Negotiated;
+
+/// Highest latency a histogram tracks: one hour, in µs. Larger values are clamped.
+pub const MAX_TRACKED_US: u64 = 3_600_000_000;
+/// Significant figures kept by every histogram.
+pub const SIGNIFICANT_FIGURES: u8 = 3;
+
+/// A latency histogram in µs (1 µs .. 1 h, 3 significant figures).
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_TRACKED_US, SIGNIFICANT_FIGURES)
+        .expect("constant histogram bounds are valid")
+}
+
+/// The measured window, shared by every role of a phase. Both ends start "unset"
+/// (`u64::MAX`), so nothing counts until the window is opened.
+#[derive(Debug)]
+pub struct Window {
+    start_ns: AtomicU64,
+    end_ns: AtomicU64,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            start_ns: AtomicU64::new(u64::MAX),
+            end_ns: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Window {
+    /// Opens the window at `start_ns` (run clock), with no end yet.
+    pub fn open(&self, start_ns: u64) {
+        self.end_ns.store(u64::MAX, Ordering::Release);
+        self.start_ns.store(start_ns, Ordering::Release);
+    }
+
+    /// Closes the window at `end_ns`: frames scheduled later no longer count.
+    pub fn close(&self, end_ns: u64) {
+        self.end_ns.store(end_ns, Ordering::Release);
+    }
+
+    /// Whether a frame scheduled at `t_ns` counts.
+    #[inline]
+    pub fn contains(&self, t_ns: u64) -> bool {
+        let start = self.start_ns.load(Ordering::Acquire);
+        start != u64::MAX && t_ns >= start && t_ns < self.end_ns.load(Ordering::Acquire)
+    }
+
+    /// `(start, end)`, if the window has been opened (end is `u64::MAX` while open).
+    pub fn bounds(&self) -> Option<(u64, u64)> {
+        let start = self.start_ns.load(Ordering::Acquire);
+        (start != u64::MAX).then(|| (start, self.end_ns.load(Ordering::Acquire)))
+    }
+}
+
+/// Counters and histograms for one direction of one link, as seen by the receiver.
+#[derive(Clone, Debug)]
+pub struct LinkMetrics {
+    /// Frames received whose scheduled time is in the window.
+    pub frames: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Those that arrived more than one frame interval after they were due.
+    pub late_frames: u64,
+    /// Frames missing from the sequence (gaps between consecutive sequence numbers).
+    pub sequence_gaps: u64,
+    /// Last byte read − scheduled time, µs (coordinated-omission corrected).
+    pub latency_us: Histogram<u64>,
+    /// Last byte read − sent time, µs (what a naive measurement would report).
+    pub uncorrected_latency_us: Histogram<u64>,
+    /// TCP connect time per connection, µs.
+    pub connect_us: Histogram<u64>,
+    /// TLS handshake time per connection (client side), µs.
+    pub handshake_us: Histogram<u64>,
+    /// Subscribe → first key frame fully received, per stream, µs.
+    pub ttff_us: Histogram<u64>,
+    /// Connections that were set up.
+    pub connections: u64,
+    /// Failures by category (`untrusted_ca`, `wrong_host`, `io`, …).
+    pub errors: BTreeMap<String, u64>,
+    /// What the TLS handshakes negotiated (the last one seen; all are pinned alike).
+    pub negotiated: Option<Negotiated>,
+}
+
+impl Default for LinkMetrics {
+    fn default() -> Self {
+        LinkMetrics {
+            frames: 0,
+            bytes: 0,
+            late_frames: 0,
+            sequence_gaps: 0,
+            latency_us: latency_histogram(),
+            uncorrected_latency_us: latency_histogram(),
+            connect_us: latency_histogram(),
+            handshake_us: latency_histogram(),
+            ttff_us: latency_histogram(),
+            connections: 0,
+            errors: BTreeMap::new(),
+            negotiated: None,
+        }
+    }
+}
+
+/// Converts ns to whole µs, rounding up so that a non-zero latency never records as 0.
+#[inline]
+pub fn ns_to_us(ns: u64) -> u64 {
+    ns.div_ceil(1000).max(1)
+}
+
+impl LinkMetrics {
+    /// Counts one received frame: `recv_ns` is when its last byte was read.
+    #[inline]
+    pub fn record_frame(
+        &mut self,
+        payload_len: u32,
+        scheduled_ns: u64,
+        sent_ns: u64,
+        recv_ns: u64,
+        interval_ns: u64,
+    ) {
+        let corrected = recv_ns.saturating_sub(scheduled_ns);
+        self.frames += 1;
+        self.bytes += u64::from(payload_len);
+        if corrected > interval_ns {
+            self.late_frames += 1;
+        }
+        self.latency_us.saturating_record(ns_to_us(corrected));
+        self.uncorrected_latency_us
+            .saturating_record(ns_to_us(recv_ns.saturating_sub(sent_ns)));
+    }
+
+    /// Counts one failure of `category`.
+    pub fn record_error(&mut self, category: &str) {
+        *self.errors.entry(category.to_owned()).or_default() += 1;
+    }
+
+    /// Adds another link's figures into this one (histograms merge losslessly).
+    pub fn merge(&mut self, o: &LinkMetrics) {
+        self.frames += o.frames;
+        self.bytes += o.bytes;
+        self.late_frames += o.late_frames;
+        self.sequence_gaps += o.sequence_gaps;
+        self.connections += o.connections;
+        for (a, b) in [
+            (&mut self.latency_us, &o.latency_us),
+            (&mut self.uncorrected_latency_us, &o.uncorrected_latency_us),
+            (&mut self.connect_us, &o.connect_us),
+            (&mut self.handshake_us, &o.handshake_us),
+            (&mut self.ttff_us, &o.ttff_us),
+        ] {
+            // Same bounds on both sides, so adding cannot fail; saturate if it ever did.
+            if a.add(b).is_err() {
+                for v in b.iter_recorded() {
+                    a.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+                }
+            }
+        }
+        for (k, v) in &o.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+        if o.negotiated.is_some() {
+            self.negotiated.clone_from(&o.negotiated);
+        }
+    }
+}
+
+/// What a sender counts for the window: frames and bytes written, frames it had to drop.
+#[derive(Debug, Default)]
+pub struct SenderCounters {
+    /// Frames written whose scheduled time is in the window.
+    pub frames_sent: AtomicU64,
+    /// Their payload bytes.
+    pub bytes_sent: AtomicU64,
+    /// Frames scheduled in the window and dropped because a subscriber's queue was full
+    /// (or because the stream was waiting for a key frame after such a drop).
+    pub dropped_frames: AtomicU64,
+}
+
+impl SenderCounters {
+    /// A plain-number copy.
+    pub fn snapshot(&self) -> SenderSnapshot {
+        SenderSnapshot {
+            frames_sent: self.frames_sent.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            dropped_frames: self.dropped_frames.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A copy of [`SenderCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SenderSnapshot {
+    /// Frames written in the window.
+    pub frames_sent: u64,
+    /// Payload bytes written in the window.
+    pub bytes_sent: u64,
+    /// Frames dropped in the window.
+    pub dropped_frames: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_counts_only_scheduled_times_inside_it() {
+        let w = Window::default();
+        assert!(!w.contains(5));
+        w.open(10);
+        assert!(w.contains(10) && w.contains(1 << 60) && !w.contains(9));
+        w.close(20);
+        assert!(w.contains(19) && !w.contains(20));
+        assert_eq!(w.bounds(), Some((10, 20)));
+    }
+
+    #[test]
+    fn corrected_latency_counts_from_schedule_and_late_means_over_one_interval() {
+        let mut m = LinkMetrics::default();
+        // Due at 0, sent at 900 ms (sender stalled), received at 901 ms.
+        m.record_frame(100, 0, 900_000_000, 901_000_000, 33_333_333);
+        m.record_frame(100, 1_000_000_000, 1_000_000_000, 1_000_500_000, 33_333_333);
+        assert_eq!(m.frames, 2);
+        assert_eq!(m.bytes, 200);
+        assert_eq!(m.late_frames, 1);
+        assert!(m.latency_us.max() >= 900_000);
+        assert!(m.uncorrected_latency_us.max() <= 1_001);
+        let mut total = LinkMetrics::default();
+        total.merge(&m);
+        total.merge(&m);
+        assert_eq!(total.frames, 4);
+        assert_eq!(total.latency_us.len(), 4);
+    }
+}

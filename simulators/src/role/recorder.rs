@@ -1,0 +1,516 @@
+//! A recording server: cameras producing frames on schedule, and clients subscribing to them.
+//!
+//! Each camera runs a task that wakes when its next frame is due and offers the frame to
+//! every subscriber. Each client connection has a bounded queue; when it is full the frame
+//! is dropped, and so is every frame of that camera until its next key frame (a decoder
+//! cannot use P-frames whose reference is missing). Drops are counted. Memory per
+//! connection is therefore bounded however slow the client is; payloads are shared slices,
+//! so a queued frame costs a few dozen bytes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::RunClock;
+use crate::metrics::{latency_histogram, ns_to_us, SenderCounters, SenderSnapshot, Window};
+use crate::role::RoleRuntime;
+use crate::transport::{Incoming, Listener, Mode, Negotiated};
+use crate::video::{Camera, FrameSpec, Playback};
+use crate::wire::{self, Header, Kind, Subscribe, WireError, FLAG_KEYFRAME};
+
+/// Default capacity of one connection's frame queue. Queued frames hold shared payload
+/// slices, so this bounds memory per connection to a few hundred KiB of bookkeeping.
+pub const DEFAULT_QUEUE_FRAMES: usize = 1024;
+/// Largest request a client may send to a recording server.
+pub const MAX_REQUEST: u32 = 64 * 1024;
+/// How long a new connection may take to send its subscribe request.
+pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to build a recording server.
+#[derive(Debug)]
+pub struct RecorderConfig {
+    /// The host name its certificate carries (e.g. `recorder-1.vms.test`).
+    pub host: String,
+    /// Its cameras; ids must be unique.
+    pub cameras: Vec<Camera>,
+    /// Capacity of each connection's frame queue, in frames.
+    pub queue_frames: usize,
+    /// Run-clock instant the cameras' frame clocks start from.
+    pub start_ns: u64,
+}
+
+/// A frame waiting in a connection's queue.
+#[derive(Debug)]
+struct Outgoing {
+    camera: u32,
+    spec: FrameSpec,
+    payload: Bytes,
+}
+
+/// One subscriber of one camera.
+#[derive(Debug)]
+struct Subscriber {
+    tx: mpsc::Sender<Outgoing>,
+    waiting_for_key: bool,
+}
+
+enum Offer {
+    Queued,
+    Dropped,
+    Closed,
+}
+
+impl Subscriber {
+    fn new(tx: mpsc::Sender<Outgoing>) -> Self {
+        // A new subscriber starts at a key frame, as a real client's decoder must.
+        Subscriber {
+            tx,
+            waiting_for_key: true,
+        }
+    }
+
+    fn offer(&mut self, camera: &Camera, spec: &FrameSpec) -> Offer {
+        if self.tx.is_closed() {
+            return Offer::Closed;
+        }
+        if self.waiting_for_key && !spec.keyframe {
+            return Offer::Dropped;
+        }
+        let out = Outgoing {
+            camera: camera.id,
+            spec: *spec,
+            payload: camera.payload(spec),
+        };
+        match self.tx.try_send(out) {
+            Ok(()) => {
+                self.waiting_for_key = false;
+                Offer::Queued
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.waiting_for_key = true;
+                Offer::Dropped
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CameraSlot {
+    camera: Camera,
+    subscribers: Mutex<Vec<Subscriber>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    clock: RunClock,
+    window: Arc<Window>,
+    start_ns: u64,
+    queue_frames: usize,
+    cameras: BTreeMap<u32, CameraSlot>,
+    counters: SenderCounters,
+    accepted: AtomicU64,
+    failures: Mutex<BTreeMap<String, u64>>,
+    handshake_us: Mutex<Histogram<u64>>,
+    negotiated: Mutex<Option<Negotiated>>,
+    stall_until_ns: AtomicU64,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Shared {
+    fn fail(&self, category: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            *f.entry(category.to_owned()).or_default() += 1;
+        }
+    }
+
+    fn count_drop(&self, spec: &FrameSpec) {
+        if self.window.contains(spec.due_ns) {
+            self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What a recording server has counted.
+#[derive(Clone, Debug)]
+pub struct RecorderStats {
+    /// Connections whose handshake completed.
+    pub connections: u64,
+    /// Failed connections by category (handshake failures, protocol errors, …).
+    pub failures: BTreeMap<String, u64>,
+    /// Frames and bytes sent and dropped within the window.
+    pub sent: SenderSnapshot,
+    /// Server-side TLS handshake times, µs.
+    pub handshake_us: Histogram<u64>,
+    /// What its TLS handshakes negotiated.
+    pub negotiated: Option<Negotiated>,
+}
+
+/// A running recording server.
+#[derive(Debug)]
+pub struct Recorder {
+    addr: SocketAddr,
+    mode: Mode,
+    shared: Arc<Shared>,
+}
+
+impl Recorder {
+    /// Starts the server's cameras and accept loop on `runtime`.
+    pub fn start(
+        runtime: &RoleRuntime,
+        listener: Listener,
+        config: RecorderConfig,
+        clock: RunClock,
+        window: Arc<Window>,
+    ) -> std::io::Result<Recorder> {
+        let addr = listener.local_addr()?;
+        let mode = listener.mode();
+        let cameras = config
+            .cameras
+            .into_iter()
+            .map(|camera| {
+                (
+                    camera.id,
+                    CameraSlot {
+                        camera,
+                        subscribers: Mutex::new(Vec::new()),
+                    },
+                )
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            clock,
+            window,
+            start_ns: config.start_ns,
+            queue_frames: config.queue_frames.max(1),
+            cameras,
+            counters: SenderCounters::default(),
+            accepted: AtomicU64::new(0),
+            failures: Mutex::new(BTreeMap::new()),
+            handshake_us: Mutex::new(latency_histogram()),
+            negotiated: Mutex::new(None),
+            stall_until_ns: AtomicU64::new(0),
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        for id in shared.cameras.keys() {
+            let (s, id) = (shared.clone(), *id);
+            shared.tasks.spawn_on(run_camera(s, id), &runtime.handle());
+        }
+        let s = shared.clone();
+        let handle = runtime.handle();
+        shared
+            .tasks
+            .spawn_on(accept_loop(s, listener, handle.clone()), &handle);
+        Ok(Recorder { addr, mode, shared })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Plaintext or TLS.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Stops sending for `duration`: frames keep falling due and queue up (or are dropped
+    /// when a queue is full), then go out in a burst. Shows what coordinated-omission
+    /// correction does.
+    pub fn stall(&self, duration: Duration) {
+        let until = self.shared.clock.now_ns() + duration.as_nanos() as u64;
+        self.shared.stall_until_ns.store(until, Ordering::Release);
+    }
+
+    /// A copy of its counters.
+    pub fn stats(&self) -> RecorderStats {
+        let s = &self.shared;
+        RecorderStats {
+            connections: s.accepted.load(Ordering::Relaxed),
+            failures: s.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+            sent: s.counters.snapshot(),
+            handshake_us: s
+                .handshake_us
+                .lock()
+                .map(|h| h.clone())
+                .unwrap_or_else(|_| latency_histogram()),
+            negotiated: s.negotiated.lock().ok().and_then(|n| n.clone()),
+        }
+    }
+
+    /// Stops every task and waits for them to end.
+    pub async fn stop(self) {
+        self.shared.cancel.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+    }
+}
+
+async fn run_camera(shared: Arc<Shared>, id: u32) {
+    let Some(slot) = shared.cameras.get(&id) else {
+        return;
+    };
+    let camera = &slot.camera;
+    let mut seq = camera.first_seq_at(Playback::Live, shared.start_ns, shared.clock.now_ns());
+    loop {
+        let spec = camera.frame(Playback::Live, shared.start_ns, seq);
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(shared.clock.instant_at(spec.due_ns).into()) => {}
+        }
+        if let Ok(mut subs) = slot.subscribers.lock() {
+            subs.retain_mut(|sub| match sub.offer(camera, &spec) {
+                Offer::Queued => true,
+                Offer::Dropped => {
+                    shared.count_drop(&spec);
+                    true
+                }
+                Offer::Closed => false,
+            });
+        }
+        seq += 1;
+    }
+}
+
+async fn run_playback(
+    shared: Arc<Shared>,
+    id: u32,
+    speed: u8,
+    tx: mpsc::Sender<Outgoing>,
+    conn: CancellationToken,
+) {
+    let Some(slot) = shared.cameras.get(&id) else {
+        return;
+    };
+    let camera = &slot.camera;
+    let playback = Playback::Speed(speed);
+    let start = shared.clock.now_ns();
+    let mut sub = Subscriber::new(tx);
+    for seq in 0.. {
+        let spec = camera.frame(playback, start, seq);
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            _ = conn.cancelled() => return,
+            _ = tokio::time::sleep_until(shared.clock.instant_at(spec.due_ns).into()) => {}
+        }
+        match sub.offer(camera, &spec) {
+            Offer::Queued => {}
+            Offer::Dropped => shared.count_drop(&spec),
+            Offer::Closed => return,
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: Listener, handle: tokio::runtime::Handle) {
+    loop {
+        let incoming = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        match incoming {
+            Ok(incoming) => {
+                let s = shared.clone();
+                shared.tasks.spawn_on(serve(s, incoming), &handle);
+            }
+            Err(_) => {
+                // Accept errors (e.g. out of file descriptors) must not end the server.
+                shared.fail("accept");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+fn wire_category(e: &WireError) -> &'static str {
+    match e {
+        WireError::Io(_) | WireError::Truncated => "io",
+        _ => "protocol",
+    }
+}
+
+async fn serve(shared: Arc<Shared>, incoming: Incoming) {
+    let accepted = tokio::select! {
+        _ = shared.cancel.cancelled() => return,
+        r = incoming.handshake() => r,
+    };
+    let accepted = match accepted {
+        Ok(a) => a,
+        Err(e) => return shared.fail(e.category.as_str()),
+    };
+    shared.accepted.fetch_add(1, Ordering::Relaxed);
+    if let Some(n) = accepted.negotiated {
+        if let Ok(mut h) = shared.handshake_us.lock() {
+            h.saturating_record(ns_to_us(accepted.handshake.as_nanos() as u64));
+        }
+        if let Ok(mut slot) = shared.negotiated.lock() {
+            *slot = Some(n);
+        }
+    }
+    let (rd, wr) = tokio::io::split(accepted.stream);
+    let mut rd = BufReader::new(rd);
+    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+
+    // The first message must be a subscription.
+    let first = tokio::time::timeout(SUBSCRIBE_TIMEOUT, read_request(&mut rd)).await;
+    let subscribe = match first {
+        Ok(Ok(Some((h, p)))) if h.kind == Kind::Subscribe => Subscribe::decode(&p),
+        Ok(Ok(Some(_))) => Err(WireError::Malformed {
+            kind: Kind::Subscribe,
+            reason: "expected a subscribe request first",
+        }),
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => Err(e),
+        Err(_) => return shared.fail("timeout"),
+    };
+    let subscribe = match subscribe {
+        Ok(s) => s,
+        Err(e) => {
+            shared.fail(wire_category(&e));
+            let _ = refuse(&mut wr, &e.to_string()).await;
+            return;
+        }
+    };
+    if let Some(bad) = subscribe
+        .cameras
+        .iter()
+        .find(|c| !shared.cameras.contains_key(c))
+    {
+        shared.fail("unknown_camera");
+        let _ = refuse(
+            &mut wr,
+            &format!("no camera {bad} on this recording server"),
+        )
+        .await;
+        return;
+    }
+
+    let (tx, rx) = mpsc::channel(shared.queue_frames);
+    let conn = shared.cancel.child_token();
+    for id in &subscribe.cameras {
+        match subscribe.playback_speed {
+            None => {
+                if let Some(slot) = shared.cameras.get(id) {
+                    if let Ok(mut subs) = slot.subscribers.lock() {
+                        subs.push(Subscriber::new(tx.clone()));
+                    }
+                }
+            }
+            Some(speed) => {
+                let s = shared.clone();
+                shared
+                    .tasks
+                    .spawn(run_playback(s, *id, speed, tx.clone(), conn.clone()));
+            }
+        }
+    }
+    drop(tx);
+
+    // The reader watches for the client leaving (or misbehaving) and ends the connection.
+    let reader_conn = conn.clone();
+    let reader_shared = shared.clone();
+    shared.tasks.spawn(async move {
+        let outcome = tokio::select! {
+            _ = reader_conn.cancelled() => return,
+            r = read_request(&mut rd) => r,
+        };
+        match outcome {
+            Ok(None)
+            | Ok(Some((
+                Header {
+                    kind: Kind::Bye, ..
+                },
+                _,
+            ))) => {}
+            Ok(Some(_)) => reader_shared.fail("protocol"),
+            Err(e) => reader_shared.fail(wire_category(&e)),
+        }
+        reader_conn.cancel();
+    });
+
+    if let Err(e) = write_frames(&shared, rx, &mut wr, &conn).await {
+        if !conn.is_cancelled() {
+            shared.fail(wire_category(&e));
+        }
+    }
+    conn.cancel();
+    let _ = wr.shutdown().await;
+}
+
+async fn read_request<R: tokio::io::AsyncRead + Unpin>(
+    rd: &mut R,
+) -> Result<Option<(Header, Vec<u8>)>, WireError> {
+    let Some(h) = wire::read_header(rd, MAX_REQUEST).await? else {
+        return Ok(None);
+    };
+    let mut payload = Vec::new();
+    wire::read_payload(rd, &h, &mut payload).await?;
+    Ok(Some((h, payload)))
+}
+
+async fn refuse<W: tokio::io::AsyncWrite + Unpin>(
+    wr: &mut W,
+    reason: &str,
+) -> Result<(), WireError> {
+    wire::write_message(wr, Header::new(Kind::Error), reason.as_bytes()).await?;
+    wr.flush().await?;
+    Ok(())
+}
+
+async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
+    shared: &Shared,
+    mut rx: mpsc::Receiver<Outgoing>,
+    wr: &mut W,
+    conn: &CancellationToken,
+) -> Result<(), WireError> {
+    loop {
+        let out = tokio::select! {
+            _ = conn.cancelled() => return Ok(()),
+            o = rx.recv() => match o { Some(o) => o, None => return Ok(()) },
+        };
+        let stall = shared.stall_until_ns.load(Ordering::Acquire);
+        if stall > shared.clock.now_ns() {
+            tokio::select! {
+                _ = conn.cancelled() => return Ok(()),
+                _ = tokio::time::sleep_until(shared.clock.instant_at(stall).into()) => {}
+            }
+        }
+        let header = Header {
+            kind: Kind::Frame,
+            flags: if out.spec.keyframe { FLAG_KEYFRAME } else { 0 },
+            stream_id: out.camera,
+            seq: out.spec.seq,
+            scheduled_ns: out.spec.due_ns,
+            sent_ns: shared.clock.now_ns(),
+            payload_len: 0,
+        };
+        let write = wire::write_message(wr, header, &out.payload);
+        tokio::select! {
+            _ = conn.cancelled() => return Ok(()),
+            r = write => r?,
+        }
+        if shared.window.contains(out.spec.due_ns) {
+            shared.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+            shared
+                .counters
+                .bytes_sent
+                .fetch_add(out.payload.len() as u64, Ordering::Relaxed);
+        }
+        if rx.is_empty() {
+            tokio::select! {
+                _ = conn.cancelled() => return Ok(()),
+                r = wr.flush() => r?,
+            }
+        }
+    }
+}
