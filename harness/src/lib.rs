@@ -1,1 +1,4 @@
 //! vmsbench library.
+pub mod environment;
+pub mod process;
+pub mod units;
