@@ -4,6 +4,7 @@
 //! CPU time of a role (a recording server, the viewers) can be measured on its own even
 //! when every role shares one process.
 
+pub mod bulk;
 pub mod recorder;
 pub mod viewer;
 
