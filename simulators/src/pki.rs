@@ -3,7 +3,9 @@
 //!
 //! [`Pki::generate`] is the usual entry point: a CA plus an identity for every host, all
 //! with the same [`KeyType`]. [`CertificateAuthority::issue`] issues further (or
-//! deliberately broken: expired, not yet valid, wrong names) certificates.
+//! deliberately broken: expired, not yet valid, wrong names) certificates, and
+//! [`CertificateAuthority::issue_intermediate`] puts an intermediate CA between the root and
+//! the hosts.
 //!
 //! rustls configurations built here always name their crypto provider explicitly
 //! ([`TlsSettings::provider`]), so nothing depends on a process-wide default provider.
@@ -327,13 +329,24 @@ fn san(name: &str) -> Result<SanType, PkiError> {
     Ok(SanType::DnsName(ia5))
 }
 
-/// The deployment's certificate authority: a self-signed CA certificate and its key.
+/// The deployment's certificate authority: a self-signed CA certificate and its key, or an
+/// intermediate CA (see [`CertificateAuthority::issue_intermediate`]) that remembers the
+/// certificates between it and the root.
 pub struct CertificateAuthority {
     issuer: CertifiedIssuer<'static, KeyPair>,
     common_name: String,
     key_type: KeyType,
     validity: Validity,
     serial: Vec<u8>,
+    /// This CA's certificate and every CA certificate above it, excluding the root (the
+    /// issuer first); empty for a root.
+    intermediates: Vec<CertificateDer<'static>>,
+    /// `intermediates` as concatenated PEM, in the same order.
+    intermediates_pem: String,
+    /// The self-signed root at the top of the chain (this CA's own certificate for a root).
+    root_der: CertificateDer<'static>,
+    /// `root_der` as PEM.
+    root_pem: String,
 }
 
 impl fmt::Debug for CertificateAuthority {
@@ -343,6 +356,7 @@ impl fmt::Debug for CertificateAuthority {
             .field("key_type", &self.key_type)
             .field("serial", &hex(&self.serial))
             .field("validity", &self.validity)
+            .field("intermediates", &self.intermediates.len())
             .field("key", &"[redacted]")
             .finish()
     }
@@ -378,13 +392,99 @@ impl CertificateAuthority {
                 source,
             }
         })?;
+        let root_der = issuer.der().clone();
+        let root_pem = issuer.pem();
         Ok(CertificateAuthority {
             issuer,
             common_name: common_name.to_owned(),
             key_type: key,
             validity,
             serial,
+            intermediates: Vec::new(),
+            intermediates_pem: String::new(),
+            root_der,
+            root_pem,
         })
+    }
+
+    /// Issues an intermediate CA signed by this one: a fresh key of type `key` and a
+    /// certificate with `common_name` as its CN, basicConstraints CA:TRUE with path length 0
+    /// (so it may issue server certificates but no further CAs), key usage keyCertSign +
+    /// cRLSign + digitalSignature, an authority key identifier and a random serial number.
+    ///
+    /// The validity is not checked against this CA's. The returned CA remembers the chain
+    /// up to the root: the [`HostIdentity`] it issues presents the intermediate(s) after the
+    /// leaf ([`HostIdentity::chain`]), and [`CertificateAuthority::roots`] /
+    /// [`CertificateAuthority::client_config`] trust the root, not the intermediate. An
+    /// intermediate issued by an intermediate gets a certificate, but since the path length
+    /// of the first is 0 no verifier accepts chains through it.
+    pub fn issue_intermediate(
+        &self,
+        common_name: &str,
+        key: KeyType,
+        validity: Validity,
+    ) -> Result<CertificateAuthority, PkiError> {
+        validity.check()?;
+        let serial = random_serial()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        validity.apply(&mut params);
+        let key_pair = key.generate()?;
+        let issuer =
+            CertifiedIssuer::signed_by(params, key_pair, &*self.issuer).map_err(|source| {
+                PkiError::Certificate {
+                    subject: common_name.to_owned(),
+                    source,
+                }
+            })?;
+        let mut intermediates = Vec::with_capacity(1 + self.intermediates.len());
+        intermediates.push(issuer.der().clone());
+        intermediates.extend(self.intermediates.iter().cloned());
+        let intermediates_pem = format!("{}{}", issuer.pem(), self.intermediates_pem);
+        Ok(CertificateAuthority {
+            issuer,
+            common_name: common_name.to_owned(),
+            key_type: key,
+            validity,
+            serial,
+            intermediates,
+            intermediates_pem,
+            root_der: self.root_der.clone(),
+            root_pem: self.root_pem.clone(),
+        })
+    }
+
+    /// Whether this is a self-signed root (not an intermediate).
+    pub fn is_root(&self) -> bool {
+        self.intermediates.is_empty()
+    }
+
+    /// This CA's certificate and every CA certificate above it up to, but excluding, the
+    /// root, the issuer of each following it; empty for a root.
+    pub fn intermediates(&self) -> &[CertificateDer<'static>] {
+        &self.intermediates
+    }
+
+    /// The root CA certificate, DER (this CA's own certificate for a root).
+    pub fn root_cert_der(&self) -> &CertificateDer<'static> {
+        &self.root_der
+    }
+
+    /// The root CA certificate, PEM: what clients need to trust (this CA's own certificate
+    /// for a root).
+    pub fn root_cert_pem(&self) -> String {
+        self.root_pem.clone()
     }
 
     /// The CA certificate, DER.
@@ -392,7 +492,8 @@ impl CertificateAuthority {
         self.issuer.der()
     }
 
-    /// The CA certificate, PEM: what clients outside this process need to trust.
+    /// The CA certificate, PEM: for a root, what clients outside this process need to
+    /// trust (for an intermediate see [`CertificateAuthority::root_cert_pem`]).
     pub fn cert_pem(&self) -> String {
         self.issuer.pem()
     }
@@ -432,6 +533,9 @@ impl CertificateAuthority {
     /// identifier, a random serial number and exactly the given validity, which is not
     /// checked against the CA's (so that expired or not-yet-valid certificates can be made
     /// on purpose).
+    ///
+    /// If this CA is an intermediate, the identity's chain carries the intermediate
+    /// certificates after the leaf, and its [`HostIdentity::chain_pem`] ends with the root.
     pub fn issue(
         &self,
         host: &str,
@@ -479,6 +583,9 @@ impl CertificateAuthority {
             })?;
         let key_pem = key_pair.serialize_pem();
         let private_key = PrivatePkcs8KeyDer::from(key_pair.serialize_der());
+        let mut chain = Vec::with_capacity(1 + self.intermediates.len());
+        chain.push(cert.der().clone());
+        chain.extend(self.intermediates.iter().cloned());
         Ok(HostIdentity {
             host: host.to_owned(),
             sans: names,
@@ -486,23 +593,24 @@ impl CertificateAuthority {
             validity,
             serial,
             cert_pem: cert.pem(),
-            chain: vec![cert.der().clone()],
-            ca_pem: self.cert_pem(),
+            chain,
+            ca_pem: format!("{}{}", self.intermediates_pem, self.root_pem),
             key: PrivateKeyDer::Pkcs8(private_key),
             key_pem,
         })
     }
 
-    /// A root store holding only this CA.
+    /// A root store holding only this CA's root (this CA itself unless it is an
+    /// intermediate).
     pub fn roots(&self) -> RootCertStore {
         let mut roots = RootCertStore::empty();
         // A certificate we just generated always parses; should it not, the store is
         // empty and every handshake fails with an untrusted-CA error that says so.
-        let _ = roots.add(self.cert_der().clone());
+        let _ = roots.add(self.root_der.clone());
         roots
     }
 
-    /// A client configuration that trusts only this CA and checks that the server's
+    /// A client configuration that trusts only this CA's root and checks that the server's
     /// certificate names the host dialled. The provider and protocol versions come from
     /// `tls`.
     pub fn client_config(&self, tls: &TlsSettings) -> Result<Arc<ClientConfig>, PkiError> {
@@ -526,8 +634,10 @@ pub struct HostIdentity {
     key_type: KeyType,
     validity: Validity,
     serial: Vec<u8>,
+    /// The leaf, then any intermediate CA certificates (not the root).
     chain: Vec<CertificateDer<'static>>,
     cert_pem: String,
+    /// The intermediate CA certificates (if any), then the root, PEM.
     ca_pem: String,
     key: PrivateKeyDer<'static>,
     key_pem: String,
@@ -574,7 +684,8 @@ impl HostIdentity {
         &self.sans
     }
 
-    /// The chain the server presents: the leaf certificate only (clients hold the CA).
+    /// The chain the server presents: the leaf certificate, followed by the intermediate CA
+    /// certificates if it was issued by an intermediate (clients hold the root).
     pub fn chain(&self) -> &[CertificateDer<'static>] {
         &self.chain
     }
@@ -589,8 +700,8 @@ impl HostIdentity {
         self.cert_pem.clone()
     }
 
-    /// The leaf followed by the CA certificate, PEM: the full chain for export to servers
-    /// that want one file.
+    /// The leaf followed by any intermediate CA certificates and the root CA certificate,
+    /// PEM: the full chain for export to servers that want one file.
     pub fn chain_pem(&self) -> String {
         format!("{}{}", self.cert_pem, self.ca_pem)
     }

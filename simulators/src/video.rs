@@ -262,10 +262,13 @@ fn mix(mut z: u64) -> u64 {
 }
 
 impl Camera {
-    /// A camera. Its phase (offset of its frame clock within one frame interval) is drawn
-    /// from the seed, so that cameras of one server do not all fire at the same instant.
+    /// A camera. Its phase (offset of its frame clock within one GOP) is drawn from the
+    /// seed: cameras of one server neither fire at the same instant nor send their key
+    /// frames together, so a new viewer waits for a key frame as long as it would on a real
+    /// system (half a GOP on average).
     pub fn new(id: u32, profile: Arc<Profile>, seed: u64, pool: PayloadPool) -> Self {
-        let phase_ns = mix(seed ^ (u64::from(id) << 32) ^ 0x5eed) % profile.frame_interval_ns();
+        let gop_ns = profile.frame_interval_ns() * u64::from(profile.gop.max(1));
+        let phase_ns = mix(seed ^ (u64::from(id) << 32) ^ 0x5eed) % gop_ns;
         Camera {
             id,
             profile,
@@ -275,7 +278,7 @@ impl Camera {
         }
     }
 
-    /// The camera's phase within a frame interval.
+    /// The camera's phase within a GOP.
     pub fn phase_ns(&self) -> u64 {
         self.phase_ns
     }
@@ -438,7 +441,7 @@ mod tests {
     fn frames_are_due_at_exact_instants() {
         let cam = camera(Profile::default_1080p(), 0);
         let phase = cam.phase_ns();
-        assert!(phase < 33_333_333);
+        assert!(phase < NS_PER_S);
         assert_eq!(cam.due_ns(Playback::Live, 1000, 0), 1000 + phase);
         assert_eq!(
             cam.due_ns(Playback::Live, 1000, 30),

@@ -1,0 +1,232 @@
+//! Command-line interface: flags and their parsing. Values accept what people type
+//! (`10s`, `64KiB`, `1k`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use simulators::pki::KeyType;
+use simulators::transport::{Cipher, KxGroup, Mode, TlsSettings, TlsVersion};
+
+use crate::units::{parse_count, parse_duration, parse_size};
+
+/// What does TLS cost on each link of a video-management system? vmsbench simulates the
+/// deployment on real sockets, measures every link in plaintext and over TLS, and reports
+/// the difference.
+#[derive(Debug, Parser)]
+#[command(name = "vmsbench", version, about, long_about = None)]
+pub struct Opts {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stream video from a recording server to viewers, plaintext and TLS, and report the cost.
+    Run(RunArgs),
+    /// Push unpaced frames through one or more connections: the link's ceiling.
+    Bulk(BulkArgs),
+}
+
+/// Which modes to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Plaintext only.
+    Plain,
+    /// TLS only.
+    Tls,
+    /// Plaintext and TLS, interleaved.
+    Both,
+}
+
+impl ModeArg {
+    /// The modes in the order each repeat runs them.
+    pub fn modes(self) -> Vec<Mode> {
+        match self {
+            ModeArg::Plain => vec![Mode::Plain],
+            ModeArg::Tls => vec![Mode::Tls],
+            ModeArg::Both => vec![Mode::Plain, Mode::Tls],
+        }
+    }
+}
+
+/// Flags every measuring command shares.
+#[derive(Debug, Args)]
+pub struct MeasureArgs {
+    /// Plaintext, TLS, or both (interleaved: plain, tls, plain, tls, …).
+    #[arg(long, value_enum, default_value_t = ModeArg::Both)]
+    pub mode: ModeArg,
+    /// Length of each measured window (e.g. 10s, 1m).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub duration: Duration,
+    /// Time before each window for connections to settle (e.g. 2s).
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub warmup: Duration,
+    /// Repeats of each mode; figures are medians over them.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// Write the report as JSON to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+/// TLS parameters, pinned so that a comparison compares one thing.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// TLS version(s) to offer, most preferred first.
+    #[arg(long = "tls-version", value_delimiter = ',', default_value = "1.3")]
+    pub versions: Vec<TlsVersion>,
+    /// Bulk cipher(s) to offer: aes128-gcm, aes256-gcm, chacha20-poly1305.
+    #[arg(long = "cipher", value_delimiter = ',', default_value = "aes256-gcm")]
+    pub ciphers: Vec<Cipher>,
+    /// Key-exchange group(s): x25519mlkem768, x25519, secp256r1, secp384r1.
+    #[arg(
+        long = "group",
+        value_delimiter = ',',
+        default_value = "x25519mlkem768"
+    )]
+    pub groups: Vec<KxGroup>,
+    /// Key type of the servers' certificates: rsa2048, rsa3072, rsa4096, ecdsa-p256, ecdsa-p384.
+    #[arg(long, default_value = "rsa2048")]
+    pub key: KeyType,
+}
+
+impl TlsArgs {
+    /// The TLS settings these flags describe.
+    pub fn settings(&self) -> TlsSettings {
+        TlsSettings {
+            versions: self.versions.clone(),
+            ciphers: self.ciphers.clone(),
+            groups: self.groups.clone(),
+        }
+    }
+}
+
+/// Threads per role.
+#[derive(Debug, Args)]
+pub struct ThreadArgs {
+    /// Worker threads of the server role (default: half the cores, at least 1).
+    #[arg(long)]
+    pub server_threads: Option<usize>,
+    /// Worker threads of the client role (default: half the cores, at least 1).
+    #[arg(long)]
+    pub client_threads: Option<usize>,
+}
+
+/// `vmsbench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Measurement flags.
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+    /// Cameras on the recording server (e.g. 32, 1k).
+    #[arg(long, value_parser = parse_u32_count)]
+    pub cameras: Option<u32>,
+    /// Viewers connected to it.
+    #[arg(long, value_parser = parse_u32_count)]
+    pub viewers: Option<u32>,
+    /// Cameras each viewer watches (default: cameras / viewers, at most 16).
+    #[arg(long, value_parser = parse_u32_count)]
+    pub cameras_per_viewer: Option<u32>,
+    /// Camera profile: sub, 720p, 1080p, 1080p-h265, 4mp, 4k, mjpeg-1080p.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Frames each connection may queue on the recording server before it drops.
+    #[arg(long, value_parser = parse_usize_count)]
+    pub queue_frames: Option<usize>,
+    /// Seed of the video model.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// TLS flags.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Thread flags.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
+}
+
+/// `vmsbench bulk`.
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    /// Measurement flags.
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+    /// Parallel connections.
+    #[arg(long, default_value = "1", value_parser = parse_u32_count)]
+    pub connections: u32,
+    /// Payload bytes per frame (e.g. 64KiB, 146KB).
+    #[arg(long, default_value = "64KiB", value_parser = parse_frame_size)]
+    pub frame_size: usize,
+    /// TLS flags.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Thread flags.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
+}
+
+fn parse_u32_count(s: &str) -> Result<u32, String> {
+    let n = parse_count(s)?;
+    u32::try_from(n).map_err(|_| format!("{s} is too large (at most {})", u32::MAX))
+}
+
+fn parse_usize_count(s: &str) -> Result<usize, String> {
+    let n = parse_count(s)?;
+    usize::try_from(n).map_err(|_| format!("{s} is too large"))
+}
+
+fn parse_frame_size(s: &str) -> Result<usize, String> {
+    let n = parse_size(s)?;
+    let max = u64::from(simulators::wire::MAX_PAYLOAD);
+    if n == 0 || n > max {
+        return Err(format!(
+            "frame size must be 1 B to {max} B (16 MiB), not {n}"
+        ));
+    }
+    usize::try_from(n).map_err(|_| format!("{s} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_human_units_parse() {
+        let o = Opts::parse_from(["vmsbench", "run"]);
+        let Command::Run(r) = o.command else {
+            panic!("run")
+        };
+        assert_eq!(r.measure.mode, ModeArg::Both);
+        assert_eq!(r.measure.repeat, 3);
+        assert_eq!(r.tls.settings(), TlsSettings::default());
+
+        let o = Opts::parse_from([
+            "vmsbench",
+            "bulk",
+            "--duration",
+            "1.5s",
+            "--frame-size",
+            "128KiB",
+            "--mode",
+            "tls",
+            "--connections",
+            "4",
+            "--tls-version",
+            "1.2,1.3",
+            "--group",
+            "x25519",
+        ]);
+        let Command::Bulk(b) = o.command else {
+            panic!("bulk")
+        };
+        assert_eq!(b.measure.duration, Duration::from_millis(1500));
+        assert_eq!(b.frame_size, 128 * 1024);
+        assert_eq!(b.connections, 4);
+        assert_eq!(b.tls.versions, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
+        assert!(Opts::try_parse_from(["vmsbench", "bulk", "--frame-size", "1GiB"]).is_err());
+        assert!(Opts::try_parse_from(["vmsbench", "run", "--repeat", "0"]).is_err());
+        assert!(Opts::try_parse_from(["vmsbench", "run", "--cipher", "rc4"]).is_err());
+    }
+}

@@ -1,0 +1,590 @@
+//! The report: per link and mode, what was measured, and what TLS cost.
+//!
+//! The JSON form is the documented interface (`schema_version` says which); the terminal
+//! table is rendered from the same structures.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use simulators::transport::{Mode, Negotiated};
+
+use crate::deployment::PhaseOutcome;
+use crate::environment::Environment;
+use crate::stats::{summarize, summarize_samples, Spread};
+use crate::units::{format_bytes, format_duration_us};
+
+/// Version of the JSON layout. Bumped when a field changes meaning or type.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A whole report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// Version of this layout.
+    pub schema_version: u32,
+    /// `run` or `bulk`.
+    pub command: String,
+    /// When the run started (RFC 3339, UTC).
+    pub started_at: String,
+    /// True when the run was interrupted: figures cover only what was measured.
+    pub partial: bool,
+    /// How and where it was measured.
+    pub environment: Environment,
+    /// The deployment or load that was simulated.
+    pub scenario: serde_json::Value,
+    /// Warm-up, window, repeats and order.
+    pub measurement: Measurement,
+    /// One entry per link and mode: medians over the repeats.
+    pub results: Vec<LinkResult>,
+    /// Per link: what TLS costs relative to plaintext.
+    pub cost: Vec<Cost>,
+    /// Things a reader must know before trusting the figures.
+    pub warnings: Vec<String>,
+}
+
+/// How the figures were taken.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Seconds between starting the roles and opening the window.
+    pub warmup_s: f64,
+    /// Seconds in each measured window.
+    pub duration_s: f64,
+    /// Repeats asked for (pairs of plain and TLS phases when both modes run).
+    pub repeat: u32,
+    /// Repeats that completed.
+    pub repeats_completed: u32,
+    /// Modes in the order each repeat ran them (`plain`, `tls`).
+    pub modes: Vec<Mode>,
+    /// How the repeats were ordered.
+    pub order: String,
+}
+
+/// Latency percentiles in µs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest value.
+    pub max: u64,
+}
+
+impl Percentiles {
+    /// Percentiles of a histogram (all zero when it is empty).
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        Percentiles {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// What TLS negotiated on a link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsInfo {
+    /// Protocol version, e.g. `TLSv1_3`.
+    pub version: String,
+    /// Cipher suite.
+    pub suite: String,
+    /// Key-exchange group.
+    pub group: String,
+}
+
+impl From<&Negotiated> for TlsInfo {
+    fn from(n: &Negotiated) -> Self {
+        TlsInfo {
+            version: n.version.clone(),
+            suite: n.suite.clone(),
+            group: n.group.clone(),
+        }
+    }
+}
+
+/// The figures of one phase (one repeat of one link in one mode).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Payload bytes received of frames scheduled in the window.
+    pub bytes_received: u64,
+    /// `bytes_received` over the window, Mbit/s.
+    pub goodput_mbit_s: f64,
+    /// What the streams should deliver (cameras watched × bitrate), Mbit/s; 0 for bulk.
+    pub offered_mbit_s: f64,
+    /// Frames scheduled in the window for the streams subscribed (0 for unpaced bulk).
+    pub frames_due: u64,
+    /// Frames the sender wrote in the window.
+    pub frames_sent: u64,
+    /// Frames received.
+    pub frames_received: u64,
+    /// Frames received more than one frame interval after they were due.
+    pub late_frames: u64,
+    /// Frames the sender dropped (slow consumer: queue full, then until the next I-frame).
+    pub dropped_frames: u64,
+    /// Frames missing from the received sequences.
+    pub sequence_gaps: u64,
+    /// Frames received per second.
+    pub frames_per_s: f64,
+    /// Last byte read − scheduled time (coordinated-omission corrected), µs.
+    pub latency_us: Percentiles,
+    /// Last byte read − sent time, µs.
+    pub uncorrected_latency_us: Percentiles,
+    /// Median TCP connect time, µs.
+    pub connect_us: u64,
+    /// Median client-side TLS handshake time, µs (0 for plaintext).
+    pub handshake_us: u64,
+    /// 99th percentile of the client-side handshake time, µs.
+    pub handshake_us_p99: u64,
+    /// Median server-side TLS handshake time, µs.
+    pub server_handshake_us: u64,
+    /// Median time to first frame (subscribe → first key frame received) per stream, µs.
+    pub ttff_us: u64,
+    /// 99th percentile of the time to first frame, µs.
+    pub ttff_us_p99: u64,
+    /// CPU seconds of the server role in the window.
+    pub cpu_server_s: f64,
+    /// CPU seconds of the client role in the window.
+    pub cpu_client_s: f64,
+    /// CPU seconds (user + system) of the whole process in the window.
+    pub cpu_process_s: f64,
+    /// Server CPU seconds per GB (10⁹ bytes) of payload delivered.
+    pub cpu_server_s_per_gb: Option<f64>,
+    /// Client CPU seconds per GB of payload delivered.
+    pub cpu_client_s_per_gb: Option<f64>,
+    /// Server cores busy on average during the window.
+    pub cores_server: f64,
+    /// Client cores busy on average during the window.
+    pub cores_client: f64,
+    /// Peak resident memory of the process during the phase, bytes.
+    pub peak_rss_bytes: u64,
+    /// (Peak RSS − RSS before the phase) per stream, bytes.
+    pub rss_per_stream_bytes: Option<f64>,
+    /// Client connections set up.
+    pub connections: u64,
+    /// Streams subscribed.
+    pub streams: u64,
+    /// Seconds in the window.
+    pub window_s: f64,
+}
+
+/// One link in one mode: medians over the repeats, their spread, and each repeat.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LinkResult {
+    /// Link id (`viewer-recorder`, `bulk`, …).
+    pub link: String,
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// What TLS negotiated (null for plaintext).
+    pub tls: Option<TlsInfo>,
+    /// Medians over the repeats.
+    #[serde(flatten)]
+    pub figures: Sample,
+    /// Failures by category, summed over the repeats (client and server side).
+    pub errors: BTreeMap<String, u64>,
+    /// The distinct failure messages seen.
+    pub error_messages: Vec<String>,
+    /// Repeats measured.
+    pub repeats: usize,
+    /// Min and max of each figure over the repeats, by field path.
+    pub spread: BTreeMap<String, Spread>,
+    /// Every repeat's figures, in order.
+    pub samples: Vec<Sample>,
+}
+
+/// What TLS costs on one link: TLS figure / plaintext figure, pair by pair, summarised.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Cost {
+    /// Link id.
+    pub link: String,
+    /// TLS goodput / plaintext goodput (below 1: TLS delivers less).
+    pub goodput_ratio: Option<f64>,
+    /// TLS p99 frame latency / plaintext p99.
+    pub latency_p99_ratio: Option<f64>,
+    /// TLS CPU per GB / plaintext CPU per GB, server and client together.
+    pub cpu_per_gb_ratio: Option<f64>,
+    /// The same for the server role alone.
+    pub cpu_server_per_gb_ratio: Option<f64>,
+    /// The same for the client role alone.
+    pub cpu_client_per_gb_ratio: Option<f64>,
+    /// Median TLS handshake time the client adds to connection setup, µs.
+    pub handshake_us: u64,
+    /// Plain/TLS pairs the ratios come from.
+    pub pairs: usize,
+    /// Min and max of each ratio over the pairs.
+    pub spread: BTreeMap<String, Spread>,
+}
+
+/// Every phase of one link in one mode.
+#[derive(Debug, Default)]
+struct Series {
+    samples: Vec<Sample>,
+    tls: Option<TlsInfo>,
+    errors: BTreeMap<String, u64>,
+    messages: Vec<String>,
+}
+
+/// Accumulates phases into a report.
+#[derive(Debug, Default)]
+pub struct Collector {
+    series: BTreeMap<(String, Mode), Series>,
+}
+
+fn quantile(h: &Histogram<u64>, q: f64) -> u64 {
+    if h.is_empty() {
+        0
+    } else {
+        h.value_at_quantile(q)
+    }
+}
+
+fn per_gb(cpu_s: f64, bytes: u64) -> Option<f64> {
+    (bytes > 0).then(|| cpu_s / (bytes as f64 / 1e9))
+}
+
+impl Sample {
+    /// The figures of one phase. `offered_bps` is what the streams should deliver.
+    pub fn from_phase(p: &PhaseOutcome, offered_bps: f64, streams: u64) -> Sample {
+        let r = &p.received;
+        let window_s = p.window_s.max(1e-9);
+        Sample {
+            bytes_received: r.bytes,
+            goodput_mbit_s: r.bytes as f64 * 8.0 / window_s / 1e6,
+            offered_mbit_s: offered_bps / 1e6,
+            frames_due: p.frames_due,
+            frames_sent: p.sent.frames_sent,
+            frames_received: r.frames,
+            late_frames: r.late_frames,
+            dropped_frames: p.sent.dropped_frames,
+            sequence_gaps: r.sequence_gaps,
+            frames_per_s: r.frames as f64 / window_s,
+            latency_us: Percentiles::of(&r.latency_us),
+            uncorrected_latency_us: Percentiles::of(&r.uncorrected_latency_us),
+            connect_us: quantile(&r.connect_us, 0.5),
+            handshake_us: quantile(&r.handshake_us, 0.5),
+            handshake_us_p99: quantile(&r.handshake_us, 0.99),
+            server_handshake_us: quantile(&p.server_handshake_us, 0.5),
+            ttff_us: quantile(&r.ttff_us, 0.5),
+            ttff_us_p99: quantile(&r.ttff_us, 0.99),
+            cpu_server_s: p.cpu_server_s,
+            cpu_client_s: p.cpu_client_s,
+            cpu_process_s: p.process_cpu.total_s(),
+            cpu_server_s_per_gb: per_gb(p.cpu_server_s, r.bytes),
+            cpu_client_s_per_gb: per_gb(p.cpu_client_s, r.bytes),
+            cores_server: p.cpu_server_s / window_s,
+            cores_client: p.cpu_client_s / window_s,
+            peak_rss_bytes: p.peak_rss_bytes,
+            rss_per_stream_bytes: (streams > 0).then(|| {
+                p.peak_rss_bytes.saturating_sub(p.baseline_rss_bytes) as f64 / streams as f64
+            }),
+            connections: p.connections,
+            streams,
+            window_s: p.window_s,
+        }
+    }
+}
+
+impl Collector {
+    /// Adds one phase.
+    pub fn add(&mut self, p: &PhaseOutcome, offered_bps: f64, streams: u64) {
+        let series = self.series.entry((p.link.clone(), p.mode)).or_default();
+        series
+            .samples
+            .push(Sample::from_phase(p, offered_bps, streams));
+        if let Some(n) = &p.received.negotiated {
+            series.tls = Some(TlsInfo::from(n));
+        }
+        for (k, v) in p.received.errors.iter().chain(&p.server_failures) {
+            *series.errors.entry(k.clone()).or_default() += v;
+        }
+        for m in &p.client_errors {
+            if !series.messages.contains(m) {
+                series.messages.push(m.clone());
+            }
+        }
+    }
+
+    /// Whether anything was measured.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Summarises everything into results and costs.
+    pub fn finish(&self) -> (Vec<LinkResult>, Vec<Cost>) {
+        let mut results = Vec::new();
+        for ((link, mode), series) in &self.series {
+            let Some((figures, spread)) = summarize_samples(&series.samples) else {
+                continue;
+            };
+            results.push(LinkResult {
+                link: link.clone(),
+                mode: *mode,
+                tls: series.tls.clone(),
+                figures,
+                errors: series.errors.clone(),
+                error_messages: series.messages.clone(),
+                repeats: series.samples.len(),
+                spread,
+                samples: series.samples.clone(),
+            });
+        }
+        let mut costs = Vec::new();
+        for (link, mode) in self.series.keys() {
+            if *mode != Mode::Plain {
+                continue;
+            }
+            let plain = self.series.get(&(link.clone(), Mode::Plain));
+            let tls = self.series.get(&(link.clone(), Mode::Tls));
+            if let (Some(plain), Some(tls)) = (plain, tls) {
+                costs.push(cost(link, &plain.samples, &tls.samples));
+            }
+        }
+        (results, costs)
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(t), Some(p)) if p > 0.0 && t.is_finite() => Some(t / p),
+        _ => None,
+    }
+}
+
+fn cost(link: &str, plain: &[Sample], tls: &[Sample]) -> Cost {
+    type Figure = fn(&Sample) -> Option<f64>;
+    let figures: [(&str, Figure); 5] = [
+        ("goodput_ratio", |s| Some(s.goodput_mbit_s)),
+        ("latency_p99_ratio", |s| Some(s.latency_us.p99 as f64)),
+        ("cpu_per_gb_ratio", |s| {
+            per_gb(s.cpu_server_s + s.cpu_client_s, s.bytes_received)
+        }),
+        ("cpu_server_per_gb_ratio", |s| s.cpu_server_s_per_gb),
+        ("cpu_client_per_gb_ratio", |s| s.cpu_client_s_per_gb),
+    ];
+    let pairs: Vec<(&Sample, &Sample)> = plain.iter().zip(tls).collect();
+    let mut medians = BTreeMap::new();
+    let mut spread = BTreeMap::new();
+    for (name, f) in figures {
+        let ratios: Vec<f64> = pairs
+            .iter()
+            .filter_map(|(p, t)| ratio(f(t), f(p)))
+            .collect();
+        if let Some((m, s)) = summarize(&ratios) {
+            medians.insert(name, m);
+            spread.insert(name.to_owned(), s);
+        }
+    }
+    let handshakes: Vec<f64> = tls.iter().map(|s| s.handshake_us as f64).collect();
+    Cost {
+        link: link.to_owned(),
+        goodput_ratio: medians.get("goodput_ratio").copied(),
+        latency_p99_ratio: medians.get("latency_p99_ratio").copied(),
+        cpu_per_gb_ratio: medians.get("cpu_per_gb_ratio").copied(),
+        cpu_server_per_gb_ratio: medians.get("cpu_server_per_gb_ratio").copied(),
+        cpu_client_per_gb_ratio: medians.get("cpu_client_per_gb_ratio").copied(),
+        handshake_us: summarize(&handshakes).map_or(0, |(m, _)| m.round() as u64),
+        pairs: pairs.len(),
+        spread,
+    }
+}
+
+fn x(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("×{v:.2}"))
+}
+
+fn us(v: u64) -> String {
+    format_duration_us(v as f64)
+}
+
+impl Report {
+    /// Warnings derived from the figures themselves: shortfalls, late and dropped frames,
+    /// failures, a debug build.
+    pub fn derive_warnings(&mut self) {
+        if self.environment.build_profile.starts_with("debug") {
+            self.warnings.push(
+                "this is a debug build: figures are not representative; build with --release"
+                    .into(),
+            );
+        }
+        if self.partial {
+            self.warnings
+                .push("the run was interrupted: figures cover only what was measured".into());
+        }
+        for r in &self.results {
+            let f = &r.figures;
+            let name = format!("{} ({})", r.link, r.mode);
+            if f.frames_due > 0 && f.frames_received < f.frames_due {
+                self.warnings.push(format!(
+                    "{name}: received {} of {} frames due ({:.1} % short); latency figures \
+                     describe only the frames that arrived",
+                    f.frames_received,
+                    f.frames_due,
+                    100.0 * (f.frames_due - f.frames_received) as f64 / f.frames_due as f64
+                ));
+            }
+            if f.late_frames > 0 {
+                self.warnings.push(format!(
+                    "{name}: {} frames arrived more than one frame interval late",
+                    f.late_frames
+                ));
+            }
+            if f.dropped_frames > 0 {
+                self.warnings.push(format!(
+                    "{name}: the recording server dropped {} frames for slow consumers",
+                    f.dropped_frames
+                ));
+            }
+            if !r.errors.is_empty() {
+                let list: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+                self.warnings
+                    .push(format!("{name}: failures: {}", list.join(", ")));
+            }
+        }
+    }
+
+    /// The terminal table.
+    pub fn render_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", self.environment.summary_line());
+        let m = &self.measurement;
+        let _ = writeln!(
+            out,
+            "{} · {} s warm-up, {} s window, {} of {} repeats, {}{}",
+            self.command,
+            m.warmup_s,
+            m.duration_s,
+            m.repeats_completed,
+            m.repeat,
+            m.order,
+            if self.partial {
+                " · PARTIAL (interrupted)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(out);
+        let header = [
+            "link",
+            "mode",
+            "goodput",
+            "frames due/recv",
+            "late",
+            "drop",
+            "p50",
+            "p99",
+            "p99.9",
+            "max",
+            "connect",
+            "handshake",
+            "ttff",
+            "srv CPU s/GB",
+            "cli CPU s/GB",
+            "peak RSS",
+        ];
+        let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+        for r in &self.results {
+            let f = &r.figures;
+            let gb = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"));
+            rows.push(vec![
+                r.link.clone(),
+                r.mode.to_string(),
+                format!("{:.1} Mbit/s", f.goodput_mbit_s),
+                if f.frames_due > 0 {
+                    format!("{}/{}", f.frames_due, f.frames_received)
+                } else {
+                    format!("–/{}", f.frames_received)
+                },
+                f.late_frames.to_string(),
+                f.dropped_frames.to_string(),
+                us(f.latency_us.p50),
+                us(f.latency_us.p99),
+                us(f.latency_us.p999),
+                us(f.latency_us.max),
+                us(f.connect_us),
+                if r.mode == Mode::Tls {
+                    us(f.handshake_us)
+                } else {
+                    "–".into()
+                },
+                if f.ttff_us > 0 {
+                    us(f.ttff_us)
+                } else {
+                    "–".into()
+                },
+                gb(f.cpu_server_s_per_gb),
+                gb(f.cpu_client_s_per_gb),
+                format_bytes(f.peak_rss_bytes),
+            ]);
+        }
+        render_rows(&mut out, &rows);
+        let _ = writeln!(out);
+        for r in self.results.iter().filter(|r| r.tls.is_some()) {
+            if let Some(t) = &r.tls {
+                let _ = writeln!(
+                    out,
+                    "TLS on {}: {} {} {}",
+                    r.link, t.version, t.suite, t.group
+                );
+            }
+        }
+        for c in &self.cost {
+            let _ = writeln!(
+                out,
+                "Cost of TLS on {} (TLS/plain, median of {} pairs): goodput {}, p99 latency {}, \
+                 CPU per GB {} (server {}, client {}), handshake +{}",
+                c.link,
+                c.pairs,
+                x(c.goodput_ratio),
+                x(c.latency_p99_ratio),
+                x(c.cpu_per_gb_ratio),
+                x(c.cpu_server_per_gb_ratio),
+                x(c.cpu_client_per_gb_ratio),
+                us(c.handshake_us),
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        out
+    }
+}
+
+fn render_rows(out: &mut String, rows: &[Vec<String>]) {
+    let cols = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for (i, row) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            let pad = widths[c].saturating_sub(cell.chars().count());
+            if c < 2 {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad));
+            } else {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            }
+            line.push_str("  ");
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+        if i == 0 {
+            let total: usize = widths.iter().map(|w| w + 2).sum();
+            let _ = writeln!(out, "{}", "─".repeat(total.saturating_sub(2)));
+        }
+    }
+}
