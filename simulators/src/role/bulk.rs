@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::RunClock;
 use crate::metrics::{SenderCounters, SenderSnapshot, Window};
+use crate::role::recorder::SUBSCRIBE_TIMEOUT;
 use crate::role::RoleRuntime;
 use crate::transport::{Incoming, Listener};
 use crate::video::PayloadPool;
@@ -132,7 +133,14 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
     let (rd, wr) = tokio::io::split(accepted.stream);
     let mut rd = BufReader::new(rd);
     let mut wr = BufWriter::with_capacity(WRITE_BUFFER, wr);
-    match wire::read_header(&mut rd, 64 * 1024).await {
+    let first = tokio::select! {
+        _ = shared.cancel.cancelled() => return,
+        r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, wire::read_header(&mut rd, 64 * 1024)) => r,
+    };
+    let Ok(first) = first else {
+        return shared.fail("timeout");
+    };
+    match first {
         Ok(Some(h)) if h.kind == Kind::Subscribe => {
             let mut buf = Vec::new();
             if wire::read_payload(&mut rd, &h, &mut buf).await.is_err() {
@@ -164,7 +172,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         }
     }
     conn.cancel();
-    let _ = wr.shutdown().await;
+    super::close_gently(&mut wr).await;
 }
 
 async fn send_forever<W: tokio::io::AsyncWrite + Unpin>(

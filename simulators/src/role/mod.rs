@@ -12,8 +12,20 @@ use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::task::JoinHandle;
+
+/// How long a role waits for a peer to accept the end of a connection.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Shuts down the sending side of a connection (for TLS: sends close_notify), giving up
+/// after [`CLOSE_TIMEOUT`] when the peer no longer reads.
+pub(crate) async fn close_gently<W: AsyncWrite + Unpin>(wr: &mut W) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
+}
 
 /// CPU time of a set of threads: the live ones read from their CPU clocks, the ones that
 /// have exited remembered from their last reading.
@@ -125,6 +137,12 @@ impl RoleRuntime {
         F::Output: Send + 'static,
     {
         self.handle().spawn(fut)
+    }
+
+    /// The CPU account of this role, for threads of its own that it starts outside the
+    /// runtime (they call [`ThreadCpu::enter`] and [`ThreadCpu::exit`]).
+    pub fn cpu(&self) -> Arc<ThreadCpu> {
+        self.cpu.clone()
     }
 
     /// CPU seconds used so far by this role's threads.

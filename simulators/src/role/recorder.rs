@@ -1,13 +1,14 @@
 //! A recording server: cameras producing frames on schedule, and clients subscribing to them.
 //!
-//! Each camera runs a task that wakes when its next frame is due and offers the frame to
+//! A pacer thread wakes when each camera's next frame is due and offers the frame to
 //! every subscriber. Each client connection has a bounded queue; when it is full the frame
 //! is dropped, and so is every frame of that camera until its next key frame (a decoder
 //! cannot use P-frames whose reference is missing). Drops are counted. Memory per
 //! connection is therefore bounded however slow the client is; payloads are shared slices,
 //! so a queued frame costs a few dozen bytes.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::RunClock;
 use crate::metrics::{latency_histogram, ns_to_us, SenderCounters, SenderSnapshot, Window};
-use crate::role::RoleRuntime;
+use crate::role::{RoleRuntime, ThreadCpu};
 use crate::transport::{Incoming, Listener, Mode, Negotiated};
 use crate::video::{Camera, FrameSpec, Playback};
 use crate::wire::{self, Header, Kind, Subscribe, WireError, FLAG_KEYFRAME};
@@ -123,6 +124,8 @@ struct Shared {
     handshake_us: Mutex<Histogram<u64>>,
     negotiated: Mutex<Option<Negotiated>>,
     stall_until_ns: AtomicU64,
+    new_playbacks: Mutex<Vec<PlaybackFeed>>,
+    pacer: Mutex<Option<std::thread::Thread>>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -131,6 +134,14 @@ impl Shared {
     fn fail(&self, category: &str) {
         if let Ok(mut f) = self.failures.lock() {
             *f.entry(category.to_owned()).or_default() += 1;
+        }
+    }
+
+    fn wake_pacer(&self) {
+        if let Ok(p) = self.pacer.lock() {
+            if let Some(t) = p.as_ref() {
+                t.unpark();
+            }
         }
     }
 
@@ -162,6 +173,7 @@ pub struct Recorder {
     addr: SocketAddr,
     mode: Mode,
     shared: Arc<Shared>,
+    pacer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Recorder {
@@ -200,19 +212,26 @@ impl Recorder {
             handshake_us: Mutex::new(latency_histogram()),
             negotiated: Mutex::new(None),
             stall_until_ns: AtomicU64::new(0),
+            new_playbacks: Mutex::new(Vec::new()),
+            pacer: Mutex::new(None),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        for id in shared.cameras.keys() {
-            let (s, id) = (shared.clone(), *id);
-            shared.tasks.spawn_on(run_camera(s, id), &runtime.handle());
-        }
+        let (s, cpu) = (shared.clone(), runtime.cpu());
+        let pacer = std::thread::Builder::new()
+            .name(format!("{}-pacer", runtime.name()))
+            .spawn(move || run_pacer(s, cpu))?;
         let s = shared.clone();
         let handle = runtime.handle();
         shared
             .tasks
             .spawn_on(accept_loop(s, listener, handle.clone()), &handle);
-        Ok(Recorder { addr, mode, shared })
+        Ok(Recorder {
+            addr,
+            mode,
+            shared,
+            pacer: Some(pacer),
+        })
     }
 
     /// The address it listens on.
@@ -249,66 +268,159 @@ impl Recorder {
         }
     }
 
-    /// Stops every task and waits for them to end.
-    pub async fn stop(self) {
+    /// Stops the pacer and every task and waits for them to end.
+    pub async fn stop(mut self) {
         self.shared.cancel.cancel();
+        self.shared.wake_pacer();
         self.shared.tasks.close();
         self.shared.tasks.wait().await;
+        if let Some(pacer) = self.pacer.take() {
+            // Woken above, the pacer sees the cancellation at once.
+            let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
+        }
     }
 }
 
-async fn run_camera(shared: Arc<Shared>, id: u32) {
-    let Some(slot) = shared.cameras.get(&id) else {
-        return;
-    };
-    let camera = &slot.camera;
-    let mut seq = camera.first_seq_at(Playback::Live, shared.start_ns, shared.clock.now_ns());
-    loop {
-        let spec = camera.frame(Playback::Live, shared.start_ns, seq);
-        tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            _ = tokio::time::sleep_until(shared.clock.instant_at(spec.due_ns).into()) => {}
-        }
-        if let Ok(mut subs) = slot.subscribers.lock() {
-            subs.retain_mut(|sub| match sub.offer(camera, &spec) {
-                Offer::Queued => true,
-                Offer::Dropped => {
-                    shared.count_drop(&spec);
-                    true
-                }
-                Offer::Closed => false,
-            });
-        }
-        seq += 1;
-    }
+/// A stream the pacer feeds: a camera's live feed (to every subscriber), or one client's
+/// playback of a camera.
+#[derive(Debug)]
+enum Feed {
+    Live { camera: u32 },
+    Playback(Box<PlaybackFeed>),
 }
 
-async fn run_playback(
-    shared: Arc<Shared>,
-    id: u32,
-    speed: u8,
-    tx: mpsc::Sender<Outgoing>,
+#[derive(Debug)]
+struct PlaybackFeed {
+    camera: u32,
+    playback: Playback,
+    start_ns: u64,
+    subscriber: Subscriber,
     conn: CancellationToken,
-) {
+}
+
+/// How long the pacer sleeps at most when nothing is due (it is woken early for new feeds
+/// and for shutdown).
+const PACER_IDLE_NS: u64 = 100_000_000;
+
+/// The pacer: one thread per recording server that wakes at each frame's due instant and
+/// hands the frame to its subscribers' queues.
+///
+/// A dedicated thread rather than async timers: tokio's timers have millisecond
+/// granularity, which would add up to a millisecond to every frame's measured latency in
+/// both modes and blur the difference TLS makes. This thread sleeps with the kernel's
+/// high-resolution timers (slack lowered to 1 µs) and is charged to the recording server's
+/// CPU like its runtime threads.
+fn run_pacer(shared: Arc<Shared>, cpu: Arc<ThreadCpu>) {
+    cpu.enter();
+    if let Ok(mut me) = shared.pacer.lock() {
+        *me = Some(std::thread::current());
+    }
+    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong, 0, 0, 0);
+    }
+    let mut feeds: Vec<Option<Feed>> = Vec::new();
+    let mut due: BinaryHeap<Reverse<(u64, usize, u64)>> = BinaryHeap::new();
+    let now = shared.clock.now_ns();
+    for (id, slot) in &shared.cameras {
+        let seq = slot
+            .camera
+            .first_seq_at(Playback::Live, shared.start_ns, now);
+        let at = slot.camera.due_ns(Playback::Live, shared.start_ns, seq);
+        due.push(Reverse((at, feeds.len(), seq)));
+        feeds.push(Some(Feed::Live { camera: *id }));
+    }
+    while !shared.cancel.is_cancelled() {
+        if let Ok(mut new) = shared.new_playbacks.lock() {
+            for feed in new.drain(..) {
+                let Some(slot) = shared.cameras.get(&feed.camera) else {
+                    continue;
+                };
+                let at = slot.camera.due_ns(feed.playback, feed.start_ns, 0);
+                due.push(Reverse((at, feeds.len(), 0)));
+                feeds.push(Some(Feed::Playback(Box::new(feed))));
+            }
+        }
+        let now = shared.clock.now_ns();
+        let next = due.peek().map_or(u64::MAX, |Reverse((at, _, _))| *at);
+        if next > now {
+            // Woken early by `Shared::wake_pacer` when a feed is added or on shutdown.
+            std::thread::park_timeout(Duration::from_nanos((next - now).min(PACER_IDLE_NS)));
+            continue;
+        }
+        let Some(Reverse((_, index, seq))) = due.pop() else {
+            continue;
+        };
+        let keep = match feeds.get_mut(index).and_then(Option::as_mut) {
+            Some(Feed::Live { camera }) => {
+                emit_live(&shared, *camera, seq);
+                true
+            }
+            Some(Feed::Playback(feed)) => emit_playback(&shared, feed, seq),
+            None => false,
+        };
+        if !keep {
+            if let Some(slot) = feeds.get_mut(index) {
+                *slot = None;
+            }
+            continue;
+        }
+        let next_at = match feeds.get(index).and_then(Option::as_ref) {
+            Some(Feed::Live { camera }) => shared
+                .cameras
+                .get(camera)
+                .map(|s| s.camera.due_ns(Playback::Live, shared.start_ns, seq + 1)),
+            Some(Feed::Playback(f)) => shared
+                .cameras
+                .get(&f.camera)
+                .map(|s| s.camera.due_ns(f.playback, f.start_ns, seq + 1)),
+            None => None,
+        };
+        if let Some(at) = next_at {
+            due.push(Reverse((at, index, seq + 1)));
+        }
+    }
+    cpu.exit();
+}
+
+fn emit_live(shared: &Shared, id: u32, seq: u64) {
     let Some(slot) = shared.cameras.get(&id) else {
         return;
     };
     let camera = &slot.camera;
-    let playback = Playback::Speed(speed);
-    let start = shared.clock.now_ns();
-    let mut sub = Subscriber::new(tx);
-    for seq in 0.. {
-        let spec = camera.frame(playback, start, seq);
-        tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            _ = conn.cancelled() => return,
-            _ = tokio::time::sleep_until(shared.clock.instant_at(spec.due_ns).into()) => {}
+    let Ok(mut subs) = slot.subscribers.lock() else {
+        return;
+    };
+    if subs.is_empty() {
+        return;
+    }
+    let spec = camera.frame(Playback::Live, shared.start_ns, seq);
+    subs.retain_mut(|sub| match sub.offer(camera, &spec) {
+        Offer::Queued => true,
+        Offer::Dropped => {
+            shared.count_drop(&spec);
+            true
         }
-        match sub.offer(camera, &spec) {
-            Offer::Queued => {}
-            Offer::Dropped => shared.count_drop(&spec),
-            Offer::Closed => return,
+        Offer::Closed => false,
+    });
+}
+
+/// Returns whether the feed goes on.
+fn emit_playback(shared: &Shared, feed: &mut PlaybackFeed, seq: u64) -> bool {
+    if feed.conn.is_cancelled() {
+        return false;
+    }
+    let Some(slot) = shared.cameras.get(&feed.camera) else {
+        return false;
+    };
+    let spec = slot.camera.frame(feed.playback, feed.start_ns, seq);
+    match feed.subscriber.offer(&slot.camera, &spec) {
+        Offer::Queued => true,
+        Offer::Dropped => {
+            shared.count_drop(&spec);
+            true
         }
+        Offer::Closed => false,
     }
 }
 
@@ -362,7 +474,10 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
     let mut wr = BufWriter::with_capacity(64 * 1024, wr);
 
     // The first message must be a subscription.
-    let first = tokio::time::timeout(SUBSCRIBE_TIMEOUT, read_request(&mut rd)).await;
+    let first = tokio::select! {
+        _ = shared.cancel.cancelled() => return,
+        r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, read_request(&mut rd)) => r,
+    };
     let subscribe = match first {
         Ok(Ok(Some((h, p)))) if h.kind == Kind::Subscribe => Subscribe::decode(&p),
         Ok(Ok(Some(_))) => Err(WireError::Malformed {
@@ -407,10 +522,20 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
                 }
             }
             Some(speed) => {
-                let s = shared.clone();
-                shared
-                    .tasks
-                    .spawn(run_playback(s, *id, speed, tx.clone(), conn.clone()));
+                // Recorded video starts at a key frame at once: shift the stream's origin
+                // back by the camera's phase so that its frame 0 is due now.
+                let phase = shared.cameras.get(id).map_or(0, |s| s.camera.phase_ns());
+                let feed = PlaybackFeed {
+                    camera: *id,
+                    playback: Playback::Speed(speed),
+                    start_ns: shared.clock.now_ns().saturating_sub(phase),
+                    subscriber: Subscriber::new(tx.clone()),
+                    conn: conn.clone(),
+                };
+                if let Ok(mut new) = shared.new_playbacks.lock() {
+                    new.push(feed);
+                }
+                shared.wake_pacer();
             }
         }
     }
@@ -444,7 +569,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         }
     }
     conn.cancel();
-    let _ = wr.shutdown().await;
+    super::close_gently(&mut wr).await;
 }
 
 async fn read_request<R: tokio::io::AsyncRead + Unpin>(

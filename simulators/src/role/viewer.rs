@@ -256,9 +256,12 @@ async fn run(
         }
         state.last_seq = Some(h.seq);
     };
-    // Leave politely; the server may already be gone.
-    let _ = wire::write_message(&mut wr, Header::new(Kind::Bye), &[]).await;
-    let _ = wr.flush().await;
-    let _ = wr.shutdown().await;
+    // Leave politely; the server may already be gone, or no longer reading.
+    let bye = async {
+        let _ = wire::write_message(&mut wr, Header::new(Kind::Bye), &[]).await;
+        let _ = wr.flush().await;
+    };
+    let _ = tokio::time::timeout(super::CLOSE_TIMEOUT, bye).await;
+    super::close_gently(&mut wr).await;
     outcome
 }
