@@ -28,6 +28,8 @@ pub enum Command {
     Run(RunArgs),
     /// Push unpaced frames through one or more connections: the link's ceiling.
     Bulk(BulkArgs),
+    /// Generate, inspect and check the certificates of a deployment.
+    Certs(crate::certs::CertsArgs),
 }
 
 /// Which modes to run.

@@ -4,6 +4,7 @@
 //! [`run`] executes it, so tests drive the real program in-process:
 //! `vmsbench::run(Opts::parse_from(["vmsbench", "run", "--duration", "2s"]))`.
 
+pub mod certs;
 pub mod cli;
 pub mod deployment;
 pub mod environment;
@@ -26,10 +27,16 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Runs a parsed command line to completion; prints results on stdout, progress on stderr.
 pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     let interrupt = CancellationToken::new();
-    run::cancel_on_ctrl_c(interrupt.clone());
     let (report, json) = match &opts.command {
-        Command::Run(a) => (run::run(a, &interrupt).await?, a.measure.json.as_deref()),
-        Command::Bulk(a) => (run::bulk(a, &interrupt).await?, a.measure.json.as_deref()),
+        Command::Run(a) => {
+            run::cancel_on_ctrl_c(interrupt.clone());
+            (run::run(a, &interrupt).await?, a.measure.json.as_deref())
+        }
+        Command::Bulk(a) => {
+            run::cancel_on_ctrl_c(interrupt.clone());
+            (run::bulk(a, &interrupt).await?, a.measure.json.as_deref())
+        }
+        Command::Certs(a) => return certs::run(a),
     };
     if json != Some(std::path::Path::new("-")) {
         print!("{}", report.render_table());

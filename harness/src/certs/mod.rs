@@ -56,7 +56,11 @@ pub enum CertsCommand {
 
 /// The `certs` arguments on their own, for [`run_from_args`].
 #[derive(Debug, Parser)]
-#[command(name = "vmsbench certs", no_binary_name = true)]
+#[command(
+    name = "vmsbench certs",
+    bin_name = "vmsbench certs",
+    no_binary_name = true
+)]
 struct CertsCli {
     #[command(flatten)]
     args: CertsArgs,
@@ -208,15 +212,9 @@ pub(crate) fn certificates_from_pem_or_der(
         }
         if certs.is_empty() {
             if PrivateKeyDer::from_pem_slice(bytes).is_ok() {
-                usage!(
-                    "{} holds a private key, not a certificate",
-                    path.display()
-                );
+                usage!("{} holds a private key, not a certificate", path.display());
             }
-            usage!(
-                "{} is PEM but holds no CERTIFICATE block",
-                path.display()
-            );
+            usage!("{} is PEM but holds no CERTIFICATE block", path.display());
         }
         for (i, cert) in certs.iter().enumerate() {
             if let Err(e) = x509_parser::parse_x509_certificate(cert) {
