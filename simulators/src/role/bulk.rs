@@ -116,7 +116,12 @@ async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
                 let s = shared.clone();
                 shared.tasks.spawn(serve(s, i));
             }
-            Err(_) => shared.fail("accept"),
+            Err(_) => {
+                // Accept errors (e.g. out of file descriptors) must not end the sender
+                // nor make it spin.
+                shared.fail("accept");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
         }
     }
 }

@@ -281,6 +281,15 @@ impl Recorder {
     }
 }
 
+impl Drop for Recorder {
+    /// A recorder dropped without [`Recorder::stop`] (an early return, a panic) still ends
+    /// its pacer thread and tasks instead of leaving them running for the process's life.
+    fn drop(&mut self) {
+        self.shared.cancel.cancel();
+        self.shared.wake_pacer();
+    }
+}
+
 /// A stream the pacer feeds: a camera's live feed (to every subscriber), or one client's
 /// playback of a camera.
 #[derive(Debug)]

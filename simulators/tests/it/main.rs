@@ -2,3 +2,4 @@
 //! One test binary (modules below) keeps link time down.
 
 mod pki;
+mod streaming;
