@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use simulators::pki::KeyType;
 use simulators::transport::{Cipher, KxGroup, Mode, TlsSettings, TlsVersion};
 
+use crate::scenario::file::parse_scale;
 use crate::units::{parse_count, parse_duration, parse_size};
 
 /// What does TLS cost on each link of a video-management system? vmsbench simulates the
@@ -30,6 +31,10 @@ pub enum Command {
     Bulk(BulkArgs),
     /// Generate, inspect and check the certificates of a deployment.
     Certs(crate::certs::CertsArgs),
+    /// List the built-in scenario presets, print one as TOML, or resolve one to JSON.
+    Scenarios(crate::scenarios_cmd::ScenariosArgs),
+    /// Measure TLS handshakes: versions × key types × key exchanges × full/resumed.
+    Handshakes(crate::handshakes::HandshakesArgs),
 }
 
 /// Which modes to run.
@@ -74,34 +79,39 @@ pub struct MeasureArgs {
     pub json: Option<PathBuf>,
 }
 
-/// TLS parameters, pinned so that a comparison compares one thing.
+/// TLS parameters, pinned so that a comparison compares one thing. Each flag overrides
+/// the scenario's setting; without flags the scenario's (by default TLS 1.3, AES-256-GCM,
+/// X25519MLKEM768, RSA-2048) apply.
 #[derive(Debug, Args)]
 pub struct TlsArgs {
-    /// TLS version(s) to offer, most preferred first.
-    #[arg(long = "tls-version", value_delimiter = ',', default_value = "1.3")]
-    pub versions: Vec<TlsVersion>,
+    /// TLS version(s) to offer, most preferred first: 1.3, 1.2.
+    #[arg(long = "tls-version", value_delimiter = ',')]
+    pub versions: Option<Vec<TlsVersion>>,
     /// Bulk cipher(s) to offer: aes128-gcm, aes256-gcm, chacha20-poly1305.
-    #[arg(long = "cipher", value_delimiter = ',', default_value = "aes256-gcm")]
-    pub ciphers: Vec<Cipher>,
+    #[arg(long = "cipher", value_delimiter = ',')]
+    pub ciphers: Option<Vec<Cipher>>,
     /// Key-exchange group(s): x25519mlkem768, x25519, secp256r1, secp384r1.
-    #[arg(
-        long = "group",
-        value_delimiter = ',',
-        default_value = "x25519mlkem768"
-    )]
-    pub groups: Vec<KxGroup>,
+    #[arg(long = "group", value_delimiter = ',')]
+    pub groups: Option<Vec<KxGroup>>,
     /// Key type of the servers' certificates: rsa2048, rsa3072, rsa4096, ecdsa-p256, ecdsa-p384.
-    #[arg(long, default_value = "rsa2048")]
-    pub key: KeyType,
+    #[arg(long)]
+    pub key: Option<KeyType>,
 }
 
 impl TlsArgs {
-    /// The TLS settings these flags describe.
-    pub fn settings(&self) -> TlsSettings {
-        TlsSettings {
-            versions: self.versions.clone(),
-            ciphers: self.ciphers.clone(),
-            groups: self.groups.clone(),
+    /// Applies the flags given to `tls` and `key`.
+    pub fn apply(&self, tls: &mut TlsSettings, key: &mut KeyType) {
+        if let Some(v) = &self.versions {
+            tls.versions.clone_from(v);
+        }
+        if let Some(c) = &self.ciphers {
+            tls.ciphers.clone_from(c);
+        }
+        if let Some(g) = &self.groups {
+            tls.groups.clone_from(g);
+        }
+        if let Some(k) = self.key {
+            *key = k;
         }
     }
 }
@@ -120,19 +130,26 @@ pub struct ThreadArgs {
 /// `vmsbench run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// A preset name (small, medium, large, multi-site, mixed-integrations) or a scenario
+    /// file (TOML). Default: small.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: Option<String>,
+    /// Scale the scenario's counts (cameras, clients) by F, e.g. 0.2 to fit a small machine.
+    #[arg(long, value_name = "F", value_parser = parse_scale)]
+    pub scale: Option<f64>,
     /// Measurement flags.
     #[command(flatten)]
     pub measure: MeasureArgs,
-    /// Cameras on the recording server (e.g. 32, 1k).
+    /// Cameras on the first recording server (e.g. 32, 1k).
     #[arg(long, value_parser = parse_u32_count)]
     pub cameras: Option<u32>,
-    /// Viewers connected to it.
+    /// Viewers in the first viewer group.
     #[arg(long, value_parser = parse_u32_count)]
     pub viewers: Option<u32>,
-    /// Cameras each viewer watches (default: cameras / viewers, at most 16).
+    /// Cameras each viewer of the first group watches.
     #[arg(long, value_parser = parse_u32_count)]
     pub cameras_per_viewer: Option<u32>,
-    /// Camera profile: sub, 720p, 1080p, 1080p-h265, 4mp, 4k, mjpeg-1080p.
+    /// Profile of every camera: sub, 720p, 1080p, 1080p-h265, 4mp, 4k, mjpeg-1080p.
     #[arg(long)]
     pub profile: Option<String>,
     /// Frames each connection may queue on the recording server before it drops.
@@ -202,7 +219,7 @@ mod tests {
         };
         assert_eq!(r.measure.mode, ModeArg::Both);
         assert_eq!(r.measure.repeat, 3);
-        assert_eq!(r.tls.settings(), TlsSettings::default());
+        assert!(r.scenario.is_none() && r.tls.versions.is_none());
 
         let o = Opts::parse_from([
             "vmsbench",
@@ -226,7 +243,20 @@ mod tests {
         assert_eq!(b.measure.duration, Duration::from_millis(1500));
         assert_eq!(b.frame_size, 128 * 1024);
         assert_eq!(b.connections, 4);
-        assert_eq!(b.tls.versions, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
+        let (mut tls, mut key) = (TlsSettings::default(), KeyType::Rsa2048);
+        b.tls.apply(&mut tls, &mut key);
+        assert_eq!(tls.versions, vec![TlsVersion::Tls12, TlsVersion::Tls13]);
+        assert_eq!(tls.groups, vec![KxGroup::X25519]);
+        assert_eq!(tls.ciphers, TlsSettings::default().ciphers);
+        let o = Opts::parse_from(["vmsbench", "run", "medium", "--scale", "0.2"]);
+        let Command::Run(r) = o.command else {
+            panic!("run")
+        };
+        assert_eq!(
+            (r.scenario.as_deref(), r.scale),
+            (Some("medium"), Some(0.2))
+        );
+        assert!(Opts::try_parse_from(["vmsbench", "run", "--scale", "0"]).is_err());
         assert!(Opts::try_parse_from(["vmsbench", "bulk", "--frame-size", "1GiB"]).is_err());
         assert!(Opts::try_parse_from(["vmsbench", "run", "--repeat", "0"]).is_err());
         assert!(Opts::try_parse_from(["vmsbench", "run", "--cipher", "rc4"]).is_err());

@@ -1,5 +1,9 @@
-//! A scenario brought to life for one phase: roles started on their own runtimes, a warm-up,
-//! a measured window, a drain, and everything each side counted.
+//! A scenario brought to life for one phase: every role started on its own runtime, a
+//! warm-up, a measured window (with its scheduled events), a drain, and everything each
+//! side counted, per link.
+//!
+//! In the plaintext phase nothing is encrypted; in the TLS phase each link is encrypted
+//! when its encryption group is on in the scenario.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -8,19 +12,23 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 use simulators::clock::RunClock;
 use simulators::metrics::{latency_histogram, LinkMetrics, SenderSnapshot, Window};
 use simulators::pki::Pki;
 use simulators::role::bulk::BulkSender;
-use simulators::role::recorder::{Recorder, RecorderConfig};
-use simulators::role::viewer::{StreamRequest, Viewer, ViewerConfig};
+use simulators::role::management::{ManagementConfig, ManagementServer};
+use simulators::role::recorder::{Recorder, RecorderConfig, RecorderStats, Source};
+use simulators::role::rpc::{Call, RpcClient, RpcConfig};
+use simulators::role::viewer::{Endpoint, FrameHook, StreamRequest, Viewer, ViewerConfig};
+use simulators::role::wan::WanLink;
 use simulators::role::RoleRuntime;
 use simulators::transport::{Connector, Listener, Mode};
-use simulators::video::{Camera, PayloadPool, Playback};
+use simulators::video::{Camera, PayloadPool, Playback, Profile};
 use tokio_util::sync::CancellationToken;
 
 use crate::process;
-use crate::scenario::{Scenario, RECORDER_HOST, VIEWER_RECORDER};
+use crate::scenario::{EventAction, LinkId, MobileMode, Scenario, ViewMode};
 
 /// How long a phase warms up and measures.
 #[derive(Clone, Copy, Debug)]
@@ -33,51 +41,123 @@ pub struct Timing {
 
 /// Longest wait, after the window closes, for frames scheduled inside it to arrive.
 pub const MAX_DRAIN: Duration = Duration::from_secs(2);
+/// How long a bulk phase waits after its window for frames still in socket buffers.
+pub const BULK_DRAIN: Duration = Duration::from_millis(250);
+/// How long the generated certificates are valid.
+pub const CERT_DAYS: u32 = 30;
 
-/// Everything one phase (one mode, one repeat) measured on one link.
+/// One link's figures from one phase.
 #[derive(Debug)]
-pub struct PhaseOutcome {
+pub struct LinkOutcome {
     /// Link id.
     pub link: String,
-    /// Plaintext or TLS.
-    pub mode: Mode,
+    /// Its encryption group (`None` for the bulk test).
+    pub group: Option<&'static str>,
+    /// Whether it was encrypted in this phase.
+    pub encrypted: bool,
     /// What the receivers measured.
     pub received: LinkMetrics,
-    /// What the sender counted in the window.
+    /// What the senders counted in the window.
     pub sent: SenderSnapshot,
-    /// Connection failures the server counted, by category.
+    /// Connection failures the servers counted, by category.
     pub server_failures: BTreeMap<String, u64>,
     /// Server-side handshake times, µs.
     pub server_handshake_us: Histogram<u64>,
-    /// Frames scheduled in the window for the streams subscribed (0 for unpaced bulk).
+    /// Frames (or calls) scheduled in the window (0 when unknowable, e.g. unpaced bulk).
     pub frames_due: u64,
+    /// What the link should carry, bit/s (0 for bulk).
+    pub offered_bps: f64,
+    /// Streams (or clients) on the link.
+    pub streams: u64,
+    /// CPU seconds of the server side attributed to this link.
+    pub cpu_server_s: f64,
+    /// CPU seconds of the client side attributed to this link.
+    pub cpu_client_s: f64,
+    /// `exclusive` when the roles involved serve only this link; `shared_by_bytes` when a
+    /// role's CPU was split among its links in proportion to their payload bytes.
+    pub cpu_attribution: &'static str,
+    /// Distinct failure messages of individual clients.
+    pub client_errors: Vec<String>,
+}
+
+/// A role's CPU in one phase.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RoleCpu {
+    /// Role (runtime) name.
+    pub role: String,
+    /// CPU seconds (user + system) of its threads in the window.
+    pub cpu_s: f64,
+}
+
+/// What a failover did in one phase.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailoverOutcome {
+    /// The recording server that was stopped.
+    pub host: String,
+    /// The failover server its clients moved to.
+    pub failover: Option<String>,
+    /// When it was stopped, seconds after the window opened.
+    pub at_s: f64,
+    /// Clients of the stopped server.
+    pub clients: u64,
+    /// Reconnections they made (each one a new TCP connection and TLS handshake).
+    pub reconnects: u64,
+    /// Streams that flowed again from the failover server.
+    pub streams_recovered: u64,
+    /// Streams the clients had.
+    pub streams: u64,
+    /// Median time from losing the connection to a stream's first frame again, µs.
+    pub recovery_p50_us: u64,
+    /// Time until every recovered stream flowed again, µs.
+    pub recovery_all_us: u64,
+    /// Frames missing from those clients' streams in the window (sequence gaps).
+    pub frames_lost: u64,
+}
+
+/// A client that cannot work with the server it is pointed at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incompatibility {
+    /// Link id.
+    pub link: String,
+    /// The client group.
+    pub client: String,
+    /// The server's host name.
+    pub server: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Everything one phase (one mode, one repeat) measured.
+#[derive(Debug)]
+pub struct PhaseOutcome {
+    /// Plaintext or TLS.
+    pub mode: Mode,
+    /// Per link.
+    pub links: Vec<LinkOutcome>,
+    /// Per role.
+    pub roles: Vec<RoleCpu>,
+    /// Failovers that happened.
+    pub failovers: Vec<FailoverOutcome>,
+    /// Clients that could not work with their server.
+    pub incompatibilities: Vec<Incompatibility>,
     /// Length of the window actually measured, seconds.
     pub window_s: f64,
-    /// CPU seconds of the server role in the window.
-    pub cpu_server_s: f64,
-    /// CPU seconds of the client role in the window.
-    pub cpu_client_s: f64,
     /// CPU seconds of the whole process in the window (user, sys).
     pub process_cpu: process::Usage,
     /// Peak RSS of the process during the phase, bytes.
     pub peak_rss_bytes: u64,
     /// RSS before the phase's roles started, bytes.
     pub baseline_rss_bytes: u64,
-    /// Client connections the phase opened.
-    pub connections: u64,
     /// Whether the window was cut short by an interruption.
     pub partial: bool,
-    /// Human-readable failures of individual clients.
-    pub client_errors: Vec<String>,
 }
 
-/// Builds the cameras of a scenario's recording server.
-pub fn cameras(scenario: &Scenario) -> Vec<Camera> {
-    let profile = Arc::new(scenario.profile.clone());
-    let pool = PayloadPool::new(profile.max_frame_bytes(), scenario.seed);
-    (0..scenario.cameras)
-        .map(|id| Camera::new(id, profile.clone(), scenario.seed, pool.clone()))
-        .collect()
+/// Generates the certificates of every server host of `scenario`.
+pub fn generate_pki(scenario: &Scenario) -> anyhow::Result<Pki> {
+    let hosts = scenario.server_hosts();
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    Pki::generate(&hosts, scenario.key, CERT_DAYS)
+        .context("generating the deployment's certificates")
 }
 
 /// Binds 127.0.0.1 on a port the system chooses, registered with the role's own runtime
@@ -90,80 +170,912 @@ async fn bind(
     Ok(role.spawn(Listener::bind(addr, tls)).await??)
 }
 
-/// The listener and connector for `mode`, with certificates from `pki`.
-fn endpoints(
-    scenario: &Scenario,
-    pki: &Pki,
-    mode: Mode,
-) -> anyhow::Result<(Option<Arc<rustls::ServerConfig>>, Connector)> {
-    Ok(match mode {
-        Mode::Plain => (None, Connector::plain()),
-        Mode::Tls => (
-            Some(pki.server_config(RECORDER_HOST, &scenario.tls)?),
-            Connector::tls(pki.client_config(&scenario.tls)?),
-        ),
-    })
+/// A deterministic offset in `[0, modulo)` for `key`, so that clients' schedules spread out
+/// the same way in every phase.
+fn spread(seed: u64, key: &str, modulo: u64) -> u64 {
+    let mut h: u64 = seed ^ 0x9e37_79b9_7f4a_7c15;
+    for b in key.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h % modulo.max(1)
 }
 
-/// The measured part of a phase: warm-up, window, drain. Shared by paced and bulk runs.
-struct Measure<'a> {
-    clock: RunClock,
-    window: Arc<Window>,
-    server: &'a RoleRuntime,
-    client: &'a RoleRuntime,
-    interrupt: &'a CancellationToken,
+/// The roles' runtimes, created on first use.
+struct Roles {
+    server_threads: usize,
+    client_threads: usize,
+    runtimes: BTreeMap<String, RoleRuntime>,
 }
 
-struct Measured {
-    start_ns: u64,
-    end_ns: u64,
-    cpu_server_s: f64,
-    cpu_client_s: f64,
-    process_cpu: process::Usage,
-    partial: bool,
-}
-
-impl Measure<'_> {
-    /// Returns `None` when interrupted before the window opened.
-    async fn window(&self, timing: Timing) -> Option<Measured> {
-        tokio::select! {
-            _ = self.interrupt.cancelled() => return None,
-            _ = tokio::time::sleep(timing.warmup) => {}
+impl Roles {
+    fn get(&mut self, name: &str, server: bool) -> anyhow::Result<&RoleRuntime> {
+        if !self.runtimes.contains_key(name) {
+            let threads = if server {
+                self.server_threads
+            } else {
+                self.client_threads
+            };
+            let rt = RoleRuntime::new(name, threads)
+                .with_context(|| format!("starting the {name} role's runtime"))?;
+            self.runtimes.insert(name.to_owned(), rt);
         }
-        let cpu0 = (self.server.cpu_seconds(), self.client.cpu_seconds());
-        let usage0 = process::usage().unwrap_or_default();
-        let start_ns = self.clock.now_ns();
-        self.window.open(start_ns);
-        let partial = tokio::select! {
-            _ = self.interrupt.cancelled() => true,
-            _ = tokio::time::sleep_until(self.clock.instant_at(start_ns + timing.duration.as_nanos() as u64).into()) => false,
-        };
-        let end_ns = self.clock.now_ns();
-        self.window.close(end_ns);
-        let cpu_server_s = self.server.cpu_seconds() - cpu0.0;
-        let cpu_client_s = self.client.cpu_seconds() - cpu0.1;
-        let process_cpu = process::usage().unwrap_or_default() - usage0;
-        Some(Measured {
-            start_ns,
-            end_ns,
-            cpu_server_s,
-            cpu_client_s,
-            process_cpu,
-            partial,
-        })
+        self.runtimes
+            .get(name)
+            .with_context(|| format!("role {name} vanished"))
+    }
+
+    fn cpu(&self) -> BTreeMap<String, f64> {
+        self.runtimes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.cpu_seconds()))
+            .collect()
     }
 }
 
-fn phase_runtimes(scenario: &Scenario) -> anyhow::Result<(RoleRuntime, RoleRuntime)> {
-    let server = RoleRuntime::new("recorder-1", scenario.server_threads)
-        .context("starting the recording server's runtime")?;
-    let client = RoleRuntime::new("viewers", scenario.client_threads)
-        .context("starting the viewers' runtime")?;
-    Ok((server, client))
+/// A client of some link, with what the harness needs to count its due frames.
+enum Client {
+    Video {
+        viewer: Viewer,
+        /// What its streams should carry, bit/s.
+        offered_bps: f64,
+        /// Live streams: (camera, schedule start); playback streams are counted by the
+        /// server's offers instead.
+        live: Vec<Camera>,
+        /// The recording server it started on (for failover reports).
+        recorder: Option<String>,
+    },
+    Rpc {
+        client: RpcClient,
+        config: RpcConfig,
+    },
 }
 
-/// Runs one phase of the paced video scenario in `mode`. `Ok(None)`: interrupted before
-/// anything was measured.
+/// Where each link's participants run, for CPU attribution: (role, is_server).
+type Participation = BTreeMap<String, Vec<(LinkId, bool)>>;
+
+struct Running {
+    roles: Roles,
+    mgmt: Option<ManagementServer>,
+    /// Streaming servers by host: recorders, failovers, the event and mobile servers.
+    servers: BTreeMap<String, (Recorder, Vec<LinkId>)>,
+    clients: Vec<(LinkId, Client)>,
+    wan: Vec<WanLink>,
+    participation: Participation,
+    incompatibilities: Vec<Incompatibility>,
+    start_ns: u64,
+}
+
+fn participate(p: &mut Participation, role: &str, link: LinkId, server: bool) {
+    let entry = p.entry(role.to_owned()).or_default();
+    if !entry.contains(&(link, server)) {
+        entry.push((link, server));
+    }
+}
+
+/// Camera ids are unique across the deployment: recording server `k`'s cameras follow the
+/// cameras of the servers before it.
+fn camera_bases(scenario: &Scenario) -> BTreeMap<String, u32> {
+    let mut next = 0;
+    scenario
+        .recorders
+        .iter()
+        .map(|r| {
+            let base = next;
+            next += r.camera_count();
+            (r.host.clone(), base)
+        })
+        .collect()
+}
+
+fn build_cameras(scenario: &Scenario, pool: &PayloadPool) -> BTreeMap<String, Vec<Camera>> {
+    let bases = camera_bases(scenario);
+    let mut profiles: BTreeMap<String, Arc<Profile>> = BTreeMap::new();
+    scenario
+        .recorders
+        .iter()
+        .map(|r| {
+            let base = bases.get(&r.host).copied().unwrap_or(0);
+            let cams = (0..r.camera_count())
+                .filter_map(|i| {
+                    let p = r.profile_of(i)?;
+                    let arc = profiles
+                        .entry(p.name.clone())
+                        .or_insert_with(|| Arc::new(p.clone()));
+                    Some(Camera::new(
+                        base + i,
+                        arc.clone(),
+                        scenario.seed,
+                        pool.clone(),
+                    ))
+                })
+                .collect();
+            (r.host.clone(), cams)
+        })
+        .collect()
+}
+
+fn largest_frame(scenario: &Scenario) -> u64 {
+    let mut max = 0;
+    for r in &scenario.recorders {
+        for g in &r.cameras {
+            max = max.max(g.profile.max_frame_bytes());
+        }
+    }
+    if let Some(m) = &scenario.mobile_server {
+        max = max.max(m.transcode_profile.max_frame_bytes());
+    }
+    max.max(64 * 1024)
+}
+
+/// The profile of the event server's notification stream.
+fn event_profile(events_per_s: u32, event_bytes: u32) -> Profile {
+    Profile {
+        name: "events".into(),
+        resolution: "-".into(),
+        fps: events_per_s.max(1),
+        bitrate_bps: (u64::from(event_bytes) * 8 * u64::from(events_per_s.max(1))).max(1000),
+        gop: 1,
+        ip_ratio: 1.0,
+        vbr: 0.0,
+    }
+}
+
+/// Offered bit rate of a stream of `profile` in `mode`.
+fn stream_bps(profile: &Profile, mode: Playback) -> f64 {
+    match mode {
+        Playback::Live => profile.bitrate_bps as f64,
+        Playback::Speed(s) if mode.iframes_only() => {
+            profile.i_frame_bytes() * 8.0 * f64::from(profile.fps) / f64::from(profile.gop)
+                * f64::from(s)
+        }
+        Playback::Speed(s) => profile.bitrate_bps as f64 * f64::from(s),
+    }
+}
+
+impl Running {
+    async fn start(
+        scenario: &Scenario,
+        pki: &Pki,
+        mode: Mode,
+        clock: RunClock,
+        window: &Arc<Window>,
+    ) -> anyhow::Result<Running> {
+        let encrypted = |link: LinkId| mode == Mode::Tls && scenario.encrypted(link);
+        let server_tls = |host: &str, link: LinkId| -> anyhow::Result<_> {
+            Ok(if encrypted(link) {
+                Some(pki.server_config(host, &scenario.tls)?)
+            } else {
+                None
+            })
+        };
+        let tls_connector = Connector::tls(pki.client_config(&scenario.tls)?);
+        let connector = |link: LinkId| {
+            if encrypted(link) {
+                tls_connector.clone()
+            } else {
+                Connector::plain()
+            }
+        };
+        let mut r = Running {
+            roles: Roles {
+                server_threads: scenario.server_threads,
+                client_threads: scenario.client_threads,
+                runtimes: BTreeMap::new(),
+            },
+            mgmt: None,
+            servers: BTreeMap::new(),
+            clients: Vec::new(),
+            wan: Vec::new(),
+            participation: BTreeMap::new(),
+            incompatibilities: Vec::new(),
+            start_ns: clock.now_ns(),
+        };
+        let links = scenario.links();
+        let uses = |l: LinkId| links.contains(&l);
+        let start_ns = r.start_ns;
+        let m = &scenario.management;
+
+        // Management server: registrations, client logins, collectors.
+        let mgmt_config = ManagementConfig {
+            config_bytes: m.config_bytes,
+            status_reply_bytes: m.status_reply_bytes,
+            seed: scenario.seed,
+        };
+        let rt = r.roles.get("mgmt", true)?;
+        let mut listeners = Vec::new();
+        for link in [
+            LinkId::RecorderMgmt,
+            LinkId::ClientMgmt,
+            LinkId::CollectorMgmt,
+        ] {
+            listeners.push(bind(rt, server_tls(&m.host, link)?).await?);
+        }
+        let mgmt = ManagementServer::start(rt, listeners, &mgmt_config)?;
+        let mgmt_addrs = mgmt.addrs().to_vec();
+        let mgmt_endpoint = |i: usize| Endpoint {
+            addr: mgmt_addrs[i],
+            host: m.host.clone(),
+        };
+        let digest = mgmt.config_digest();
+        r.mgmt = Some(mgmt);
+        for link in [
+            LinkId::RecorderMgmt,
+            LinkId::ClientMgmt,
+            LinkId::CollectorMgmt,
+            LinkId::EventMgmt,
+            LinkId::MobileMgmt,
+        ] {
+            if uses(link) {
+                participate(&mut r.participation, "mgmt", link, true);
+            }
+        }
+        let status = |link: LinkId, who: &str| RpcConfig {
+            server: mgmt_endpoint(0),
+            connector: connector(link),
+            call: Call::Status {
+                request_bytes: m.status_request_bytes,
+            },
+            interval: m.status_interval,
+            start_ns,
+            phase_ns: spread(scenario.seed, who, m.status_interval.as_nanos() as u64),
+            config_digest: None,
+        };
+
+        // Recording servers (and failovers), all cameras on one schedule.
+        let pool = PayloadPool::new(largest_frame(scenario), scenario.seed);
+        let cameras = build_cameras(scenario, &pool);
+        let mut all_cameras: BTreeMap<u32, Camera> = BTreeMap::new();
+        for c in cameras.values().flatten() {
+            all_cameras.insert(c.id, c.clone());
+        }
+        let recorder_links = [
+            LinkId::ViewerRecorder,
+            LinkId::SdkRecorder,
+            LinkId::MobileRecorder,
+        ];
+        let mut streaming_hosts: Vec<(String, Vec<Camera>)> = scenario
+            .recorders
+            .iter()
+            .map(|rec| {
+                (
+                    rec.host.clone(),
+                    cameras.get(&rec.host).cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        for f in &scenario.failovers {
+            let backed: Vec<Camera> = scenario
+                .recorders
+                .iter()
+                .filter(|rec| rec.failover.as_deref() == Some(f.as_str()))
+                .flat_map(|rec| cameras.get(&rec.host).cloned().unwrap_or_default())
+                .collect();
+            streaming_hosts.push((f.clone(), backed));
+        }
+        for (host, cams) in streaming_hosts {
+            let role = host.split('.').next().unwrap_or(&host).to_owned();
+            let rt = r.roles.get(&role, true)?;
+            let listener = bind(rt, server_tls(&host, LinkId::ViewerRecorder)?).await?;
+            let config = RecorderConfig {
+                host: host.clone(),
+                cameras: cams,
+                queue_frames: scenario.queue_frames,
+                start_ns,
+                source: Source::Pacer,
+            };
+            let rec = Recorder::start(rt, listener, config, clock, window.clone())?;
+            let rpc = RpcClient::start(
+                rt,
+                status(LinkId::RecorderMgmt, &host),
+                clock,
+                window.clone(),
+            );
+            r.clients.push((
+                LinkId::RecorderMgmt,
+                Client::Rpc {
+                    client: rpc,
+                    config: status(LinkId::RecorderMgmt, &host),
+                },
+            ));
+            for link in recorder_links {
+                if uses(link) {
+                    participate(&mut r.participation, &role, link, true);
+                }
+            }
+            participate(&mut r.participation, &role, LinkId::RecorderMgmt, false);
+            r.servers.insert(host, (rec, recorder_links.to_vec()));
+        }
+        let recorder_endpoint = |r: &Running, host: &str| {
+            r.servers.get(host).map(|(rec, _)| Endpoint {
+                addr: rec.addr(),
+                host: host.to_owned(),
+            })
+        };
+
+        // Event server: a stream of notifications to every connected viewer.
+        let mut event_channel: Option<Camera> = None;
+        if let Some(ev) = &scenario.event_server {
+            let rt = r.roles.get("event", true)?;
+            let profile = Arc::new(event_profile(ev.events_per_s, ev.event_bytes));
+            let channel = Camera::new(0, profile, scenario.seed, pool.clone());
+            let listener = bind(rt, server_tls(&ev.host, LinkId::ClientEvent)?).await?;
+            let config = RecorderConfig {
+                host: ev.host.clone(),
+                cameras: vec![channel.clone()],
+                queue_frames: scenario.queue_frames,
+                start_ns,
+                source: Source::Pacer,
+            };
+            let server = Recorder::start(rt, listener, config, clock, window.clone())?;
+            let cfg = status(LinkId::EventMgmt, &ev.host);
+            let rpc = RpcClient::start(rt, cfg.clone(), clock, window.clone());
+            r.clients.push((
+                LinkId::EventMgmt,
+                Client::Rpc {
+                    client: rpc,
+                    config: cfg,
+                },
+            ));
+            participate(&mut r.participation, "event", LinkId::ClientEvent, true);
+            participate(&mut r.participation, "event", LinkId::EventMgmt, false);
+            r.servers
+                .insert(ev.host.clone(), (server, vec![LinkId::ClientEvent]));
+            event_channel = Some(channel);
+        }
+
+        // Mobile server: pulls the cameras phones watch, serves the phones.
+        let mut phone_cameras: Vec<Camera> = Vec::new();
+        if let (Some(ms), true) = (&scenario.mobile_server, uses(LinkId::PhoneMobile)) {
+            let rt = r.roles.get("mobile", true)?;
+            // Which cameras, per recording server, the phones watch.
+            let bases = camera_bases(scenario);
+            let mut wanted: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+            for g in &scenario.phones {
+                let (Some(rec), Some(base)) =
+                    (scenario.recorder(&g.recorder), bases.get(&g.recorder))
+                else {
+                    continue;
+                };
+                let n = rec.camera_count().max(1);
+                for i in 0..g.count {
+                    for k in 0..g.cameras_each {
+                        let id = base + (i * g.cameras_each + k) % n;
+                        let w = wanted.entry(g.recorder.clone()).or_default();
+                        if !w.contains(&id) {
+                            w.push(id);
+                        }
+                    }
+                }
+            }
+            let sources: Vec<Camera> = wanted
+                .values()
+                .flatten()
+                .filter_map(|id| all_cameras.get(id).cloned())
+                .collect();
+            let (serving, source) = match ms.mode {
+                MobileMode::Direct => (sources.clone(), Source::Relay),
+                MobileMode::Transcoded => {
+                    let p = Arc::new(ms.transcode_profile.clone());
+                    let transcoded = sources
+                        .iter()
+                        .map(|c| Camera::new(c.id, p.clone(), scenario.seed, pool.clone()))
+                        .collect();
+                    (transcoded, Source::Pacer)
+                }
+            };
+            phone_cameras = serving.clone();
+            let listener = bind(rt, server_tls(&ms.host, LinkId::PhoneMobile)?).await?;
+            let config = RecorderConfig {
+                host: ms.host.clone(),
+                cameras: serving,
+                queue_frames: scenario.queue_frames,
+                start_ns,
+                source,
+            };
+            let server = Recorder::start(rt, listener, config, clock, window.clone())?;
+            let hook: Option<FrameHook> = match ms.mode {
+                MobileMode::Direct => {
+                    let relay = server.relay();
+                    Some(Arc::new(move |h, p| relay.forward(h, p)))
+                }
+                MobileMode::Transcoded => None,
+            };
+            for (host, ids) in &wanted {
+                let Some(endpoint) = recorder_endpoint(&r, host) else {
+                    continue;
+                };
+                let streams: Vec<StreamRequest> = ids
+                    .iter()
+                    .filter_map(|id| all_cameras.get(id))
+                    .map(|c| StreamRequest {
+                        camera: c.id,
+                        interval_ns: c.profile.frame_interval_ns(),
+                    })
+                    .collect();
+                let live: Vec<Camera> = ids
+                    .iter()
+                    .filter_map(|id| all_cameras.get(id).cloned())
+                    .collect();
+                let config = ViewerConfig {
+                    server: endpoint,
+                    failover: None,
+                    streams,
+                    playback: Playback::Live,
+                    connector: connector(LinkId::MobileRecorder),
+                    label: LinkId::MobileRecorder.as_str().into(),
+                    on_frame: hook.clone(),
+                };
+                let rt = r.roles.get("mobile", true)?;
+                let viewer = Viewer::start(rt, config, clock, window.clone());
+                let offered_bps = live
+                    .iter()
+                    .map(|c: &Camera| stream_bps(&c.profile, Playback::Live))
+                    .sum();
+                r.clients.push((
+                    LinkId::MobileRecorder,
+                    Client::Video {
+                        viewer,
+                        offered_bps,
+                        live,
+                        recorder: Some(host.clone()),
+                    },
+                ));
+            }
+            let rt = r.roles.get("mobile", true)?;
+            let cfg = status(LinkId::MobileMgmt, &ms.host);
+            let rpc = RpcClient::start(rt, cfg.clone(), clock, window.clone());
+            r.clients.push((
+                LinkId::MobileMgmt,
+                Client::Rpc {
+                    client: rpc,
+                    config: cfg,
+                },
+            ));
+            participate(
+                &mut r.participation,
+                "mobile",
+                LinkId::MobileRecorder,
+                false,
+            );
+            participate(&mut r.participation, "mobile", LinkId::PhoneMobile, true);
+            participate(&mut r.participation, "mobile", LinkId::MobileMgmt, false);
+            r.servers
+                .insert(ms.host.clone(), (server, vec![LinkId::PhoneMobile]));
+        }
+
+        // Viewers: video from a recording server, events, and logins.
+        let bases = camera_bases(scenario);
+        let login = |who: &str| RpcConfig {
+            server: mgmt_endpoint(1),
+            connector: connector(LinkId::ClientMgmt),
+            call: Call::Login,
+            interval: m.config_refresh,
+            start_ns,
+            phase_ns: spread(scenario.seed, who, m.config_refresh.as_nanos() as u64),
+            config_digest: Some(digest),
+        };
+        for g in &scenario.viewers {
+            let Some(rec) = scenario.recorder(&g.recorder) else {
+                continue;
+            };
+            let base = bases.get(&g.recorder).copied().unwrap_or(0);
+            let n = rec.camera_count().max(1);
+            for i in 0..g.count {
+                let ids: Vec<u32> = (0..g.view.min(n))
+                    .map(|k| base + (i * g.view + k) % n)
+                    .collect();
+                let playback = match g.mode {
+                    ViewMode::Live => Playback::Live,
+                    ViewMode::Playback(s) => Playback::Speed(s),
+                };
+                let interval = |c: &Camera| match playback {
+                    Playback::Live => c.profile.frame_interval_ns(),
+                    Playback::Speed(s) if playback.iframes_only() => {
+                        c.profile.frame_interval_ns() * u64::from(c.profile.gop) / u64::from(s)
+                    }
+                    Playback::Speed(s) => c.profile.frame_interval_ns() / u64::from(s),
+                };
+                let cams: Vec<Camera> = ids
+                    .iter()
+                    .filter_map(|id| all_cameras.get(id).cloned())
+                    .collect();
+                let Some(endpoint) = recorder_endpoint(&r, &g.recorder) else {
+                    continue;
+                };
+                let failover = rec
+                    .failover
+                    .as_deref()
+                    .and_then(|f| recorder_endpoint(&r, f));
+                let config = ViewerConfig {
+                    server: endpoint,
+                    failover,
+                    streams: cams
+                        .iter()
+                        .map(|c| StreamRequest {
+                            camera: c.id,
+                            interval_ns: interval(c),
+                        })
+                        .collect(),
+                    playback,
+                    connector: connector(LinkId::ViewerRecorder),
+                    label: LinkId::ViewerRecorder.as_str().into(),
+                    on_frame: None,
+                };
+                let rt = r.roles.get("viewers", false)?;
+                let viewer = Viewer::start(rt, config, clock, window.clone());
+                let offered_bps = cams.iter().map(|c| stream_bps(&c.profile, playback)).sum();
+                let live = if playback == Playback::Live {
+                    cams
+                } else {
+                    Vec::new()
+                };
+                r.clients.push((
+                    LinkId::ViewerRecorder,
+                    Client::Video {
+                        viewer,
+                        offered_bps,
+                        live,
+                        recorder: Some(g.recorder.clone()),
+                    },
+                ));
+                let who = format!("{}-{i}", g.name);
+                if let (Some(ev), Some(channel)) = (&scenario.event_server, &event_channel) {
+                    let endpoint = recorder_endpoint(&r, &ev.host);
+                    if let Some(server) = endpoint {
+                        let config = ViewerConfig {
+                            server,
+                            failover: None,
+                            streams: vec![StreamRequest {
+                                camera: 0,
+                                interval_ns: channel.profile.frame_interval_ns(),
+                            }],
+                            playback: Playback::Live,
+                            connector: connector(LinkId::ClientEvent),
+                            label: LinkId::ClientEvent.as_str().into(),
+                            on_frame: None,
+                        };
+                        let rt = r.roles.get("event-clients", false)?;
+                        let viewer = Viewer::start(rt, config, clock, window.clone());
+                        r.clients.push((
+                            LinkId::ClientEvent,
+                            Client::Video {
+                                viewer,
+                                offered_bps: stream_bps(&channel.profile, Playback::Live),
+                                live: vec![channel.clone()],
+                                recorder: None,
+                            },
+                        ));
+                    }
+                }
+                let rt = r.roles.get("login-clients", false)?;
+                let cfg = login(&who);
+                let client = RpcClient::start(rt, cfg.clone(), clock, window.clone());
+                r.clients.push((
+                    LinkId::ClientMgmt,
+                    Client::Rpc {
+                        client,
+                        config: cfg,
+                    },
+                ));
+            }
+        }
+        if uses(LinkId::ViewerRecorder) {
+            participate(
+                &mut r.participation,
+                "viewers",
+                LinkId::ViewerRecorder,
+                false,
+            );
+        }
+        if uses(LinkId::ClientEvent) {
+            participate(
+                &mut r.participation,
+                "event-clients",
+                LinkId::ClientEvent,
+                false,
+            );
+        }
+
+        // SDK integrations: bulk retrieval, some unable to speak TLS.
+        for g in &scenario.integrations {
+            let Some(rec) = scenario.recorder(&g.recorder) else {
+                continue;
+            };
+            let base = bases.get(&g.recorder).copied().unwrap_or(0);
+            let n = rec.camera_count().max(1);
+            let tls_required = encrypted(LinkId::SdkRecorder);
+            if !g.tls_capable && tls_required {
+                r.incompatibilities.push(Incompatibility {
+                    link: LinkId::SdkRecorder.as_str().into(),
+                    client: g.name.clone(),
+                    server: g.recorder.clone(),
+                    reason: format!(
+                        "integration {:?} cannot speak TLS, and {} requires it (encryption \
+                         group streaming_media is on): its {} connection(s) will fail",
+                        g.name, g.recorder, g.count
+                    ),
+                });
+            }
+            for i in 0..g.count {
+                let ids: Vec<u32> = (0..g.streams.min(n))
+                    .map(|k| base + (i * g.streams + k) % n)
+                    .collect();
+                let cams: Vec<Camera> = ids
+                    .iter()
+                    .filter_map(|id| all_cameras.get(id).cloned())
+                    .collect();
+                let Some(endpoint) = recorder_endpoint(&r, &g.recorder) else {
+                    continue;
+                };
+                let failover = rec
+                    .failover
+                    .as_deref()
+                    .and_then(|f| recorder_endpoint(&r, f));
+                let config = ViewerConfig {
+                    server: endpoint,
+                    failover,
+                    streams: cams
+                        .iter()
+                        .map(|c| StreamRequest {
+                            camera: c.id,
+                            interval_ns: c.profile.frame_interval_ns(),
+                        })
+                        .collect(),
+                    playback: Playback::Live,
+                    connector: if g.tls_capable {
+                        connector(LinkId::SdkRecorder)
+                    } else {
+                        Connector::plain()
+                    },
+                    label: LinkId::SdkRecorder.as_str().into(),
+                    on_frame: None,
+                };
+                let rt = r.roles.get("integrations", false)?;
+                let viewer = Viewer::start(rt, config, clock, window.clone());
+                let offered_bps = cams
+                    .iter()
+                    .map(|c| stream_bps(&c.profile, Playback::Live))
+                    .sum();
+                r.clients.push((
+                    LinkId::SdkRecorder,
+                    Client::Video {
+                        viewer,
+                        offered_bps,
+                        live: cams,
+                        recorder: Some(g.recorder.clone()),
+                    },
+                ));
+                let rt = r.roles.get("login-clients", false)?;
+                let cfg = login(&format!("{}-{i}", g.name));
+                let client = RpcClient::start(rt, cfg.clone(), clock, window.clone());
+                r.clients.push((
+                    LinkId::ClientMgmt,
+                    Client::Rpc {
+                        client,
+                        config: cfg,
+                    },
+                ));
+            }
+        }
+        if uses(LinkId::SdkRecorder) {
+            participate(
+                &mut r.participation,
+                "integrations",
+                LinkId::SdkRecorder,
+                false,
+            );
+        }
+        if uses(LinkId::ClientMgmt) {
+            participate(
+                &mut r.participation,
+                "login-clients",
+                LinkId::ClientMgmt,
+                false,
+            );
+        }
+
+        // Phones, through the mobile server.
+        if let Some(ms) = &scenario.mobile_server {
+            let endpoint = recorder_endpoint(&r, &ms.host);
+            for g in scenario.phones.iter().filter(|_| endpoint.is_some()) {
+                let base = bases.get(&g.recorder).copied().unwrap_or(0);
+                let n = scenario
+                    .recorder(&g.recorder)
+                    .map_or(1, |rec| rec.camera_count().max(1));
+                for i in 0..g.count {
+                    let ids: Vec<u32> = (0..g.cameras_each)
+                        .map(|k| base + (i * g.cameras_each + k) % n)
+                        .collect();
+                    let cams: Vec<Camera> = ids
+                        .iter()
+                        .filter_map(|id| phone_cameras.iter().find(|c| c.id == *id).cloned())
+                        .collect();
+                    let Some(server) = endpoint.clone() else {
+                        continue;
+                    };
+                    let config = ViewerConfig {
+                        server,
+                        failover: None,
+                        streams: cams
+                            .iter()
+                            .map(|c| StreamRequest {
+                                camera: c.id,
+                                interval_ns: c.profile.frame_interval_ns(),
+                            })
+                            .collect(),
+                        playback: Playback::Live,
+                        connector: connector(LinkId::PhoneMobile),
+                        label: LinkId::PhoneMobile.as_str().into(),
+                        on_frame: None,
+                    };
+                    let rt = r.roles.get("phones", false)?;
+                    let viewer = Viewer::start(rt, config, clock, window.clone());
+                    let offered_bps = cams
+                        .iter()
+                        .map(|c| stream_bps(&c.profile, Playback::Live))
+                        .sum();
+                    r.clients.push((
+                        LinkId::PhoneMobile,
+                        Client::Video {
+                            viewer,
+                            offered_bps,
+                            live: cams,
+                            recorder: None,
+                        },
+                    ));
+                }
+            }
+            if uses(LinkId::PhoneMobile) {
+                participate(&mut r.participation, "phones", LinkId::PhoneMobile, false);
+            }
+        }
+
+        // Data collectors of remote sites, each behind its own WAN link.
+        for g in &scenario.collectors {
+            for i in 0..g.count {
+                let wan_rt = r.roles.get("wan", false)?;
+                let wan = WanLink::start(wan_rt, mgmt_addrs[2], g.wan_delay).await?;
+                let who = format!("{}-{i}", g.name);
+                let cfg = RpcConfig {
+                    server: Endpoint {
+                        addr: wan.addr(),
+                        host: m.host.clone(),
+                    },
+                    connector: connector(LinkId::CollectorMgmt),
+                    call: Call::Telemetry {
+                        bytes: g.telemetry_bytes,
+                    },
+                    interval: g.interval,
+                    start_ns,
+                    phase_ns: spread(scenario.seed, &who, g.interval.as_nanos() as u64),
+                    config_digest: None,
+                };
+                r.wan.push(wan);
+                let rt = r.roles.get("collectors", false)?;
+                let client = RpcClient::start(rt, cfg.clone(), clock, window.clone());
+                r.clients.push((
+                    LinkId::CollectorMgmt,
+                    Client::Rpc {
+                        client,
+                        config: cfg,
+                    },
+                ));
+            }
+        }
+        if uses(LinkId::CollectorMgmt) {
+            participate(
+                &mut r.participation,
+                "collectors",
+                LinkId::CollectorMgmt,
+                false,
+            );
+        }
+        Ok(r)
+    }
+
+    /// Stops a streaming server (a scheduled failure).
+    async fn stop_server(&mut self, host: &str) -> bool {
+        match self.servers.remove(host) {
+            Some((rec, _)) => {
+                rec.stop().await;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What the servers of one link counted.
+#[derive(Clone, Debug)]
+struct ServerSide {
+    sent: SenderSnapshot,
+    /// Frames offered to playback subscriptions (whose schedules only the server knows).
+    playback_offered: u64,
+    failures: BTreeMap<String, u64>,
+    handshake_us: Histogram<u64>,
+}
+
+impl Default for ServerSide {
+    fn default() -> Self {
+        ServerSide {
+            sent: SenderSnapshot::default(),
+            playback_offered: 0,
+            failures: BTreeMap::new(),
+            handshake_us: latency_histogram(),
+        }
+    }
+}
+
+/// Sums each link's server-side counters over the servers that serve it.
+fn server_counts(stats: &[(RecorderStats, Vec<LinkId>)]) -> BTreeMap<LinkId, ServerSide> {
+    let mut out: BTreeMap<LinkId, ServerSide> = BTreeMap::new();
+    for (s, links) in stats {
+        for link in links {
+            let entry = out.entry(*link).or_default();
+            for (label, snap) in &s.by_label {
+                let (name, playback) = match label.split_once('/') {
+                    Some((n, _)) => (n, true),
+                    None => (label.as_str(), false),
+                };
+                if name != link.as_str() {
+                    continue;
+                }
+                entry.sent += *snap;
+                if playback {
+                    entry.playback_offered += snap.frames_offered;
+                }
+                if let Some(h) = s.handshake_us_by_label.get(label) {
+                    let _ = entry.handshake_us.add(h);
+                }
+            }
+            // Failures cannot be told apart by link before a client says who it is; they
+            // are reported on the server's first link.
+            if Some(link) == links.first() {
+                for (k, v) in &s.failures {
+                    *entry.failures.entry(k.clone()).or_default() += v;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Splits each role's CPU over the links it takes part in, in proportion to their bytes.
+fn attribute_cpu(
+    participation: &Participation,
+    cpu: &BTreeMap<String, f64>,
+    bytes: &BTreeMap<LinkId, u64>,
+) -> (BTreeMap<LinkId, (f64, f64)>, BTreeMap<LinkId, bool>) {
+    let mut shares: BTreeMap<LinkId, (f64, f64)> = BTreeMap::new();
+    let mut shared: BTreeMap<LinkId, bool> = BTreeMap::new();
+    for (role, parts) in participation {
+        let Some(total) = cpu.get(role) else { continue };
+        let sum: u64 = parts
+            .iter()
+            .map(|(l, _)| bytes.get(l).copied().unwrap_or(0))
+            .sum();
+        for (link, server) in parts {
+            let weight = if sum == 0 {
+                1.0 / parts.len() as f64
+            } else {
+                bytes.get(link).copied().unwrap_or(0) as f64 / sum as f64
+            };
+            let e = shares.entry(*link).or_default();
+            if *server {
+                e.0 += total * weight;
+            } else {
+                e.1 += total * weight;
+            }
+            if parts.len() > 1 {
+                shared.insert(*link, true);
+            }
+        }
+    }
+    (shares, shared)
+}
+
+/// Runs one phase of `scenario` in `mode`. `Ok(None)`: interrupted before anything was
+/// measured.
 pub async fn run_phase(
     scenario: &Scenario,
     pki: &Pki,
@@ -174,112 +1086,282 @@ pub async fn run_phase(
 ) -> anyhow::Result<Option<PhaseOutcome>> {
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
     let _ = process::reset_peak_rss();
-    let (server_tls, connector) = endpoints(scenario, pki, mode)?;
-    let (server, client) = phase_runtimes(scenario)?;
     let window = Arc::new(Window::default());
-    let cameras = cameras(scenario);
+    let mut running = Running::start(scenario, pki, mode, clock, &window).await?;
+
+    tokio::select! {
+        _ = interrupt.cancelled() => {
+            shutdown(running).await;
+            return Ok(None);
+        }
+        _ = tokio::time::sleep(timing.warmup) => {}
+    }
+    let cpu0 = running.roles.cpu();
+    let usage0 = process::usage().unwrap_or_default();
     let start_ns = clock.now_ns();
-
-    let listener = bind(&server, server_tls)
-        .await
-        .context("binding the recording server")?;
-    let config = RecorderConfig {
-        host: RECORDER_HOST.to_owned(),
-        cameras: cameras.clone(),
-        queue_frames: scenario.queue_frames,
-        start_ns,
-    };
-    let recorder = Recorder::start(&server, listener, config, clock, window.clone())?;
-
-    let interval_ns = scenario.profile.frame_interval_ns();
-    let viewers: Vec<Viewer> = (0..scenario.viewers)
-        .map(|i| {
-            let streams = scenario
-                .viewer_cameras(i)
-                .into_iter()
-                .map(|camera| StreamRequest {
-                    camera,
-                    interval_ns,
-                })
-                .collect();
-            let config = ViewerConfig {
-                addr: recorder.addr(),
-                host: RECORDER_HOST.to_owned(),
-                streams,
-                playback: Playback::Live,
-                connector: connector.clone(),
-                check: None,
-            };
-            Viewer::start(&client, config, clock, window.clone())
-        })
+    window.open(start_ns);
+    let end_at = start_ns + timing.duration.as_nanos() as u64;
+    let mut events = scenario.events.clone();
+    events.sort_by_key(|e| e.at);
+    let mut failovers = Vec::new();
+    let mut partial = false;
+    for event in events.iter().filter(|e| e.at < timing.duration) {
+        let at = start_ns + event.at.as_nanos() as u64;
+        tokio::select! {
+            _ = interrupt.cancelled() => { partial = true; break; }
+            _ = tokio::time::sleep_until(clock.instant_at(at).into()) => {}
+        }
+        match &event.action {
+            EventAction::StopRecorder { host } => {
+                if running.stop_server(host).await {
+                    failovers.push((host.clone(), event.at));
+                }
+            }
+        }
+    }
+    if !partial {
+        tokio::select! {
+            _ = interrupt.cancelled() => partial = true,
+            _ = tokio::time::sleep_until(clock.instant_at(end_at).into()) => {}
+        }
+    }
+    let end_ns = clock.now_ns();
+    window.close(end_ns);
+    let cpu1 = running.roles.cpu();
+    let process_cpu = process::usage().unwrap_or_default() - usage0;
+    let cpu: BTreeMap<String, f64> = cpu1
+        .iter()
+        .map(|(k, v)| (k.clone(), v - cpu0.get(k).copied().unwrap_or(0.0)))
         .collect();
 
-    let measure = Measure {
-        clock,
-        window: window.clone(),
-        server: &server,
-        client: &client,
-        interrupt,
+    // Frames due in the window, per link, from the schedules the harness set up.
+    let due_of = |client: &Client| -> u64 {
+        match client {
+            Client::Video { live, .. } => live
+                .iter()
+                .map(|c| c.frames_due(Playback::Live, running.start_ns, start_ns, end_ns))
+                .sum(),
+            Client::Rpc { config, .. } => config.calls_due(start_ns, end_ns),
+        }
     };
-    let Some(m) = measure.window(timing).await else {
-        shutdown(viewers, recorder).await;
-        return Ok(None);
-    };
-
-    let frames_due: u64 = (0..scenario.viewers)
-        .flat_map(|i| scenario.viewer_cameras(i))
-        .filter_map(|id| cameras.get(id as usize))
-        .map(|c| c.frames_due(Playback::Live, start_ns, m.start_ns, m.end_ns))
-        .sum();
-    // Drain: wait until every frame due in the window was received or dropped.
+    let mut due: BTreeMap<LinkId, u64> = BTreeMap::new();
+    for (link, client) in &running.clients {
+        *due.entry(*link).or_default() += due_of(client);
+    }
+    // Drain: wait until what was due has arrived (or was dropped), within limits.
     let drain_until = tokio::time::Instant::now() + MAX_DRAIN;
-    while tokio::time::Instant::now() < drain_until && !m.partial {
-        let received: u64 = viewers.iter().map(|v| v.metrics().frames).sum();
-        if received + recorder.stats().sent.dropped_frames >= frames_due {
+    while !partial && tokio::time::Instant::now() < drain_until {
+        let mut received: BTreeMap<LinkId, u64> = BTreeMap::new();
+        for (link, client) in &running.clients {
+            let frames = match client {
+                Client::Video { viewer, .. } => viewer.metrics().frames,
+                Client::Rpc { client, .. } => client.metrics().frames,
+            };
+            *received.entry(*link).or_default() += frames;
+        }
+        let dropped: u64 = running
+            .servers
+            .values()
+            .map(|(s, _)| s.stats().sent.dropped_frames)
+            .sum();
+        let missing: u64 = due
+            .iter()
+            .map(|(l, d)| d.saturating_sub(received.get(l).copied().unwrap_or(0)))
+            .sum();
+        if missing <= dropped {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let stats = recorder.stats();
+    let server_stats: Vec<(RecorderStats, Vec<LinkId>)> = running
+        .servers
+        .values()
+        .map(|(s, links)| (s.stats(), links.clone()))
+        .collect();
+    let mgmt_failures = running
+        .mgmt
+        .as_ref()
+        .map(|m| m.stats().failures)
+        .unwrap_or_default();
     let peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0);
-    let (received, client_errors) = shutdown(viewers, recorder).await;
-    let connections = received.connections;
+    let participation = running.participation.clone();
+    let incompatibilities = running.incompatibilities.clone();
+    let collected = shutdown(running).await;
+
+    let servers = server_counts(&server_stats);
+    let mut per_link: BTreeMap<LinkId, (LinkMetrics, Vec<String>, u64)> = BTreeMap::new();
+    for c in &collected.clients {
+        let e = per_link.entry(c.link).or_default();
+        e.0.merge(&c.metrics);
+        if let Some(err) = &c.error {
+            if !e.1.contains(err) {
+                e.1.push(err.clone());
+            }
+        }
+        e.2 += c.streams;
+    }
+    let bytes: BTreeMap<LinkId, u64> = per_link
+        .iter()
+        .map(|(l, (m, _, _))| (*l, m.bytes))
+        .collect();
+    let (cpu_shares, shared) = attribute_cpu(&participation, &cpu, &bytes);
+    let mut links = Vec::new();
+    for link in scenario.links() {
+        let (received, client_errors, streams) = per_link.remove(&link).unwrap_or_default();
+        let ServerSide {
+            sent,
+            playback_offered: playback_due,
+            failures: mut server_failures,
+            handshake_us: server_handshake_us,
+        } = servers.get(&link).cloned().unwrap_or_default();
+        // The management server's failures cannot be told apart by link; they are
+        // reported with the registrations.
+        if link == LinkId::RecorderMgmt {
+            for (k, v) in &mgmt_failures {
+                *server_failures.entry(k.clone()).or_default() += v;
+            }
+        }
+        let (cpu_server_s, cpu_client_s) = cpu_shares.get(&link).copied().unwrap_or_default();
+        links.push(LinkOutcome {
+            link: link.as_str().to_owned(),
+            group: Some(link.group().as_str()),
+            encrypted: mode == Mode::Tls && scenario.encrypted(link),
+            received,
+            sent,
+            server_failures,
+            server_handshake_us,
+            frames_due: due.get(&link).copied().unwrap_or(0) + playback_due,
+            offered_bps: collected.offered.get(&link).copied().unwrap_or(0.0),
+            streams,
+            cpu_server_s,
+            cpu_client_s,
+            cpu_attribution: if shared.get(&link).copied().unwrap_or(false) {
+                "shared_by_bytes"
+            } else {
+                "exclusive"
+            },
+            client_errors,
+        });
+    }
+    let failovers = failovers
+        .into_iter()
+        .map(|(host, at)| failover_outcome(scenario, &collected, &host, at))
+        .collect();
     Ok(Some(PhaseOutcome {
-        link: VIEWER_RECORDER.to_owned(),
         mode,
-        received,
-        sent: stats.sent,
-        server_failures: stats.failures,
-        server_handshake_us: stats.handshake_us,
-        frames_due,
-        window_s: (m.end_ns - m.start_ns) as f64 / 1e9,
-        cpu_server_s: m.cpu_server_s,
-        cpu_client_s: m.cpu_client_s,
-        process_cpu: m.process_cpu,
+        links,
+        roles: cpu
+            .into_iter()
+            .map(|(role, cpu_s)| RoleCpu { role, cpu_s })
+            .collect(),
+        failovers,
+        incompatibilities,
+        window_s: (end_ns - start_ns) as f64 / 1e9,
+        process_cpu,
         peak_rss_bytes,
         baseline_rss_bytes,
-        connections,
-        partial: m.partial,
-        client_errors,
+        partial,
     }))
 }
 
-async fn shutdown(viewers: Vec<Viewer>, recorder: Recorder) -> (LinkMetrics, Vec<String>) {
-    let mut total = LinkMetrics::default();
-    let mut errors = Vec::new();
-    for v in viewers {
-        let (m, outcome) = v.stop().await;
-        total.merge(&m);
-        if let Err(e) = outcome {
-            errors.push(e.to_string());
-        }
+fn failover_outcome(
+    scenario: &Scenario,
+    collected: &Collected,
+    host: &str,
+    at: Duration,
+) -> FailoverOutcome {
+    let affected: Vec<&Finished> = collected
+        .clients
+        .iter()
+        .filter(|c| c.recorder.as_deref() == Some(host))
+        .collect();
+    let mut recovery = latency_histogram();
+    let mut out = FailoverOutcome {
+        host: host.to_owned(),
+        failover: scenario.recorder(host).and_then(|r| r.failover.clone()),
+        at_s: at.as_secs_f64(),
+        clients: affected.len() as u64,
+        reconnects: 0,
+        streams_recovered: 0,
+        streams: 0,
+        recovery_p50_us: 0,
+        recovery_all_us: 0,
+        frames_lost: 0,
+    };
+    for c in affected {
+        out.reconnects += c.metrics.reconnects;
+        out.streams += c.streams;
+        out.frames_lost += c.metrics.sequence_gaps;
+        let _ = recovery.add(&c.metrics.recovery_us);
     }
-    recorder.stop().await;
-    (total, errors)
+    out.streams_recovered = recovery.len();
+    if !recovery.is_empty() {
+        out.recovery_p50_us = recovery.value_at_quantile(0.5);
+        out.recovery_all_us = recovery.max();
+    }
+    out
 }
 
-/// How long a bulk phase waits after its window for frames still in socket buffers.
-pub const BULK_DRAIN: Duration = Duration::from_millis(250);
+/// One client's final figures.
+struct Finished {
+    link: LinkId,
+    metrics: LinkMetrics,
+    error: Option<String>,
+    streams: u64,
+    recorder: Option<String>,
+}
+
+struct Collected {
+    clients: Vec<Finished>,
+    offered: BTreeMap<LinkId, f64>,
+}
+
+/// Stops clients first (so servers do not count their leaving as failures), then servers.
+async fn shutdown(running: Running) -> Collected {
+    let mut clients = Vec::new();
+    let mut offered: BTreeMap<LinkId, f64> = BTreeMap::new();
+    for (link, client) in running.clients {
+        match client {
+            Client::Video {
+                viewer,
+                offered_bps,
+                live,
+                recorder,
+            } => {
+                *offered.entry(link).or_default() += offered_bps;
+                let (metrics, outcome) = viewer.stop().await;
+                clients.push(Finished {
+                    link,
+                    streams: live.len() as u64,
+                    metrics,
+                    error: outcome.err().map(|e| e.to_string()),
+                    recorder,
+                });
+            }
+            Client::Rpc { client, .. } => {
+                let metrics = client.stop().await;
+                clients.push(Finished {
+                    link,
+                    metrics,
+                    error: None,
+                    streams: 1,
+                    recorder: None,
+                });
+            }
+        }
+    }
+    for (_, (server, _)) in running.servers {
+        server.stop().await;
+    }
+    if let Some(m) = running.mgmt {
+        m.stop().await;
+    }
+    for w in running.wan {
+        w.stop().await;
+    }
+    drop(running.roles);
+    Collected { clients, offered }
+}
 
 /// What a bulk phase sends.
 #[derive(Clone, Copy, Debug)]
@@ -302,40 +1384,72 @@ pub async fn run_bulk_phase(
 ) -> anyhow::Result<Option<PhaseOutcome>> {
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
     let _ = process::reset_peak_rss();
-    let (server_tls, connector) = endpoints(scenario, pki, mode)?;
-    let (server, client) = phase_runtimes(scenario)?;
+    let host = scenario
+        .recorders
+        .first()
+        .map_or("recorder-1.vms.test", |r| r.host.as_str())
+        .to_owned();
+    let (tls, connector) = match mode {
+        Mode::Plain => (None, Connector::plain()),
+        Mode::Tls => (
+            Some(pki.server_config(&host, &scenario.tls)?),
+            Connector::tls(pki.client_config(&scenario.tls)?),
+        ),
+    };
+    let server = RoleRuntime::new("bulk-sender", scenario.server_threads)?;
+    let client = RoleRuntime::new("bulk-receivers", scenario.client_threads)?;
     let window = Arc::new(Window::default());
-    let listener = bind(&server, server_tls)
+    let listener = bind(&server, tls)
         .await
         .context("binding the bulk sender")?;
     let sender = BulkSender::start(&server, listener, load.frame_size, clock, window.clone())?;
     let receivers: Vec<Viewer> = (0..load.connections)
         .map(|_| {
             let config = ViewerConfig {
-                addr: sender.addr(),
-                host: RECORDER_HOST.to_owned(),
+                server: Endpoint {
+                    addr: sender.addr(),
+                    host: host.clone(),
+                },
+                failover: None,
                 streams: vec![StreamRequest {
                     camera: 0,
                     interval_ns: u64::MAX,
                 }],
                 playback: Playback::Live,
                 connector: connector.clone(),
-                check: None,
+                label: "bulk".into(),
+                on_frame: None,
             };
             Viewer::start(&client, config, clock, window.clone())
         })
         .collect();
-    let measure = Measure {
-        clock,
-        window: window.clone(),
-        server: &server,
-        client: &client,
-        interrupt,
+    let measured = tokio::select! {
+        _ = interrupt.cancelled() => None,
+        _ = tokio::time::sleep(timing.warmup) => Some(()),
     };
-    let measured = measure.window(timing).await;
-    // Frames sent inside the window may still be in socket buffers.
-    tokio::time::sleep(BULK_DRAIN).await;
-    let (sent, failures) = sender.stats();
+    let mut window_bounds = None;
+    let mut partial = false;
+    let (mut cpu_server_s, mut cpu_client_s) = (0.0, 0.0);
+    let mut process_cpu = process::Usage::default();
+    if measured.is_some() {
+        let cpu0 = (server.cpu_seconds(), client.cpu_seconds());
+        let usage0 = process::usage().unwrap_or_default();
+        let start_ns = clock.now_ns();
+        window.open(start_ns);
+        tokio::select! {
+            _ = interrupt.cancelled() => partial = true,
+            _ = tokio::time::sleep(timing.duration) => {}
+        }
+        let end_ns = clock.now_ns();
+        window.close(end_ns);
+        cpu_server_s = server.cpu_seconds() - cpu0.0;
+        cpu_client_s = client.cpu_seconds() - cpu0.1;
+        process_cpu = process::usage().unwrap_or_default() - usage0;
+        window_bounds = Some((start_ns, end_ns));
+        // Frames sent inside the window may still be in socket buffers.
+        tokio::time::sleep(BULK_DRAIN).await;
+    }
+    let (sent, server_failures) = sender.stats();
     let peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0);
     let mut received = LinkMetrics::default();
     let mut client_errors = Vec::new();
@@ -347,24 +1461,43 @@ pub async fn run_bulk_phase(
         }
     }
     sender.stop().await;
-    let Some(m) = measured else { return Ok(None) };
-    let connections = received.connections;
+    let Some((start_ns, end_ns)) = window_bounds else {
+        return Ok(None);
+    };
     Ok(Some(PhaseOutcome {
-        link: "bulk".to_owned(),
         mode,
-        received,
-        sent,
-        server_failures: failures,
-        server_handshake_us: latency_histogram(),
-        frames_due: 0,
-        window_s: (m.end_ns - m.start_ns) as f64 / 1e9,
-        cpu_server_s: m.cpu_server_s,
-        cpu_client_s: m.cpu_client_s,
-        process_cpu: m.process_cpu,
+        links: vec![LinkOutcome {
+            link: "bulk".to_owned(),
+            group: None,
+            encrypted: mode == Mode::Tls,
+            received,
+            sent,
+            server_failures,
+            server_handshake_us: latency_histogram(),
+            frames_due: 0,
+            offered_bps: 0.0,
+            streams: u64::from(load.connections),
+            cpu_server_s,
+            cpu_client_s,
+            cpu_attribution: "exclusive",
+            client_errors,
+        }],
+        roles: vec![
+            RoleCpu {
+                role: "bulk-sender".into(),
+                cpu_s: cpu_server_s,
+            },
+            RoleCpu {
+                role: "bulk-receivers".into(),
+                cpu_s: cpu_client_s,
+            },
+        ],
+        failovers: Vec::new(),
+        incompatibilities: Vec::new(),
+        window_s: (end_ns - start_ns) as f64 / 1e9,
+        process_cpu,
         peak_rss_bytes,
         baseline_rss_bytes,
-        connections,
-        partial: m.partial,
-        client_errors,
+        partial,
     }))
 }

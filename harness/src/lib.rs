@@ -8,10 +8,12 @@ pub mod certs;
 pub mod cli;
 pub mod deployment;
 pub mod environment;
+pub mod handshakes;
 pub mod process;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod scenarios_cmd;
 pub mod stats;
 pub mod units;
 
@@ -37,6 +39,11 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             (run::bulk(a, &interrupt).await?, a.measure.json.as_deref())
         }
         Command::Certs(a) => return certs::run(a),
+        Command::Scenarios(a) => return scenarios_cmd::run(a),
+        Command::Handshakes(a) => {
+            run::cancel_on_ctrl_c(interrupt.clone());
+            return handshakes::run(a, &interrupt).await;
+        }
     };
     if json != Some(std::path::Path::new("-")) {
         print!("{}", report.render_table());

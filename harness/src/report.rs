@@ -10,10 +10,10 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use simulators::transport::{Mode, Negotiated};
 
-use crate::deployment::PhaseOutcome;
+use crate::deployment::{FailoverOutcome, Incompatibility, LinkOutcome, PhaseOutcome};
 use crate::environment::Environment;
 use crate::stats::{summarize, summarize_samples, Spread};
-use crate::units::{format_bytes, format_duration_us};
+use crate::units::{format_bytes, format_duration_us, format_mbit};
 
 /// Version of the JSON layout. Bumped when a field changes meaning or type.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -39,6 +39,13 @@ pub struct Report {
     pub results: Vec<LinkResult>,
     /// Per link: what TLS costs relative to plaintext.
     pub cost: Vec<Cost>,
+    /// Per role and mode: CPU of each simulated role (medians over the repeats).
+    pub roles: Vec<RoleResult>,
+    /// Failovers that happened during the windows, per mode and repeat.
+    pub failovers: Vec<FailoverResult>,
+    /// Clients that cannot work with their server in some mode (e.g. an integration that
+    /// cannot speak TLS pointed at an encrypted recording server).
+    pub incompatibilities: Vec<Incompatibility>,
     /// Things a reader must know before trusting the figures.
     pub warnings: Vec<String>,
 }
@@ -175,6 +182,37 @@ pub struct Sample {
     pub streams: u64,
     /// Seconds in the window.
     pub window_s: f64,
+    /// Connections re-established after a server went away (failover).
+    pub reconnects: u64,
+    /// Longest time from losing a connection to a stream flowing again, µs.
+    pub recovery_us_max: u64,
+    /// Median whole-transfer time (configuration download), µs.
+    pub transfer_us: u64,
+}
+
+/// One role's CPU in one mode.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RoleResult {
+    /// Role (runtime) name: `mgmt`, `recorder-1`, `viewers`, …
+    pub role: String,
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// CPU seconds in the window (median over the repeats).
+    pub cpu_s: f64,
+    /// Cores busy on average (median over the repeats).
+    pub cores: f64,
+}
+
+/// A failover in one phase.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailoverResult {
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// Which repeat (1-based).
+    pub repeat: usize,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: FailoverOutcome,
 }
 
 /// One link in one mode: medians over the repeats, their spread, and each repeat.
@@ -184,6 +222,13 @@ pub struct LinkResult {
     pub link: String,
     /// `plain` or `tls`.
     pub mode: Mode,
+    /// The encryption group that covers the link (`server`, `streaming_media`, …).
+    pub group: Option<String>,
+    /// Whether the link was encrypted in this mode (a group may be off in the TLS phase).
+    pub encrypted: bool,
+    /// How CPU was attributed: `exclusive` (the roles serve only this link) or
+    /// `shared_by_bytes` (a role's CPU split among its links by payload bytes).
+    pub cpu_attribution: String,
     /// What TLS negotiated (null for plaintext).
     pub tls: Option<TlsInfo>,
     /// Medians over the repeats.
@@ -229,6 +274,9 @@ pub struct Cost {
 struct Series {
     samples: Vec<Sample>,
     tls: Option<TlsInfo>,
+    group: Option<String>,
+    encrypted: bool,
+    cpu_attribution: String,
     errors: BTreeMap<String, u64>,
     messages: Vec<String>,
 }
@@ -237,6 +285,12 @@ struct Series {
 #[derive(Debug, Default)]
 pub struct Collector {
     series: BTreeMap<(String, Mode), Series>,
+    /// Link ids in the order they were first seen (the scenario's order).
+    order: Vec<String>,
+    roles: BTreeMap<(String, Mode), Vec<(f64, f64)>>,
+    failovers: Vec<FailoverResult>,
+    incompatibilities: Vec<Incompatibility>,
+    repeats: BTreeMap<Mode, usize>,
 }
 
 fn quantile(h: &Histogram<u64>, q: f64) -> u64 {
@@ -252,19 +306,19 @@ fn per_gb(cpu_s: f64, bytes: u64) -> Option<f64> {
 }
 
 impl Sample {
-    /// The figures of one phase. `offered_bps` is what the streams should deliver.
-    pub fn from_phase(p: &PhaseOutcome, offered_bps: f64, streams: u64) -> Sample {
-        let r = &p.received;
+    /// The figures of one link in one phase.
+    pub fn from_link(l: &LinkOutcome, p: &PhaseOutcome) -> Sample {
+        let r = &l.received;
         let window_s = p.window_s.max(1e-9);
         Sample {
             bytes_received: r.bytes,
             goodput_mbit_s: r.bytes as f64 * 8.0 / window_s / 1e6,
-            offered_mbit_s: offered_bps / 1e6,
-            frames_due: p.frames_due,
-            frames_sent: p.sent.frames_sent,
+            offered_mbit_s: l.offered_bps / 1e6,
+            frames_due: l.frames_due,
+            frames_sent: l.sent.frames_sent,
             frames_received: r.frames,
             late_frames: r.late_frames,
-            dropped_frames: p.sent.dropped_frames,
+            dropped_frames: l.sent.dropped_frames,
             sequence_gaps: r.sequence_gaps,
             frames_per_s: r.frames as f64 / window_s,
             latency_us: Percentiles::of(&r.latency_us),
@@ -272,45 +326,109 @@ impl Sample {
             connect_us: quantile(&r.connect_us, 0.5),
             handshake_us: quantile(&r.handshake_us, 0.5),
             handshake_us_p99: quantile(&r.handshake_us, 0.99),
-            server_handshake_us: quantile(&p.server_handshake_us, 0.5),
+            server_handshake_us: quantile(&l.server_handshake_us, 0.5),
             ttff_us: quantile(&r.ttff_us, 0.5),
             ttff_us_p99: quantile(&r.ttff_us, 0.99),
-            cpu_server_s: p.cpu_server_s,
-            cpu_client_s: p.cpu_client_s,
+            cpu_server_s: l.cpu_server_s,
+            cpu_client_s: l.cpu_client_s,
             cpu_process_s: p.process_cpu.total_s(),
-            cpu_server_s_per_gb: per_gb(p.cpu_server_s, r.bytes),
-            cpu_client_s_per_gb: per_gb(p.cpu_client_s, r.bytes),
-            cores_server: p.cpu_server_s / window_s,
-            cores_client: p.cpu_client_s / window_s,
+            cpu_server_s_per_gb: per_gb(l.cpu_server_s, r.bytes),
+            cpu_client_s_per_gb: per_gb(l.cpu_client_s, r.bytes),
+            cores_server: l.cpu_server_s / window_s,
+            cores_client: l.cpu_client_s / window_s,
             peak_rss_bytes: p.peak_rss_bytes,
-            rss_per_stream_bytes: (streams > 0).then(|| {
-                p.peak_rss_bytes.saturating_sub(p.baseline_rss_bytes) as f64 / streams as f64
+            rss_per_stream_bytes: (l.streams > 0).then(|| {
+                p.peak_rss_bytes.saturating_sub(p.baseline_rss_bytes) as f64 / l.streams as f64
             }),
-            connections: p.connections,
-            streams,
+            connections: r.connections,
+            streams: l.streams,
             window_s: p.window_s,
+            reconnects: r.reconnects,
+            recovery_us_max: if r.recovery_us.is_empty() {
+                0
+            } else {
+                r.recovery_us.max()
+            },
+            transfer_us: quantile(&r.transfer_us, 0.5),
         }
     }
 }
 
 impl Collector {
     /// Adds one phase.
-    pub fn add(&mut self, p: &PhaseOutcome, offered_bps: f64, streams: u64) {
-        let series = self.series.entry((p.link.clone(), p.mode)).or_default();
-        series
-            .samples
-            .push(Sample::from_phase(p, offered_bps, streams));
-        if let Some(n) = &p.received.negotiated {
-            series.tls = Some(TlsInfo::from(n));
-        }
-        for (k, v) in p.received.errors.iter().chain(&p.server_failures) {
-            *series.errors.entry(k.clone()).or_default() += v;
-        }
-        for m in &p.client_errors {
-            if !series.messages.contains(m) {
-                series.messages.push(m.clone());
+    pub fn add(&mut self, p: &PhaseOutcome) {
+        let repeat = {
+            let r = self.repeats.entry(p.mode).or_default();
+            *r += 1;
+            *r
+        };
+        for l in &p.links {
+            if !self.order.contains(&l.link) {
+                self.order.push(l.link.clone());
+            }
+            let series = self.series.entry((l.link.clone(), p.mode)).or_default();
+            series.samples.push(Sample::from_link(l, p));
+            series.group = l.group.map(str::to_owned);
+            series.encrypted = l.encrypted;
+            series.cpu_attribution = l.cpu_attribution.to_owned();
+            if let Some(n) = &l.received.negotiated {
+                series.tls = Some(TlsInfo::from(n));
+            }
+            for (k, v) in l.received.errors.iter().chain(&l.server_failures) {
+                *series.errors.entry(k.clone()).or_default() += v;
+            }
+            for m in &l.client_errors {
+                if !series.messages.contains(m) {
+                    series.messages.push(m.clone());
+                }
             }
         }
+        let window_s = p.window_s.max(1e-9);
+        for r in &p.roles {
+            self.roles
+                .entry((r.role.clone(), p.mode))
+                .or_default()
+                .push((r.cpu_s, r.cpu_s / window_s));
+        }
+        for f in &p.failovers {
+            self.failovers.push(FailoverResult {
+                mode: p.mode,
+                repeat,
+                outcome: f.clone(),
+            });
+        }
+        for i in &p.incompatibilities {
+            if !self.incompatibilities.contains(i) {
+                self.incompatibilities.push(i.clone());
+            }
+        }
+    }
+
+    /// Per-role CPU medians.
+    pub fn roles(&self) -> Vec<RoleResult> {
+        self.roles
+            .iter()
+            .map(|((role, mode), v)| {
+                let cpu: Vec<f64> = v.iter().map(|x| x.0).collect();
+                let cores: Vec<f64> = v.iter().map(|x| x.1).collect();
+                RoleResult {
+                    role: role.clone(),
+                    mode: *mode,
+                    cpu_s: summarize(&cpu).map_or(0.0, |s| s.0),
+                    cores: summarize(&cores).map_or(0.0, |s| s.0),
+                }
+            })
+            .collect()
+    }
+
+    /// Failovers seen, in order.
+    pub fn failovers(&self) -> Vec<FailoverResult> {
+        self.failovers.clone()
+    }
+
+    /// Incompatibilities seen.
+    pub fn incompatibilities(&self) -> Vec<Incompatibility> {
+        self.incompatibilities.clone()
     }
 
     /// Whether anything was measured.
@@ -321,13 +439,22 @@ impl Collector {
     /// Summarises everything into results and costs.
     pub fn finish(&self) -> (Vec<LinkResult>, Vec<Cost>) {
         let mut results = Vec::new();
-        for ((link, mode), series) in &self.series {
+        let mut keys: Vec<&(String, Mode)> = self.series.keys().collect();
+        keys.sort_by_key(|(l, m)| (self.order.iter().position(|o| o == l), *m));
+        for key in keys {
+            let (link, mode) = key;
+            let Some(series) = self.series.get(key) else {
+                continue;
+            };
             let Some((figures, spread)) = summarize_samples(&series.samples) else {
                 continue;
             };
             results.push(LinkResult {
                 link: link.clone(),
                 mode: *mode,
+                group: series.group.clone(),
+                encrypted: series.encrypted,
+                cpu_attribution: series.cpu_attribution.clone(),
                 tls: series.tls.clone(),
                 figures,
                 errors: series.errors.clone(),
@@ -338,10 +465,7 @@ impl Collector {
             });
         }
         let mut costs = Vec::new();
-        for (link, mode) in self.series.keys() {
-            if *mode != Mode::Plain {
-                continue;
-            }
+        for link in &self.order {
             let plain = self.series.get(&(link.clone(), Mode::Plain));
             let tls = self.series.get(&(link.clone(), Mode::Tls));
             if let (Some(plain), Some(tls)) = (plain, tls) {
@@ -497,7 +621,7 @@ impl Report {
             rows.push(vec![
                 r.link.clone(),
                 r.mode.to_string(),
-                format!("{:.1} Mbit/s", f.goodput_mbit_s),
+                format_mbit(f.goodput_mbit_s),
                 if f.frames_due > 0 {
                     format!("{}/{}", f.frames_due, f.frames_received)
                 } else {

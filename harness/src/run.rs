@@ -5,59 +5,77 @@ use std::path::Path;
 
 use anyhow::Context;
 use simulators::clock::RunClock;
-use simulators::pki::Pki;
 use simulators::transport::Mode;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BulkArgs, MeasureArgs, RunArgs, ThreadArgs};
-use crate::deployment::{run_bulk_phase, run_phase, BulkLoad, PhaseOutcome, Timing};
+use crate::deployment::{generate_pki, run_bulk_phase, run_phase, BulkLoad, PhaseOutcome, Timing};
 use crate::environment::Environment;
 use crate::report::{Collector, Measurement, Report, SCHEMA_VERSION};
-use crate::scenario::{Scenario, RECORDER_HOST};
+use crate::scenario::{file, CameraGroup, Scenario};
 use simulators::video::Profile;
 
-/// How long the generated certificates are valid.
-const CERT_DAYS: u32 = 30;
-
-/// Builds the scenario `vmsbench run` describes: the built-in default with the flags applied.
+/// Builds the scenario `vmsbench run` describes: the preset or file named (default:
+/// `small`), scaled, with the flags applied.
 pub fn scenario_from(args: &RunArgs) -> anyhow::Result<Scenario> {
-    let mut s = Scenario::small_site();
+    let spec = args.scenario.as_deref().unwrap_or("small");
+    let mut s = file::load(spec)?;
+    if let Some(f) = args.scale {
+        s = s.scaled(f);
+    }
+    let mut changed = Vec::new();
     if let Some(p) = &args.profile {
-        s.profile = Profile::preset(p)?;
+        let profile = Profile::preset(p)?;
+        for g in s.recorders.iter_mut().flat_map(|r| r.cameras.iter_mut()) {
+            g.profile = profile.clone();
+        }
+        changed.push(format!("profile {p}"));
     }
     if let Some(c) = args.cameras {
-        s.cameras = c;
+        let Some(rec) = s.recorders.first_mut() else {
+            anyhow::bail!("--cameras: scenario {spec} has no recording server");
+        };
+        let profile = rec
+            .cameras
+            .first()
+            .map(|g| g.profile.clone())
+            .unwrap_or_else(Profile::default_1080p);
+        rec.cameras = vec![CameraGroup { profile, count: c }];
+        changed.push(format!("{c} cameras"));
     }
-    if let Some(v) = args.viewers {
-        s.viewers = v;
-    }
-    s.cameras_per_viewer = match args.cameras_per_viewer {
-        Some(k) => k,
-        None if args.cameras.is_some() || args.viewers.is_some() => {
-            (s.cameras / s.viewers.max(1)).clamp(1, 16)
+    if args.viewers.is_some() || args.cameras_per_viewer.is_some() {
+        let Some(g) = s.viewers.first_mut() else {
+            anyhow::bail!("--viewers/--cameras-per-viewer: scenario {spec} has no viewers");
+        };
+        if let Some(v) = args.viewers {
+            g.count = v;
+            changed.push(format!("{v} viewers"));
         }
-        None => s.cameras_per_viewer,
-    };
+        if let Some(k) = args.cameras_per_viewer {
+            g.view = k;
+            changed.push(format!("{k} cameras per viewer"));
+        }
+    }
     if let Some(q) = args.queue_frames {
-        s.queue_frames = q;
+        s.queue_frames = q.max(1);
     }
     if let Some(seed) = args.seed {
         s.seed = seed;
     }
     apply_common(&mut s, &args.tls, &args.threads);
-    if args.cameras.is_some() || args.viewers.is_some() || args.profile.is_some() {
-        s.name = format!(
-            "1 recording server, {} × {}, {} viewers × {}",
-            s.cameras, s.profile.name, s.viewers, s.cameras_per_viewer
-        );
+    if !changed.is_empty() {
+        s.name = format!("{} ({})", s.name, changed.join(", "));
     }
-    s.validate().map_err(anyhow::Error::msg)?;
+    for g in &s.recorders {
+        for c in &g.cameras {
+            c.profile.validate()?;
+        }
+    }
     Ok(s)
 }
 
 fn apply_common(s: &mut Scenario, tls: &crate::cli::TlsArgs, threads: &ThreadArgs) {
-    s.tls = tls.settings();
-    s.key = tls.key;
+    tls.apply(&mut s.tls, &mut s.key);
     if let Some(t) = threads.server_threads {
         s.server_threads = t.max(1);
     }
@@ -86,7 +104,7 @@ impl Repeats<'_> {
     async fn run<F, Fut>(&self, mut phase: F, collector: &mut Collector) -> anyhow::Result<u32>
     where
         F: FnMut(Mode) -> Fut,
-        Fut: std::future::Future<Output = anyhow::Result<Option<(PhaseOutcome, f64, u64)>>>,
+        Fut: std::future::Future<Output = anyhow::Result<Option<PhaseOutcome>>>,
     {
         let modes = self.measure.mode.modes();
         let mut completed = 0;
@@ -99,11 +117,11 @@ impl Repeats<'_> {
                     "repeat {i}/{} {mode}: warm-up {:?}, measuring {:?}",
                     self.measure.repeat, self.measure.warmup, self.measure.duration
                 );
-                let Some((outcome, offered, streams)) = phase(*mode).await? else {
+                let Some(outcome) = phase(*mode).await? else {
                     break 'repeats;
                 };
                 let partial = outcome.partial;
-                collector.add(&outcome, offered, streams);
+                collector.add(&outcome);
                 if partial {
                     break 'repeats;
                 }
@@ -121,21 +139,13 @@ fn timing(m: &MeasureArgs) -> Timing {
     }
 }
 
-fn generate_pki(scenario: &Scenario) -> anyhow::Result<Pki> {
-    Pki::generate(&[RECORDER_HOST], scenario.key, CERT_DAYS)
-        .context("generating the deployment's certificates")
-}
-
-/// `vmsbench run`: the paced video scenario.
+/// `vmsbench run`: a deployment streaming video, in plaintext and TLS.
 pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Result<Report> {
     let scenario = scenario_from(args)?;
     let started_at = now_rfc3339();
     let pki = generate_pki(&scenario)?;
     let clock = RunClock::new();
     let mut collector = Collector::default();
-    let streams =
-        u64::from(scenario.viewers) * u64::from(scenario.cameras_per_viewer.min(scenario.cameras));
-    let offered = scenario.offered_bps();
     let t = timing(&args.measure);
     let repeats = Repeats {
         measure: &args.measure,
@@ -145,10 +155,7 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
         .run(
             |mode| {
                 let (scenario, pki) = (&scenario, &pki);
-                async move {
-                    let o = run_phase(scenario, pki, mode, clock, t, interrupt).await?;
-                    Ok(o.map(|o| (o, offered, streams)))
-                }
+                run_phase(scenario, pki, mode, clock, t, interrupt)
             },
             &mut collector,
         )
@@ -167,7 +174,7 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
 
 /// `vmsbench bulk`: the unpaced link ceiling.
 pub async fn bulk(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Result<Report> {
-    let mut scenario = Scenario::small_site();
+    let mut scenario = file::load_preset("small")?;
     scenario.name = format!(
         "bulk: {} connection(s), {} B frames",
         args.connections, args.frame_size
@@ -186,15 +193,11 @@ pub async fn bulk(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Res
         measure: &args.measure,
         interrupt,
     };
-    let streams = u64::from(args.connections);
     let completed = repeats
         .run(
             |mode| {
                 let (scenario, pki) = (&scenario, &pki);
-                async move {
-                    let o = run_bulk_phase(scenario, pki, mode, load, clock, t, interrupt).await?;
-                    Ok(o.map(|o| (o, 0.0, streams)))
-                }
+                run_bulk_phase(scenario, pki, mode, load, clock, t, interrupt)
             },
             &mut collector,
         )
@@ -229,6 +232,11 @@ fn finish(
     interrupt: &CancellationToken,
 ) -> Report {
     let (results, cost) = collector.finish();
+    let (roles, failovers, incompatibilities) = (
+        collector.roles(),
+        collector.failovers(),
+        collector.incompatibilities(),
+    );
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         command: command.to_owned(),
@@ -246,6 +254,9 @@ fn finish(
         },
         results,
         cost,
+        roles,
+        failovers,
+        incompatibilities,
         warnings: Vec::new(),
     };
     report.derive_warnings();

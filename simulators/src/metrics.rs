@@ -87,8 +87,15 @@ pub struct LinkMetrics {
     pub handshake_us: Histogram<u64>,
     /// Subscribe → first key frame fully received, per stream, µs.
     pub ttff_us: Histogram<u64>,
+    /// Time from losing a connection to the first frame of each stream on the failover
+    /// server, µs.
+    pub recovery_us: Histogram<u64>,
+    /// Whole-transfer times (configuration downloads: request → last byte), µs.
+    pub transfer_us: Histogram<u64>,
     /// Connections that were set up.
     pub connections: u64,
+    /// Connections set up again after one was lost (failover).
+    pub reconnects: u64,
     /// Failures by category (`untrusted_ca`, `wrong_host`, `io`, …).
     pub errors: BTreeMap<String, u64>,
     /// What the TLS handshakes negotiated (the last one seen; all are pinned alike).
@@ -107,7 +114,10 @@ impl Default for LinkMetrics {
             connect_us: latency_histogram(),
             handshake_us: latency_histogram(),
             ttff_us: latency_histogram(),
+            recovery_us: latency_histogram(),
+            transfer_us: latency_histogram(),
             connections: 0,
+            reconnects: 0,
             errors: BTreeMap::new(),
             negotiated: None,
         }
@@ -154,12 +164,15 @@ impl LinkMetrics {
         self.late_frames += o.late_frames;
         self.sequence_gaps += o.sequence_gaps;
         self.connections += o.connections;
+        self.reconnects += o.reconnects;
         for (a, b) in [
             (&mut self.latency_us, &o.latency_us),
             (&mut self.uncorrected_latency_us, &o.uncorrected_latency_us),
             (&mut self.connect_us, &o.connect_us),
             (&mut self.handshake_us, &o.handshake_us),
             (&mut self.ttff_us, &o.ttff_us),
+            (&mut self.recovery_us, &o.recovery_us),
+            (&mut self.transfer_us, &o.transfer_us),
         ] {
             // Same bounds on both sides, so adding cannot fail; saturate if it ever did.
             if a.add(b).is_err() {
@@ -177,9 +190,12 @@ impl LinkMetrics {
     }
 }
 
-/// What a sender counts for the window: frames and bytes written, frames it had to drop.
+/// What a sender counts for the window: frames offered to subscribers, frames and bytes
+/// written, frames it had to drop.
 #[derive(Debug, Default)]
 pub struct SenderCounters {
+    /// Frames scheduled in the window and offered to a subscriber (queued or dropped).
+    pub frames_offered: AtomicU64,
     /// Frames written whose scheduled time is in the window.
     pub frames_sent: AtomicU64,
     /// Their payload bytes.
@@ -193,6 +209,7 @@ impl SenderCounters {
     /// A plain-number copy.
     pub fn snapshot(&self) -> SenderSnapshot {
         SenderSnapshot {
+            frames_offered: self.frames_offered.load(Ordering::Relaxed),
             frames_sent: self.frames_sent.load(Ordering::Relaxed),
             bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
             dropped_frames: self.dropped_frames.load(Ordering::Relaxed),
@@ -200,9 +217,20 @@ impl SenderCounters {
     }
 }
 
+impl std::ops::AddAssign for SenderSnapshot {
+    fn add_assign(&mut self, o: SenderSnapshot) {
+        self.frames_offered += o.frames_offered;
+        self.frames_sent += o.frames_sent;
+        self.bytes_sent += o.bytes_sent;
+        self.dropped_frames += o.dropped_frames;
+    }
+}
+
 /// A copy of [`SenderCounters`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SenderSnapshot {
+    /// Frames offered to subscribers in the window.
+    pub frames_offered: u64,
     /// Frames written in the window.
     pub frames_sent: u64,
     /// Payload bytes written in the window.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rustls::crypto::aws_lc_rs::{self as provider, cipher_suite, kx_group};
 use rustls::crypto::{CryptoProvider, SupportedKxGroup};
 use rustls::{CertificateError, ClientConfig, ServerConfig, SupportedCipherSuite};
-use rustls_pki_types::ServerName;
+use rustls_pki_types::{CertificateDer, ServerName};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -493,6 +493,37 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
+    }
+}
+
+impl Stream {
+    /// The certificate chain the peer presented, leaf first: `None` for plaintext and for
+    /// a peer that sent none (a client without a certificate, as every client here). On a
+    /// resumed session it is the chain remembered from the original handshake.
+    pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => s.get_ref().1.peer_certificates(),
+        }
+    }
+
+    /// Queues a TLS close_notify alert, to be written by the next write or flush, without
+    /// shutting down the TCP connection: the peer can still answer with its own
+    /// close_notify (and anything it had to send first, such as TLS 1.3 session tickets),
+    /// which a read then reports as the end of the stream. Does nothing for plaintext.
+    /// `shutdown` sends close_notify too, but also closes the sending half of TCP.
+    pub fn send_close_notify(&mut self) {
+        if let Stream::Tls(s) = self {
+            s.get_mut().1.send_close_notify();
+        }
+    }
+}
+
+impl Connected {
+    /// The certificate chain the server presented, leaf first (`None` for plaintext); see
+    /// [`Stream::peer_certificates`].
+    pub fn peer_certificates(&self) -> Option<&[CertificateDer<'static>]> {
+        self.stream.peer_certificates()
     }
 }
 

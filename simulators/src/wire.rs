@@ -250,6 +250,9 @@ pub async fn write_message<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// The longest client label a subscribe request may carry.
+pub const MAX_LABEL: usize = 64;
+
 /// What a client asks a recording server for: a set of cameras, live or played back.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscribe {
@@ -257,18 +260,30 @@ pub struct Subscribe {
     pub cameras: Vec<u32>,
     /// Playback speed multiplier; `None` for live video.
     pub playback_speed: Option<u8>,
+    /// What kind of client this is (a link id such as `viewer-recorder`), so that the
+    /// server can count per link. Empty when unlabelled.
+    pub label: String,
 }
 
 impl Subscribe {
-    /// Payload bytes: `u8 mode (0 live, 1 playback)`, `u8 speed`, `u16 count`, `count × u32`.
+    /// Payload bytes: `u8 mode (0 live, 1 playback)`, `u8 speed`, `u16 count`,
+    /// `count × u32`, then optionally `u8 len` and a UTF-8 label of `len` bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + 4 * self.cameras.len());
+        let mut out = Vec::with_capacity(5 + 4 * self.cameras.len() + self.label.len());
         out.push(u8::from(self.playback_speed.is_some()));
         out.push(self.playback_speed.unwrap_or(1));
-        let count = u16::try_from(self.cameras.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&count.to_be_bytes());
-        for id in self.cameras.iter().take(usize::from(count)) {
+        let count = self.cameras.len().min(MAX_SUBSCRIBE_CAMERAS);
+        out.extend_from_slice(&(count as u16).to_be_bytes());
+        for id in &self.cameras[..count] {
             out.extend_from_slice(&id.to_be_bytes());
+        }
+        if !self.label.is_empty() {
+            let mut end = self.label.len().min(MAX_LABEL);
+            while !self.label.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.push(end as u8);
+            out.extend_from_slice(&self.label.as_bytes()[..end]);
         }
         out
     }
@@ -286,22 +301,31 @@ impl Subscribe {
         if count > MAX_SUBSCRIBE_CAMERAS {
             return Err(bad("too many cameras"));
         }
-        if rest.len() != count * 4 {
-            return Err(bad("camera list length does not match its count"));
+        if rest.len() < count * 4 {
+            return Err(bad("camera list shorter than its count"));
         }
+        let (ids, tail) = rest.split_at(count * 4);
+        let label = match tail {
+            [] => String::new(),
+            [len, text @ ..] if usize::from(*len) == text.len() && text.len() <= MAX_LABEL => {
+                String::from_utf8(text.to_vec()).map_err(|_| bad("label is not UTF-8"))?
+            }
+            _ => return Err(bad("trailing bytes after the camera list")),
+        };
         let playback_speed = match (mode, speed) {
             (0, _) => None,
             (1, 1..=64) => Some(*speed),
             (1, _) => return Err(bad("playback speed must be 1..=64")),
             _ => return Err(bad("mode must be 0 (live) or 1 (playback)")),
         };
-        let cameras = rest
+        let cameras = ids
             .chunks_exact(4)
             .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
         Ok(Subscribe {
             cameras,
             playback_speed,
+            label,
         })
     }
 }
@@ -386,13 +410,17 @@ mod tests {
         let s = Subscribe {
             cameras: vec![0, 5, 31],
             playback_speed: None,
+            label: String::new(),
         };
         assert_eq!(Subscribe::decode(&s.encode()).ok(), Some(s));
         let p = Subscribe {
             cameras: vec![1],
             playback_speed: Some(8),
+            label: "sdk-recorder".into(),
         };
         assert_eq!(Subscribe::decode(&p.encode()).ok(), Some(p));
+        // A label whose length byte promises more than follows.
+        assert!(Subscribe::decode(&[0, 1, 0, 1, 0, 0, 0, 1, 5, b'a']).is_err());
         assert!(Subscribe::decode(&[0, 1, 0, 2, 0, 0, 0, 1]).is_err());
         assert!(Subscribe::decode(&[7, 1, 0, 0]).is_err());
         assert!(Subscribe::decode(&[1, 0, 0, 0]).is_err());

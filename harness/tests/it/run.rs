@@ -44,8 +44,64 @@ const NUMBER_FIELDS: &[&str] = &[
     "cpu_client_s",
 ];
 
+/// Checks the contract fields of every result and that every due frame arrived.
+fn check_results(report: &Value, links: &[&str]) {
+    for link in links {
+        for mode in ["plain", "tls"] {
+            let r = result(report, link, mode);
+            for f in NUMBER_FIELDS {
+                assert!(
+                    r[f].is_number(),
+                    "{link} {mode}: {f} is not a number: {}",
+                    r[f]
+                );
+            }
+            for h in ["latency_us", "uncorrected_latency_us"] {
+                for p in ["p50", "p90", "p99", "p999", "max"] {
+                    assert!(r[h][p].is_number(), "{link} {mode}: {h}.{p} missing");
+                }
+            }
+            let errors = r["errors"].as_object().expect("errors map");
+            assert!(
+                errors.is_empty(),
+                "{link} {mode}: {errors:?} {}",
+                r["error_messages"]
+            );
+            let (due, got) = (r["frames_due"].as_u64(), r["frames_received"].as_u64());
+            assert!(due.unwrap_or(0) > 0, "{link} {mode}: nothing was due");
+            assert_eq!(
+                due, got,
+                "{link} {mode}: every frame due in the window arrived"
+            );
+            assert_eq!(r["dropped_frames"], 0, "{link} {mode}");
+            let offered = r["offered_mbit_s"].as_f64().expect("offered");
+            let goodput = r["goodput_mbit_s"].as_f64().expect("goodput");
+            if offered > 0.0 {
+                let error = (goodput - offered).abs() / offered;
+                assert!(
+                    error < 0.03,
+                    "{link} {mode}: goodput {goodput} vs offered {offered}"
+                );
+            }
+            let encrypted = r["encrypted"].as_bool().expect("encrypted");
+            assert_eq!(encrypted, mode == "tls", "{link} {mode}: every group is on");
+            if encrypted {
+                assert_eq!(r["tls"]["version"], "TLSv1_3", "{link}");
+                assert_eq!(r["tls"]["suite"], "TLS13_AES_256_GCM_SHA384", "{link}");
+                assert_eq!(r["tls"]["group"], "X25519MLKEM768", "{link}");
+            } else {
+                assert!(r["tls"].is_null(), "{link} {mode}");
+            }
+            eprintln!(
+                "{link} {mode}: {goodput:.2} of {offered:.2} Mbit/s, late {}, p99 {} µs",
+                r["late_frames"], r["latency_us"]["p99"]
+            );
+        }
+    }
+}
+
 #[test]
-fn default_run_reports_every_contract_field_for_both_modes() {
+fn default_run_reports_every_contract_field_for_every_link_and_mode() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.json");
     let code = run_in_process(&[
@@ -76,42 +132,22 @@ fn default_run_reports_every_contract_field_for_both_modes() {
             "environment.{key} missing"
         );
     }
-    for mode in ["plain", "tls"] {
-        let r = result(&report, "viewer-recorder", mode);
-        for f in NUMBER_FIELDS {
-            assert!(r[f].is_number(), "{mode}: {f} is not a number: {}", r[f]);
-        }
-        for h in ["latency_us", "uncorrected_latency_us"] {
-            for p in ["p50", "p90", "p99", "p999", "max"] {
-                assert!(r[h][p].is_number(), "{mode}: {h}.{p} missing");
-            }
-        }
-        assert!(
-            r["errors"].as_object().expect("errors map").is_empty(),
-            "{mode}: {}",
-            r["errors"]
-        );
-        // 32 cameras × 4 Mbit/s watched by two viewers of 16: 128 Mbit/s offered.
-        let goodput = r["goodput_mbit_s"].as_f64().expect("goodput");
-        assert!(
-            (goodput - 128.0).abs() / 128.0 < 0.03,
-            "{mode}: goodput {goodput} Mbit/s"
-        );
-        let (due, got) = (r["frames_due"].as_u64(), r["frames_received"].as_u64());
-        assert!(due.unwrap_or(0) > 0);
-        assert_eq!(due, got, "{mode}: every frame due in the window arrived");
-        assert_eq!(r["dropped_frames"], 0);
-        eprintln!(
-            "{mode}: {goodput:.1} Mbit/s, late {}, p99 {} µs",
-            r["late_frames"], r["latency_us"]["p99"]
-        );
-    }
-    assert!(result(&report, "viewer-recorder", "plain")["tls"].is_null());
-    let tls = &result(&report, "viewer-recorder", "tls")["tls"];
-    assert_eq!(tls["version"], "TLSv1_3");
-    assert_eq!(tls["suite"], "TLS13_AES_256_GCM_SHA384");
-    assert_eq!(tls["group"], "X25519MLKEM768");
-    let cost = &report["cost"][0];
+    // The small preset: viewers, the mobile server and its phones, events, logins and
+    // registrations.
+    let links = [
+        "viewer-recorder",
+        "mobile-recorder",
+        "phone-mobile",
+        "client-event",
+        "client-mgmt",
+        "recorder-mgmt",
+        "event-mgmt",
+        "mobile-mgmt",
+    ];
+    check_results(&report, &links);
+    let costs = report["cost"].as_array().expect("cost");
+    assert_eq!(costs.len(), links.len());
+    let cost = &costs[0];
     assert_eq!(cost["link"], "viewer-recorder");
     for f in ["goodput_ratio", "latency_p99_ratio", "cpu_per_gb_ratio"] {
         assert!(
@@ -119,6 +155,192 @@ fn default_run_reports_every_contract_field_for_both_modes() {
             "cost.{f}: {}",
             cost[f]
         );
+    }
+    let roles = report["roles"].as_array().expect("roles");
+    for role in ["recorder-1", "mgmt", "viewers", "mobile", "phones", "event"] {
+        assert!(
+            roles
+                .iter()
+                .any(|r| r["role"] == role && r["cpu_s"].as_f64().is_some()),
+            "role {role} missing"
+        );
+    }
+}
+
+/// A recording server with a failover, stopped in the middle of the window.
+const FAILOVER: &str = r#"
+name = "failover-test"
+[[recorder]]
+host = "recorder-1.vms.test"
+failover = "failover-1.vms.test"
+cameras = [{ profile = "720p", count = 6 }]
+[[failover]]
+host = "failover-1.vms.test"
+[[viewer]]
+name = "operator"
+count = 2
+view = 3
+[[integration]]
+name = "archiver"
+count = 1
+streams = 2
+[[event]]
+at = "1s"
+action = "stop_recorder"
+host = "recorder-1.vms.test"
+"#;
+
+#[test]
+fn failover_reconnects_every_stream_of_the_stopped_recorder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("failover.toml");
+    std::fs::write(&scenario, FAILOVER).expect("write scenario");
+    let out = dir.path().join("failover.json");
+    let code = run_in_process(&[
+        "run",
+        scenario.to_str().expect("utf-8 path"),
+        "--duration",
+        "3500ms",
+        "--warmup",
+        "1500ms",
+        "--repeat",
+        "1",
+        "--json",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let report = read_json(&out);
+    let failovers = report["failovers"].as_array().expect("failovers");
+    assert_eq!(failovers.len(), 2, "one per mode: {failovers:?}");
+    for f in failovers {
+        assert_eq!(f["host"], "recorder-1.vms.test");
+        assert_eq!(f["failover"], "failover-1.vms.test");
+        // Two viewers of 3 streams and one integration of 2: every client reconnected and
+        // every stream flowed again from the failover server.
+        assert_eq!(f["clients"], 3, "{f}");
+        assert_eq!(f["reconnects"], 3, "{f}");
+        assert_eq!(f["streams"], 8, "{f}");
+        assert_eq!(f["streams_recovered"], 8, "{f}");
+        assert!(f["recovery_all_us"].as_u64().unwrap_or(0) > 0, "{f}");
+        eprintln!(
+            "{}: recovered in {} µs (all streams), {} frames lost",
+            f["mode"], f["recovery_all_us"], f["frames_lost"]
+        );
+    }
+    for mode in ["plain", "tls"] {
+        let r = result(&report, "viewer-recorder", mode);
+        assert_eq!(r["reconnects"], 2, "{mode}");
+        assert_eq!(r["connections"], 4, "{mode}: two connections per viewer");
+    }
+}
+
+/// A recording server with a plaintext-only integration among TLS-capable ones.
+const MIXED: &str = r#"
+name = "mixed-test"
+[[recorder]]
+host = "recorder-1.vms.test"
+cameras = [{ profile = "sub", count = 4 }]
+[[integration]]
+name = "modern"
+count = 1
+streams = 2
+[[integration]]
+name = "legacy"
+count = 1
+streams = 2
+tls = false
+"#;
+
+#[test]
+fn a_plaintext_only_integration_is_reported_incompatible_and_the_rest_runs_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = dir.path().join("mixed.toml");
+    std::fs::write(&scenario, MIXED).expect("write scenario");
+    let out = dir.path().join("mixed.json");
+    let code = run_in_process(&[
+        "run",
+        scenario.to_str().expect("utf-8 path"),
+        "--duration",
+        "1500ms",
+        "--warmup",
+        "1500ms",
+        "--repeat",
+        "1",
+        "--json",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let report = read_json(&out);
+    let incompatible = report["incompatibilities"].as_array().expect("list");
+    assert_eq!(incompatible.len(), 1, "{incompatible:?}");
+    assert_eq!(incompatible[0]["client"], "legacy");
+    assert_eq!(incompatible[0]["link"], "sdk-recorder");
+    assert!(incompatible[0]["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("cannot speak TLS"));
+    let plain = result(&report, "sdk-recorder", "plain");
+    assert_eq!(plain["frames_received"], plain["frames_due"]);
+    assert!(plain["errors"].as_object().expect("map").is_empty());
+    // With TLS on, the legacy integration's connection fails; the modern one streams.
+    let tls = result(&report, "sdk-recorder", "tls");
+    let errors = tls["errors"].as_object().expect("map");
+    assert!(!errors.is_empty(), "the legacy integration failed: {tls}");
+    assert!(tls["frames_received"].as_u64().unwrap_or(0) > 0);
+    // Its plaintext bytes reach a TLS port: the server's handshake fails, the client sees
+    // the connection end; both are counted, with a message.
+    assert!(
+        !tls["error_messages"].as_array().expect("list").is_empty(),
+        "{tls}"
+    );
+}
+
+#[test]
+fn medium_preset_scaled_down_reports_every_link_it_uses_in_both_modes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("medium.json");
+    let code = run_in_process(&[
+        "run",
+        "medium",
+        "--scale",
+        "0.05",
+        "--duration",
+        "2s",
+        "--warmup",
+        "1500ms",
+        "--repeat",
+        "1",
+        "--json",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let report = read_json(&out);
+    let links: Vec<String> = report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["link"].as_str().unwrap_or("").to_owned())
+        .collect();
+    for link in [
+        "viewer-recorder",
+        "sdk-recorder",
+        "mobile-recorder",
+        "phone-mobile",
+        "client-event",
+        "client-mgmt",
+        "recorder-mgmt",
+        "event-mgmt",
+        "mobile-mgmt",
+    ] {
+        for mode in ["plain", "tls"] {
+            let r = result(&report, link, mode);
+            assert!(
+                r["frames_received"].as_u64().unwrap_or(0) > 0,
+                "{link} {mode}"
+            );
+            assert!(r["group"].is_string(), "{link}");
+        }
+        assert!(links.iter().any(|l| l == link));
     }
 }
 

@@ -5,8 +5,11 @@
 //! when every role shares one process.
 
 pub mod bulk;
+pub mod management;
 pub mod recorder;
+pub mod rpc;
 pub mod viewer;
+pub mod wan;
 
 use std::future::Future;
 use std::io;

@@ -36,6 +36,16 @@ pub const MAX_REQUEST: u32 = 64 * 1024;
 /// How long a new connection may take to send its subscribe request.
 pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Where a streaming server's frames come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Its own cameras, released on schedule by the pacer thread.
+    Pacer,
+    /// Frames forwarded from elsewhere through a [`Relay`] (a mobile server passing
+    /// camera streams through to phones).
+    Relay,
+}
+
 /// How to build a recording server.
 #[derive(Debug)]
 pub struct RecorderConfig {
@@ -47,10 +57,12 @@ pub struct RecorderConfig {
     pub queue_frames: usize,
     /// Run-clock instant the cameras' frame clocks start from.
     pub start_ns: u64,
+    /// Where frames come from.
+    pub source: Source,
 }
 
 /// A frame waiting in a connection's queue.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Outgoing {
     camera: u32,
     spec: FrameSpec,
@@ -62,8 +74,10 @@ struct Outgoing {
 struct Subscriber {
     tx: mpsc::Sender<Outgoing>,
     waiting_for_key: bool,
+    link: Arc<LinkCounters>,
 }
 
+#[derive(PartialEq, Eq)]
 enum Offer {
     Queued,
     Dropped,
@@ -71,38 +85,66 @@ enum Offer {
 }
 
 impl Subscriber {
-    fn new(tx: mpsc::Sender<Outgoing>) -> Self {
+    fn new(tx: mpsc::Sender<Outgoing>, link: Arc<LinkCounters>) -> Self {
         // A new subscriber starts at a key frame, as a real client's decoder must.
         Subscriber {
             tx,
             waiting_for_key: true,
+            link,
         }
     }
 
-    fn offer(&mut self, camera: &Camera, spec: &FrameSpec) -> Offer {
+    /// Queues `out` for this subscriber, or drops it (queue full, or waiting for a key
+    /// frame after a drop). Frames due inside the window are counted.
+    fn offer(&mut self, out: &Outgoing, in_window: bool) -> Offer {
         if self.tx.is_closed() {
             return Offer::Closed;
         }
-        if self.waiting_for_key && !spec.keyframe {
-            return Offer::Dropped;
-        }
-        let out = Outgoing {
-            camera: camera.id,
-            spec: *spec,
-            payload: camera.payload(spec),
+        let offer = if self.waiting_for_key && !out.spec.keyframe {
+            Offer::Dropped
+        } else {
+            match self.tx.try_send(out.clone()) {
+                Ok(()) => {
+                    self.waiting_for_key = false;
+                    Offer::Queued
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.waiting_for_key = true;
+                    Offer::Dropped
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Offer::Closed,
+            }
         };
-        match self.tx.try_send(out) {
-            Ok(()) => {
-                self.waiting_for_key = false;
-                Offer::Queued
+        if in_window {
+            let c = &self.link.sent;
+            c.frames_offered.fetch_add(1, Ordering::Relaxed);
+            if offer == Offer::Dropped {
+                c.dropped_frames.fetch_add(1, Ordering::Relaxed);
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.waiting_for_key = true;
-                Offer::Dropped
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+        }
+        offer
+    }
+}
+
+/// Counters of one kind of client (one link label).
+#[derive(Debug)]
+struct LinkCounters {
+    sent: SenderCounters,
+    handshake_us: Mutex<Histogram<u64>>,
+}
+
+impl Default for LinkCounters {
+    fn default() -> Self {
+        LinkCounters {
+            sent: SenderCounters::default(),
+            handshake_us: Mutex::new(latency_histogram()),
         }
     }
+}
+
+/// Offers a frame to every subscriber of a camera, forgetting those that have gone.
+fn fan_out(subscribers: &mut Vec<Subscriber>, out: &Outgoing, in_window: bool) {
+    subscribers.retain_mut(|sub| sub.offer(out, in_window) != Offer::Closed);
 }
 
 #[derive(Debug)]
@@ -118,10 +160,9 @@ struct Shared {
     start_ns: u64,
     queue_frames: usize,
     cameras: BTreeMap<u32, CameraSlot>,
-    counters: SenderCounters,
+    links: Mutex<BTreeMap<String, Arc<LinkCounters>>>,
     accepted: AtomicU64,
     failures: Mutex<BTreeMap<String, u64>>,
-    handshake_us: Mutex<Histogram<u64>>,
     negotiated: Mutex<Option<Negotiated>>,
     stall_until_ns: AtomicU64,
     new_playbacks: Mutex<Vec<PlaybackFeed>>,
@@ -145,9 +186,10 @@ impl Shared {
         }
     }
 
-    fn count_drop(&self, spec: &FrameSpec) {
-        if self.window.contains(spec.due_ns) {
-            self.counters.dropped_frames.fetch_add(1, Ordering::Relaxed);
+    fn link(&self, label: &str) -> Arc<LinkCounters> {
+        match self.links.lock() {
+            Ok(mut links) => links.entry(label.to_owned()).or_default().clone(),
+            Err(_) => Arc::new(LinkCounters::default()),
         }
     }
 }
@@ -159,10 +201,15 @@ pub struct RecorderStats {
     pub connections: u64,
     /// Failed connections by category (handshake failures, protocol errors, …).
     pub failures: BTreeMap<String, u64>,
-    /// Frames and bytes sent and dropped within the window.
+    /// Frames and bytes sent and dropped within the window, all clients together.
     pub sent: SenderSnapshot,
-    /// Server-side TLS handshake times, µs.
+    /// The same per client label (the link id a client gave when it subscribed;
+    /// playback subscriptions get `/playback` appended).
+    pub by_label: BTreeMap<String, SenderSnapshot>,
+    /// Server-side TLS handshake times, µs, all clients together.
     pub handshake_us: Histogram<u64>,
+    /// The same per client label.
+    pub handshake_us_by_label: BTreeMap<String, Histogram<u64>>,
     /// What its TLS handshakes negotiated.
     pub negotiated: Option<Negotiated>,
 }
@@ -206,10 +253,9 @@ impl Recorder {
             start_ns: config.start_ns,
             queue_frames: config.queue_frames.max(1),
             cameras,
-            counters: SenderCounters::default(),
+            links: Mutex::new(BTreeMap::new()),
             accepted: AtomicU64::new(0),
             failures: Mutex::new(BTreeMap::new()),
-            handshake_us: Mutex::new(latency_histogram()),
             negotiated: Mutex::new(None),
             stall_until_ns: AtomicU64::new(0),
             new_playbacks: Mutex::new(Vec::new()),
@@ -217,10 +263,17 @@ impl Recorder {
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
-        let (s, cpu) = (shared.clone(), runtime.cpu());
-        let pacer = std::thread::Builder::new()
-            .name(format!("{}-pacer", runtime.name()))
-            .spawn(move || run_pacer(s, cpu))?;
+        let pacer = match config.source {
+            Source::Pacer => {
+                let (s, cpu) = (shared.clone(), runtime.cpu());
+                Some(
+                    std::thread::Builder::new()
+                        .name(format!("{}-pacer", runtime.name()))
+                        .spawn(move || run_pacer(s, cpu))?,
+                )
+            }
+            Source::Relay => None,
+        };
         let s = shared.clone();
         let handle = runtime.handle();
         shared
@@ -230,7 +283,7 @@ impl Recorder {
             addr,
             mode,
             shared,
-            pacer: Some(pacer),
+            pacer,
         })
     }
 
@@ -255,16 +308,42 @@ impl Recorder {
     /// A copy of its counters.
     pub fn stats(&self) -> RecorderStats {
         let s = &self.shared;
-        RecorderStats {
-            connections: s.accepted.load(Ordering::Relaxed),
-            failures: s.failures.lock().map(|f| f.clone()).unwrap_or_default(),
-            sent: s.counters.snapshot(),
-            handshake_us: s
+        let links: Vec<(String, Arc<LinkCounters>)> = s
+            .links
+            .lock()
+            .map(|l| l.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let mut sent = SenderSnapshot::default();
+        let mut handshake_us = latency_histogram();
+        let mut by_label = BTreeMap::new();
+        let mut handshake_us_by_label = BTreeMap::new();
+        for (label, c) in links {
+            let snap = c.sent.snapshot();
+            sent += snap;
+            by_label.insert(label.clone(), snap);
+            let h = c
                 .handshake_us
                 .lock()
                 .map(|h| h.clone())
-                .unwrap_or_else(|_| latency_histogram()),
+                .unwrap_or_else(|_| latency_histogram());
+            let _ = handshake_us.add(&h);
+            handshake_us_by_label.insert(label, h);
+        }
+        RecorderStats {
+            connections: s.accepted.load(Ordering::Relaxed),
+            failures: s.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+            sent,
+            by_label,
+            handshake_us,
+            handshake_us_by_label,
             negotiated: s.negotiated.lock().ok().and_then(|n| n.clone()),
+        }
+    }
+
+    /// A handle that forwards frames to this server's subscribers ([`Source::Relay`]).
+    pub fn relay(&self) -> Relay {
+        Relay {
+            shared: self.shared.clone(),
         }
     }
 
@@ -404,14 +483,12 @@ fn emit_live(shared: &Shared, id: u32, seq: u64) {
         return;
     }
     let spec = camera.frame(Playback::Live, shared.start_ns, seq);
-    subs.retain_mut(|sub| match sub.offer(camera, &spec) {
-        Offer::Queued => true,
-        Offer::Dropped => {
-            shared.count_drop(&spec);
-            true
-        }
-        Offer::Closed => false,
-    });
+    let out = Outgoing {
+        camera: id,
+        spec,
+        payload: camera.payload(&spec),
+    };
+    fan_out(&mut subs, &out, shared.window.contains(spec.due_ns));
 }
 
 /// Returns whether the feed goes on.
@@ -423,13 +500,49 @@ fn emit_playback(shared: &Shared, feed: &mut PlaybackFeed, seq: u64) -> bool {
         return false;
     };
     let spec = slot.camera.frame(feed.playback, feed.start_ns, seq);
-    match feed.subscriber.offer(&slot.camera, &spec) {
-        Offer::Queued => true,
-        Offer::Dropped => {
-            shared.count_drop(&spec);
-            true
+    let out = Outgoing {
+        camera: feed.camera,
+        spec,
+        payload: slot.camera.payload(&spec),
+    };
+    feed.subscriber
+        .offer(&out, shared.window.contains(spec.due_ns))
+        != Offer::Closed
+}
+
+/// Forwards frames received elsewhere to a relaying server's subscribers, keeping their
+/// sequence numbers and scheduled times, so that latency stays end to end.
+#[derive(Clone, Debug)]
+pub struct Relay {
+    shared: Arc<Shared>,
+}
+
+impl Relay {
+    /// Offers a received frame (its header and payload) to every subscriber of its camera.
+    /// The payload is copied once, and only when someone is subscribed.
+    pub fn forward(&self, header: &Header, payload: &[u8]) {
+        let Some(slot) = self.shared.cameras.get(&header.stream_id) else {
+            return;
+        };
+        let Ok(mut subs) = slot.subscribers.lock() else {
+            return;
+        };
+        if subs.is_empty() {
+            return;
         }
-        Offer::Closed => false,
+        let out = Outgoing {
+            camera: header.stream_id,
+            spec: FrameSpec {
+                seq: header.seq,
+                keyframe: header.is_keyframe(),
+                len: payload.len(),
+                offset: 0,
+                due_ns: header.scheduled_ns,
+            },
+            payload: Bytes::copy_from_slice(payload),
+        };
+        let in_window = self.shared.window.contains(header.scheduled_ns);
+        fan_out(&mut subs, &out, in_window);
     }
 }
 
@@ -470,10 +583,8 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         Err(e) => return shared.fail(e.category.as_str()),
     };
     shared.accepted.fetch_add(1, Ordering::Relaxed);
+    let tls = accepted.negotiated.is_some();
     if let Some(n) = accepted.negotiated {
-        if let Ok(mut h) = shared.handshake_us.lock() {
-            h.saturating_record(ns_to_us(accepted.handshake.as_nanos() as u64));
-        }
         if let Ok(mut slot) = shared.negotiated.lock() {
             *slot = Some(n);
         }
@@ -519,6 +630,18 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         return;
     }
 
+    let label = match (subscribe.label.as_str(), subscribe.playback_speed) {
+        ("", None) => "unlabelled".to_owned(),
+        ("", Some(_)) => "unlabelled/playback".to_owned(),
+        (l, None) => l.to_owned(),
+        (l, Some(_)) => format!("{l}/playback"),
+    };
+    let link = shared.link(&label);
+    if tls {
+        if let Ok(mut h) = link.handshake_us.lock() {
+            h.saturating_record(ns_to_us(accepted.handshake.as_nanos() as u64));
+        }
+    }
     let (tx, rx) = mpsc::channel(shared.queue_frames);
     let conn = shared.cancel.child_token();
     for id in &subscribe.cameras {
@@ -526,7 +649,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
             None => {
                 if let Some(slot) = shared.cameras.get(id) {
                     if let Ok(mut subs) = slot.subscribers.lock() {
-                        subs.push(Subscriber::new(tx.clone()));
+                        subs.push(Subscriber::new(tx.clone(), link.clone()));
                     }
                 }
             }
@@ -538,7 +661,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
                     camera: *id,
                     playback: Playback::Speed(speed),
                     start_ns: shared.clock.now_ns().saturating_sub(phase),
-                    subscriber: Subscriber::new(tx.clone()),
+                    subscriber: Subscriber::new(tx.clone(), link.clone()),
                     conn: conn.clone(),
                 };
                 if let Ok(mut new) = shared.new_playbacks.lock() {
@@ -572,7 +695,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         reader_conn.cancel();
     });
 
-    if let Err(e) = write_frames(&shared, rx, &mut wr, &conn).await {
+    if let Err(e) = write_frames(&shared, &link.sent, rx, &mut wr, &conn).await {
         if !conn.is_cancelled() {
             shared.fail(wire_category(&e));
         }
@@ -603,6 +726,7 @@ async fn refuse<W: tokio::io::AsyncWrite + Unpin>(
 
 async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
     shared: &Shared,
+    counters: &SenderCounters,
     mut rx: mpsc::Receiver<Outgoing>,
     wr: &mut W,
     conn: &CancellationToken,
@@ -634,9 +758,8 @@ async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
             r = write => r?,
         }
         if shared.window.contains(out.spec.due_ns) {
-            shared.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
-            shared
-                .counters
+            counters.frames_sent.fetch_add(1, Ordering::Relaxed);
+            counters
                 .bytes_sent
                 .fetch_add(out.payload.len() as u64, Ordering::Relaxed);
         }

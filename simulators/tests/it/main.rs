@@ -1,5 +1,6 @@
 //! Integration tests of the simulated roles over real sockets on 127.0.0.1.
 //! One test binary (modules below) keeps link time down.
 
+mod lifecycle;
 mod pki;
 mod streaming;

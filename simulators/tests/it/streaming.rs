@@ -16,8 +16,10 @@ use simulators::clock::RunClock;
 use simulators::metrics::Window;
 use simulators::pki::{KeyType, Pki};
 use simulators::role::bulk::BulkSender;
-use simulators::role::recorder::{Recorder, RecorderConfig, DEFAULT_QUEUE_FRAMES};
-use simulators::role::viewer::{FrameCheck, StreamRequest, Viewer, ViewerConfig, ViewerError};
+use simulators::role::recorder::{Recorder, RecorderConfig, Source, DEFAULT_QUEUE_FRAMES};
+use simulators::role::viewer::{
+    Endpoint, FrameHook, StreamRequest, Viewer, ViewerConfig, ViewerError,
+};
 use simulators::role::RoleRuntime;
 use simulators::transport::{
     ConnectError, Connector, FailureCategory, Listener, Mode, Stream, TlsSettings,
@@ -157,6 +159,7 @@ impl Harness {
             cameras: cameras.clone(),
             queue_frames,
             start_ns,
+            source: Source::Pacer,
         };
         let recorder = Recorder::start(&recorder_rt, listener, config, clock, window.clone())
             .expect("recorder start");
@@ -186,10 +189,14 @@ impl Harness {
     }
 
     /// A live viewer of `ids` dialling the recorder as HOST in the harness's mode.
-    fn viewer_config(&self, ids: &[u32], check: Option<FrameCheck>) -> ViewerConfig {
+    fn viewer_config(&self, ids: &[u32], check: Option<FrameHook>) -> ViewerConfig {
         ViewerConfig {
-            addr: self.recorder.addr(),
-            host: HOST.to_owned(),
+            server: Endpoint {
+                addr: self.recorder.addr(),
+                host: HOST.to_owned(),
+            },
+            failover: None,
+            label: "viewer-recorder".to_owned(),
             streams: ids
                 .iter()
                 .map(|id| StreamRequest {
@@ -199,7 +206,7 @@ impl Harness {
                 .collect(),
             playback: Playback::Live,
             connector: self.connector(),
-            check,
+            on_frame: check,
         }
     }
 
@@ -257,11 +264,11 @@ impl Observed {
 
 /// A frame check that regenerates every frame from the cameras and compares it, byte for
 /// byte, with what arrived.
-fn content_check(cameras: &[Camera], start_ns: u64) -> (FrameCheck, Arc<Mutex<Observed>>) {
+fn content_check(cameras: &[Camera], start_ns: u64) -> (FrameHook, Arc<Mutex<Observed>>) {
     let observed = Arc::new(Mutex::new(Observed::default()));
     let cameras: BTreeMap<u32, Camera> = cameras.iter().map(|c| (c.id, c.clone())).collect();
     let out = observed.clone();
-    let check: FrameCheck = Arc::new(move |h: &Header, payload: &[u8]| {
+    let check: FrameHook = Arc::new(move |h: &Header, payload: &[u8]| {
         let problem = frame_problem(&cameras, start_ns, h, payload);
         if let Ok(mut o) = out.lock() {
             o.seen.push(Seen {
@@ -371,6 +378,7 @@ impl RawClient {
         let sub = Subscribe {
             cameras: ids.to_vec(),
             playback_speed: None,
+            label: String::new(),
         };
         wire::write_message(
             &mut self.stream,
@@ -595,7 +603,7 @@ fn untrusted_ca_and_wrong_host_are_refused_with_reasons() {
 
         // A client that trusts the right CA but dials another host name.
         let mut config = h.viewer_config(&[0], None);
-        config.host = OTHER_HOST.to_owned();
+        config.server.host = OTHER_HOST.to_owned();
         let (e, errors) = failed_viewer(&h, config).await;
         assert_eq!(e.category, FailureCategory::WrongHost, "{e}");
         assert_eq!(e.host, OTHER_HOST);
@@ -709,6 +717,7 @@ fn garbage_fails_only_that_connection() {
                         let sub = Subscribe {
                             cameras: vec![0],
                             playback_speed: None,
+                            label: String::new(),
                         };
                         let mut b = Vec::new();
                         wire::write_message(&mut b, Header::new(Kind::Subscribe), &sub.encode())
@@ -954,15 +963,19 @@ fn bulk_sender_streams_unpaced_frames() {
             let bulk = BulkSender::start(&sender_rt, listener, FRAME, clock, window.clone())
                 .expect("bulk sender");
             let config = ViewerConfig {
-                addr: bulk.addr(),
-                host: HOST.to_owned(),
+                server: Endpoint {
+                    addr: bulk.addr(),
+                    host: HOST.to_owned(),
+                },
+                failover: None,
+                label: "bulk".to_owned(),
                 streams: vec![StreamRequest {
                     camera: 0,
                     interval_ns: u64::MAX,
                 }],
                 playback: Playback::Live,
                 connector: connector(mode, &pki),
-                check: Some(Arc::new(|h: &Header, p: &[u8]| {
+                on_frame: Some(Arc::new(|h: &Header, p: &[u8]| {
                     assert_eq!(p.len(), FRAME);
                     assert_eq!(h.payload_len as usize, FRAME);
                     assert_eq!((h.kind, h.stream_id), (Kind::Frame, 0));
@@ -1120,6 +1133,7 @@ fn a_dropped_recorder_does_not_leave_its_pacer_running() {
             cameras: cameras("sub", 1),
             queue_frames: DEFAULT_QUEUE_FRAMES,
             start_ns: 0,
+            source: Source::Pacer,
         };
         let recorder = Recorder::start(
             &rt,

@@ -1,0 +1,298 @@
+//! The management server: the hub every other server registers with, and where clients
+//! log in and download their configuration.
+//!
+//! One request/response protocol over the wire codec serves every link to it. A request
+//! (`Kind::Request`) names its operation in the header's stream-id field:
+//! - [`OP_STATUS`]: a registered server's status or configuration poll; answered with a
+//!   `Kind::Reply` of the configured size;
+//! - [`OP_TELEMETRY`]: a data collector's monitoring message; answered with a short ack;
+//! - [`OP_LOGIN`]: a client's login; answered with the configuration as `Kind::Chunk`
+//!   messages, then a `Kind::Reply` carrying its size (u64) and SHA-256 (32 bytes), so the
+//!   client can check that it arrived whole.
+//!
+//! Replies echo the request's sequence number and scheduled time.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::role::RoleRuntime;
+use crate::transport::{Incoming, Listener};
+use crate::wire::{self, Header, Kind, WireError};
+
+/// Status or configuration poll of a registered server.
+pub const OP_STATUS: u32 = 1;
+/// Client login followed by the configuration download.
+pub const OP_LOGIN: u32 = 2;
+/// Monitoring telemetry from a data collector.
+pub const OP_TELEMETRY: u32 = 3;
+/// Largest request accepted.
+pub const MAX_REQUEST: u32 = 256 * 1024;
+/// Size of one configuration chunk.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+/// Size of a login reply: the configuration's length and SHA-256.
+pub const LOGIN_REPLY_BYTES: usize = 8 + 32;
+/// Size of a telemetry acknowledgement.
+pub const ACK_BYTES: usize = 16;
+/// How long a connection may stay silent before the server closes it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How to build a management server.
+#[derive(Clone, Debug)]
+pub struct ManagementConfig {
+    /// Size of the configuration clients download, bytes.
+    pub config_bytes: u64,
+    /// Size of a status reply, bytes.
+    pub status_reply_bytes: u32,
+    /// Seed of the configuration's content.
+    pub seed: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: Bytes,
+    digest: [u8; 32],
+    status_reply: Bytes,
+    accepted: AtomicU64,
+    requests: AtomicU64,
+    downloads: AtomicU64,
+    failures: Mutex<BTreeMap<String, u64>>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Shared {
+    fn fail(&self, category: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            *f.entry(category.to_owned()).or_default() += 1;
+        }
+    }
+}
+
+/// What the management server has counted.
+#[derive(Clone, Debug, Default)]
+pub struct ManagementStats {
+    /// Connections whose handshake completed.
+    pub connections: u64,
+    /// Requests answered.
+    pub requests: u64,
+    /// Configuration downloads served.
+    pub downloads: u64,
+    /// Failed connections by category.
+    pub failures: BTreeMap<String, u64>,
+}
+
+/// A running management server.
+#[derive(Debug)]
+pub struct ManagementServer {
+    addrs: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+}
+
+/// The configuration bytes a server with `config` hands out, and their SHA-256.
+pub fn configuration(config: &ManagementConfig) -> (Bytes, [u8; 32]) {
+    let mut v = vec![0u8; usize::try_from(config.config_bytes).unwrap_or(usize::MAX)];
+    fastrand::Rng::with_seed(config.seed ^ 0xc0f1).fill(&mut v);
+    let digest: [u8; 32] = Sha256::digest(&v).into();
+    (Bytes::from(v), digest)
+}
+
+impl ManagementServer {
+    /// Starts serving every listener on `runtime` (registration, client and collector
+    /// ports alike: the protocol is the same).
+    pub fn start(
+        runtime: &RoleRuntime,
+        listeners: Vec<Listener>,
+        config: &ManagementConfig,
+    ) -> std::io::Result<ManagementServer> {
+        let addrs = listeners
+            .iter()
+            .map(Listener::local_addr)
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let (blob, digest) = configuration(config);
+        let shared = Arc::new(Shared {
+            config: blob,
+            digest,
+            status_reply: Bytes::from(vec![0x5a; config.status_reply_bytes as usize]),
+            accepted: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            downloads: AtomicU64::new(0),
+            failures: Mutex::new(BTreeMap::new()),
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        let handle = runtime.handle();
+        for listener in listeners {
+            let s = shared.clone();
+            shared.tasks.spawn_on(accept_loop(s, listener), &handle);
+        }
+        Ok(ManagementServer { addrs, shared })
+    }
+
+    /// The addresses of its listeners, in the order given.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The SHA-256 of the configuration it hands out.
+    pub fn config_digest(&self) -> [u8; 32] {
+        self.shared.digest
+    }
+
+    /// A copy of its counters.
+    pub fn stats(&self) -> ManagementStats {
+        let s = &self.shared;
+        ManagementStats {
+            connections: s.accepted.load(Ordering::Relaxed),
+            requests: s.requests.load(Ordering::Relaxed),
+            downloads: s.downloads.load(Ordering::Relaxed),
+            failures: s.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Stops every task and waits for them.
+    pub async fn stop(self) {
+        self.shared.cancel.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
+    }
+}
+
+impl Drop for ManagementServer {
+    fn drop(&mut self) {
+        self.shared.cancel.cancel();
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
+    loop {
+        let incoming = tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        match incoming {
+            Ok(i) => {
+                let s = shared.clone();
+                shared.tasks.spawn(serve(s, i));
+            }
+            Err(_) => {
+                shared.fail("accept");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn serve(shared: Arc<Shared>, incoming: Incoming) {
+    let accepted = tokio::select! {
+        _ = shared.cancel.cancelled() => return,
+        r = incoming.handshake() => r,
+    };
+    let accepted = match accepted {
+        Ok(a) => a,
+        Err(e) => return shared.fail(e.category.as_str()),
+    };
+    shared.accepted.fetch_add(1, Ordering::Relaxed);
+    let (rd, wr) = tokio::io::split(accepted.stream);
+    let mut rd = BufReader::new(rd);
+    let mut wr = BufWriter::with_capacity(CHUNK_BYTES + wire::HEADER_LEN, wr);
+    let mut payload = Vec::new();
+    loop {
+        let request = async {
+            let Some(h) = wire::read_header(&mut rd, MAX_REQUEST).await? else {
+                return Ok(None);
+            };
+            wire::read_payload(&mut rd, &h, &mut payload).await?;
+            Ok::<_, WireError>(Some(h))
+        };
+        let request = tokio::select! {
+            _ = shared.cancel.cancelled() => break,
+            r = tokio::time::timeout(IDLE_TIMEOUT, request) => r,
+        };
+        let h = match request {
+            Ok(Ok(Some(h))) => h,
+            Ok(Ok(None)) => break,
+            Ok(Err(WireError::Io(_) | WireError::Truncated)) => {
+                shared.fail("io");
+                break;
+            }
+            Ok(Err(_)) => {
+                shared.fail("protocol");
+                break;
+            }
+            Err(_) => {
+                shared.fail("timeout");
+                break;
+            }
+        };
+        let answered = match (h.kind, h.stream_id) {
+            (Kind::Bye, _) => break,
+            (Kind::Request, OP_STATUS) => reply(&mut wr, &h, &shared.status_reply).await,
+            (Kind::Request, OP_TELEMETRY) => reply(&mut wr, &h, &[0u8; ACK_BYTES]).await,
+            (Kind::Request, OP_LOGIN) => send_configuration(&shared, &mut wr, &h).await,
+            _ => {
+                shared.fail("protocol");
+                let reason = format!("unexpected {:?} with operation {}", h.kind, h.stream_id);
+                let _ =
+                    wire::write_message(&mut wr, Header::new(Kind::Error), reason.as_bytes()).await;
+                let _ = wr.flush().await;
+                break;
+            }
+        };
+        match answered {
+            Ok(()) => {
+                shared.requests.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                shared.fail("io");
+                break;
+            }
+        }
+    }
+    super::close_gently(&mut wr).await;
+}
+
+fn answer(request: &Header, kind: Kind) -> Header {
+    Header {
+        kind,
+        stream_id: request.stream_id,
+        seq: request.seq,
+        scheduled_ns: request.scheduled_ns,
+        sent_ns: request.sent_ns,
+        ..Header::new(kind)
+    }
+}
+
+async fn reply<W: tokio::io::AsyncWrite + Unpin>(
+    wr: &mut W,
+    request: &Header,
+    payload: &[u8],
+) -> Result<(), WireError> {
+    wire::write_message(wr, answer(request, Kind::Reply), payload).await?;
+    wr.flush().await?;
+    Ok(())
+}
+
+async fn send_configuration<W: tokio::io::AsyncWrite + Unpin>(
+    shared: &Shared,
+    wr: &mut W,
+    request: &Header,
+) -> Result<(), WireError> {
+    for chunk in shared.config.chunks(CHUNK_BYTES) {
+        wire::write_message(wr, answer(request, Kind::Chunk), chunk).await?;
+    }
+    let mut done = [0u8; LOGIN_REPLY_BYTES];
+    done[..8].copy_from_slice(&(shared.config.len() as u64).to_be_bytes());
+    done[8..].copy_from_slice(&shared.digest);
+    reply(wr, request, &done).await?;
+    shared.downloads.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
