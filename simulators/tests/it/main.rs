@@ -2,5 +2,6 @@
 //! One test binary (modules below) keeps link time down.
 
 mod lifecycle;
+mod management;
 mod pki;
 mod streaming;
