@@ -5,7 +5,8 @@
 //! Calls are due on a fixed schedule (`start + phase + k·interval`). A call's latency runs
 //! from the moment it was due to the last byte of its answer, so a slow server delays the
 //! next calls and shows in their latency (coordinated omission corrected). Each call is
-//! counted as one "frame" of its link; a login's frame carries the whole configuration.
+//! counted as one "frame" of its link, whose payload is the request's and the answer's
+//! bytes together; a login's frame carries the whole configuration.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -253,7 +254,8 @@ impl Caller {
         if self.window.contains(scheduled) {
             if let Ok(mut m) = self.metrics.lock() {
                 let interval = self.config.interval.as_nanos() as u64;
-                let len = u32::try_from(bytes).unwrap_or(u32::MAX);
+                // A call's payload is what crossed the link both ways: request and answer.
+                let len = u32::try_from(bytes + u64::from(body)).unwrap_or(u32::MAX);
                 m.record_frame(len, scheduled, request.sent_ns, recv_ns, interval);
                 if self.config.call == Call::Login {
                     m.transfer_us

@@ -122,9 +122,10 @@ fn configuration_downloads_arrive_whole_and_a_wrong_checksum_is_caught() {
             let m = site.run_for(good, Duration::from_millis(1000)).await;
             assert!(m.errors.is_empty(), "{mode}: {:?}", m.errors);
             assert!(m.frames >= 2, "{mode}: {} downloads", m.frames);
+            // Each call's payload: the 64-byte login request and the whole configuration.
             assert_eq!(
                 m.bytes,
-                m.frames * CONFIG_BYTES,
+                m.frames * (CONFIG_BYTES + 64),
                 "{mode}: whole configurations"
             );
             // Each login is a new connection (and, with TLS, a new handshake); the last one
@@ -181,7 +182,11 @@ fn status_polls_reuse_one_connection_and_count_every_call() {
                 "{mode}: {} of {due}",
                 m.frames
             );
-            assert_eq!(m.bytes, m.frames * 2048, "{mode}");
+            assert_eq!(
+                m.bytes,
+                m.frames * (256 + 2048),
+                "{mode}: request and reply"
+            );
         }
     });
 }
