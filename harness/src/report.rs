@@ -63,6 +63,8 @@ pub struct Measurement {
     pub repeats_completed: u32,
     /// Modes in the order each repeat ran them (`plain`, `tls`).
     pub modes: Vec<Mode>,
+    /// Factor applied to the warm-up and window asked for (`--multiplier`).
+    pub multiplier: f64,
     /// How the repeats were ordered.
     pub order: String,
 }
@@ -651,13 +653,22 @@ impl Report {
         }
         render_rows(&mut out, &rows);
         let _ = writeln!(out);
-        for r in self.results.iter().filter(|r| r.tls.is_some()) {
-            if let Some(t) = &r.tls {
-                let _ = writeln!(
-                    out,
-                    "TLS on {}: {} {} {}",
-                    r.link, t.version, t.suite, t.group
-                );
+        for r in self.results.iter().filter(|r| r.mode == Mode::Tls) {
+            let group = r.group.as_deref().map(|g| format!(" (group {g})")).unwrap_or_default();
+            match (&r.tls, r.encrypted) {
+                (Some(t), _) => {
+                    let _ = writeln!(
+                        out,
+                        "TLS on {}{group}: {} {} {}",
+                        r.link, t.version, t.suite, t.group
+                    );
+                }
+                (None, false) => {
+                    let _ = writeln!(out, "{}{group}: not encrypted in the TLS phase", r.link);
+                }
+                (None, true) => {
+                    let _ = writeln!(out, "{}{group}: no TLS connection succeeded", r.link);
+                }
             }
         }
         for c in &self.cost {
