@@ -654,7 +654,11 @@ impl Report {
         render_rows(&mut out, &rows);
         let _ = writeln!(out);
         for r in self.results.iter().filter(|r| r.mode == Mode::Tls) {
-            let group = r.group.as_deref().map(|g| format!(" (group {g})")).unwrap_or_default();
+            let group = r
+                .group
+                .as_deref()
+                .map(|g| format!(" (group {g})"))
+                .unwrap_or_default();
             match (&r.tls, r.encrypted) {
                 (Some(t), _) => {
                     let _ = writeln!(
