@@ -373,7 +373,10 @@ fn test(cases: &[&Case], extra_copy: bool) -> ExitCode {
 fn parse_total_ir(text: &str) -> Option<u64> {
     text.lines()
         .rev()
-        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
+        .find_map(|l| {
+            l.strip_prefix("totals:")
+                .or_else(|| l.strip_prefix("summary:"))
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
 }
@@ -419,7 +422,10 @@ fn measure(cases: &[&Case], extra_copy: bool, json: Option<&Path>) -> Result<(),
             .status()
             .map_err(|e| format!("{}: cannot start valgrind: {e}", c.id))?;
         if !status.success() {
-            return Err(format!("{}: the case failed under valgrind ({status})", c.id));
+            return Err(format!(
+                "{}: the case failed under valgrind ({status})",
+                c.id
+            ));
         }
         let text = std::fs::read_to_string(&out_file)
             .map_err(|e| format!("{}: {}: {e}", c.id, out_file.display()))?;

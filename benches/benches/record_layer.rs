@@ -56,7 +56,8 @@ fn tls(group: &mut Group<'_>, endpoints: &Endpoints, suite: Suite, frame: &Frame
     let p = payload(frame.bytes);
     let connect = || {
         let pair = TlsPair::connect(endpoints).expect("in-memory handshake");
-        pair.expect_suite(suite).expect("the pinned suite is negotiated");
+        pair.expect_suite(suite)
+            .expect("the pinned suite is negotiated");
         pair
     };
     let mut wire = Vec::with_capacity(frame.bytes + frame.bytes / 64 + 256);

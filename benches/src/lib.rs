@@ -91,11 +91,7 @@ pub fn scale(base: Duration, m: f64, min: Duration) -> Duration {
 
 /// A criterion configuration with the given measurement and warm-up times scaled by
 /// [`multiplier`]. Command-line flags (`--measurement-time`, `--test`, …) still override it.
-pub fn criterion_config(
-    measurement: Duration,
-    warm_up: Duration,
-    sample_size: usize,
-) -> Criterion {
+pub fn criterion_config(measurement: Duration, warm_up: Duration, sample_size: usize) -> Criterion {
     let m = multiplier();
     Criterion::default()
         .measurement_time(scale(measurement, m, MIN_MEASUREMENT_TIME))

@@ -56,14 +56,24 @@ impl Suite {
     /// (X25519MLKEM768); TLS 1.2 cannot, so it uses X25519.
     pub fn settings(self) -> TlsSettings {
         let (version, cipher, group) = match self {
-            Suite::Tls13Aes128Gcm => (TlsVersion::Tls13, Cipher::Aes128Gcm, KxGroup::X25519mlkem768),
-            Suite::Tls13Aes256Gcm => (TlsVersion::Tls13, Cipher::Aes256Gcm, KxGroup::X25519mlkem768),
+            Suite::Tls13Aes128Gcm => (
+                TlsVersion::Tls13,
+                Cipher::Aes128Gcm,
+                KxGroup::X25519mlkem768,
+            ),
+            Suite::Tls13Aes256Gcm => (
+                TlsVersion::Tls13,
+                Cipher::Aes256Gcm,
+                KxGroup::X25519mlkem768,
+            ),
             Suite::Tls13Chacha20Poly1305 => (
                 TlsVersion::Tls13,
                 Cipher::Chacha20Poly1305,
                 KxGroup::X25519mlkem768,
             ),
-            Suite::Tls12EcdheRsaAes256Gcm => (TlsVersion::Tls12, Cipher::Aes256Gcm, KxGroup::X25519),
+            Suite::Tls12EcdheRsaAes256Gcm => {
+                (TlsVersion::Tls12, Cipher::Aes256Gcm, KxGroup::X25519)
+            }
         };
         TlsSettings {
             versions: vec![version],

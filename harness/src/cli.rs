@@ -35,6 +35,10 @@ pub enum Command {
     Scenarios(crate::scenarios_cmd::ScenariosArgs),
     /// Measure TLS handshakes: versions × key types × key exchanges × full/resumed.
     Handshakes(crate::handshakes::HandshakesArgs),
+    /// Keep a result as the baseline, or check a result against one (exit 1 on a regression).
+    Baseline(crate::baseline::BaselineArgs),
+    /// How many cameras one recording server holds within an objective, plaintext vs TLS.
+    Capacity(crate::capacity::CapacityArgs),
 }
 
 /// Which modes to run.
@@ -74,9 +78,34 @@ pub struct MeasureArgs {
     /// Repeats of each mode; figures are medians over them.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: u32,
-    /// Write the report as JSON to FILE (`-` for stdout).
-    #[arg(long, value_name = "FILE")]
+    /// Where to write the report, in which formats.
+    #[command(flatten)]
+    pub export: ExportArgs,
+    /// Scale warm-up and window by F (e.g. 0.3 for a brief CI run; warm-up stays ≥ 1.2 s).
+    #[arg(long, value_name = "F", env = "VMSBENCH_MULTIPLIER", default_value_t = 1.0, value_parser = crate::baseline::parse_multiplier)]
+    pub multiplier: f64,
+}
+
+/// Exports of the report; one run writes any set of them. `-` is standard output (one
+/// export at most; the terminal table is then left out).
+#[derive(Debug, Default, Args)]
+pub struct ExportArgs {
+    /// Write the whole report as JSON to FILE (schema: harness/schema/report-v1.schema.json).
+    #[arg(long = "export-json", visible_alias = "json", value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Write Markdown tables (cost per link, figures, environment, warnings) to FILE.
+    #[arg(long = "export-markdown", value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Write one self-contained HTML page with plots to FILE (readable offline).
+    #[arg(long = "export-html", value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write per-second samples of every link, mode and repeat as NDJSON to FILE.
+    #[arg(long = "export-ndjson", value_name = "FILE")]
+    pub ndjson: Option<PathBuf>,
+    /// Write HdrHistogram percentile distributions (.hgrm, values in ms) into DIR, one file
+    /// per link, mode and latency kind.
+    #[arg(long = "export-hgrm", value_name = "DIR")]
+    pub hgrm: Option<PathBuf>,
 }
 
 /// TLS parameters, pinned so that a comparison compares one thing. Each flag overrides
@@ -158,6 +187,10 @@ pub struct RunArgs {
     /// Seed of the video model.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Stall every recording server for DURATION at the middle of each window (e.g. 1s):
+    /// shows what coordinated-omission correction does to the latency figures.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub inject_stall: Option<Duration>,
     /// TLS flags.
     #[command(flatten)]
     pub tls: TlsArgs,

@@ -28,7 +28,8 @@ use simulators::video::{Camera, PayloadPool, Playback, Profile};
 use tokio_util::sync::CancellationToken;
 
 use crate::process;
-use crate::scenario::{EventAction, LinkId, MobileMode, Scenario, ViewMode};
+use crate::sampler::{IntervalHook, IntervalSample, Sampler};
+use crate::scenario::{EventAction, LinkId, MobileMode, Pinning, Scenario, ViewMode};
 
 /// How long a phase warms up and measures.
 #[derive(Clone, Copy, Debug)]
@@ -150,6 +151,29 @@ pub struct PhaseOutcome {
     pub baseline_rss_bytes: u64,
     /// Whether the window was cut short by an interruption.
     pub partial: bool,
+    /// Per second of the window and per link: what was delivered (see [`crate::sampler`]).
+    pub intervals: Vec<IntervalSample>,
+}
+
+/// What a phase does besides measuring.
+#[derive(Clone, Default)]
+pub struct PhaseOptions {
+    /// Called with each second's interval samples while the window is open (live progress).
+    pub on_interval: Option<IntervalHook>,
+    /// Take no interval samples (`PhaseOutcome::intervals` stays empty). Sampling copies
+    /// every client's latency histogram once a second; with thousands of clients that
+    /// burst delays the clients sharing its CPU by tens of milliseconds, which a capacity
+    /// search would read as late frames.
+    pub no_intervals: bool,
+}
+
+impl std::fmt::Debug for PhaseOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhaseOptions")
+            .field("on_interval", &self.on_interval.is_some())
+            .field("no_intervals", &self.no_intervals)
+            .finish()
+    }
 }
 
 /// Generates the certificates of every server host of `scenario`.
@@ -184,7 +208,13 @@ fn spread(seed: u64, key: &str, modulo: u64) -> u64 {
 struct Roles {
     server_threads: usize,
     client_threads: usize,
+    pinning: Option<Pinning>,
     runtimes: BTreeMap<String, RoleRuntime>,
+}
+
+/// The role (runtime, and CPU account) of the streaming server on `host`: its first label.
+pub fn role_of_host(host: &str) -> &str {
+    host.split('.').next().unwrap_or(host)
 }
 
 impl Roles {
@@ -195,8 +225,11 @@ impl Roles {
             } else {
                 self.client_threads
             };
-            let rt = RoleRuntime::new(name, threads)
-                .with_context(|| format!("starting the {name} role's runtime"))?;
+            let rt = match &self.pinning {
+                Some(p) => RoleRuntime::with_affinity(name, threads, p.cpus_of(name)),
+                None => RoleRuntime::new(name, threads),
+            }
+            .with_context(|| format!("starting the {name} role's runtime"))?;
             self.runtimes.insert(name.to_owned(), rt);
         }
         self.runtimes
@@ -360,6 +393,7 @@ impl Running {
             roles: Roles {
                 server_threads: scenario.server_threads,
                 client_threads: scenario.client_threads,
+                pinning: scenario.pinning.clone(),
                 runtimes: BTreeMap::new(),
             },
             mgmt: None,
@@ -453,7 +487,7 @@ impl Running {
             streaming_hosts.push((f.clone(), backed));
         }
         for (host, cams) in streaming_hosts {
-            let role = host.split('.').next().unwrap_or(&host).to_owned();
+            let role = role_of_host(&host).to_owned();
             let rt = r.roles.get(&role, true)?;
             let listener = bind(rt, server_tls(&host, LinkId::ViewerRecorder)?).await?;
             let config = RecorderConfig {
@@ -464,6 +498,7 @@ impl Running {
                 source: Source::Pacer,
             };
             let rec = Recorder::start(rt, listener, config, clock, window.clone())?;
+            rec.set_cpu_per_frame(scenario.recorder_cpu_per_frame);
             let rpc = RpcClient::start(
                 rt,
                 status(LinkId::RecorderMgmt, &host),
@@ -973,6 +1008,33 @@ impl Running {
         Ok(r)
     }
 
+    /// Stalls every recording server (and failover server) of `scenario` for `duration`.
+    fn stall_recorders(&self, scenario: &Scenario, duration: Duration) {
+        let recording = |host: &str| {
+            scenario.recorders.iter().any(|r| r.host == host)
+                || scenario.failovers.iter().any(|f| f == host)
+        };
+        for (host, (server, _)) in &self.servers {
+            if recording(host) {
+                server.stall(duration);
+            }
+        }
+    }
+
+    /// Probes on every client's metrics, with their links, for interval samples.
+    fn probes(&self) -> Vec<(String, simulators::metrics::MetricsProbe)> {
+        self.clients
+            .iter()
+            .map(|(link, c)| {
+                let probe = match c {
+                    Client::Video { viewer, .. } => viewer.probe(),
+                    Client::Rpc { client, .. } => client.probe(),
+                };
+                (link.as_str().to_owned(), probe)
+            })
+            .collect()
+    }
+
     /// Stops a streaming server (a scheduled failure).
     async fn stop_server(&mut self, host: &str) -> bool {
         match self.servers.remove(host) {
@@ -1084,6 +1146,20 @@ pub async fn run_phase(
     timing: Timing,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<Option<PhaseOutcome>> {
+    let options = PhaseOptions::default();
+    run_phase_with(scenario, pki, mode, clock, timing, interrupt, &options).await
+}
+
+/// [`run_phase`] with [`PhaseOptions`].
+pub async fn run_phase_with(
+    scenario: &Scenario,
+    pki: &Pki,
+    mode: Mode,
+    clock: RunClock,
+    timing: Timing,
+    interrupt: &CancellationToken,
+    options: &PhaseOptions,
+) -> anyhow::Result<Option<PhaseOutcome>> {
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
     let _ = process::reset_peak_rss();
     let window = Arc::new(Window::default());
@@ -1100,6 +1176,12 @@ pub async fn run_phase(
     let usage0 = process::usage().unwrap_or_default();
     let start_ns = clock.now_ns();
     window.open(start_ns);
+    let probes = if options.no_intervals {
+        Vec::new()
+    } else {
+        running.probes()
+    };
+    let sampler = Sampler::start(probes, clock, start_ns, options.on_interval.clone());
     let end_at = start_ns + timing.duration.as_nanos() as u64;
     let mut events = scenario.events.clone();
     events.sort_by_key(|e| e.at);
@@ -1117,6 +1199,9 @@ pub async fn run_phase(
                     failovers.push((host.clone(), event.at));
                 }
             }
+            EventAction::StallRecorders { duration } => {
+                running.stall_recorders(scenario, *duration);
+            }
         }
     }
     if !partial {
@@ -1129,6 +1214,7 @@ pub async fn run_phase(
     window.close(end_ns);
     let cpu1 = running.roles.cpu();
     let process_cpu = process::usage().unwrap_or_default() - usage0;
+    let intervals = sampler.finish().await;
     let cpu: BTreeMap<String, f64> = cpu1
         .iter()
         .map(|(k, v)| (k.clone(), v - cpu0.get(k).copied().unwrap_or(0.0)))
@@ -1148,16 +1234,15 @@ pub async fn run_phase(
     for (link, client) in &running.clients {
         *due.entry(*link).or_default() += due_of(client);
     }
-    // Drain: wait until what was due has arrived (or was dropped), within limits.
+    // Drain: wait until what was due has arrived (or was dropped), within limits. The
+    // probes read each client's frame count without copying its histograms (with
+    // thousands of clients, copying them every 20 ms took seconds).
     let drain_until = tokio::time::Instant::now() + MAX_DRAIN;
+    let probes = running.probes();
     while !partial && tokio::time::Instant::now() < drain_until {
-        let mut received: BTreeMap<LinkId, u64> = BTreeMap::new();
-        for (link, client) in &running.clients {
-            let frames = match client {
-                Client::Video { viewer, .. } => viewer.metrics().frames,
-                Client::Rpc { client, .. } => client.metrics().frames,
-            };
-            *received.entry(*link).or_default() += frames;
+        let mut received: BTreeMap<&str, u64> = BTreeMap::new();
+        for (link, probe) in &probes {
+            *received.entry(link.as_str()).or_default() += probe.frames().unwrap_or(0);
         }
         let dropped: u64 = running
             .servers
@@ -1166,7 +1251,7 @@ pub async fn run_phase(
             .sum();
         let missing: u64 = due
             .iter()
-            .map(|(l, d)| d.saturating_sub(received.get(l).copied().unwrap_or(0)))
+            .map(|(l, d)| d.saturating_sub(received.get(l.as_str()).copied().unwrap_or(0)))
             .sum();
         if missing <= dropped {
             break;
@@ -1261,6 +1346,7 @@ pub async fn run_phase(
         peak_rss_bytes,
         baseline_rss_bytes,
         partial,
+        intervals,
     }))
 }
 
@@ -1382,6 +1468,25 @@ pub async fn run_bulk_phase(
     timing: Timing,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<Option<PhaseOutcome>> {
+    let options = PhaseOptions::default();
+    run_bulk_phase_with(
+        scenario, pki, mode, load, clock, timing, interrupt, &options,
+    )
+    .await
+}
+
+/// [`run_bulk_phase`] with [`PhaseOptions`].
+#[allow(clippy::too_many_arguments)]
+pub async fn run_bulk_phase_with(
+    scenario: &Scenario,
+    pki: &Pki,
+    mode: Mode,
+    load: BulkLoad,
+    clock: RunClock,
+    timing: Timing,
+    interrupt: &CancellationToken,
+    options: &PhaseOptions,
+) -> anyhow::Result<Option<PhaseOutcome>> {
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
     let _ = process::reset_peak_rss();
     let host = scenario
@@ -1431,11 +1536,17 @@ pub async fn run_bulk_phase(
     let mut partial = false;
     let (mut cpu_server_s, mut cpu_client_s) = (0.0, 0.0);
     let mut process_cpu = process::Usage::default();
+    let mut intervals = Vec::new();
     if measured.is_some() {
         let cpu0 = (server.cpu_seconds(), client.cpu_seconds());
         let usage0 = process::usage().unwrap_or_default();
         let start_ns = clock.now_ns();
         window.open(start_ns);
+        let probes = receivers
+            .iter()
+            .map(|r| ("bulk".to_owned(), r.probe()))
+            .collect();
+        let sampler = Sampler::start(probes, clock, start_ns, options.on_interval.clone());
         tokio::select! {
             _ = interrupt.cancelled() => partial = true,
             _ = tokio::time::sleep(timing.duration) => {}
@@ -1445,6 +1556,7 @@ pub async fn run_bulk_phase(
         cpu_server_s = server.cpu_seconds() - cpu0.0;
         cpu_client_s = client.cpu_seconds() - cpu0.1;
         process_cpu = process::usage().unwrap_or_default() - usage0;
+        intervals = sampler.finish().await;
         window_bounds = Some((start_ns, end_ns));
         // Frames sent inside the window may still be in socket buffers.
         tokio::time::sleep(BULK_DRAIN).await;
@@ -1499,5 +1611,6 @@ pub async fn run_bulk_phase(
         peak_rss_bytes,
         baseline_rss_bytes,
         partial,
+        intervals,
     }))
 }

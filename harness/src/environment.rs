@@ -94,6 +94,18 @@ pub struct Environment {
     pub os: String,
     /// CPU architecture (`std::env::consts::ARCH`), e.g. `"x86_64"`.
     pub arch: String,
+    /// Whether the CPU says it runs under a hypervisor (flag `hypervisor` in
+    /// `/proc/cpuinfo`): a virtual machine's figures are noisier (other guests, steal time).
+    #[serde(default)]
+    pub hypervisor: bool,
+    /// CPU frequency governor of CPU 0 (`scaling_governor` in sysfs), e.g. `"performance"`
+    /// or `"powersave"`; `"unknown"` where the kernel exposes none (most VMs).
+    #[serde(default)]
+    pub cpu_governor: String,
+    /// 1-minute load average when detection ran (`/proc/loadavg`), taken before the run
+    /// started: near or above `cores`, other work was competing for the CPUs.
+    #[serde(default)]
+    pub load_average_1m: f64,
 }
 
 /// A compile-time value from build.rs, or "unknown".
@@ -142,6 +154,19 @@ impl Environment {
             vmsbench_version: env!("CARGO_PKG_VERSION").to_owned(),
             os: std::env::consts::OS.to_owned(),
             arch: std::env::consts::ARCH.to_owned(),
+            hypervisor: cpuinfo
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    (k.trim() == "flags").then(|| v.split_whitespace().any(|f| f == "hypervisor"))
+                })
+                .unwrap_or(false),
+            cpu_governor: read_trimmed("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+                .unwrap_or_else(|| UNKNOWN.to_owned()),
+            load_average_1m: fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|t| t.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0.0),
         }
     }
 
@@ -370,6 +395,9 @@ mod tests {
             vmsbench_version: "0.1.0".into(),
             os: "linux".into(),
             arch: "x86_64".into(),
+            hypervisor: true,
+            cpu_governor: "unknown".into(),
+            load_average_1m: 0.5,
         };
         assert_eq!(
             env.summary_line(),

@@ -4,14 +4,19 @@
 //! [`run`] executes it, so tests drive the real program in-process:
 //! `vmsbench::run(Opts::parse_from(["vmsbench", "run", "--duration", "2s"]))`.
 
+pub mod baseline;
+pub mod capacity;
 pub mod certs;
 pub mod cli;
 pub mod deployment;
 pub mod environment;
+pub mod export;
 pub mod handshakes;
 pub mod process;
+pub mod progress;
 pub mod report;
 pub mod run;
+pub mod sampler;
 pub mod scenario;
 pub mod scenarios_cmd;
 pub mod stats;
@@ -29,28 +34,45 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 /// Runs a parsed command line to completion; prints results on stdout, progress on stderr.
 pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     let interrupt = CancellationToken::new();
-    let (report, json) = match &opts.command {
+    let (report, exports) = match &opts.command {
         Command::Run(a) => {
+            let exports = export::ExportManager::from_args(&a.measure.export)?;
             run::cancel_on_ctrl_c(interrupt.clone());
-            (run::run(a, &interrupt).await?, a.measure.json.as_deref())
+            (run::run(a, &interrupt).await?, exports)
         }
         Command::Bulk(a) => {
+            let exports = export::ExportManager::from_args(&a.measure.export)?;
             run::cancel_on_ctrl_c(interrupt.clone());
-            (run::bulk(a, &interrupt).await?, a.measure.json.as_deref())
+            (run::bulk(a, &interrupt).await?, exports)
         }
         Command::Certs(a) => return certs::run(a),
+        Command::Baseline(a) => return baseline::run(a),
         Command::Scenarios(a) => return scenarios_cmd::run(a),
         Command::Handshakes(a) => {
             run::cancel_on_ctrl_c(interrupt.clone());
             return handshakes::run(a, &interrupt).await;
         }
+        Command::Capacity(a) => {
+            run::cancel_on_ctrl_c(interrupt.clone());
+            let report = capacity::run(a, &interrupt).await?;
+            let json = a.export_json.as_deref();
+            if json != Some(std::path::Path::new("-")) {
+                print!("{}", report.render_table());
+            }
+            if let Some(path) = json {
+                run::write_json(&report, path)?;
+            }
+            return Ok(if report.partial {
+                ExitCode::from(EXIT_INTERRUPTED)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
     };
-    if json != Some(std::path::Path::new("-")) {
+    if !exports.uses_stdout() {
         print!("{}", report.render_table());
     }
-    if let Some(path) = json {
-        run::write_json(&report, path)?;
-    }
+    exports.write_all(&report)?;
     Ok(if report.partial {
         ExitCode::from(EXIT_INTERRUPTED)
     } else {

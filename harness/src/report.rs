@@ -15,8 +15,29 @@ use crate::environment::Environment;
 use crate::stats::{summarize, summarize_samples, Spread};
 use crate::units::{format_bytes, format_duration_us, format_mbit};
 
-/// Version of the JSON layout. Bumped when a field changes meaning or type.
+/// Version of the JSON layout. Bumped when a field changes meaning or type; fields may be
+/// added without a bump. `harness/schema/report-v1.schema.json` describes version 1.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// A cost ratio is trusted when its max/min over the plain/TLS pairs is at most this.
+///
+/// The rule (checked for the goodput ratio and the p99-latency ratio of every link): with
+/// fewer than [`MIN_PAIRS`] pairs, or with the largest pair's ratio more than 10 % above
+/// the smallest, the median cannot be told apart from the noise between repeats; the report
+/// then says so in `warnings` and marks the link's cost `reliable: false`. What helps: a
+/// longer `--duration` (more frames per window, steadier percentiles) and more `--repeat`
+/// (more pairs).
+pub const MAX_RATIO_SPREAD: f64 = 1.10;
+/// Fewest plain/TLS pairs whose spread can be judged at all (see [`MAX_RATIO_SPREAD`]).
+pub const MIN_PAIRS: usize = 3;
+/// The kernel cross-check flags a link whose application and kernel byte counts are
+/// further apart than this, in percent (when at least [`KERNEL_CHECK_MIN_BYTES`] moved).
+pub const KERNEL_CHECK_TOLERANCE_PCT: f64 = 1.0;
+/// A load average (before the run) of this much per core or more means the machine was
+/// busy with other work: the report says so.
+pub const BUSY_LOAD_PER_CORE: f64 = 0.75;
+/// Below this many bytes the kernel cross-check is reported but not judged.
+pub const KERNEL_CHECK_MIN_BYTES: u64 = 1 << 20;
 
 /// A whole report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,6 +69,145 @@ pub struct Report {
     pub incompatibilities: Vec<Incompatibility>,
     /// Things a reader must know before trusting the figures.
     pub warnings: Vec<String>,
+    /// Per link and mode: the frame-latency histograms of every repeat merged (for
+    /// percentile plots and `.hgrm` files).
+    #[serde(default)]
+    pub histograms: Vec<HistogramRecord>,
+    /// Per second of each window, per repeat, mode and link: what was delivered.
+    #[serde(default)]
+    pub intervals: Vec<IntervalRecord>,
+}
+
+/// The latency histograms of one link in one mode, all repeats merged, in HdrHistogram's
+/// compressed V2 encoding (DEFLATE) in base64 — what `HistogramLogReader`s and the
+/// `hdrhistogram` crate's `Deserializer` read. Values are µs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistogramRecord {
+    /// Link id.
+    pub link: String,
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// Repeats merged.
+    pub repeats: usize,
+    /// Frame latency (last byte read − scheduled time), µs, V2+DEFLATE, base64.
+    pub latency_us: String,
+    /// Uncorrected latency (last byte read − sent time), µs, V2+DEFLATE, base64.
+    pub uncorrected_latency_us: String,
+}
+
+impl HistogramRecord {
+    /// The corrected latency histogram (`None` if the encoding is damaged).
+    pub fn latency(&self) -> Option<Histogram<u64>> {
+        decode_histogram(&self.latency_us)
+    }
+
+    /// The uncorrected latency histogram.
+    pub fn uncorrected_latency(&self) -> Option<Histogram<u64>> {
+        decode_histogram(&self.uncorrected_latency_us)
+    }
+}
+
+/// A histogram in HdrHistogram's V2+DEFLATE encoding, base64.
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+    let mut bytes = Vec::new();
+    match V2DeflateSerializer::new().serialize(h, &mut bytes) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(&bytes),
+        Err(_) => String::new(),
+    }
+}
+
+/// The inverse of [`encode_histogram`]; `None` for anything that does not decode.
+pub fn decode_histogram(text: &str) -> Option<Histogram<u64>> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .ok()
+}
+
+/// What one link delivered in one second of one window (the NDJSON export's lines).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntervalRecord {
+    /// End of the interval, seconds after the window opened.
+    pub t_s: f64,
+    /// Which repeat (1-based).
+    pub repeat: usize,
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// Link id.
+    pub link: String,
+    /// Payload bit rate received in the interval, Mbit/s.
+    pub goodput_mbit_s: f64,
+    /// Frames received in the interval (of those scheduled in the window).
+    pub frames: u64,
+    /// Their latency, µs (zeros when no frame arrived).
+    pub latency_us: IntervalLatency,
+    /// Length of the interval, seconds (1 but for a last, shorter one).
+    pub interval_s: f64,
+}
+
+/// Latency percentiles of one interval, µs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntervalLatency {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest value.
+    pub max: u64,
+}
+
+/// The kernel cross-check of goodput: between the same two points of each connection (the
+/// first frame scheduled inside the window, and the first scheduled at or after its end),
+/// the bytes the application read from its sockets and the bytes the kernel's TCP stack
+/// handed it (`TCP_INFO` `tcpi_bytes_received` less the bytes still unread, `SIOCINQ`).
+/// Summed over the link's connections. With the payload bytes between the same points it
+/// ties goodput to what crossed the wire: `overhead_pct` should be the 40-byte frame
+/// headers (plus TLS's record overhead, about 22 bytes per 16 KiB record).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelCheck {
+    /// Bytes the application read from the sockets (below TLS).
+    pub app_wire_bytes: u64,
+    /// Bytes of TCP payload the kernel handed to the application.
+    pub kernel_bytes: u64,
+    /// (app − kernel) / kernel, percent.
+    pub discrepancy_pct: f64,
+    /// Frame payload bytes the application decoded between the points.
+    pub payload_bytes: u64,
+    /// Frame header bytes (40 per frame) between the points.
+    pub header_bytes: u64,
+    /// (wire − payload) / payload, percent: frame headers, and for TLS its record overhead.
+    pub overhead_pct: f64,
+    /// Connections measured.
+    pub connections: u64,
+}
+
+impl KernelCheck {
+    fn of(w: &simulators::metrics::WireCount) -> Option<KernelCheck> {
+        if w.connections == 0 {
+            return None;
+        }
+        let pct = |a: u64, b: u64| {
+            if b == 0 {
+                0.0
+            } else {
+                (a as f64 - b as f64) / b as f64 * 100.0
+            }
+        };
+        Some(KernelCheck {
+            app_wire_bytes: w.app_bytes,
+            kernel_bytes: w.kernel_bytes,
+            discrepancy_pct: pct(w.app_bytes, w.kernel_bytes),
+            payload_bytes: w.payload_bytes,
+            header_bytes: w.messages * simulators::wire::HEADER_LEN as u64,
+            overhead_pct: pct(w.app_bytes, w.payload_bytes),
+            connections: w.connections,
+        })
+    }
 }
 
 /// How the figures were taken.
@@ -65,6 +225,10 @@ pub struct Measurement {
     pub modes: Vec<Mode>,
     /// Factor applied to the warm-up and window asked for (`--multiplier`).
     pub multiplier: f64,
+    /// Length of the stall injected into every recording server at the middle of each
+    /// window (`--inject-stall`), seconds; null when none was.
+    #[serde(default)]
+    pub inject_stall_s: Option<f64>,
     /// How the repeats were ordered.
     pub order: String,
 }
@@ -190,6 +354,10 @@ pub struct Sample {
     pub recovery_us_max: u64,
     /// Median whole-transfer time (configuration download), µs.
     pub transfer_us: u64,
+    /// The kernel cross-check of the bytes received (null where not measured: request and
+    /// response links, or a kernel without `TCP_INFO` byte counts).
+    #[serde(default)]
+    pub kernel_check: Option<KernelCheck>,
 }
 
 /// One role's CPU in one mode.
@@ -228,6 +396,10 @@ pub struct LinkResult {
     pub group: Option<String>,
     /// Whether the link was encrypted in this mode (a group may be off in the TLS phase).
     pub encrypted: bool,
+    /// True when some repeat received fewer frames than were due: the run fell short of
+    /// the due frame rate, and latency figures describe only the frames that arrived.
+    #[serde(default)]
+    pub short: bool,
     /// How CPU was attributed: `exclusive` (the roles serve only this link) or
     /// `shared_by_bytes` (a role's CPU split among its links by payload bytes).
     pub cpu_attribution: String,
@@ -267,6 +439,10 @@ pub struct Cost {
     pub handshake_us: u64,
     /// Plain/TLS pairs the ratios come from.
     pub pairs: usize,
+    /// False when the goodput or p99-latency ratio cannot be trusted: fewer than 3 pairs,
+    /// or a max/min over the pairs above 1.10 (see `warnings`).
+    #[serde(default)]
+    pub reliable: bool,
     /// Min and max of each ratio over the pairs.
     pub spread: BTreeMap<String, Spread>,
 }
@@ -281,6 +457,9 @@ struct Series {
     cpu_attribution: String,
     errors: BTreeMap<String, u64>,
     messages: Vec<String>,
+    /// Latency histograms of every phase merged.
+    latency_us: Option<Histogram<u64>>,
+    uncorrected_latency_us: Option<Histogram<u64>>,
 }
 
 /// Accumulates phases into a report.
@@ -293,6 +472,21 @@ pub struct Collector {
     failovers: Vec<FailoverResult>,
     incompatibilities: Vec<Incompatibility>,
     repeats: BTreeMap<Mode, usize>,
+    intervals: Vec<IntervalRecord>,
+}
+
+/// Adds `h` into `into` (starting it if empty).
+fn merge_into(into: &mut Option<Histogram<u64>>, h: &Histogram<u64>) {
+    match into {
+        Some(total) => {
+            if total.add(h).is_err() {
+                for v in h.iter_recorded() {
+                    total.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+                }
+            }
+        }
+        None => *into = Some(h.clone()),
+    }
 }
 
 fn quantile(h: &Histogram<u64>, q: f64) -> u64 {
@@ -352,6 +546,7 @@ impl Sample {
                 r.recovery_us.max()
             },
             transfer_us: quantile(&r.transfer_us, 0.5),
+            kernel_check: KernelCheck::of(&r.wire),
         }
     }
 }
@@ -384,6 +579,28 @@ impl Collector {
                     series.messages.push(m.clone());
                 }
             }
+            merge_into(&mut series.latency_us, &l.received.latency_us);
+            merge_into(
+                &mut series.uncorrected_latency_us,
+                &l.received.uncorrected_latency_us,
+            );
+        }
+        for i in &p.intervals {
+            let h = &i.latency_us;
+            self.intervals.push(IntervalRecord {
+                t_s: i.t_s,
+                repeat,
+                mode: p.mode,
+                link: i.link.clone(),
+                goodput_mbit_s: i.goodput_mbit_s(),
+                frames: i.frames,
+                latency_us: IntervalLatency {
+                    p50: quantile(h, 0.5),
+                    p99: quantile(h, 0.99),
+                    max: if h.is_empty() { 0 } else { h.max() },
+                },
+                interval_s: i.interval_s,
+            });
         }
         let window_s = p.window_s.max(1e-9);
         for r in &p.roles {
@@ -438,6 +655,31 @@ impl Collector {
         self.series.is_empty()
     }
 
+    /// Every link's and mode's latency histograms, all repeats merged, in report order.
+    pub fn histograms(&self) -> Vec<HistogramRecord> {
+        let mut keys: Vec<&(String, Mode)> = self.series.keys().collect();
+        keys.sort_by_key(|(l, m)| (self.order.iter().position(|o| o == l), *m));
+        keys.into_iter()
+            .filter_map(|key| {
+                let s = self.series.get(key)?;
+                let (latency, uncorrected) =
+                    (s.latency_us.as_ref()?, s.uncorrected_latency_us.as_ref()?);
+                Some(HistogramRecord {
+                    link: key.0.clone(),
+                    mode: key.1,
+                    repeats: s.samples.len(),
+                    latency_us: encode_histogram(latency),
+                    uncorrected_latency_us: encode_histogram(uncorrected),
+                })
+            })
+            .collect()
+    }
+
+    /// Every interval sample, in the order taken.
+    pub fn intervals(&self) -> Vec<IntervalRecord> {
+        self.intervals.clone()
+    }
+
     /// Summarises everything into results and costs.
     pub fn finish(&self) -> (Vec<LinkResult>, Vec<Cost>) {
         let mut results = Vec::new();
@@ -451,11 +693,16 @@ impl Collector {
             let Some((figures, spread)) = summarize_samples(&series.samples) else {
                 continue;
             };
+            let short = series
+                .samples
+                .iter()
+                .any(|s| s.frames_due > 0 && s.frames_received < s.frames_due);
             results.push(LinkResult {
                 link: link.clone(),
                 mode: *mode,
                 group: series.group.clone(),
                 encrypted: series.encrypted,
+                short,
                 cpu_attribution: series.cpu_attribution.clone(),
                 tls: series.tls.clone(),
                 figures,
@@ -510,6 +757,12 @@ fn cost(link: &str, plain: &[Sample], tls: &[Sample]) -> Cost {
         }
     }
     let handshakes: Vec<f64> = tls.iter().map(|s| s.handshake_us as f64).collect();
+    let reliable = pairs.len() >= MIN_PAIRS
+        && ["goodput_ratio", "latency_p99_ratio"].iter().all(|k| {
+            spread
+                .get(*k)
+                .is_some_and(|s| ratio_spread(s) <= MAX_RATIO_SPREAD)
+        });
     Cost {
         link: link.to_owned(),
         goodput_ratio: medians.get("goodput_ratio").copied(),
@@ -519,7 +772,17 @@ fn cost(link: &str, plain: &[Sample], tls: &[Sample]) -> Cost {
         cpu_client_per_gb_ratio: medians.get("cpu_client_per_gb_ratio").copied(),
         handshake_us: summarize(&handshakes).map_or(0, |(m, _)| m.round() as u64),
         pairs: pairs.len(),
+        reliable,
         spread,
+    }
+}
+
+/// max/min of a ratio over the pairs (infinite when the smallest is not positive).
+pub fn ratio_spread(s: &Spread) -> f64 {
+    if s.min > 0.0 && s.max.is_finite() {
+        s.max / s.min
+    } else {
+        f64::INFINITY
     }
 }
 
@@ -545,16 +808,43 @@ impl Report {
             self.warnings
                 .push("the run was interrupted: figures cover only what was measured".into());
         }
+        let env = &self.environment;
+        if env.cores > 0 && env.load_average_1m >= (env.cores as f64 * BUSY_LOAD_PER_CORE).max(1.0)
+        {
+            self.warnings.push(format!(
+                "the machine was busy before the run started (1-minute load average {:.2} on \
+                 {} cores): other work competed for the CPUs, so figures are noisier; measure \
+                 on a quiet machine",
+                env.load_average_1m, env.cores
+            ));
+        }
         for r in &self.results {
             let f = &r.figures;
             let name = format!("{} ({})", r.link, r.mode);
-            if f.frames_due > 0 && f.frames_received < f.frames_due {
+            let short: Vec<String> = r
+                .samples
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.frames_due > 0 && s.frames_received < s.frames_due)
+                .map(|(i, s)| {
+                    format!(
+                        "{}{} of {} frames due arrived ({:.1} % short)",
+                        if r.samples.len() > 1 {
+                            format!("in repeat {}, ", i + 1)
+                        } else {
+                            String::new()
+                        },
+                        s.frames_received,
+                        s.frames_due,
+                        100.0 * (s.frames_due - s.frames_received) as f64 / s.frames_due as f64
+                    )
+                })
+                .collect();
+            if !short.is_empty() {
                 self.warnings.push(format!(
-                    "{name}: received {} of {} frames due ({:.1} % short); latency figures \
-                     describe only the frames that arrived",
-                    f.frames_received,
-                    f.frames_due,
-                    100.0 * (f.frames_due - f.frames_received) as f64 / f.frames_due as f64
+                    "{name}: fell short of the due frame rate: {}; latency figures describe \
+                     only the frames that arrived",
+                    short.join(", ")
                 ));
             }
             if f.late_frames > 0 {
@@ -574,12 +864,86 @@ impl Report {
                 self.warnings
                     .push(format!("{name}: failures: {}", list.join(", ")));
             }
+            if let Some(k) = &f.kernel_check {
+                if k.kernel_bytes >= KERNEL_CHECK_MIN_BYTES
+                    && k.discrepancy_pct.abs() > KERNEL_CHECK_TOLERANCE_PCT
+                {
+                    self.warnings.push(format!(
+                        "{name}: the application read {} bytes from its sockets where the kernel \
+                         received {} ({:+.2} %, more than {KERNEL_CHECK_TOLERANCE_PCT} %): the \
+                         byte counts, and so goodput, are in doubt",
+                        k.app_wire_bytes, k.kernel_bytes, k.discrepancy_pct
+                    ));
+                }
+            }
+        }
+        self.derive_spread_warnings();
+    }
+
+    /// Warnings on cost ratios whose spread over the pairs is too wide to trust (the rule
+    /// of [`MAX_RATIO_SPREAD`] and [`MIN_PAIRS`]).
+    fn derive_spread_warnings(&mut self) {
+        let few = self
+            .cost
+            .iter()
+            .map(|c| c.pairs)
+            .filter(|p| *p < MIN_PAIRS)
+            .max();
+        if let Some(pairs) = few {
+            self.warnings.push(format!(
+                "the cost ratios come from {pairs} plain/TLS pair{}: at least {MIN_PAIRS} are \
+                 needed to see how far they spread; run with --repeat {MIN_PAIRS} or more",
+                if pairs == 1 { "" } else { "s" }
+            ));
+        }
+        for (what, key) in [
+            ("goodput", "goodput_ratio"),
+            ("p99 latency", "latency_p99_ratio"),
+        ] {
+            let wide: Vec<String> = self
+                .cost
+                .iter()
+                .filter(|c| c.pairs >= MIN_PAIRS)
+                .filter_map(|c| {
+                    let s = c.spread.get(key)?;
+                    let median = match key {
+                        "goodput_ratio" => c.goodput_ratio,
+                        _ => c.latency_p99_ratio,
+                    };
+                    (ratio_spread(s) > MAX_RATIO_SPREAD).then(|| {
+                        format!(
+                            "{} ×{:.2}–×{:.2} (median {})",
+                            c.link,
+                            s.min,
+                            s.max,
+                            x(median)
+                        )
+                    })
+                })
+                .collect();
+            if wide.is_empty() {
+                continue;
+            }
+            let pairs = self.cost.iter().map(|c| c.pairs).max().unwrap_or(0);
+            self.warnings.push(format!(
+                "the TLS/plain {what} ratio spread wider than {:.0} % (max/min over the {pairs} \
+                 pairs) on {} link{}: {}; such a median cannot be told apart from the noise \
+                 between repeats: run with a longer --duration (more frames per window) or more \
+                 --repeat (more pairs)",
+                (MAX_RATIO_SPREAD - 1.0) * 100.0,
+                wide.len(),
+                if wide.len() == 1 { "" } else { "s" },
+                wide.join(", ")
+            ));
         }
     }
 
     /// The terminal table.
     pub fn render_table(&self) -> String {
         let mut out = String::new();
+        if let Some(short) = crate::export::markdown::short_summary(self) {
+            let _ = writeln!(out, "{short}\n");
+        }
         let _ = writeln!(out, "{}", self.environment.summary_line());
         let m = &self.measurement;
         let _ = writeln!(
@@ -624,7 +988,9 @@ impl Report {
                 r.link.clone(),
                 r.mode.to_string(),
                 format_mbit(f.goodput_mbit_s),
-                if f.frames_due > 0 {
+                if let Some(w) = crate::export::markdown::worst_short(r) {
+                    format!("{}/{} SHORT", w.frames_due, w.frames_received)
+                } else if f.frames_due > 0 {
                     format!("{}/{}", f.frames_due, f.frames_received)
                 } else {
                     format!("–/{}", f.frames_received)
@@ -679,7 +1045,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "Cost of TLS on {} (TLS/plain, median of {} pairs): goodput {}, p99 latency {}, \
-                 CPU per GB {} (server {}, client {}), handshake +{}",
+                 CPU per GB {} (server {}, client {}), handshake +{} · {}",
                 c.link,
                 c.pairs,
                 x(c.goodput_ratio),
@@ -688,6 +1054,7 @@ impl Report {
                 x(c.cpu_server_per_gb_ratio),
                 x(c.cpu_client_per_gb_ratio),
                 us(c.handshake_us),
+                crate::export::markdown::trust(c),
             );
         }
         for w in &self.warnings {
@@ -698,6 +1065,16 @@ impl Report {
 }
 
 fn render_rows(out: &mut String, rows: &[Vec<String>]) {
+    render_rows_aligned(out, rows, |c| c < 2);
+}
+
+/// Renders `rows` (the first one a header, underlined) in columns: left-aligned where
+/// `left_aligned(column)` says so, right-aligned elsewhere.
+pub(crate) fn render_rows_aligned(
+    out: &mut String,
+    rows: &[Vec<String>],
+    left_aligned: impl Fn(usize) -> bool,
+) {
     let cols = rows.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
@@ -711,7 +1088,7 @@ fn render_rows(out: &mut String, rows: &[Vec<String>]) {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
             let pad = widths[c].saturating_sub(cell.chars().count());
-            if c < 2 {
+            if left_aligned(c) {
                 line.push_str(cell);
                 line.push_str(&" ".repeat(pad));
             } else {

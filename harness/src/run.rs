@@ -9,10 +9,13 @@ use simulators::transport::Mode;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BulkArgs, MeasureArgs, RunArgs, ThreadArgs};
-use crate::deployment::{generate_pki, run_bulk_phase, run_phase, BulkLoad, PhaseOutcome, Timing};
+use crate::deployment::{
+    generate_pki, run_bulk_phase_with, run_phase_with, BulkLoad, PhaseOptions, PhaseOutcome, Timing,
+};
 use crate::environment::Environment;
+use crate::progress::Progress;
 use crate::report::{Collector, Measurement, Report, SCHEMA_VERSION};
-use crate::scenario::{file, CameraGroup, Scenario};
+use crate::scenario::{file, CameraGroup, EventAction, Scenario, ScheduledEvent};
 use simulators::video::Profile;
 
 /// Builds the scenario `vmsbench run` describes: the preset or file named (default:
@@ -98,6 +101,7 @@ pub fn cancel_on_ctrl_c(token: CancellationToken) {
 struct Repeats<'a> {
     measure: &'a MeasureArgs,
     interrupt: &'a CancellationToken,
+    progress: &'a Progress,
 }
 
 impl Repeats<'_> {
@@ -113,11 +117,10 @@ impl Repeats<'_> {
                 if self.interrupt.is_cancelled() {
                     break 'repeats;
                 }
-                eprintln!(
-                    "repeat {i}/{} {mode}: warm-up {:?}, measuring {:?}",
-                    self.measure.repeat, self.measure.warmup, self.measure.duration
-                );
-                let Some(outcome) = phase(*mode).await? else {
+                self.progress.start_phase(i, self.measure.repeat, *mode);
+                let outcome = phase(*mode).await;
+                self.progress.end_phase();
+                let Some(outcome) = outcome? else {
                     break 'repeats;
                 };
                 let partial = outcome.partial;
@@ -133,43 +136,77 @@ impl Repeats<'_> {
 }
 
 fn timing(m: &MeasureArgs) -> Timing {
-    Timing {
-        warmup: m.warmup,
-        duration: m.duration,
-    }
+    crate::baseline::scaled_timing(m)
+}
+
+/// How many phases a run has.
+fn phases(m: &MeasureArgs) -> usize {
+    m.repeat as usize * m.mode.modes().len()
 }
 
 /// `vmsbench run`: a deployment streaming video, in plaintext and TLS.
 pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Result<Report> {
-    let scenario = scenario_from(args)?;
+    let mut scenario = scenario_from(args)?;
+    let t = timing(&args.measure);
+    if let Some(stall) = args.inject_stall {
+        if stall.is_zero() || stall >= t.duration / 2 {
+            anyhow::bail!(
+                "--inject-stall {stall:?}: the stall starts in the middle of the window and \
+                 must end inside it: give less than half of the window ({:?}), or a longer \
+                 --duration",
+                t.duration
+            );
+        }
+        scenario.events.push(ScheduledEvent {
+            at: t.duration / 2,
+            action: EventAction::StallRecorders { duration: stall },
+        });
+        scenario.events.sort_by_key(|e| e.at);
+    }
     let started_at = now_rfc3339();
+    let environment = Environment::detect();
     let pki = generate_pki(&scenario)?;
     let clock = RunClock::new();
     let mut collector = Collector::default();
-    let t = timing(&args.measure);
+    let progress = Progress::new(phases(&args.measure), t);
+    let options = PhaseOptions {
+        on_interval: Some(progress.hook()),
+        ..PhaseOptions::default()
+    };
     let repeats = Repeats {
         measure: &args.measure,
         interrupt,
+        progress: &progress,
     };
     let completed = repeats
         .run(
             |mode| {
-                let (scenario, pki) = (&scenario, &pki);
-                run_phase(scenario, pki, mode, clock, t, interrupt)
+                let (scenario, pki, options) = (&scenario, &pki, &options);
+                run_phase_with(scenario, pki, mode, clock, t, interrupt, options)
             },
             &mut collector,
         )
         .await?;
+    drop(progress);
     let description = serde_json::to_value(&scenario)?;
-    Ok(finish(
+    let mut report = finish(
         "run",
         started_at,
+        environment,
         description,
         &args.measure,
         completed,
         collector,
         interrupt,
-    ))
+    );
+    if let Some(stall) = args.inject_stall {
+        report.measurement.inject_stall_s = Some(stall.as_secs_f64());
+        report.warnings.push(format!(
+            "a stall of {stall:?} was injected into every recording server in the middle of \
+             each window (--inject-stall): latency and late-frame figures include it on purpose"
+        ));
+    }
+    Ok(report)
 }
 
 /// `vmsbench bulk`: the unpaced link ceiling.
@@ -181,6 +218,7 @@ pub async fn bulk(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Res
     );
     apply_common(&mut scenario, &args.tls, &args.threads);
     let started_at = now_rfc3339();
+    let environment = Environment::detect();
     let pki = generate_pki(&scenario)?;
     let clock = RunClock::new();
     let load = BulkLoad {
@@ -189,19 +227,26 @@ pub async fn bulk(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Res
     };
     let mut collector = Collector::default();
     let t = timing(&args.measure);
+    let progress = Progress::new(phases(&args.measure), t);
+    let options = PhaseOptions {
+        on_interval: Some(progress.hook()),
+        ..PhaseOptions::default()
+    };
     let repeats = Repeats {
         measure: &args.measure,
         interrupt,
+        progress: &progress,
     };
     let completed = repeats
         .run(
             |mode| {
-                let (scenario, pki) = (&scenario, &pki);
-                run_bulk_phase(scenario, pki, mode, load, clock, t, interrupt)
+                let (scenario, pki, options) = (&scenario, &pki, &options);
+                run_bulk_phase_with(scenario, pki, mode, load, clock, t, interrupt, options)
             },
             &mut collector,
         )
         .await?;
+    drop(progress);
     let description = serde_json::json!({
         "name": scenario.name,
         "connections": args.connections,
@@ -214,6 +259,7 @@ pub async fn bulk(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Res
     Ok(finish(
         "bulk",
         started_at,
+        environment,
         description,
         &args.measure,
         completed,
@@ -222,9 +268,11 @@ pub async fn bulk(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Res
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish(
     command: &str,
     started_at: String,
+    environment: Environment,
     scenario: serde_json::Value,
     measure: &MeasureArgs,
     completed: u32,
@@ -232,6 +280,7 @@ fn finish(
     interrupt: &CancellationToken,
 ) -> Report {
     let (results, cost) = collector.finish();
+    let (histograms, intervals) = (collector.histograms(), collector.intervals());
     let (roles, failovers, incompatibilities) = (
         collector.roles(),
         collector.failovers(),
@@ -242,11 +291,13 @@ fn finish(
         command: command.to_owned(),
         started_at,
         partial: interrupt.is_cancelled(),
-        environment: Environment::detect(),
+        environment,
         scenario,
         measurement: Measurement {
-            warmup_s: measure.warmup.as_secs_f64(),
-            duration_s: measure.duration.as_secs_f64(),
+            warmup_s: timing(measure).warmup.as_secs_f64(),
+            duration_s: timing(measure).duration.as_secs_f64(),
+            multiplier: measure.multiplier,
+            inject_stall_s: None,
             repeat: measure.repeat,
             repeats_completed: completed,
             modes: measure.mode.modes(),
@@ -258,6 +309,8 @@ fn finish(
         failovers,
         incompatibilities,
         warnings: Vec::new(),
+        histograms,
+        intervals,
     };
     report.derive_warnings();
     report
@@ -269,7 +322,7 @@ fn now_rfc3339() -> String {
 
 /// Writes the report as JSON to `path` (`-` for stdout), via a temporary file and a rename
 /// so that a reader never sees half a report.
-pub fn write_json(report: &Report, path: &Path) -> anyhow::Result<()> {
+pub fn write_json<T: serde::Serialize>(report: &T, path: &Path) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(report)?;
     if path == Path::new("-") {
         let mut out = std::io::stdout().lock();

@@ -347,6 +347,13 @@ pub enum EventAction {
         /// The recording server's host name.
         host: String,
     },
+    /// Every recording server (and failover server) stops sending for `duration`: frames
+    /// keep falling due and queue up, then go out in a burst (`vmsbench run --inject-stall`;
+    /// not in scenario files). Shows what coordinated-omission correction does.
+    StallRecorders {
+        /// How long the servers stall.
+        duration: Duration,
+    },
 }
 
 /// A whole deployment.
@@ -390,6 +397,30 @@ pub struct Scenario {
     pub server_threads: usize,
     /// Worker threads of each client role's runtime.
     pub client_threads: usize,
+    /// CPUs each role's threads are pinned to (set by `vmsbench capacity`; not in files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinning: Option<Pinning>,
+    /// CPU time each recording server burns per frame it sends: a throttle that gives it a
+    /// known capacity, for tests (set by `vmsbench capacity --throttle-us-per-frame`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorder_cpu_per_frame: Option<Duration>,
+}
+
+/// Which CPUs the roles run on: some roles on CPUs of their own, every other role on the
+/// rest, so that one role's CPU use (and capacity) is not mixed up with its clients'.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pinning {
+    /// Role name (`recorder-1`, `viewers`, …) → its CPUs.
+    pub roles: std::collections::BTreeMap<String, Vec<usize>>,
+    /// The CPUs of every role not listed.
+    pub others: Vec<usize>,
+}
+
+impl Pinning {
+    /// The CPUs of `role`.
+    pub fn cpus_of(&self, role: &str) -> &[usize] {
+        self.roles.get(role).unwrap_or(&self.others)
+    }
 }
 
 impl Scenario {

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hdrhistogram::Histogram;
 
@@ -100,6 +101,77 @@ pub struct LinkMetrics {
     pub errors: BTreeMap<String, u64>,
     /// What the TLS handshakes negotiated (the last one seen; all are pinned alike).
     pub negotiated: Option<Negotiated>,
+    /// Bytes on the wire as the application and the kernel counted them (the kernel
+    /// cross-check of goodput).
+    pub wire: WireCount,
+}
+
+/// The kernel cross-check: bytes counted between the same two points of each connection —
+/// after the first frame scheduled inside the window, and after the first frame scheduled
+/// at or after its end (or when the connection ends first) — by the application and by
+/// the kernel's TCP stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WireCount {
+    /// Bytes the application read from the socket (below TLS: frame headers, payloads,
+    /// TLS record headers and tags).
+    pub app_bytes: u64,
+    /// Bytes of TCP payload the kernel handed to the application: `TCP_INFO`
+    /// `tcpi_bytes_received` less what was still unread in the socket (`SIOCINQ`).
+    pub kernel_bytes: u64,
+    /// Frame payload bytes decoded between the two points.
+    pub payload_bytes: u64,
+    /// Messages (frame headers of 40 bytes each) decoded between the two points.
+    pub messages: u64,
+    /// Connections that contributed (those where the kernel gave its count).
+    pub connections: u64,
+}
+
+impl std::ops::AddAssign for WireCount {
+    fn add_assign(&mut self, o: WireCount) {
+        self.app_bytes += o.app_bytes;
+        self.kernel_bytes += o.kernel_bytes;
+        self.payload_bytes += o.payload_bytes;
+        self.messages += o.messages;
+        self.connections += o.connections;
+    }
+}
+
+/// What a client has received so far, taken cheaply while it runs (for interval samples):
+/// frames and payload bytes scheduled in the window, and their corrected latency.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Frames received whose scheduled time is in the window.
+    pub frames: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Their latency (last byte read − scheduled time), µs.
+    pub latency_us: Histogram<u64>,
+}
+
+/// A shared view of a running client's metrics, for sampling them while it runs.
+#[derive(Clone, Debug)]
+pub struct MetricsProbe(Arc<Mutex<LinkMetrics>>);
+
+impl MetricsProbe {
+    /// A probe on metrics a client updates.
+    pub fn new(metrics: Arc<Mutex<LinkMetrics>>) -> Self {
+        MetricsProbe(metrics)
+    }
+
+    /// The client's cumulative progress (copies one histogram under the client's lock).
+    pub fn progress(&self) -> Option<Progress> {
+        let m = self.0.lock().ok()?;
+        Some(Progress {
+            frames: m.frames,
+            bytes: m.bytes,
+            latency_us: m.latency_us.clone(),
+        })
+    }
+
+    /// Frames received so far (scheduled in the window), without copying anything.
+    pub fn frames(&self) -> Option<u64> {
+        self.0.lock().ok().map(|m| m.frames)
+    }
 }
 
 impl Default for LinkMetrics {
@@ -120,6 +192,7 @@ impl Default for LinkMetrics {
             reconnects: 0,
             errors: BTreeMap::new(),
             negotiated: None,
+            wire: WireCount::default(),
         }
     }
 }
@@ -187,6 +260,7 @@ impl LinkMetrics {
         if o.negotiated.is_some() {
             self.negotiated.clone_from(&o.negotiated);
         }
+        self.wire += o.wire;
     }
 }
 

@@ -93,31 +93,159 @@ impl ThreadCpu {
     }
 }
 
+/// Burns `amount` of the calling thread's CPU time (user + system, read from its CPU
+/// clock), however long that takes in wall-clock time: a deliberate, known cost per unit
+/// of work, so that a role's capacity can be predicted (see
+/// [`recorder::Recorder::set_cpu_per_frame`]).
+pub fn spin_thread_cpu(amount: Duration) {
+    let amount = u64::try_from(amount.as_nanos()).unwrap_or(u64::MAX);
+    let Some(start) = clock_ns(libc::CLOCK_THREAD_CPUTIME_ID) else {
+        return;
+    };
+    let mut x = 0u64;
+    while clock_ns(libc::CLOCK_THREAD_CPUTIME_ID).is_some_and(|t| t.saturating_sub(start) < amount)
+    {
+        x = x.wrapping_add(std::hint::black_box(1));
+    }
+    std::hint::black_box(x);
+}
+
+/// A set of CPUs that threads can be pinned to (Linux `sched_setaffinity`).
+#[derive(Clone)]
+pub struct Affinity {
+    cpus: Arc<[usize]>,
+    set: libc::cpu_set_t,
+}
+
+impl std::fmt::Debug for Affinity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Affinity").field(&self.cpus).finish()
+    }
+}
+
+/// The CPUs the calling thread may run on (its affinity mask; for a thread nobody pinned,
+/// the process's), in ascending order.
+pub fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: an all-zero cpu_set_t is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the calling thread.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(e.kind(), format!("sched_getaffinity: {e}")));
+    }
+    // SAFETY: CPU_ISSET only reads the set; the index is below CPU_SETSIZE.
+    Ok((0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
+}
+
+impl Affinity {
+    /// The CPUs listed, which must be non-empty and usable by this process: checked by
+    /// pinning a short-lived thread to them (the calling thread may itself be pinned
+    /// elsewhere, so its own mask is no guide).
+    pub fn new(cpus: &[usize]) -> io::Result<Self> {
+        let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+        if cpus.is_empty() {
+            return Err(invalid("CPU pinning needs at least one CPU".into()));
+        }
+        if let Some(bad) = cpus.iter().find(|c| **c >= libc::CPU_SETSIZE as usize) {
+            return Err(invalid(format!("there is no CPU {bad}")));
+        }
+        // SAFETY: an all-zero cpu_set_t is a valid (empty) set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for &c in cpus {
+            // SAFETY: `c` is below CPU_SETSIZE (checked above).
+            unsafe { libc::CPU_SET(c, &mut set) };
+        }
+        let mut sorted = cpus.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let affinity = Affinity {
+            cpus: sorted.into(),
+            set,
+        };
+        let check = affinity.clone();
+        std::thread::spawn(move || check.apply())
+            .join()
+            .map_err(|_| io::Error::other("the CPU pinning check panicked"))?
+            .map_err(|e| invalid(format!("cannot pin to CPUs {cpus:?}: {e}")))?;
+        Ok(affinity)
+    }
+
+    /// The CPUs, ascending.
+    pub fn cpus(&self) -> &[usize] {
+        &self.cpus
+    }
+
+    /// Pins the calling thread to these CPUs.
+    pub fn apply(&self) -> io::Result<()> {
+        // SAFETY: `self.set` is a valid cpu_set_t of the size passed; pid 0 is the calling
+        // thread.
+        let rc = unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.set)
+        };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("sched_setaffinity: {e}")));
+        }
+        Ok(())
+    }
+}
+
 /// A tokio runtime that belongs to one role, with named, CPU-accounted threads.
 #[derive(Debug)]
 pub struct RoleRuntime {
     name: String,
     runtime: Option<Runtime>,
     cpu: Arc<ThreadCpu>,
+    affinity: Option<Affinity>,
 }
 
 impl RoleRuntime {
     /// A multi-threaded runtime with `workers` worker threads named `name`.
     pub fn new(name: &str, workers: usize) -> io::Result<Self> {
+        Self::build(name, workers, None)
+    }
+
+    /// The same, with every thread of the role (workers, blocking threads, and threads the
+    /// role starts itself, such as a recorder's pacer) pinned to `cpus`, so that one role's
+    /// capacity can be measured apart from the roles sharing the machine with it.
+    pub fn with_affinity(name: &str, workers: usize, cpus: &[usize]) -> io::Result<Self> {
+        Self::build(name, workers, Some(Affinity::new(cpus)?))
+    }
+
+    fn build(name: &str, workers: usize, affinity: Option<Affinity>) -> io::Result<Self> {
         let cpu = Arc::new(ThreadCpu::default());
         let (on_start, on_stop) = (cpu.clone(), cpu.clone());
+        let pin = affinity.clone();
         let runtime = Builder::new_multi_thread()
             .worker_threads(workers.max(1))
             .thread_name(name)
             .enable_all()
-            .on_thread_start(move || on_start.enter())
+            .on_thread_start(move || {
+                // Affinity::new checked the CPUs, so this only fails if the process's own
+                // mask shrank since; the thread then runs unpinned.
+                if let Some(a) = &pin {
+                    let _ = a.apply();
+                }
+                on_start.enter();
+            })
             .on_thread_stop(move || on_stop.exit())
             .build()?;
         Ok(RoleRuntime {
             name: name.to_owned(),
             runtime: Some(runtime),
             cpu,
+            affinity,
         })
+    }
+
+    /// The CPUs this role's threads are pinned to, if any: threads the role starts outside
+    /// the runtime pin themselves with [`Affinity::apply`].
+    pub fn affinity(&self) -> Option<&Affinity> {
+        self.affinity.as_ref()
     }
 
     /// The role's name (also its threads' name).
@@ -191,5 +319,44 @@ mod tests {
         assert_eq!(name.as_deref(), Some("busy-role"));
         let used = role.cpu_seconds() - before;
         assert!(used >= 0.1, "role charged {used} s for 100 ms of CPU");
+    }
+
+    fn current_cpu() -> i32 {
+        // SAFETY: sched_getcpu has no preconditions.
+        unsafe { libc::sched_getcpu() }
+    }
+
+    #[test]
+    fn pinned_role_threads_run_only_on_their_cpus_and_spin_costs_what_it_says() {
+        let allowed = allowed_cpus().expect("affinity mask");
+        let last = *allowed.last().expect("at least one CPU");
+        let role = RoleRuntime::with_affinity("pinned-role", 2, &[last]).expect("runtime");
+        assert_eq!(role.affinity().map(Affinity::cpus), Some(&[last][..]));
+        let before = role.cpu_seconds();
+        let cpus = role
+            .handle()
+            .block_on(role.spawn(async {
+                let mut seen = Vec::new();
+                for _ in 0..5 {
+                    spin_thread_cpu(Duration::from_millis(10));
+                    seen.push(current_cpu());
+                    tokio::task::yield_now().await;
+                }
+                seen
+            }))
+            .expect("join");
+        assert!(
+            cpus.iter().all(|&c| c == last as i32),
+            "ran on {cpus:?}, pinned to {last}"
+        );
+        let used = role.cpu_seconds() - before;
+        assert!(used >= 0.05, "spun 50 ms of CPU, role charged {used} s");
+
+        assert!(Affinity::new(&[]).is_err());
+        assert!(Affinity::new(&[libc::CPU_SETSIZE as usize + 1]).is_err());
+        // CPUs that exist but this process may not use (unless it may use them all).
+        if allowed.len() < 1024 {
+            assert!(Affinity::new(&[1023]).is_err());
+        }
     }
 }

@@ -165,6 +165,9 @@ struct Shared {
     failures: Mutex<BTreeMap<String, u64>>,
     negotiated: Mutex<Option<Negotiated>>,
     stall_until_ns: AtomicU64,
+    /// Thread CPU time the writer burns per frame it sends (0: none); see
+    /// [`Recorder::set_cpu_per_frame`].
+    cpu_per_frame_ns: AtomicU64,
     new_playbacks: Mutex<Vec<PlaybackFeed>>,
     pacer: Mutex<Option<std::thread::Thread>>,
     cancel: CancellationToken,
@@ -258,6 +261,7 @@ impl Recorder {
             failures: Mutex::new(BTreeMap::new()),
             negotiated: Mutex::new(None),
             stall_until_ns: AtomicU64::new(0),
+            cpu_per_frame_ns: AtomicU64::new(0),
             new_playbacks: Mutex::new(Vec::new()),
             pacer: Mutex::new(None),
             cancel: CancellationToken::new(),
@@ -266,10 +270,17 @@ impl Recorder {
         let pacer = match config.source {
             Source::Pacer => {
                 let (s, cpu) = (shared.clone(), runtime.cpu());
+                let pin = runtime.affinity().cloned();
                 Some(
                     std::thread::Builder::new()
                         .name(format!("{}-pacer", runtime.name()))
-                        .spawn(move || run_pacer(s, cpu))?,
+                        .spawn(move || {
+                            // The pacer shares its role's CPUs, like the runtime's threads.
+                            if let Some(pin) = pin {
+                                let _ = pin.apply();
+                            }
+                            run_pacer(s, cpu)
+                        })?,
                 )
             }
             Source::Relay => None,
@@ -303,6 +314,16 @@ impl Recorder {
     pub fn stall(&self, duration: Duration) {
         let until = self.shared.clock.now_ns() + duration.as_nanos() as u64;
         self.shared.stall_until_ns.store(until, Ordering::Release);
+    }
+
+    /// Makes the server deliberately expensive: after writing each frame, the writing
+    /// thread burns `cost` of its own CPU time (measured on its thread CPU clock, so time
+    /// spent preempted does not count). A server on `t` threads then sends at most
+    /// `t / cost` frames per second, whatever the machine: a recording server of known
+    /// capacity, for testing capacity searches. `None` (the default) removes the cost.
+    pub fn set_cpu_per_frame(&self, cost: Option<Duration>) {
+        let ns = cost.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        self.shared.cpu_per_frame_ns.store(ns, Ordering::Relaxed);
     }
 
     /// A copy of its counters.
@@ -756,6 +777,10 @@ async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
         tokio::select! {
             _ = conn.cancelled() => return Ok(()),
             r = write => r?,
+        }
+        let cost = shared.cpu_per_frame_ns.load(Ordering::Relaxed);
+        if cost > 0 {
+            super::spin_thread_cpu(Duration::from_nanos(cost));
         }
         if shared.window.contains(out.spec.due_ns) {
             counters.frames_sent.fetch_add(1, Ordering::Relaxed);

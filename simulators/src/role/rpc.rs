@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::RunClock;
-use crate::metrics::{ns_to_us, LinkMetrics, Window};
+use crate::metrics::{ns_to_us, LinkMetrics, MetricsProbe, Window};
 use crate::role::management::{LOGIN_REPLY_BYTES, OP_LOGIN, OP_STATUS, OP_TELEMETRY};
 use crate::role::viewer::Endpoint;
 use crate::role::RoleRuntime;
@@ -122,6 +122,11 @@ impl RpcClient {
     /// A copy of what it measured so far.
     pub fn metrics(&self) -> LinkMetrics {
         self.metrics.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// A probe on its metrics, for sampling them while it runs.
+    pub fn probe(&self) -> MetricsProbe {
+        MetricsProbe::new(self.metrics.clone())
     }
 
     /// Stops it and returns what it measured.

@@ -17,9 +17,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::RunClock;
-use crate::metrics::{ns_to_us, LinkMetrics, Window};
+use crate::metrics::{ns_to_us, LinkMetrics, MetricsProbe, Window, WireCount};
 use crate::role::RoleRuntime;
-use crate::transport::{ConnectError, Connector};
+use crate::transport::{ByteCounter, ConnectError, Connector};
 use crate::video::Playback;
 use crate::wire::{self, Header, Kind, Subscribe, WireError, MAX_PAYLOAD};
 
@@ -130,6 +130,11 @@ impl Viewer {
             cancel,
             task,
         }
+    }
+
+    /// A probe on its metrics, for sampling them while it runs.
+    pub fn probe(&self) -> MetricsProbe {
+        MetricsProbe::new(self.metrics.clone())
     }
 
     /// A copy of what it has measured so far.
@@ -245,6 +250,7 @@ impl Session {
                 m.negotiated = connected.negotiated.clone();
             }
         }
+        let mut wire = WireProbe::new(connected.stream.byte_counter());
         let (rd, mut wr) = tokio::io::split(connected.stream);
         let mut rd = BufReader::with_capacity(64 * 1024, rd);
 
@@ -266,8 +272,14 @@ impl Session {
             return End::Lost(e.into());
         }
         let end = self
-            .read_frames(&mut rd, streams, subscribed_ns, lost_at)
+            .read_frames(&mut rd, streams, subscribed_ns, lost_at, &mut wire)
             .await;
+        // The socket is still open: take the end reading now if no frame marked it.
+        if let Some(count) = wire.finish() {
+            if let Ok(mut m) = self.metrics.lock() {
+                m.wire += count;
+            }
+        }
         // Leave politely; the server may already be gone, or no longer reading.
         let bye = async {
             let _ = wire::write_message(&mut wr, Header::new(Kind::Bye), &[]).await;
@@ -284,6 +296,7 @@ impl Session {
         streams: &mut HashMap<u32, StreamState>,
         subscribed_ns: u64,
         lost_at: Option<u64>,
+        wire: &mut WireProbe,
     ) -> End {
         let mut buf = Vec::new();
         loop {
@@ -328,6 +341,11 @@ impl Session {
                     return End::Fatal(e.into());
                 }
             }
+            if let Some(count) = wire.after_frame(&h, &self.window) {
+                if let Ok(mut m) = self.metrics.lock() {
+                    m.wire += count;
+                }
+            }
             if let Some(hook) = &self.config.on_frame {
                 hook(&h, &buf);
             }
@@ -363,5 +381,73 @@ impl Session {
             }
             state.last_seq = Some(h.seq);
         }
+    }
+}
+
+/// The kernel cross-check of one connection: byte counts of the application and of the
+/// kernel, read at two points of the stream (see [`WireCount`]).
+#[derive(Debug)]
+struct WireProbe {
+    counter: ByteCounter,
+    /// Application and kernel counts at the start point, once it has passed.
+    start: Option<(u64, u64)>,
+    payload_bytes: u64,
+    messages: u64,
+    done: bool,
+}
+
+impl WireProbe {
+    fn new(counter: ByteCounter) -> Self {
+        WireProbe {
+            counter,
+            start: None,
+            payload_bytes: 0,
+            messages: 0,
+            done: false,
+        }
+    }
+
+    /// Both counts now (`None` where the kernel does not give its count).
+    fn read(&self) -> Option<(u64, u64)> {
+        let kernel = self.counter.bytes_delivered_by_kernel()?;
+        Some((self.counter.bytes_read(), kernel))
+    }
+
+    /// Called after each frame has been read: opens the span at the first frame scheduled
+    /// in the window, closes it (returning the counts) at the first scheduled at or after
+    /// its end.
+    fn after_frame(&mut self, h: &Header, window: &Window) -> Option<WireCount> {
+        if self.done {
+            return None;
+        }
+        if self.start.is_none() {
+            if window.contains(h.scheduled_ns) {
+                self.start = self.read();
+            }
+            return None;
+        }
+        self.payload_bytes += u64::from(h.payload_len);
+        self.messages += 1;
+        match window.bounds() {
+            Some((_, end)) if end != u64::MAX && h.scheduled_ns >= end => self.finish(),
+            _ => None,
+        }
+    }
+
+    /// Closes the span now, if it was opened and not closed yet.
+    fn finish(&mut self) -> Option<WireCount> {
+        if self.done {
+            return None;
+        }
+        self.done = true;
+        let (app0, kernel0) = self.start?;
+        let (app1, kernel1) = self.read()?;
+        Some(WireCount {
+            app_bytes: app1.saturating_sub(app0),
+            kernel_bytes: kernel1.saturating_sub(kernel0),
+            payload_bytes: self.payload_bytes,
+            messages: self.messages,
+            connections: 1,
+        })
     }
 }

@@ -351,14 +351,14 @@ impl RawClient {
         let tcp = socket.connect(addr).await.expect("TCP connect");
         tcp.set_nodelay(true).expect("TCP_NODELAY");
         let stream = match mode {
-            Mode::Plain => Stream::Plain(tcp),
+            Mode::Plain => Stream::Plain(tcp.into()),
             Mode::Tls => {
                 let config = pki
                     .client_config(&TlsSettings::default())
                     .expect("client config");
                 let name = rustls_pki_types::ServerName::try_from(HOST).expect("DNS name");
                 let tls = tokio_rustls::TlsConnector::from(config)
-                    .connect(name, tcp)
+                    .connect(name, tcp.into())
                     .await
                     .expect("TLS handshake");
                 Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls)))

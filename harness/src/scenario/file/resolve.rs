@@ -349,6 +349,8 @@ pub(super) fn resolve(raw: RawScenario, src: &Source<'_>) -> Result<Scenario> {
         queue_frames,
         server_threads,
         client_threads,
+        pinning: None,
+        recorder_cpu_per_frame: None,
     })
 }
 

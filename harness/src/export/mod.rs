@@ -1,0 +1,263 @@
+//! Exports of a report. One run writes any set of them (`--export-json`, `--export-markdown`,
+//! `--export-html`, `--export-ndjson`, `--export-hgrm`), each format behind the one
+//! [`Exporter`] trait, in the manner of hyperfine's `export/` module.
+//!
+//! `-` sends a document to standard output (one export at most; the terminal table is then
+//! left out so that standard output stays machine-readable). `.hgrm` files are a directory
+//! of files and cannot go to standard output. Files are written to a temporary name and
+//! renamed, so that a reader never sees half a file.
+
+pub mod hgrm;
+pub mod html;
+pub mod json;
+pub mod markdown;
+pub mod ndjson;
+mod svg;
+#[cfg(test)]
+mod tests;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::cli::ExportArgs;
+use crate::report::Report;
+
+/// What an exporter makes of a report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Export {
+    /// One document (for a file or standard output).
+    Document(Vec<u8>),
+    /// Several files, by name, for a directory.
+    Files(Vec<(String, Vec<u8>)>),
+}
+
+/// A format a report can be exported in.
+pub trait Exporter {
+    /// Renders `report`.
+    fn export(&self, report: &Report) -> Result<Export, ExportError>;
+}
+
+/// Why an export failed; every message names the flag at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The file (or directory) could not be written.
+    #[error("{flag} {}: {source}", path.display())]
+    Write {
+        /// The flag that asked for it.
+        flag: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The report could not be rendered.
+    #[error("{flag}: cannot render the report: {reason}")]
+    Render {
+        /// The flag that asked for it.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Two exports asked for standard output.
+    #[error("{first} and {second} both ask for standard output (-); only one export can go there")]
+    TwoOnStdout {
+        /// The first flag.
+        first: &'static str,
+        /// The second flag.
+        second: &'static str,
+    },
+    /// A directory export was asked to go to standard output.
+    #[error("{flag} writes one file per link and mode into a directory; give a directory, not -")]
+    NotADocument {
+        /// The flag.
+        flag: &'static str,
+    },
+    /// The file's directory does not exist.
+    #[error("{flag} {}: the directory {} does not exist", path.display(), dir.display())]
+    NoDirectory {
+        /// The flag.
+        flag: &'static str,
+        /// The file asked for.
+        path: PathBuf,
+        /// Its directory.
+        dir: PathBuf,
+    },
+}
+
+/// The export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportType {
+    /// The whole report as JSON (`schema_version` 1; `harness/schema/report-v1.schema.json`).
+    Json,
+    /// Tables for pull-request comments and wikis.
+    Markdown,
+    /// One self-contained page with plots.
+    Html,
+    /// One JSON object per line: each link's figures per second of each window.
+    Ndjson,
+    /// HdrHistogram percentile distributions, one file per link, mode and latency kind.
+    Hgrm,
+}
+
+impl ExportType {
+    /// The flag that asks for it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            ExportType::Json => "--export-json",
+            ExportType::Markdown => "--export-markdown",
+            ExportType::Html => "--export-html",
+            ExportType::Ndjson => "--export-ndjson",
+            ExportType::Hgrm => "--export-hgrm",
+        }
+    }
+
+    /// Its exporter.
+    pub fn exporter(self) -> Box<dyn Exporter> {
+        match self {
+            ExportType::Json => Box::new(json::JsonExporter),
+            ExportType::Markdown => Box::new(markdown::MarkdownExporter),
+            ExportType::Html => Box::new(html::HtmlExporter),
+            ExportType::Ndjson => Box::new(ndjson::NdjsonExporter),
+            ExportType::Hgrm => Box::new(hgrm::HgrmExporter),
+        }
+    }
+
+    /// Whether it writes a directory rather than one document.
+    fn is_directory(self) -> bool {
+        self == ExportType::Hgrm
+    }
+}
+
+/// The exports one run asked for.
+#[derive(Debug, Default)]
+pub struct ExportManager {
+    targets: Vec<(ExportType, PathBuf)>,
+}
+
+fn is_stdout(path: &Path) -> bool {
+    path == Path::new("-")
+}
+
+impl ExportManager {
+    /// The exports of the flags, checked before anything is measured: at most one to
+    /// standard output, directories that exist.
+    pub fn from_args(args: &ExportArgs) -> Result<ExportManager, ExportError> {
+        let wanted = [
+            (ExportType::Json, &args.json),
+            (ExportType::Markdown, &args.markdown),
+            (ExportType::Html, &args.html),
+            (ExportType::Ndjson, &args.ndjson),
+            (ExportType::Hgrm, &args.hgrm),
+        ];
+        let mut m = ExportManager::default();
+        for (kind, path) in wanted {
+            if let Some(path) = path {
+                m.add(kind, path.clone())?;
+            }
+        }
+        Ok(m)
+    }
+
+    /// Adds one export.
+    pub fn add(&mut self, kind: ExportType, path: PathBuf) -> Result<(), ExportError> {
+        if is_stdout(&path) {
+            if kind.is_directory() {
+                return Err(ExportError::NotADocument { flag: kind.flag() });
+            }
+            if let Some((first, _)) = self.targets.iter().find(|(_, p)| is_stdout(p)) {
+                return Err(ExportError::TwoOnStdout {
+                    first: first.flag(),
+                    second: kind.flag(),
+                });
+            }
+        } else if !kind.is_directory() {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            if !dir.is_dir() {
+                return Err(ExportError::NoDirectory {
+                    flag: kind.flag(),
+                    path,
+                    dir,
+                });
+            }
+        }
+        self.targets.push((kind, path));
+        Ok(())
+    }
+
+    /// Whether some export goes to standard output.
+    pub fn uses_stdout(&self) -> bool {
+        self.targets.iter().any(|(_, p)| is_stdout(p))
+    }
+
+    /// Whether any export was asked for.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Writes every export of `report`.
+    pub fn write_all(&self, report: &Report) -> Result<(), ExportError> {
+        for (kind, path) in &self.targets {
+            let flag = kind.flag();
+            match kind.exporter().export(report)? {
+                Export::Document(bytes) if is_stdout(path) => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&bytes)
+                        .and_then(|()| out.flush())
+                        .map_err(|source| ExportError::Write {
+                            flag,
+                            path: path.clone(),
+                            source,
+                        })?;
+                }
+                Export::Document(bytes) => {
+                    write_atomically(path, &bytes).map_err(|source| ExportError::Write {
+                        flag,
+                        path: path.clone(),
+                        source,
+                    })?
+                }
+                Export::Files(files) => {
+                    let fail = |p: &Path, source| ExportError::Write {
+                        flag,
+                        path: p.to_path_buf(),
+                        source,
+                    };
+                    std::fs::create_dir_all(path).map_err(|e| fail(path, e))?;
+                    for (name, bytes) in files {
+                        let file = path.join(name);
+                        write_atomically(&file, &bytes).map_err(|e| fail(&file, e))?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Escapes text for HTML (element content and quoted attribute values).
+pub(crate) fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,526 @@
+//! Tests of every exporter on a fixed, synthetic report: made by the real collector from
+//! phases whose every figure is fixed, so that output is the same on every machine.
+
+use std::collections::BTreeMap;
+
+use simulators::metrics::{latency_histogram, LinkMetrics, SenderSnapshot, WireCount};
+use simulators::transport::{Mode, Negotiated};
+
+use super::hgrm::percentile_distribution;
+use super::{Export, ExportManager, ExportType};
+use crate::cli::ExportArgs;
+use crate::deployment::{LinkOutcome, PhaseOutcome, RoleCpu};
+use crate::environment::{CpuFlags, Environment};
+use crate::report::{Collector, Measurement, Report, SCHEMA_VERSION};
+use crate::sampler::IntervalSample;
+
+const FRAME_NS: u64 = 33_333_333;
+
+/// A link of the synthetic deployment: `frames` frames whose latencies (µs) follow a fixed
+/// pattern, a little slower over TLS, with `short` fewer received than due.
+fn link(name: &str, mode: Mode, repeat: u64, frames: u64, short: u64, base_us: u64) -> LinkOutcome {
+    let mut m = LinkMetrics::default();
+    let tls = mode == Mode::Tls;
+    for k in 0..frames.saturating_sub(short) {
+        // 1 in 50 frames is slow; TLS adds 30 %, 50 % or 70 % (by repeat): a spread of
+        // the p99 ratio wider than a trustworthy one.
+        let mut us = base_us + (k * 37) % 200;
+        if k % 50 == 49 {
+            us *= 20;
+        }
+        if tls {
+            us = us * (13 + 2 * repeat) / 10;
+        }
+        let scheduled = k * FRAME_NS;
+        let recv = scheduled + us * 1000;
+        m.record_frame(20_000, scheduled, recv - us * 400, recv, FRAME_NS);
+    }
+    m.connections = 1;
+    m.connect_us.saturating_record(60);
+    if tls {
+        m.handshake_us.saturating_record(1100 + repeat * 10);
+        m.negotiated = Some(Negotiated {
+            version: "TLSv1_3".into(),
+            suite: "TLS13_AES_256_GCM_SHA384".into(),
+            group: "X25519MLKEM768".into(),
+            resumed: false,
+        });
+    }
+    m.ttff_us.saturating_record(480_000);
+    let payload = m.bytes;
+    m.wire = WireCount {
+        app_bytes: payload + m.frames * 40 + if tls { payload / 16384 * 22 } else { 0 },
+        kernel_bytes: payload + m.frames * 40 + if tls { payload / 16384 * 22 } else { 0 },
+        payload_bytes: payload,
+        messages: m.frames,
+        connections: 1,
+    };
+    let mut server_hs = latency_histogram();
+    if tls {
+        server_hs.saturating_record(900);
+    }
+    LinkOutcome {
+        link: name.to_owned(),
+        group: Some("streaming_media"),
+        encrypted: tls,
+        sent: SenderSnapshot {
+            frames_offered: frames,
+            frames_sent: frames - short,
+            bytes_sent: payload,
+            dropped_frames: 0,
+        },
+        received: m,
+        server_failures: BTreeMap::new(),
+        server_handshake_us: server_hs,
+        frames_due: frames,
+        offered_bps: 4e6,
+        streams: 1,
+        cpu_server_s: if tls { 0.052 } else { 0.040 } + repeat as f64 * 0.001,
+        cpu_client_s: if tls { 0.021 } else { 0.013 },
+        cpu_attribution: "exclusive",
+        client_errors: Vec::new(),
+    }
+}
+
+fn phase(mode: Mode, repeat: u64) -> PhaseOutcome {
+    let short = if mode == Mode::Tls && repeat == 1 {
+        12
+    } else {
+        0
+    };
+    let links = vec![
+        link("viewer-recorder", mode, repeat, 300, short, 90),
+        link("client-event", mode, repeat, 6, 0, 120),
+    ];
+    let intervals = (1..=3)
+        .flat_map(|t| {
+            links.iter().map(move |l| {
+                let mut h = latency_histogram();
+                for v in [100 + t * 10, 200 + t * 20, 900 + t * 30] {
+                    h.saturating_record(v);
+                }
+                IntervalSample {
+                    link: l.link.clone(),
+                    t_s: t as f64,
+                    interval_s: 1.0,
+                    frames: l.received.frames / 3,
+                    bytes: l.received.bytes / 3 + t * 1000,
+                    latency_us: h,
+                }
+            })
+        })
+        .collect();
+    PhaseOutcome {
+        mode,
+        links,
+        roles: vec![
+            RoleCpu {
+                role: "recorder-1".into(),
+                cpu_s: if mode == Mode::Tls { 0.09 } else { 0.07 },
+            },
+            RoleCpu {
+                role: "viewers".into(),
+                cpu_s: if mode == Mode::Tls { 0.04 } else { 0.03 },
+            },
+        ],
+        failovers: Vec::new(),
+        incompatibilities: Vec::new(),
+        window_s: 3.0,
+        process_cpu: crate::process::Usage {
+            user_s: 0.2,
+            sys_s: 0.1,
+        },
+        peak_rss_bytes: 48 << 20,
+        baseline_rss_bytes: 40 << 20,
+        partial: false,
+        intervals,
+    }
+}
+
+fn environment() -> Environment {
+    Environment {
+        cpu_model: "Synthetic CPU".into(),
+        cpu_flags: CpuFlags {
+            aes_ni: true,
+            vaes: true,
+            avx2: true,
+            avx512f: true,
+            sha_ni: true,
+            pclmulqdq: true,
+        },
+        cores: 2,
+        kernel: "6.1.0".into(),
+        memory_bytes: 8 << 30,
+        hostname: "bench".into(),
+        rustls_version: "0.23.0".into(),
+        crypto_provider: "aws-lc-rs 1.0.0".into(),
+        allocator: "system (glibc malloc)".into(),
+        build_profile: "release (opt-level 3)".into(),
+        rustc_version: "rustc 1.85.0".into(),
+        vmsbench_version: "0.1.0".into(),
+        os: "linux".into(),
+        arch: "x86_64".into(),
+        hypervisor: false,
+        cpu_governor: "performance".into(),
+        load_average_1m: 0.1,
+    }
+}
+
+/// Three interleaved repeats of two links; the second TLS phase fell 12 frames short.
+pub(crate) fn synthetic_report() -> Report {
+    let mut c = Collector::default();
+    for repeat in 0..3 {
+        for mode in [Mode::Plain, Mode::Tls] {
+            c.add(&phase(mode, repeat));
+        }
+    }
+    let (results, cost) = c.finish();
+    let mut report = Report {
+        schema_version: SCHEMA_VERSION,
+        command: "run".into(),
+        started_at: "2025-01-01T00:00:00Z".into(),
+        partial: false,
+        environment: environment(),
+        scenario: serde_json::json!({ "name": "synthetic" }),
+        measurement: Measurement {
+            warmup_s: 2.0,
+            duration_s: 3.0,
+            repeat: 3,
+            repeats_completed: 3,
+            modes: vec![Mode::Plain, Mode::Tls],
+            multiplier: 1.0,
+            inject_stall_s: None,
+            order: "interleaved (plain, tls, plain, tls, …) in one process, one sitting".into(),
+        },
+        results,
+        cost,
+        roles: c.roles(),
+        failovers: Vec::new(),
+        incompatibilities: Vec::new(),
+        warnings: Vec::new(),
+        histograms: c.histograms(),
+        intervals: c.intervals(),
+    };
+    report.derive_warnings();
+    report
+}
+
+fn document(kind: ExportType, report: &Report) -> String {
+    match kind.exporter().export(report) {
+        Ok(Export::Document(bytes)) => String::from_utf8(bytes).expect("UTF-8"),
+        other => panic!("{kind:?}: expected a document, got {other:?}"),
+    }
+}
+
+#[test]
+fn markdown_snapshot() {
+    let md = document(ExportType::Markdown, &synthetic_report());
+    insta::assert_snapshot!("markdown", md);
+}
+
+#[test]
+fn html_snapshot() {
+    let html = document(ExportType::Html, &synthetic_report());
+    insta::assert_snapshot!("html", html);
+}
+
+#[test]
+fn markdown_puts_the_cost_table_first_and_marks_short_runs() {
+    let md = document(ExportType::Markdown, &synthetic_report());
+    let short = md
+        .find("SHORT: 1 of 4 results fell short")
+        .expect("short-fall summary");
+    let cost = md.find("## Cost of TLS per link").expect("cost table");
+    let figures = md.find("## Per link and mode").expect("figures");
+    let env = md.find("**Environment:**").expect("environment");
+    let warnings = md.find("## Warnings").expect("warnings");
+    assert!(short < cost && cost < figures && figures < env && env < warnings);
+    assert!(md.contains("| viewer-recorder **SHORT** |"), "{md}");
+    assert!(
+        md.contains("288/300 SHORT"),
+        "the median repeat is short: {md}"
+    );
+}
+
+#[test]
+fn html_is_self_contained_with_one_latency_plot_per_link() {
+    let report = synthetic_report();
+    let html = document(ExportType::Html, &report);
+    for forbidden in ["http://", "https://", "<script", "<link", "@import", "url("] {
+        assert!(!html.contains(forbidden), "the page refers to {forbidden}");
+    }
+    let links = ["viewer-recorder", "client-event"];
+    for link in links {
+        let title = format!("{link}: frame latency by percentile");
+        assert_eq!(
+            html.matches(&format!("<svg class=\"plot\" viewBox=\"0 0 440 270\" width=\"440\" height=\"270\" role=\"img\" aria-label=\"{title}\""))
+                .count(),
+            1,
+            "{link}"
+        );
+    }
+    assert_eq!(
+        html.matches("frame latency by percentile\">").count(),
+        links.len(),
+        "one latency distribution plot per link"
+    );
+    // The summary table comes before any plot.
+    let cost = html.find("<table class=\"cost\">").expect("cost table");
+    let first_plot = html.find("<svg").expect("plots");
+    assert!(cost < first_plot);
+    assert!(html.contains("class=\"banner short\""));
+}
+
+#[test]
+fn hgrm_percentiles_match_the_report() {
+    let report = synthetic_report();
+    let Export::Files(files) = ExportType::Hgrm.exporter().export(&report).expect("export") else {
+        panic!("a directory of files")
+    };
+    assert_eq!(files.len(), report.histograms.len() * 2);
+    // Each histogram merges three repeats: compare it with its own percentiles, and the
+    // report's (per-repeat medians) with the plain link, whose repeats are identical.
+    for h in &report.histograms {
+        let latency = h.latency().expect("decodes");
+        let name = format!("{}.{}.latency_ms.hgrm", h.link, h.mode);
+        let (_, text) = files
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("{name} missing"));
+        let text = String::from_utf8(text.clone()).expect("UTF-8");
+        let (p50, p99) = hgrm_p50_p99(&text);
+        assert_eq!(p50, latency.value_at_quantile(0.5), "{name}");
+        assert!(
+            p99.0 <= latency.value_at_quantile(0.99) && latency.value_at_quantile(0.99) <= p99.1,
+            "{name}"
+        );
+        if h.mode == Mode::Plain {
+            let r = report
+                .results
+                .iter()
+                .find(|r| r.link == h.link && r.mode == h.mode)
+                .expect("result");
+            assert_eq!(p50, r.figures.latency_us.p50, "{name}");
+            assert!(p99.0 <= r.figures.latency_us.p99 && r.figures.latency_us.p99 <= p99.1);
+        }
+    }
+}
+
+/// The p50 row's value and the values around p99 (the last row below it, the first at or
+/// above it) of an `.hgrm` file, in µs.
+pub(crate) fn hgrm_p50_p99(text: &str) -> (u64, (u64, u64)) {
+    let rows: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut cols = l.split_whitespace();
+            let v: f64 = cols.next()?.parse().ok()?;
+            let q: f64 = cols.next()?.parse().ok()?;
+            Some((v, q))
+        })
+        .collect();
+    let us = |ms: f64| (ms * 1000.0).round() as u64;
+    let p50 = rows
+        .iter()
+        .find(|(_, q)| *q >= 0.5)
+        .map(|(v, _)| us(*v))
+        .expect("p50 row");
+    let below = rows
+        .iter()
+        .rfind(|(_, q)| *q < 0.99)
+        .map_or(0, |(v, _)| us(*v));
+    let above = rows
+        .iter()
+        .find(|(_, q)| *q >= 0.99)
+        .map(|(v, _)| us(*v))
+        .expect("p99 row");
+    (p50, (below, above))
+}
+
+#[test]
+fn hgrm_layout_is_hdrhistograms() {
+    let mut h = latency_histogram();
+    for v in 1..=1000u64 {
+        h.saturating_record(v * 10);
+    }
+    let text = percentile_distribution(&h, 1000.0);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("       Value     Percentile TotalCount 1/(1-Percentile)")
+    );
+    assert_eq!(lines.next(), Some(""));
+    assert_eq!(
+        lines.next(),
+        Some("       0.010 0.000000000000          1           1.00")
+    );
+    assert!(
+        text.contains("       5.003 0.500000000000        500           2.00\n"),
+        "{text}"
+    );
+    let last_row = text.lines().rfind(|l| !l.starts_with('#')).expect("rows");
+    assert_eq!(last_row, "      10.007 1.000000000000       1000");
+    // Means use each bucket's median-equivalent value, as HdrHistogram's do.
+    assert!(
+        text.contains("#[Mean    =        5.006, StdDeviation   =        2.887]\n"),
+        "{text}"
+    );
+    assert!(text.contains("#[Max     =       10.007, Total count    =         1000]\n"));
+    assert!(
+        text.ends_with("#[Buckets =           22, SubBuckets     =         2048]\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn ndjson_has_one_line_per_link_second_and_repeat() {
+    let report = synthetic_report();
+    let text = document(ExportType::Ndjson, &report);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    // 2 links × 3 seconds × 2 modes × 3 repeats.
+    assert_eq!(lines.len(), 36);
+    let first = &lines[0];
+    for key in [
+        "t_s",
+        "repeat",
+        "mode",
+        "link",
+        "goodput_mbit_s",
+        "frames",
+        "latency_us",
+    ] {
+        assert!(!first[key].is_null(), "{key}: {first}");
+    }
+    for key in ["p50", "p99", "max"] {
+        assert!(first["latency_us"][key].is_u64(), "{key}");
+    }
+    // 100 frames of 20 000 B and 1000 B more in 1 s: 16.008 Mbit/s; latencies 110, 220, 930.
+    assert_eq!(
+        text.lines().next(),
+        Some(
+            r#"{"t_s":1.0,"repeat":1,"mode":"plain","link":"viewer-recorder","goodput_mbit_s":16.008,"frames":100,"latency_us":{"p50":220,"p99":930,"max":930},"interval_s":1.0}"#
+        )
+    );
+}
+
+#[test]
+fn the_json_export_round_trips_and_validates_against_the_schema() {
+    let report = synthetic_report();
+    let text = document(ExportType::Json, &report);
+    let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    crate::export::tests::validate(&value);
+    let back: Report = serde_json::from_value(value).expect("reads back");
+    assert_eq!(back.results.len(), report.results.len());
+    assert_eq!(back.histograms, report.histograms);
+}
+
+/// Validates a report against the checked-in schema, listing every error.
+pub(crate) fn validate(report: &serde_json::Value) {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../schema/report-v1.schema.json"))
+            .expect("the schema is JSON");
+    let validator = jsonschema::draft202012::new(&schema).expect("the schema is valid");
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn the_spread_rule_warns_and_marks_costs_unreliable() {
+    let report = synthetic_report();
+    let vr = report
+        .cost
+        .iter()
+        .find(|c| c.link == "viewer-recorder")
+        .expect("cost");
+    assert_eq!(vr.pairs, 3);
+    // TLS adds 30 % to 70 % to the latency depending on the repeat: the p99 ratio spreads
+    // wider than 10 %; one TLS repeat fell 4 % short, which keeps the goodput ratio within.
+    assert!(!vr.reliable, "{vr:?}");
+    let wide: Vec<&String> = report
+        .warnings
+        .iter()
+        .filter(|w| w.contains("spread wider than 10 %"))
+        .collect();
+    assert_eq!(wide.len(), 1, "only the p99 ratio: {:?}", report.warnings);
+    assert!(
+        wide[0].starts_with(
+            "the TLS/plain p99 latency ratio spread wider than 10 % (max/min over the 3 pairs) \
+             on 2 links: viewer-recorder ×1.30–×1.70 (median ×1.50), client-event ×1.30–×1.70"
+        ),
+        "{}",
+        wide[0]
+    );
+    assert!(wide[0].contains("longer --duration") && wide[0].contains("more --repeat"));
+    let event = report
+        .cost
+        .iter()
+        .find(|c| c.link == "client-event")
+        .expect("cost");
+    assert_eq!(event.pairs, 3);
+    let mut few = synthetic_report();
+    for c in &mut few.cost {
+        c.pairs = 2;
+    }
+    few.warnings.clear();
+    few.derive_warnings();
+    assert!(few
+        .warnings
+        .iter()
+        .any(|w| w.contains("2 plain/TLS pairs") && w.contains("--repeat 3")));
+}
+
+#[test]
+fn exports_are_checked_before_anything_runs() {
+    let args = |json: &str, md: &str| ExportArgs {
+        json: Some(json.into()),
+        markdown: Some(md.into()),
+        ..ExportArgs::default()
+    };
+    let two = ExportManager::from_args(&args("-", "-")).expect_err("two on stdout");
+    assert_eq!(
+        two.to_string(),
+        "--export-json and --export-markdown both ask for standard output (-); only one export can go there"
+    );
+    let missing = ExportManager::from_args(&args("/nonexistent/dir/r.json", "r.md"))
+        .expect_err("missing directory");
+    assert!(missing
+        .to_string()
+        .starts_with("--export-json /nonexistent/dir/r.json: the directory"));
+    let hgrm = ExportManager::from_args(&ExportArgs {
+        hgrm: Some("-".into()),
+        ..ExportArgs::default()
+    })
+    .expect_err("hgrm to stdout");
+    assert!(hgrm
+        .to_string()
+        .starts_with("--export-hgrm writes one file per link"));
+    let ok = ExportManager::from_args(&args("-", "r.md")).expect("fine");
+    assert!(ok.uses_stdout());
+}
+
+#[test]
+fn every_export_is_written_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |name: &str| dir.path().join(name);
+    let m = ExportManager::from_args(&ExportArgs {
+        json: Some(p("r.json")),
+        markdown: Some(p("r.md")),
+        html: Some(p("r.html")),
+        ndjson: Some(p("r.ndjson")),
+        hgrm: Some(p("hgrm")),
+    })
+    .expect("valid");
+    m.write_all(&synthetic_report()).expect("written");
+    for f in ["r.json", "r.md", "r.html", "r.ndjson"] {
+        assert!(p(f).metadata().map(|m| m.len() > 0).unwrap_or(false), "{f}");
+    }
+    assert!(p("hgrm/viewer-recorder.tls.latency_ms.hgrm").is_file());
+    assert!(p("hgrm/client-event.plain.uncorrected_latency_ms.hgrm").is_file());
+    assert!(!p("r.json.tmp").exists());
+}

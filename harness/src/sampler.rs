@@ -1,0 +1,218 @@
+//! Interval samples: what each link delivered in every second of a measured window.
+//!
+//! A task on the harness's own runtime wakes once a second (counted from the opening of the
+//! window), copies every client's cumulative progress (frames, payload bytes and the latency
+//! histogram; see [`MetricsProbe`]) and subtracts the previous copy, so that each sample
+//! describes that second alone. Frames are counted when they are received (and only those
+//! scheduled inside the window), so a stall shows as a second with nothing and then a burst.
+//! The last sample covers the rest of the window when its length is not a whole number of
+//! seconds.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use simulators::clock::RunClock;
+use simulators::metrics::{latency_histogram, MetricsProbe, Progress};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How often the sampler takes a sample.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// A last interval shorter than this is not reported (it would be mostly noise).
+const MIN_LAST_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What one link delivered in one interval of the window.
+#[derive(Clone, Debug)]
+pub struct IntervalSample {
+    /// Link id.
+    pub link: String,
+    /// End of the interval, seconds after the window opened.
+    pub t_s: f64,
+    /// Length of the interval, seconds.
+    pub interval_s: f64,
+    /// Frames received in the interval (of those scheduled in the window).
+    pub frames: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Their latency (last byte read − scheduled time), µs.
+    pub latency_us: Histogram<u64>,
+}
+
+impl IntervalSample {
+    /// Payload bit rate over the interval, Mbit/s.
+    pub fn goodput_mbit_s(&self) -> f64 {
+        if self.interval_s > 0.0 {
+            self.bytes as f64 * 8.0 / self.interval_s / 1e6
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Called with every interval's samples (one per link) as they are taken: live progress.
+pub type IntervalHook = Arc<dyn Fn(&[IntervalSample]) + Send + Sync>;
+
+/// A running sampler.
+#[derive(Debug)]
+pub struct Sampler {
+    stop: CancellationToken,
+    task: JoinHandle<Vec<IntervalSample>>,
+}
+
+/// One client's previous reading.
+struct Client {
+    link: String,
+    probe: MetricsProbe,
+    last: Option<Progress>,
+}
+
+impl Sampler {
+    /// Starts sampling `probes` (link id, probe) every [`INTERVAL`] from `start_ns` (run
+    /// clock; the moment the window opened), calling `hook` with each interval's samples.
+    pub fn start(
+        probes: Vec<(String, MetricsProbe)>,
+        clock: RunClock,
+        start_ns: u64,
+        hook: Option<IntervalHook>,
+    ) -> Sampler {
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut clients: Vec<Client> = probes
+                .into_iter()
+                .map(|(link, probe)| Client {
+                    last: probe.progress(),
+                    link,
+                    probe,
+                })
+                .collect();
+            let mut samples = Vec::new();
+            let mut last_ns = start_ns;
+            for k in 1u64.. {
+                let tick = start_ns + k * INTERVAL.as_nanos() as u64;
+                let stopped = tokio::select! {
+                    _ = token.cancelled() => true,
+                    _ = tokio::time::sleep_until(clock.instant_at(tick).into()) => false,
+                };
+                let now = clock.now_ns();
+                if stopped && now.saturating_sub(last_ns) < MIN_LAST_INTERVAL.as_nanos() as u64 {
+                    break;
+                }
+                let taken = take(&mut clients, start_ns, last_ns, now);
+                if let Some(hook) = &hook {
+                    hook(&taken);
+                }
+                samples.extend(taken);
+                last_ns = now;
+                if stopped {
+                    break;
+                }
+            }
+            samples
+        });
+        Sampler { stop, task }
+    }
+
+    /// Takes the last (partial) sample now and returns them all, in time order.
+    pub async fn finish(mut self) -> Vec<IntervalSample> {
+        self.stop.cancel();
+        (&mut self.task).await.unwrap_or_default()
+    }
+}
+
+impl Drop for Sampler {
+    /// A sampler dropped without [`Sampler::finish`] (an error between the window's opening
+    /// and closing) stops instead of sampling for the rest of the process's life.
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// One sample per link: the clients' progress since their previous reading.
+fn take(clients: &mut [Client], start_ns: u64, last_ns: u64, now_ns: u64) -> Vec<IntervalSample> {
+    let mut by_link: BTreeMap<String, IntervalSample> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for c in clients.iter_mut() {
+        let Some(now) = c.probe.progress() else {
+            continue;
+        };
+        let sample = by_link.entry(c.link.clone()).or_insert_with(|| {
+            order.push(c.link.clone());
+            IntervalSample {
+                link: c.link.clone(),
+                t_s: now_ns.saturating_sub(start_ns) as f64 / 1e9,
+                interval_s: now_ns.saturating_sub(last_ns) as f64 / 1e9,
+                frames: 0,
+                bytes: 0,
+                latency_us: latency_histogram(),
+            }
+        });
+        let mut delta = now.latency_us.clone();
+        match &c.last {
+            Some(last) => {
+                sample.frames += now.frames.saturating_sub(last.frames);
+                sample.bytes += now.bytes.saturating_sub(last.bytes);
+                // Cumulative counts never shrink, so subtracting cannot fail; if it ever
+                // did, the interval's latency is left out rather than made up.
+                if delta.subtract(&last.latency_us).is_err() {
+                    delta.reset();
+                }
+            }
+            None => {
+                sample.frames += now.frames;
+                sample.bytes += now.bytes;
+            }
+        }
+        let _ = sample.latency_us.add(&delta);
+        c.last = Some(now);
+    }
+    order
+        .into_iter()
+        .filter_map(|l| by_link.remove(&l))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simulators::metrics::LinkMetrics;
+    use std::sync::Mutex;
+
+    #[test]
+    fn samples_are_deltas_per_link() {
+        let a = Arc::new(Mutex::new(LinkMetrics::default()));
+        let b = Arc::new(Mutex::new(LinkMetrics::default()));
+        let mut clients = vec![
+            Client {
+                link: "x".into(),
+                probe: MetricsProbe::new(a.clone()),
+                last: None,
+            },
+            Client {
+                link: "x".into(),
+                probe: MetricsProbe::new(b.clone()),
+                last: None,
+            },
+        ];
+        let record = |m: &Arc<Mutex<LinkMetrics>>, latency_ns: u64| {
+            if let Ok(mut m) = m.lock() {
+                m.record_frame(1000, 0, 0, latency_ns, u64::MAX);
+            }
+        };
+        record(&a, 5_000_000);
+        record(&b, 7_000_000);
+        let first = take(&mut clients, 0, 0, 1_000_000_000);
+        assert_eq!(first.len(), 1);
+        assert_eq!((first[0].frames, first[0].bytes), (2, 2000));
+        assert!((first[0].goodput_mbit_s() - 0.016).abs() < 1e-9);
+        record(&a, 1_000_000);
+        let second = take(&mut clients, 0, 1_000_000_000, 2_500_000_000);
+        assert_eq!((second[0].frames, second[0].bytes), (1, 1000));
+        assert_eq!(second[0].latency_us.len(), 1);
+        assert!(second[0].latency_us.max() < 1_100, "only the new frame");
+        assert!((second[0].t_s - 2.5).abs() < 1e-9 && (second[0].interval_s - 1.5).abs() < 1e-9);
+    }
+}
