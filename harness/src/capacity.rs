@@ -11,6 +11,7 @@
 //! every other role on the rest, so that its CPU (and its saturation) is not mixed up with
 //! its clients'.
 
+pub mod html;
 pub mod objective;
 pub mod report;
 pub mod search;
@@ -111,6 +112,10 @@ pub struct CapacityArgs {
     /// Write every step of the search as JSON to FILE (`-` for stdout).
     #[arg(long = "export-json", visible_alias = "json", value_name = "FILE")]
     pub export_json: Option<PathBuf>,
+    /// Write a self-contained HTML page with the result and plots of latency and CPU
+    /// against camera count to FILE.
+    #[arg(long = "export-html", value_name = "FILE")]
+    pub export_html: Option<PathBuf>,
     /// TLS flags.
     #[command(flatten)]
     pub tls: TlsArgs,

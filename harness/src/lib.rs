@@ -62,6 +62,11 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             if let Some(path) = json {
                 run::write_json(&report, path)?;
             }
+            if let Some(path) = &a.export_html {
+                let html = capacity::html::render(&report);
+                std::fs::write(path, html)
+                    .map_err(|e| anyhow::anyhow!("--export-html {}: {e}", path.display()))?;
+            }
             return Ok(if report.partial {
                 ExitCode::from(EXIT_INTERRUPTED)
             } else {

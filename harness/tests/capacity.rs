@@ -41,7 +41,7 @@ count = 8
 view = 1
 "#;
 
-fn capacity(args: &[&str]) -> (ExitCode, Value) {
+fn capacity(args: &[&str]) -> (ExitCode, Value, String) {
     let dir = TempDir::new().expect("temp dir");
     let scenario = dir.path().join("throttled.toml");
     std::fs::write(&scenario, SCENARIO).expect("scenario written");
@@ -50,6 +50,8 @@ fn capacity(args: &[&str]) -> (ExitCode, Value) {
     argv.push(scenario.display().to_string());
     argv.extend(args.iter().map(|a| (*a).to_owned()));
     argv.extend(["--export-json".to_owned(), json.display().to_string()]);
+    let html = dir.path().join("cap.html");
+    argv.extend(["--export-html".to_owned(), html.display().to_string()]);
     let opts = Opts::parse_from(argv);
     let code = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -57,7 +59,8 @@ fn capacity(args: &[&str]) -> (ExitCode, Value) {
         .expect("runtime")
         .block_on(vmsbench::run(opts))
         .expect("capacity runs");
-    (code, read_json(&json))
+    let page = std::fs::read_to_string(&html).expect("HTML written");
+    (code, read_json(&json), page)
 }
 
 fn read_json(path: &Path) -> Value {
@@ -101,7 +104,7 @@ fn a_throttled_recorder_is_found_at_its_known_capacity_and_stricter_objectives_f
         capacity(&args)
     };
 
-    let (code, loose) = run("p99<=100ms,late<=0.1%,dropped=0", "32");
+    let (code, loose, page) = run("p99<=100ms,late<=0.1%,dropped=0", "32");
     assert_eq!(code, ExitCode::SUCCESS);
     assert_eq!(loose["schema_version"], 1);
     assert_eq!(loose["command"], "capacity");
@@ -119,6 +122,14 @@ fn a_throttled_recorder_is_found_at_its_known_capacity_and_stricter_objectives_f
     let best = u(&plain["max_cameras"]);
     let fail = u(&plain["first_failing_cameras"]);
     assert_eq!(plain["stopped"], "bracketed", "{plain:#}");
+    // The HTML page answers the question first, then plots latency and CPU against
+    // cameras; it reads offline.
+    assert!(
+        page.contains(&format!("<b>{best}</b>")),
+        "the answer is on the page"
+    );
+    assert_eq!(page.matches("<svg").count(), 2, "two plots");
+    assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
     if two_cpus {
         assert_eq!(
             loose["search"]["server_cpus"].as_array().map(Vec::len),
@@ -142,11 +153,25 @@ fn a_throttled_recorder_is_found_at_its_known_capacity_and_stricter_objectives_f
         .iter()
         .find(|s| u(&s["cameras"]) == fail && s["pass"] == false)
         .expect("a failing step at the boundary");
-    assert_eq!(failing["limit"], "server_cpu", "{failing}");
     let share = failing["cpu_server_cores"]
         .as_f64()
         .expect("cores")
         .min(1.0);
+    // When the server had its CPU to itself, the limit is that CPU. When something else on
+    // this machine took part of it, the overload shows as late frames or latency first.
+    if share >= 0.9 {
+        assert_eq!(failing["limit"], "server_cpu", "{failing}");
+    } else {
+        eprintln!(
+            "note: the recording server got {share:.2} of its CPU; limit {}",
+            failing["limit"]
+        );
+        assert!(
+            ["server_cpu", "late_frames", "latency"]
+                .contains(&failing["limit"].as_str().unwrap_or("")),
+            "{failing}"
+        );
+    }
     assert!(
         fail as f64 >= 0.85 * expected * share - step && best as f64 <= expected + step,
         "found {best}..{fail}, the throttle allows {expected} on {share} of a CPU: {steps:#?}"
@@ -183,7 +208,7 @@ fn a_throttled_recorder_is_found_at_its_known_capacity_and_stricter_objectives_f
     }
 
     // Half the server's CPU as a term of its own: a strictly stricter objective.
-    let (_, strict) = run("p99<=100ms,late<=0.1%,dropped=0,cpu<=50%", "16");
+    let (_, strict, _) = run("p99<=100ms,late<=0.1%,dropped=0,cpu<=50%", "16");
     let strict_best = strict["modes"]["plain"]["max_cameras"]
         .as_u64()
         .unwrap_or(0);

@@ -12,7 +12,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod ndjson;
-mod svg;
+pub(crate) mod svg;
 #[cfg(test)]
 mod tests;
 

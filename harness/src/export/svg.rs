@@ -41,6 +41,8 @@ pub enum YUnit {
     Micros,
     /// Mbit/s, shown in kbit/s, Mbit/s or Gbit/s.
     Mbit,
+    /// CPU cores (CPU seconds per second), shown as they are.
+    Cores,
 }
 
 /// A line plot.
@@ -96,6 +98,7 @@ fn y_scale(unit: YUnit, max: f64) -> (f64, &'static str) {
         YUnit::Mbit if max >= 2e3 => (1e3, "Gbit/s"),
         YUnit::Mbit if max < 1.0 => (1e-3, "kbit/s"),
         YUnit::Mbit => (1.0, "Mbit/s"),
+        YUnit::Cores => (1.0, "cores"),
     }
 }
 

@@ -1,35 +1,10 @@
 //! The exports of real runs: every format from one run, checked against each other, the
 //! JSON against its schema; the kernel cross-check; the stall demonstration.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
+use crate::common::{read_json, result, try_run};
 use serde_json::Value;
-use vmsbench::Opts;
-
-fn run_in_process(args: &[&str]) -> anyhow::Result<ExitCode> {
-    let opts = Opts::parse_from(std::iter::once("vmsbench").chain(args.iter().copied()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(vmsbench::run(opts))
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).expect("JSON written");
-    serde_json::from_str(&text).expect("valid JSON")
-}
-
-fn result<'a>(report: &'a Value, link: &str, mode: &str) -> &'a Value {
-    report["results"]
-        .as_array()
-        .expect("results array")
-        .iter()
-        .find(|r| r["link"] == link && r["mode"] == mode)
-        .unwrap_or_else(|| panic!("no result for {link} {mode}"))
-}
 
 /// Validates a report against the checked-in schema, listing every error.
 fn validate(report: &Value) {
@@ -89,7 +64,7 @@ fn one_run_writes_every_export_and_they_agree() {
         path("r.ndjson"),
         path("hgrm"),
     );
-    let code = run_in_process(&[
+    let code = try_run(&[
         "run",
         "--duration",
         "2s",
@@ -218,7 +193,7 @@ fn one_run_writes_every_export_and_they_agree() {
 fn bulk_reports_validate_against_the_schema_too() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("bulk.json");
-    let code = run_in_process(&[
+    let code = try_run(&[
         "bulk",
         "--duration",
         "1s",
@@ -258,7 +233,7 @@ fn an_injected_stall_shows_in_corrected_latency_and_not_in_uncorrected() {
     std::fs::write(&scenario, STALL).expect("write scenario");
     let out = dir.path().join("stall.json");
     let (window_s, stall_s) = (3.0, 1.0);
-    let code = run_in_process(&[
+    let code = try_run(&[
         "run",
         scenario.to_str().expect("utf-8 path"),
         "--mode",
@@ -319,8 +294,7 @@ fn an_injected_stall_shows_in_corrected_latency_and_not_in_uncorrected() {
 
 #[test]
 fn a_stall_that_would_not_end_inside_the_window_is_refused() {
-    let err =
-        run_in_process(&["run", "--duration", "3s", "--inject-stall", "2s"]).expect_err("refused");
+    let err = try_run(&["run", "--duration", "3s", "--inject-stall", "2s"]).expect_err("refused");
     let msg = format!("{err:#}");
     assert!(
         msg.contains("--inject-stall") && msg.contains("--duration"),
@@ -330,7 +304,7 @@ fn a_stall_that_would_not_end_inside_the_window_is_refused() {
 
 #[test]
 fn two_exports_to_standard_output_are_refused_before_running() {
-    let err = run_in_process(&[
+    let err = try_run(&[
         "run",
         "--duration",
         "60s",

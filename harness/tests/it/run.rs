@@ -1,35 +1,10 @@
 //! `vmsbench run` and `vmsbench bulk` end to end.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use clap::Parser;
+use crate::common::{read_json, result, run_in_process};
 use serde_json::Value;
-use vmsbench::Opts;
-
-fn run_in_process(args: &[&str]) -> std::process::ExitCode {
-    let opts = Opts::parse_from(std::iter::once("vmsbench").chain(args.iter().copied()));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(vmsbench::run(opts)).expect("run succeeds")
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).expect("JSON written");
-    serde_json::from_str(&text).expect("valid JSON")
-}
-
-fn result<'a>(report: &'a Value, link: &str, mode: &str) -> &'a Value {
-    report["results"]
-        .as_array()
-        .expect("results array")
-        .iter()
-        .find(|r| r["link"] == link && r["mode"] == mode)
-        .unwrap_or_else(|| panic!("no result for {link} {mode}"))
-}
 
 const NUMBER_FIELDS: &[&str] = &[
     "bytes_received",

@@ -8,16 +8,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::io::{BufReader, BufWriter};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::clock::RunClock;
 use crate::metrics::{SenderCounters, SenderSnapshot, Window};
 use crate::role::recorder::SUBSCRIBE_TIMEOUT;
-use crate::role::RoleRuntime;
+use crate::role::{RoleRuntime, ServerCore};
 use crate::transport::{Incoming, Listener};
 use crate::video::PayloadPool;
 use crate::wire::{self, Header, Kind, WireError};
@@ -33,17 +31,7 @@ struct Shared {
     frame_size: usize,
     pool: PayloadPool,
     counters: SenderCounters,
-    failures: Mutex<BTreeMap<String, u64>>,
-    cancel: CancellationToken,
-    tasks: TaskTracker,
-}
-
-impl Shared {
-    fn fail(&self, category: &str) {
-        if let Ok(mut f) = self.failures.lock() {
-            *f.entry(category.to_owned()).or_default() += 1;
-        }
-    }
+    core: ServerCore,
 }
 
 /// A running bulk sender.
@@ -70,14 +58,16 @@ impl BulkSender {
             frame_size,
             pool: PayloadPool::new(frame_size as u64, 0xb01c),
             counters: SenderCounters::default(),
-            failures: Mutex::new(BTreeMap::new()),
-            cancel: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            core: ServerCore::default(),
         });
         let s = shared.clone();
-        shared
-            .tasks
-            .spawn_on(accept_loop(s, listener), &runtime.handle());
+        let serving = async move {
+            let server = s.clone();
+            s.core
+                .accept_loop(listener, move |i| serve(server.clone(), i))
+                .await;
+        };
+        shared.core.tasks.spawn_on(serving, &runtime.handle());
         Ok(BulkSender { addr, shared })
     }
 
@@ -88,76 +78,42 @@ impl BulkSender {
 
     /// What it sent (and failed) so far.
     pub fn stats(&self) -> (SenderSnapshot, BTreeMap<String, u64>) {
-        let failures = self
-            .shared
-            .failures
-            .lock()
-            .map(|f| f.clone())
-            .unwrap_or_default();
-        (self.shared.counters.snapshot(), failures)
+        (self.shared.counters.snapshot(), self.shared.core.failures())
     }
 
     /// Stops every task and waits for them.
     pub async fn stop(self) {
-        self.shared.cancel.cancel();
-        self.shared.tasks.close();
-        self.shared.tasks.wait().await;
-    }
-}
-
-async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
-    loop {
-        let incoming = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match incoming {
-            Ok(i) => {
-                let s = shared.clone();
-                shared.tasks.spawn(serve(s, i));
-            }
-            Err(_) => {
-                // Accept errors (e.g. out of file descriptors) must not end the sender
-                // nor make it spin.
-                shared.fail("accept");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-        }
+        self.shared.core.stop().await;
     }
 }
 
 async fn serve(shared: Arc<Shared>, incoming: Incoming) {
-    let accepted = tokio::select! {
-        _ = shared.cancel.cancelled() => return,
-        r = incoming.handshake() => r,
-    };
-    let accepted = match accepted {
-        Ok(a) => a,
-        Err(e) => return shared.fail(e.category.as_str()),
+    let Some(accepted) = shared.core.handshake(incoming).await else {
+        return;
     };
     let (rd, wr) = tokio::io::split(accepted.stream);
     let mut rd = BufReader::new(rd);
     let mut wr = BufWriter::with_capacity(WRITE_BUFFER, wr);
     let first = tokio::select! {
-        _ = shared.cancel.cancelled() => return,
+        _ = shared.core.cancel.cancelled() => return,
         r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, wire::read_header(&mut rd, 64 * 1024)) => r,
     };
     let Ok(first) = first else {
-        return shared.fail("timeout");
+        return shared.core.fail("timeout");
     };
     match first {
         Ok(Some(h)) if h.kind == Kind::Subscribe => {
             let mut buf = Vec::new();
             if wire::read_payload(&mut rd, &h, &mut buf).await.is_err() {
-                return shared.fail("io");
+                return shared.core.fail("io");
             }
         }
         Ok(None) => return,
-        _ => return shared.fail("protocol"),
+        _ => return shared.core.fail("protocol"),
     }
-    let conn = shared.cancel.child_token();
+    let conn = shared.core.cancel.child_token();
     let watcher = conn.clone();
-    shared.tasks.spawn(async move {
+    shared.core.tasks.spawn(async move {
         // Any message or EOF from the client ends the stream.
         tokio::select! {
             _ = watcher.cancelled() => {}
@@ -170,7 +126,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
     };
     if let Err(e) = result {
         if !conn.is_cancelled() {
-            shared.fail(match e {
+            shared.core.fail(match e {
                 WireError::Io(_) => "io",
                 _ => "protocol",
             });

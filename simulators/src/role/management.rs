@@ -15,16 +15,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::role::RoleRuntime;
+use crate::role::{RoleRuntime, ServerCore};
 use crate::transport::{Incoming, Listener};
 use crate::wire::{self, Header, Kind, WireError};
 
@@ -64,17 +62,7 @@ struct Shared {
     accepted: AtomicU64,
     requests: AtomicU64,
     downloads: AtomicU64,
-    failures: Mutex<BTreeMap<String, u64>>,
-    cancel: CancellationToken,
-    tasks: TaskTracker,
-}
-
-impl Shared {
-    fn fail(&self, category: &str) {
-        if let Ok(mut f) = self.failures.lock() {
-            *f.entry(category.to_owned()).or_default() += 1;
-        }
-    }
+    core: ServerCore,
 }
 
 /// What the management server has counted.
@@ -125,14 +113,18 @@ impl ManagementServer {
             accepted: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             downloads: AtomicU64::new(0),
-            failures: Mutex::new(BTreeMap::new()),
-            cancel: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            core: ServerCore::default(),
         });
         let handle = runtime.handle();
         for listener in listeners {
             let s = shared.clone();
-            shared.tasks.spawn_on(accept_loop(s, listener), &handle);
+            let serving = async move {
+                let server = s.clone();
+                s.core
+                    .accept_loop(listener, move |i| serve(server.clone(), i))
+                    .await;
+            };
+            shared.core.tasks.spawn_on(serving, &handle);
         }
         Ok(ManagementServer { addrs, shared })
     }
@@ -154,51 +146,25 @@ impl ManagementServer {
             connections: s.accepted.load(Ordering::Relaxed),
             requests: s.requests.load(Ordering::Relaxed),
             downloads: s.downloads.load(Ordering::Relaxed),
-            failures: s.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+            failures: s.core.failures(),
         }
     }
 
     /// Stops every task and waits for them.
     pub async fn stop(self) {
-        self.shared.cancel.cancel();
-        self.shared.tasks.close();
-        self.shared.tasks.wait().await;
+        self.shared.core.stop().await;
     }
 }
 
 impl Drop for ManagementServer {
     fn drop(&mut self) {
-        self.shared.cancel.cancel();
-    }
-}
-
-async fn accept_loop(shared: Arc<Shared>, listener: Listener) {
-    loop {
-        let incoming = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match incoming {
-            Ok(i) => {
-                let s = shared.clone();
-                shared.tasks.spawn(serve(s, i));
-            }
-            Err(_) => {
-                shared.fail("accept");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
+        self.shared.core.cancel.cancel();
     }
 }
 
 async fn serve(shared: Arc<Shared>, incoming: Incoming) {
-    let accepted = tokio::select! {
-        _ = shared.cancel.cancelled() => return,
-        r = incoming.handshake() => r,
-    };
-    let accepted = match accepted {
-        Ok(a) => a,
-        Err(e) => return shared.fail(e.category.as_str()),
+    let Some(accepted) = shared.core.handshake(incoming).await else {
+        return;
     };
     shared.accepted.fetch_add(1, Ordering::Relaxed);
     let (rd, wr) = tokio::io::split(accepted.stream);
@@ -214,22 +180,22 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
             Ok::<_, WireError>(Some(h))
         };
         let request = tokio::select! {
-            _ = shared.cancel.cancelled() => break,
+            _ = shared.core.cancel.cancelled() => break,
             r = tokio::time::timeout(IDLE_TIMEOUT, request) => r,
         };
         let h = match request {
             Ok(Ok(Some(h))) => h,
             Ok(Ok(None)) => break,
             Ok(Err(WireError::Io(_) | WireError::Truncated)) => {
-                shared.fail("io");
+                shared.core.fail("io");
                 break;
             }
             Ok(Err(_)) => {
-                shared.fail("protocol");
+                shared.core.fail("protocol");
                 break;
             }
             Err(_) => {
-                shared.fail("timeout");
+                shared.core.fail("timeout");
                 break;
             }
         };
@@ -239,7 +205,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
             (Kind::Request, OP_TELEMETRY) => reply(&mut wr, &h, &[0u8; ACK_BYTES]).await,
             (Kind::Request, OP_LOGIN) => send_configuration(&shared, &mut wr, &h).await,
             _ => {
-                shared.fail("protocol");
+                shared.core.fail("protocol");
                 let reason = format!("unexpected {:?} with operation {}", h.kind, h.stream_id);
                 let _ =
                     wire::write_message(&mut wr, Header::new(Kind::Error), reason.as_bytes()).await;
@@ -252,7 +218,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
                 shared.requests.fetch_add(1, Ordering::Relaxed);
             }
             Err(_) => {
-                shared.fail("io");
+                shared.core.fail("io");
                 break;
             }
         }

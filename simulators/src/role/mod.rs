@@ -30,6 +30,82 @@ pub(crate) async fn close_gently<W: AsyncWrite + Unpin>(wr: &mut W) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
 }
 
+/// What every server role keeps: its cancellation, its tasks and its failure counts, and
+/// the accept loop and handshake prologue they all share.
+#[derive(Debug, Default)]
+pub(crate) struct ServerCore {
+    /// Cancelled when the server stops.
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// Every task the server started.
+    pub tasks: tokio_util::task::TaskTracker,
+    failures: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl ServerCore {
+    /// Counts one failed connection of `category`.
+    pub fn fail(&self, category: &str) {
+        if let Ok(mut f) = self.failures.lock() {
+            *f.entry(category.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Failures so far, by category.
+    pub fn failures(&self) -> std::collections::BTreeMap<String, u64> {
+        self.failures.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Accepts connections until the server stops, serving each on a task of its own
+    /// (started on the current runtime: the role's). Accept errors (out of file
+    /// descriptors, say) are counted and back off instead of ending the server or spinning.
+    pub async fn accept_loop<F, Fut>(&self, listener: crate::transport::Listener, serve: F)
+    where
+        F: Fn(crate::transport::Incoming) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        loop {
+            let incoming = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = listener.accept() => r,
+            };
+            match incoming {
+                Ok(incoming) => {
+                    self.tasks.spawn(serve(incoming));
+                }
+                Err(_) => {
+                    self.fail("accept");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    /// Completes an accepted connection's handshake, unless the server stops first;
+    /// a failed handshake is counted under its category.
+    pub async fn handshake(
+        &self,
+        incoming: crate::transport::Incoming,
+    ) -> Option<crate::transport::Accepted> {
+        let accepted = tokio::select! {
+            _ = self.cancel.cancelled() => return None,
+            r = incoming.handshake() => r,
+        };
+        match accepted {
+            Ok(a) => Some(a),
+            Err(e) => {
+                self.fail(e.category.as_str());
+                None
+            }
+        }
+    }
+
+    /// Stops every task and waits for them.
+    pub async fn stop(&self) {
+        self.cancel.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
 /// CPU time of a set of threads: the live ones read from their CPU clocks, the ones that
 /// have exited remembered from their last reading.
 #[derive(Debug, Default)]

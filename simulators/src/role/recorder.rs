@@ -19,11 +19,10 @@ use hdrhistogram::Histogram;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::clock::RunClock;
 use crate::metrics::{latency_histogram, ns_to_us, SenderCounters, SenderSnapshot, Window};
-use crate::role::{RoleRuntime, ThreadCpu};
+use crate::role::{RoleRuntime, ServerCore, ThreadCpu};
 use crate::transport::{Incoming, Listener, Mode, Negotiated};
 use crate::video::{Camera, FrameSpec, Playback};
 use crate::wire::{self, Header, Kind, Subscribe, WireError, FLAG_KEYFRAME};
@@ -162,7 +161,6 @@ struct Shared {
     cameras: BTreeMap<u32, CameraSlot>,
     links: Mutex<BTreeMap<String, Arc<LinkCounters>>>,
     accepted: AtomicU64,
-    failures: Mutex<BTreeMap<String, u64>>,
     negotiated: Mutex<Option<Negotiated>>,
     stall_until_ns: AtomicU64,
     /// Thread CPU time the writer burns per frame it sends (0: none); see
@@ -170,17 +168,10 @@ struct Shared {
     cpu_per_frame_ns: AtomicU64,
     new_playbacks: Mutex<Vec<PlaybackFeed>>,
     pacer: Mutex<Option<std::thread::Thread>>,
-    cancel: CancellationToken,
-    tasks: TaskTracker,
+    core: ServerCore,
 }
 
 impl Shared {
-    fn fail(&self, category: &str) {
-        if let Ok(mut f) = self.failures.lock() {
-            *f.entry(category.to_owned()).or_default() += 1;
-        }
-    }
-
     fn wake_pacer(&self) {
         if let Ok(p) = self.pacer.lock() {
             if let Some(t) = p.as_ref() {
@@ -258,14 +249,12 @@ impl Recorder {
             cameras,
             links: Mutex::new(BTreeMap::new()),
             accepted: AtomicU64::new(0),
-            failures: Mutex::new(BTreeMap::new()),
             negotiated: Mutex::new(None),
             stall_until_ns: AtomicU64::new(0),
             cpu_per_frame_ns: AtomicU64::new(0),
             new_playbacks: Mutex::new(Vec::new()),
             pacer: Mutex::new(None),
-            cancel: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            core: ServerCore::default(),
         });
         let pacer = match config.source {
             Source::Pacer => {
@@ -286,10 +275,13 @@ impl Recorder {
             Source::Relay => None,
         };
         let s = shared.clone();
-        let handle = runtime.handle();
-        shared
-            .tasks
-            .spawn_on(accept_loop(s, listener, handle.clone()), &handle);
+        let serving = async move {
+            let server = s.clone();
+            s.core
+                .accept_loop(listener, move |i| serve(server.clone(), i))
+                .await;
+        };
+        shared.core.tasks.spawn_on(serving, &runtime.handle());
         Ok(Recorder {
             addr,
             mode,
@@ -352,7 +344,7 @@ impl Recorder {
         }
         RecorderStats {
             connections: s.accepted.load(Ordering::Relaxed),
-            failures: s.failures.lock().map(|f| f.clone()).unwrap_or_default(),
+            failures: s.core.failures(),
             sent,
             by_label,
             handshake_us,
@@ -370,10 +362,9 @@ impl Recorder {
 
     /// Stops the pacer and every task and waits for them to end.
     pub async fn stop(mut self) {
-        self.shared.cancel.cancel();
+        self.shared.core.cancel.cancel();
         self.shared.wake_pacer();
-        self.shared.tasks.close();
-        self.shared.tasks.wait().await;
+        self.shared.core.stop().await;
         if let Some(pacer) = self.pacer.take() {
             // Woken above, the pacer sees the cancellation at once.
             let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
@@ -385,7 +376,7 @@ impl Drop for Recorder {
     /// A recorder dropped without [`Recorder::stop`] (an early return, a panic) still ends
     /// its pacer thread and tasks instead of leaving them running for the process's life.
     fn drop(&mut self) {
-        self.shared.cancel.cancel();
+        self.shared.core.cancel.cancel();
         self.shared.wake_pacer();
     }
 }
@@ -439,7 +430,7 @@ fn run_pacer(shared: Arc<Shared>, cpu: Arc<ThreadCpu>) {
         due.push(Reverse((at, feeds.len(), seq)));
         feeds.push(Some(Feed::Live { camera: *id }));
     }
-    while !shared.cancel.is_cancelled() {
+    while !shared.core.cancel.is_cancelled() {
         if let Ok(mut new) = shared.new_playbacks.lock() {
             for feed in new.drain(..) {
                 let Some(slot) = shared.cameras.get(&feed.camera) else {
@@ -567,26 +558,6 @@ impl Relay {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: Listener, handle: tokio::runtime::Handle) {
-    loop {
-        let incoming = tokio::select! {
-            _ = shared.cancel.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match incoming {
-            Ok(incoming) => {
-                let s = shared.clone();
-                shared.tasks.spawn_on(serve(s, incoming), &handle);
-            }
-            Err(_) => {
-                // Accept errors (e.g. out of file descriptors) must not end the server.
-                shared.fail("accept");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
-}
-
 fn wire_category(e: &WireError) -> &'static str {
     match e {
         WireError::Io(_) | WireError::Truncated => "io",
@@ -595,13 +566,8 @@ fn wire_category(e: &WireError) -> &'static str {
 }
 
 async fn serve(shared: Arc<Shared>, incoming: Incoming) {
-    let accepted = tokio::select! {
-        _ = shared.cancel.cancelled() => return,
-        r = incoming.handshake() => r,
-    };
-    let accepted = match accepted {
-        Ok(a) => a,
-        Err(e) => return shared.fail(e.category.as_str()),
+    let Some(accepted) = shared.core.handshake(incoming).await else {
+        return;
     };
     shared.accepted.fetch_add(1, Ordering::Relaxed);
     let tls = accepted.negotiated.is_some();
@@ -616,7 +582,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
 
     // The first message must be a subscription.
     let first = tokio::select! {
-        _ = shared.cancel.cancelled() => return,
+        _ = shared.core.cancel.cancelled() => return,
         r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, read_request(&mut rd)) => r,
     };
     let subscribe = match first {
@@ -627,12 +593,12 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         }),
         Ok(Ok(None)) => return,
         Ok(Err(e)) => Err(e),
-        Err(_) => return shared.fail("timeout"),
+        Err(_) => return shared.core.fail("timeout"),
     };
     let subscribe = match subscribe {
         Ok(s) => s,
         Err(e) => {
-            shared.fail(wire_category(&e));
+            shared.core.fail(wire_category(&e));
             let _ = refuse(&mut wr, &e.to_string()).await;
             return;
         }
@@ -642,7 +608,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         .iter()
         .find(|c| !shared.cameras.contains_key(c))
     {
-        shared.fail("unknown_camera");
+        shared.core.fail("unknown_camera");
         let _ = refuse(
             &mut wr,
             &format!("no camera {bad} on this recording server"),
@@ -664,7 +630,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         }
     }
     let (tx, rx) = mpsc::channel(shared.queue_frames);
-    let conn = shared.cancel.child_token();
+    let conn = shared.core.cancel.child_token();
     for id in &subscribe.cameras {
         match subscribe.playback_speed {
             None => {
@@ -697,7 +663,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
     // The reader watches for the client leaving (or misbehaving) and ends the connection.
     let reader_conn = conn.clone();
     let reader_shared = shared.clone();
-    shared.tasks.spawn(async move {
+    shared.core.tasks.spawn(async move {
         let outcome = tokio::select! {
             _ = reader_conn.cancelled() => return,
             r = read_request(&mut rd) => r,
@@ -710,15 +676,15 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
                 },
                 _,
             ))) => {}
-            Ok(Some(_)) => reader_shared.fail("protocol"),
-            Err(e) => reader_shared.fail(wire_category(&e)),
+            Ok(Some(_)) => reader_shared.core.fail("protocol"),
+            Err(e) => reader_shared.core.fail(wire_category(&e)),
         }
         reader_conn.cancel();
     });
 
     if let Err(e) = write_frames(&shared, &link.sent, rx, &mut wr, &conn).await {
         if !conn.is_cancelled() {
-            shared.fail(wire_category(&e));
+            shared.core.fail(wire_category(&e));
         }
     }
     conn.cancel();

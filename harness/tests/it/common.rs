@@ -1,0 +1,40 @@
+//! What the end-to-end tests share: running the real program in-process and reading its
+//! JSON.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde_json::Value;
+use vmsbench::Opts;
+
+/// Runs `vmsbench ARGS…` in-process, through the real flag parsing.
+pub fn try_run(args: &[&str]) -> anyhow::Result<ExitCode> {
+    let opts = Opts::parse_from(std::iter::once("vmsbench").chain(args.iter().copied()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(vmsbench::run(opts))
+}
+
+/// Runs `vmsbench ARGS…` in-process; it must not fail.
+pub fn run_in_process(args: &[&str]) -> ExitCode {
+    try_run(args).expect("run succeeds")
+}
+
+/// Reads a JSON file the program wrote.
+pub fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("JSON written");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+/// The result of `link` in `mode`.
+pub fn result<'a>(report: &'a Value, link: &str, mode: &str) -> &'a Value {
+    report["results"]
+        .as_array()
+        .expect("results array")
+        .iter()
+        .find(|r| r["link"] == link && r["mode"] == mode)
+        .unwrap_or_else(|| panic!("no result for {link} {mode}"))
+}
