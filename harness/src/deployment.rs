@@ -631,9 +631,13 @@ impl Running {
                     .iter()
                     .filter_map(|id| all_cameras.get(id).cloned())
                     .collect();
+                let failover = scenario
+                    .recorder(host)
+                    .and_then(|rec| rec.failover.as_deref())
+                    .and_then(|f| recorder_endpoint(&r, f));
                 let config = ViewerConfig {
                     server: endpoint,
-                    failover: None,
+                    failover,
                     streams,
                     playback: Playback::Live,
                     connector: connector(LinkId::MobileRecorder),

@@ -73,6 +73,9 @@ struct Outgoing {
 struct Subscriber {
     tx: mpsc::Sender<Outgoing>,
     waiting_for_key: bool,
+    /// Whether a frame has been queued yet: frames skipped while a new subscriber waits
+    /// for its first key frame are not drops (nothing was lost that it had).
+    started: bool,
     link: Arc<LinkCounters>,
 }
 
@@ -89,6 +92,7 @@ impl Subscriber {
         Subscriber {
             tx,
             waiting_for_key: true,
+            started: false,
             link,
         }
     }
@@ -105,6 +109,7 @@ impl Subscriber {
             match self.tx.try_send(out.clone()) {
                 Ok(()) => {
                     self.waiting_for_key = false;
+                    self.started = true;
                     Offer::Queued
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -114,7 +119,7 @@ impl Subscriber {
                 Err(mpsc::error::TrySendError::Closed(_)) => return Offer::Closed,
             }
         };
-        if in_window {
+        if in_window && self.started {
             let c = &self.link.sent;
             c.frames_offered.fetch_add(1, Ordering::Relaxed);
             if offer == Offer::Dropped {
