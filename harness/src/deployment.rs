@@ -263,6 +263,32 @@ enum Client {
     },
 }
 
+/// A client that retrieves video: which streams, from which server, on which role.
+struct VideoClient {
+    role: &'static str,
+    link: LinkId,
+    server: Endpoint,
+    failover: Option<Endpoint>,
+    cameras: Vec<Camera>,
+    playback: Playback,
+    connector: Connector,
+    on_frame: Option<FrameHook>,
+    /// The recording server it starts on (for failover reports).
+    recorder: Option<String>,
+}
+
+/// Time between a stream's frames, its lateness threshold: a frame interval live, shorter
+/// in playback, a GOP per I-frame at 4× and faster.
+fn frame_interval_ns(c: &Camera, playback: Playback) -> u64 {
+    match playback {
+        Playback::Live => c.profile.frame_interval_ns(),
+        Playback::Speed(s) if playback.iframes_only() => {
+            c.profile.frame_interval_ns() * u64::from(c.profile.gop) / u64::from(s)
+        }
+        Playback::Speed(s) => c.profile.frame_interval_ns() / u64::from(s),
+    }
+}
+
 /// Where each link's participants run, for CPU attribution: (role, is_server).
 type Participation = BTreeMap<String, Vec<(LinkId, bool)>>;
 
@@ -619,15 +645,7 @@ impl Running {
                 let Some(endpoint) = recorder_endpoint(&r, host) else {
                     continue;
                 };
-                let streams: Vec<StreamRequest> = ids
-                    .iter()
-                    .filter_map(|id| all_cameras.get(id))
-                    .map(|c| StreamRequest {
-                        camera: c.id,
-                        interval_ns: c.profile.frame_interval_ns(),
-                    })
-                    .collect();
-                let live: Vec<Camera> = ids
+                let cameras: Vec<Camera> = ids
                     .iter()
                     .filter_map(|id| all_cameras.get(id).cloned())
                     .collect();
@@ -635,30 +653,18 @@ impl Running {
                     .recorder(host)
                     .and_then(|rec| rec.failover.as_deref())
                     .and_then(|f| recorder_endpoint(&r, f));
-                let config = ViewerConfig {
+                let client = VideoClient {
+                    role: "mobile",
+                    link: LinkId::MobileRecorder,
                     server: endpoint,
                     failover,
-                    streams,
+                    cameras,
                     playback: Playback::Live,
                     connector: connector(LinkId::MobileRecorder),
-                    label: LinkId::MobileRecorder.as_str().into(),
                     on_frame: hook.clone(),
+                    recorder: Some(host.clone()),
                 };
-                let rt = r.roles.get("mobile", true)?;
-                let viewer = Viewer::start(rt, config, clock, window.clone());
-                let offered_bps = live
-                    .iter()
-                    .map(|c: &Camera| stream_bps(&c.profile, Playback::Live))
-                    .sum();
-                r.clients.push((
-                    LinkId::MobileRecorder,
-                    Client::Video {
-                        viewer,
-                        offered_bps,
-                        live,
-                        recorder: Some(host.clone()),
-                    },
-                ));
+                r.start_video(client, clock, window)?;
             }
             let rt = r.roles.get("mobile", true)?;
             let cfg = status(LinkId::MobileMgmt, &ms.host);
@@ -707,14 +713,7 @@ impl Running {
                     ViewMode::Live => Playback::Live,
                     ViewMode::Playback(s) => Playback::Speed(s),
                 };
-                let interval = |c: &Camera| match playback {
-                    Playback::Live => c.profile.frame_interval_ns(),
-                    Playback::Speed(s) if playback.iframes_only() => {
-                        c.profile.frame_interval_ns() * u64::from(c.profile.gop) / u64::from(s)
-                    }
-                    Playback::Speed(s) => c.profile.frame_interval_ns() / u64::from(s),
-                };
-                let cams: Vec<Camera> = ids
+                let cameras: Vec<Camera> = ids
                     .iter()
                     .filter_map(|id| all_cameras.get(id).cloned())
                     .collect();
@@ -725,65 +724,34 @@ impl Running {
                     .failover
                     .as_deref()
                     .and_then(|f| recorder_endpoint(&r, f));
-                let config = ViewerConfig {
+                let client = VideoClient {
+                    role: "viewers",
+                    link: LinkId::ViewerRecorder,
                     server: endpoint,
                     failover,
-                    streams: cams
-                        .iter()
-                        .map(|c| StreamRequest {
-                            camera: c.id,
-                            interval_ns: interval(c),
-                        })
-                        .collect(),
+                    cameras,
                     playback,
                     connector: connector(LinkId::ViewerRecorder),
-                    label: LinkId::ViewerRecorder.as_str().into(),
                     on_frame: None,
+                    recorder: Some(g.recorder.clone()),
                 };
-                let rt = r.roles.get("viewers", false)?;
-                let viewer = Viewer::start(rt, config, clock, window.clone());
-                let offered_bps = cams.iter().map(|c| stream_bps(&c.profile, playback)).sum();
-                let live = if playback == Playback::Live {
-                    cams
-                } else {
-                    Vec::new()
-                };
-                r.clients.push((
-                    LinkId::ViewerRecorder,
-                    Client::Video {
-                        viewer,
-                        offered_bps,
-                        live,
-                        recorder: Some(g.recorder.clone()),
-                    },
-                ));
+                r.start_video(client, clock, window)?;
                 let who = format!("{}-{i}", g.name);
                 if let (Some(ev), Some(channel)) = (&scenario.event_server, &event_channel) {
                     let endpoint = recorder_endpoint(&r, &ev.host);
                     if let Some(server) = endpoint {
-                        let config = ViewerConfig {
+                        let client = VideoClient {
+                            role: "event-clients",
+                            link: LinkId::ClientEvent,
                             server,
                             failover: None,
-                            streams: vec![StreamRequest {
-                                camera: 0,
-                                interval_ns: channel.profile.frame_interval_ns(),
-                            }],
+                            cameras: vec![channel.clone()],
                             playback: Playback::Live,
                             connector: connector(LinkId::ClientEvent),
-                            label: LinkId::ClientEvent.as_str().into(),
                             on_frame: None,
+                            recorder: None,
                         };
-                        let rt = r.roles.get("event-clients", false)?;
-                        let viewer = Viewer::start(rt, config, clock, window.clone());
-                        r.clients.push((
-                            LinkId::ClientEvent,
-                            Client::Video {
-                                viewer,
-                                offered_bps: stream_bps(&channel.profile, Playback::Live),
-                                live: vec![channel.clone()],
-                                recorder: None,
-                            },
-                        ));
+                        r.start_video(client, clock, window)?;
                     }
                 }
                 let rt = r.roles.get("login-clients", false)?;
@@ -839,7 +807,7 @@ impl Running {
                 let ids: Vec<u32> = (0..g.streams.min(n))
                     .map(|k| base + (i * g.streams + k) % n)
                     .collect();
-                let cams: Vec<Camera> = ids
+                let cameras: Vec<Camera> = ids
                     .iter()
                     .filter_map(|id| all_cameras.get(id).cloned())
                     .collect();
@@ -850,40 +818,22 @@ impl Running {
                     .failover
                     .as_deref()
                     .and_then(|f| recorder_endpoint(&r, f));
-                let config = ViewerConfig {
+                let client = VideoClient {
+                    role: "integrations",
+                    link: LinkId::SdkRecorder,
                     server: endpoint,
                     failover,
-                    streams: cams
-                        .iter()
-                        .map(|c| StreamRequest {
-                            camera: c.id,
-                            interval_ns: c.profile.frame_interval_ns(),
-                        })
-                        .collect(),
+                    cameras,
                     playback: Playback::Live,
                     connector: if g.tls_capable {
                         connector(LinkId::SdkRecorder)
                     } else {
                         Connector::plain()
                     },
-                    label: LinkId::SdkRecorder.as_str().into(),
                     on_frame: None,
+                    recorder: Some(g.recorder.clone()),
                 };
-                let rt = r.roles.get("integrations", false)?;
-                let viewer = Viewer::start(rt, config, clock, window.clone());
-                let offered_bps = cams
-                    .iter()
-                    .map(|c| stream_bps(&c.profile, Playback::Live))
-                    .sum();
-                r.clients.push((
-                    LinkId::SdkRecorder,
-                    Client::Video {
-                        viewer,
-                        offered_bps,
-                        live: cams,
-                        recorder: Some(g.recorder.clone()),
-                    },
-                ));
+                r.start_video(client, clock, window)?;
                 let rt = r.roles.get("login-clients", false)?;
                 let cfg = login(&format!("{}-{i}", g.name));
                 let client = RpcClient::start(rt, cfg.clone(), clock, window.clone());
@@ -932,36 +882,18 @@ impl Running {
                     let Some(server) = endpoint.clone() else {
                         continue;
                     };
-                    let config = ViewerConfig {
+                    let client = VideoClient {
+                        role: "phones",
+                        link: LinkId::PhoneMobile,
                         server,
                         failover: None,
-                        streams: cams
-                            .iter()
-                            .map(|c| StreamRequest {
-                                camera: c.id,
-                                interval_ns: c.profile.frame_interval_ns(),
-                            })
-                            .collect(),
+                        cameras: cams,
                         playback: Playback::Live,
                         connector: connector(LinkId::PhoneMobile),
-                        label: LinkId::PhoneMobile.as_str().into(),
                         on_frame: None,
+                        recorder: None,
                     };
-                    let rt = r.roles.get("phones", false)?;
-                    let viewer = Viewer::start(rt, config, clock, window.clone());
-                    let offered_bps = cams
-                        .iter()
-                        .map(|c| stream_bps(&c.profile, Playback::Live))
-                        .sum();
-                    r.clients.push((
-                        LinkId::PhoneMobile,
-                        Client::Video {
-                            viewer,
-                            offered_bps,
-                            live: cams,
-                            recorder: None,
-                        },
-                    ));
+                    r.start_video(client, clock, window)?;
                 }
             }
             if uses(LinkId::PhoneMobile) {
@@ -1037,6 +969,57 @@ impl Running {
                 (link.as_str().to_owned(), probe)
             })
             .collect()
+    }
+
+    /// Starts a client retrieving video on its role's runtime and keeps it with what the
+    /// harness needs to count its frames.
+    fn start_video(
+        &mut self,
+        c: VideoClient,
+        clock: RunClock,
+        window: &Arc<Window>,
+    ) -> anyhow::Result<()> {
+        let config = ViewerConfig {
+            server: c.server,
+            failover: c.failover,
+            streams: c
+                .cameras
+                .iter()
+                .map(|cam| StreamRequest {
+                    camera: cam.id,
+                    interval_ns: frame_interval_ns(cam, c.playback),
+                })
+                .collect(),
+            playback: c.playback,
+            connector: c.connector,
+            label: c.link.as_str().into(),
+            on_frame: c.on_frame,
+        };
+        // The mobile server is a server role that is also a client of the recorders.
+        let rt = self.roles.get(c.role, c.role == "mobile")?;
+        let viewer = Viewer::start(rt, config, clock, window.clone());
+        let offered_bps = c
+            .cameras
+            .iter()
+            .map(|cam| stream_bps(&cam.profile, c.playback))
+            .sum();
+        // Playback schedules start when the server receives the subscription; only the
+        // server knows them, so playback streams are counted from its offers instead.
+        let live = if c.playback == Playback::Live {
+            c.cameras
+        } else {
+            Vec::new()
+        };
+        self.clients.push((
+            c.link,
+            Client::Video {
+                viewer,
+                offered_bps,
+                live,
+                recorder: c.recorder,
+            },
+        ));
+        Ok(())
     }
 
     /// Stops a streaming server (a scheduled failure).
