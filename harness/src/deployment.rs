@@ -277,6 +277,13 @@ struct VideoClient {
     recorder: Option<String>,
 }
 
+/// The camera ids client `i` of a group watches on a recording server whose `n` cameras
+/// are numbered from `base`: `per` consecutive ones from `i × per`, wrapping round.
+fn watched_ids(base: u32, n: u32, i: u32, per: u32) -> Vec<u32> {
+    let n = n.max(1);
+    (0..per.min(n)).map(|k| base + (i * per + k) % n).collect()
+}
+
 /// Time between a stream's frames, its lateness threshold: a frame interval live, shorter
 /// in playback, a GOP per I-frame at 4× and faster.
 fn frame_interval_ns(c: &Camera, playback: Playback) -> u64 {
@@ -546,12 +553,6 @@ impl Running {
             participate(&mut r.participation, &role, LinkId::RecorderMgmt, false);
             r.servers.insert(host, (rec, recorder_links.to_vec()));
         }
-        let recorder_endpoint = |r: &Running, host: &str| {
-            r.servers.get(host).map(|(rec, _)| Endpoint {
-                addr: rec.addr(),
-                host: host.to_owned(),
-            })
-        };
 
         // Event server: a stream of notifications to every connected viewer.
         let mut event_channel: Option<Camera> = None;
@@ -598,10 +599,9 @@ impl Running {
                     continue;
                 };
                 let n = rec.camera_count().max(1);
+                let w = wanted.entry(g.recorder.clone()).or_default();
                 for i in 0..g.count {
-                    for k in 0..g.cameras_each {
-                        let id = base + (i * g.cameras_each + k) % n;
-                        let w = wanted.entry(g.recorder.clone()).or_default();
+                    for id in watched_ids(*base, n, i, g.cameras_each) {
                         if !w.contains(&id) {
                             w.push(id);
                         }
@@ -642,17 +642,13 @@ impl Running {
                 MobileMode::Transcoded => None,
             };
             for (host, ids) in &wanted {
-                let Some(endpoint) = recorder_endpoint(&r, host) else {
+                let Some((endpoint, failover)) = r.endpoints(scenario, host) else {
                     continue;
                 };
                 let cameras: Vec<Camera> = ids
                     .iter()
                     .filter_map(|id| all_cameras.get(id).cloned())
                     .collect();
-                let failover = scenario
-                    .recorder(host)
-                    .and_then(|rec| rec.failover.as_deref())
-                    .and_then(|f| recorder_endpoint(&r, f));
                 let client = VideoClient {
                     role: "mobile",
                     link: LinkId::MobileRecorder,
@@ -706,9 +702,7 @@ impl Running {
             let base = bases.get(&g.recorder).copied().unwrap_or(0);
             let n = rec.camera_count().max(1);
             for i in 0..g.count {
-                let ids: Vec<u32> = (0..g.view.min(n))
-                    .map(|k| base + (i * g.view + k) % n)
-                    .collect();
+                let ids = watched_ids(base, n, i, g.view);
                 let playback = match g.mode {
                     ViewMode::Live => Playback::Live,
                     ViewMode::Playback(s) => Playback::Speed(s),
@@ -717,13 +711,9 @@ impl Running {
                     .iter()
                     .filter_map(|id| all_cameras.get(id).cloned())
                     .collect();
-                let Some(endpoint) = recorder_endpoint(&r, &g.recorder) else {
+                let Some((endpoint, failover)) = r.endpoints(scenario, &g.recorder) else {
                     continue;
                 };
-                let failover = rec
-                    .failover
-                    .as_deref()
-                    .and_then(|f| recorder_endpoint(&r, f));
                 let client = VideoClient {
                     role: "viewers",
                     link: LinkId::ViewerRecorder,
@@ -738,7 +728,7 @@ impl Running {
                 r.start_video(client, clock, window)?;
                 let who = format!("{}-{i}", g.name);
                 if let (Some(ev), Some(channel)) = (&scenario.event_server, &event_channel) {
-                    let endpoint = recorder_endpoint(&r, &ev.host);
+                    let endpoint = r.endpoint(&ev.host);
                     if let Some(server) = endpoint {
                         let client = VideoClient {
                             role: "event-clients",
@@ -804,20 +794,14 @@ impl Running {
                 });
             }
             for i in 0..g.count {
-                let ids: Vec<u32> = (0..g.streams.min(n))
-                    .map(|k| base + (i * g.streams + k) % n)
-                    .collect();
+                let ids = watched_ids(base, n, i, g.streams);
                 let cameras: Vec<Camera> = ids
                     .iter()
                     .filter_map(|id| all_cameras.get(id).cloned())
                     .collect();
-                let Some(endpoint) = recorder_endpoint(&r, &g.recorder) else {
+                let Some((endpoint, failover)) = r.endpoints(scenario, &g.recorder) else {
                     continue;
                 };
-                let failover = rec
-                    .failover
-                    .as_deref()
-                    .and_then(|f| recorder_endpoint(&r, f));
                 let client = VideoClient {
                     role: "integrations",
                     link: LinkId::SdkRecorder,
@@ -865,16 +849,14 @@ impl Running {
 
         // Phones, through the mobile server.
         if let Some(ms) = &scenario.mobile_server {
-            let endpoint = recorder_endpoint(&r, &ms.host);
+            let endpoint = r.endpoint(&ms.host);
             for g in scenario.phones.iter().filter(|_| endpoint.is_some()) {
                 let base = bases.get(&g.recorder).copied().unwrap_or(0);
                 let n = scenario
                     .recorder(&g.recorder)
                     .map_or(1, |rec| rec.camera_count().max(1));
                 for i in 0..g.count {
-                    let ids: Vec<u32> = (0..g.cameras_each)
-                        .map(|k| base + (i * g.cameras_each + k) % n)
-                        .collect();
+                    let ids = watched_ids(base, n, i, g.cameras_each);
                     let cams: Vec<Camera> = ids
                         .iter()
                         .filter_map(|id| phone_cameras.iter().find(|c| c.id == *id).cloned())
@@ -969,6 +951,23 @@ impl Running {
                 (link.as_str().to_owned(), probe)
             })
             .collect()
+    }
+
+    /// Where a running streaming server (recording, failover, event or mobile) listens.
+    fn endpoint(&self, host: &str) -> Option<Endpoint> {
+        self.servers.get(host).map(|(rec, _)| Endpoint {
+            addr: rec.addr(),
+            host: host.to_owned(),
+        })
+    }
+
+    /// A recording server's endpoint and, if it has one, its failover's.
+    fn endpoints(&self, scenario: &Scenario, host: &str) -> Option<(Endpoint, Option<Endpoint>)> {
+        let failover = scenario
+            .recorder(host)
+            .and_then(|rec| rec.failover.as_deref())
+            .and_then(|f| self.endpoint(f));
+        Some((self.endpoint(host)?, failover))
     }
 
     /// Starts a client retrieving video on its role's runtime and keeps it with what the

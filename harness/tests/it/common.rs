@@ -38,3 +38,21 @@ pub fn result<'a>(report: &'a Value, link: &str, mode: &str) -> &'a Value {
         .find(|r| r["link"] == link && r["mode"] == mode)
         .unwrap_or_else(|| panic!("no result for {link} {mode}"))
 }
+
+/// Runs `vmsbench ARGS… --json DIR/report.json` in-process; it must succeed. Returns the
+/// report.
+pub fn run_report(dir: &Path, args: &[&str]) -> Value {
+    let out = dir.join("report.json");
+    let out_arg = out.to_str().expect("utf-8 path");
+    let mut argv = args.to_vec();
+    argv.extend(["--json", out_arg]);
+    assert_eq!(run_in_process(&argv), ExitCode::SUCCESS);
+    read_json(&out)
+}
+
+/// Writes a scenario file into `dir` and returns its path, to pass as the scenario.
+pub fn write_scenario(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write scenario");
+    path.to_str().expect("utf-8 path").to_owned()
+}

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::common::{read_json, result, try_run};
+use crate::common::{read_json, result, run_report, try_run};
 use serde_json::Value;
 
 /// Validates a report against the checked-in schema, listing every error.
@@ -192,21 +192,18 @@ fn one_run_writes_every_export_and_they_agree() {
 #[test]
 fn bulk_reports_validate_against_the_schema_too() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("bulk.json");
-    let code = try_run(&[
-        "bulk",
-        "--duration",
-        "1s",
-        "--warmup",
-        "300ms",
-        "--repeat",
-        "1",
-        "--json",
-        out.to_str().expect("utf-8 path"),
-    ])
-    .expect("bulk succeeds");
-    assert_eq!(code, ExitCode::SUCCESS);
-    let report = read_json(&out);
+    let report = run_report(
+        dir.path(),
+        &[
+            "bulk",
+            "--duration",
+            "1s",
+            "--warmup",
+            "300ms",
+            "--repeat",
+            "1",
+        ],
+    );
     validate(&report);
     assert!(!report["histograms"]
         .as_array()

@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{read_json, result, run_in_process};
+use crate::common::{read_json, result, run_report, write_scenario};
 use serde_json::Value;
 
 const NUMBER_FIELDS: &[&str] = &[
@@ -78,20 +78,18 @@ fn check_results(report: &Value, links: &[&str]) {
 #[test]
 fn default_run_reports_every_contract_field_for_every_link_and_mode() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("out.json");
-    let code = run_in_process(&[
-        "run",
-        "--duration",
-        "2s",
-        "--warmup",
-        "1500ms",
-        "--repeat",
-        "1",
-        "--json",
-        out.to_str().expect("utf-8 path"),
-    ]);
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
-    let report = read_json(&out);
+    let report = run_report(
+        dir.path(),
+        &[
+            "run",
+            "--duration",
+            "2s",
+            "--warmup",
+            "1500ms",
+            "--repeat",
+            "1",
+        ],
+    );
     assert_eq!(report["schema_version"], 1);
     assert_eq!(report["partial"], false);
     for key in [
@@ -168,23 +166,20 @@ host = "recorder-1.vms.test"
 #[test]
 fn failover_reconnects_every_stream_of_the_stopped_recorder() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = dir.path().join("failover.toml");
-    std::fs::write(&scenario, FAILOVER).expect("write scenario");
-    let out = dir.path().join("failover.json");
-    let code = run_in_process(&[
-        "run",
-        scenario.to_str().expect("utf-8 path"),
-        "--duration",
-        "3500ms",
-        "--warmup",
-        "1500ms",
-        "--repeat",
-        "1",
-        "--json",
-        out.to_str().expect("utf-8 path"),
-    ]);
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
-    let report = read_json(&out);
+    let scenario = write_scenario(dir.path(), "failover.toml", FAILOVER);
+    let report = run_report(
+        dir.path(),
+        &[
+            "run",
+            &scenario,
+            "--duration",
+            "3500ms",
+            "--warmup",
+            "1500ms",
+            "--repeat",
+            "1",
+        ],
+    );
     let failovers = report["failovers"].as_array().expect("failovers");
     assert_eq!(failovers.len(), 2, "one per mode: {failovers:?}");
     for f in failovers {
@@ -229,23 +224,20 @@ tls = false
 #[test]
 fn a_plaintext_only_integration_is_reported_incompatible_and_the_rest_runs_on() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let scenario = dir.path().join("mixed.toml");
-    std::fs::write(&scenario, MIXED).expect("write scenario");
-    let out = dir.path().join("mixed.json");
-    let code = run_in_process(&[
-        "run",
-        scenario.to_str().expect("utf-8 path"),
-        "--duration",
-        "1500ms",
-        "--warmup",
-        "1500ms",
-        "--repeat",
-        "1",
-        "--json",
-        out.to_str().expect("utf-8 path"),
-    ]);
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
-    let report = read_json(&out);
+    let scenario = write_scenario(dir.path(), "mixed.toml", MIXED);
+    let report = run_report(
+        dir.path(),
+        &[
+            "run",
+            &scenario,
+            "--duration",
+            "1500ms",
+            "--warmup",
+            "1500ms",
+            "--repeat",
+            "1",
+        ],
+    );
     let incompatible = report["incompatibilities"].as_array().expect("list");
     assert_eq!(incompatible.len(), 1, "{incompatible:?}");
     assert_eq!(incompatible[0]["client"], "legacy");
@@ -273,23 +265,21 @@ fn a_plaintext_only_integration_is_reported_incompatible_and_the_rest_runs_on() 
 #[test]
 fn medium_preset_scaled_down_reports_every_link_it_uses_in_both_modes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("medium.json");
-    let code = run_in_process(&[
-        "run",
-        "medium",
-        "--scale",
-        "0.05",
-        "--duration",
-        "2s",
-        "--warmup",
-        "1500ms",
-        "--repeat",
-        "1",
-        "--json",
-        out.to_str().expect("utf-8 path"),
-    ]);
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
-    let report = read_json(&out);
+    let report = run_report(
+        dir.path(),
+        &[
+            "run",
+            "medium",
+            "--scale",
+            "0.05",
+            "--duration",
+            "2s",
+            "--warmup",
+            "1500ms",
+            "--repeat",
+            "1",
+        ],
+    );
     let links: Vec<String> = report["results"]
         .as_array()
         .expect("results")
@@ -322,26 +312,24 @@ fn medium_preset_scaled_down_reports_every_link_it_uses_in_both_modes() {
 #[test]
 fn bulk_reports_both_modes_with_negotiated_parameters() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("bulk.json");
-    let code = run_in_process(&[
-        "bulk",
-        "--duration",
-        "1s",
-        "--warmup",
-        "300ms",
-        "--repeat",
-        "1",
-        "--connections",
-        "2",
-        "--frame-size",
-        "32KiB",
-        "--key",
-        "ecdsa-p256",
-        "--json",
-        out.to_str().expect("utf-8 path"),
-    ]);
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
-    let report = read_json(&out);
+    let report = run_report(
+        dir.path(),
+        &[
+            "bulk",
+            "--duration",
+            "1s",
+            "--warmup",
+            "300ms",
+            "--repeat",
+            "1",
+            "--connections",
+            "2",
+            "--frame-size",
+            "32KiB",
+            "--key",
+            "ecdsa-p256",
+        ],
+    );
     for mode in ["plain", "tls"] {
         let r = result(&report, "bulk", mode);
         let bytes = r["bytes_received"].as_u64().expect("bytes");
