@@ -301,6 +301,13 @@ pub enum FailureCategory {
     Reset,
     /// The peer sent something that is not TLS, or TLS where plaintext was expected.
     Protocol,
+    /// The server sent its certificate without the intermediate CA certificate(s) that
+    /// link it to a root the client trusts.
+    MissingIntermediate,
+    /// The certificate's key is too weak to be accepted (an RSA key below 2048 bits).
+    WeakKey,
+    /// The server could not read its own private key, so it cannot complete a handshake.
+    KeyUnreadable,
     /// Anything else.
     Other,
 }
@@ -320,8 +327,55 @@ impl FailureCategory {
             FailureCategory::Timeout => "timeout",
             FailureCategory::Reset => "reset",
             FailureCategory::Protocol => "protocol",
+            FailureCategory::MissingIntermediate => "missing_intermediate",
+            FailureCategory::WeakKey => "weak_key",
+            FailureCategory::KeyUnreadable => "key_unreadable",
             FailureCategory::Other => "other",
         }
+    }
+}
+
+/// A failure vmsbench itself diagnosed (a certificate check of its own, a server that
+/// cannot read its key), carried through rustls as an [`rustls::OtherError`] so that
+/// [`explain`] can report its category and message unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Diagnosis {
+    /// The category to count it under.
+    pub category: FailureCategory,
+    /// What happened and what to do about it, for a person.
+    pub message: String,
+}
+
+impl Diagnosis {
+    /// A diagnosis of `category` with `message`.
+    pub fn new(category: FailureCategory, message: impl Into<String>) -> Self {
+        Diagnosis {
+            category,
+            message: message.into(),
+        }
+    }
+
+    /// As a rustls error, to return from a verifier or signer.
+    pub fn into_rustls(self) -> rustls::Error {
+        rustls::Error::Other(rustls::OtherError(Arc::new(self)))
+    }
+
+    /// As a rustls certificate error, to return from a certificate verifier.
+    pub fn into_certificate_error(self) -> rustls::Error {
+        rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+            self,
+        ))))
+    }
+
+    /// The diagnosis inside `err`, if it carries one.
+    pub fn find(err: &rustls::Error) -> Option<&Diagnosis> {
+        let other = match err {
+            rustls::Error::Other(o) => o,
+            rustls::Error::InvalidCertificate(CertificateError::Other(o)) => o,
+            _ => return None,
+        };
+        other.0.downcast_ref::<Diagnosis>()
     }
 }
 
@@ -385,6 +439,9 @@ impl ConnectError {
 /// Turns a rustls error into a category and a sentence a person can act on.
 pub fn explain(err: &rustls::Error, host: &str) -> (FailureCategory, String) {
     use rustls::Error as E;
+    if let Some(d) = Diagnosis::find(err) {
+        return (d.category, d.message.clone());
+    }
     match err {
         E::InvalidCertificate(cert) => match cert {
             CertificateError::UnknownIssuer | CertificateError::BadSignature => (
