@@ -8,9 +8,11 @@
 //! Nothing here knows about reports or the command line; the `vmsbench` harness does.
 
 pub mod clock;
+pub mod legacy;
 pub mod metrics;
 pub mod pki;
 pub mod role;
 pub mod transport;
+pub mod verify;
 pub mod video;
 pub mod wire;

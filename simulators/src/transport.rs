@@ -301,9 +301,10 @@ pub enum FailureCategory {
     Reset,
     /// The peer sent something that is not TLS, or TLS where plaintext was expected.
     Protocol,
-    /// The server sent its certificate without the intermediate CA certificate(s) that
-    /// link it to a root the client trusts.
-    MissingIntermediate,
+    /// The certificate's issuer is not a CA the client trusts, and the server sent no
+    /// intermediate certificate: either the server lacks its intermediate CA certificate,
+    /// or the client lacks the CA. From the client's side the two look alike.
+    UnknownIssuer,
     /// The certificate's key is too weak to be accepted (an RSA key below 2048 bits).
     WeakKey,
     /// The server could not read its own private key, so it cannot complete a handshake.
@@ -327,7 +328,7 @@ impl FailureCategory {
             FailureCategory::Timeout => "timeout",
             FailureCategory::Reset => "reset",
             FailureCategory::Protocol => "protocol",
-            FailureCategory::MissingIntermediate => "missing_intermediate",
+            FailureCategory::UnknownIssuer => "unknown_issuer",
             FailureCategory::WeakKey => "weak_key",
             FailureCategory::KeyUnreadable => "key_unreadable",
             FailureCategory::Other => "other",
@@ -491,6 +492,12 @@ pub fn explain(err: &rustls::Error, host: &str) -> (FailureCategory, String) {
         E::AlertReceived(alert) => (
             FailureCategory::PeerRejected,
             format!("the peer ended the handshake with alert {alert:?}"),
+        ),
+        E::PeerIncompatible(rustls::PeerIncompatible::SignatureAlgorithmsExtensionRequired) => (
+            FailureCategory::NoCommonParameters,
+            "the client offered no signature algorithms, as clients of TLS 1.1 and older do: \
+             it cannot speak TLS 1.2 or later; upgrade the client or its TLS library"
+                .to_owned(),
         ),
         E::PeerIncompatible(why) => (
             FailureCategory::NoCommonParameters,
@@ -890,10 +897,12 @@ fn timeout_error(host: &str, addr: SocketAddr) -> ConnectError {
     )
 }
 
-/// Dials servers, plaintext or with a TLS client config.
+/// Dials servers, plaintext or with a TLS client config (or as a client that offers only
+/// TLS 1.1, which no current server should accept).
 #[derive(Clone, Debug)]
 pub struct Connector {
     tls: Option<Arc<ClientConfig>>,
+    tls11_only: bool,
 }
 
 /// A client-side connection ready for use, with its setup timings.
@@ -912,17 +921,32 @@ pub struct Connected {
 impl Connector {
     /// A connector for plaintext links.
     pub fn plain() -> Self {
-        Connector { tls: None }
+        Connector {
+            tls: None,
+            tls11_only: false,
+        }
     }
 
     /// A connector for TLS links with this client configuration.
     pub fn tls(config: Arc<ClientConfig>) -> Self {
-        Connector { tls: Some(config) }
+        Connector {
+            tls: Some(config),
+            tls11_only: false,
+        }
+    }
+
+    /// A connector that offers only TLS 1.1 (see [`crate::legacy`]): every connection
+    /// fails, with the server's answer as the reason.
+    pub fn tls11_only() -> Self {
+        Connector {
+            tls: None,
+            tls11_only: true,
+        }
     }
 
     /// Whether this connector speaks plaintext or TLS.
     pub fn mode(&self) -> Mode {
-        if self.tls.is_some() {
+        if self.tls.is_some() || self.tls11_only {
             Mode::Tls
         } else {
             Mode::Plain
@@ -949,6 +973,9 @@ impl Connector {
                 format!("TCP_NODELAY: {e}"),
             )
         })?;
+        if self.tls11_only {
+            return Err(crate::legacy::offer_tls11(tcp, host, addr).await);
+        }
         let Some(config) = &self.tls else {
             return Ok(Connected {
                 stream: Stream::Plain(tcp.into()),

@@ -1,7 +1,9 @@
 //! Integration tests of the simulated roles over real sockets on 127.0.0.1.
 //! One test binary (modules below) keeps link time down.
 
+mod interop;
 mod lifecycle;
 mod management;
 mod pki;
 mod streaming;
+mod verify;
