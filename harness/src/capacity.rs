@@ -24,14 +24,14 @@ use anyhow::Context as _;
 use clap::Args;
 use simulators::clock::RunClock;
 use simulators::metrics::LinkMetrics;
-use simulators::pki::Pki;
 use simulators::transport::Mode;
 use simulators::video::Profile;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{ModeArg, TlsArgs};
+use crate::credentials::Credentials;
 use crate::deployment::{
-    generate_pki, role_of_host, run_phase_with, PhaseOptions, PhaseOutcome, Timing, MAX_DRAIN,
+    role_of_host, run_phase_with, PhaseOptions, PhaseOutcome, Timing, MAX_DRAIN,
 };
 use crate::environment::Environment;
 use crate::report::{Percentiles, TlsInfo};
@@ -534,7 +534,7 @@ pub async fn run(
 ) -> anyhow::Result<CapacityReport> {
     let plan = plan(args)?;
     let environment = Environment::detect();
-    let pki: Pki = generate_pki(&plan.shape.base)?;
+    let creds = Credentials::for_scenario(&plan.shape.base)?;
     let clock = RunClock::new();
     let modes = args.mode.modes();
     let start = args
@@ -589,7 +589,7 @@ pub async fn run(
         index += 1;
         let step_began = Instant::now();
         let scenario = plan.shape.at(cameras);
-        let phase = run_phase_with(&scenario, &pki, mode, clock, t, interrupt, &options);
+        let phase = run_phase_with(&scenario, &creds, mode, clock, t, interrupt, &options);
         let Some(outcome) = phase.await? else {
             searches.stop_all(Stop::Interrupted);
             break;

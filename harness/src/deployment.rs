@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use simulators::clock::RunClock;
 use simulators::metrics::{latency_histogram, LinkMetrics, SenderSnapshot, Window};
-use simulators::pki::Pki;
+use simulators::pki::{HostIdentity, ReloadableIdentity};
 use simulators::role::bulk::BulkSender;
 use simulators::role::management::{ManagementConfig, ManagementServer};
 use simulators::role::recorder::{Recorder, RecorderConfig, RecorderStats, Source};
@@ -27,9 +27,11 @@ use simulators::transport::{Connector, Listener, Mode};
 use simulators::video::{Camera, PayloadPool, Playback, Profile};
 use tokio_util::sync::CancellationToken;
 
+use crate::credentials::Credentials;
 use crate::process;
 use crate::sampler::{IntervalHook, IntervalSample, Sampler};
 use crate::scenario::{EventAction, LinkId, MobileMode, Pinning, Scenario, ViewMode};
+use crate::watcher::{Attempt, Tally, Watcher};
 
 /// How long a phase warms up and measures.
 #[derive(Clone, Copy, Debug)]
@@ -44,8 +46,6 @@ pub struct Timing {
 pub const MAX_DRAIN: Duration = Duration::from_secs(2);
 /// How long a bulk phase waits after its window for frames still in socket buffers.
 pub const BULK_DRAIN: Duration = Duration::from_millis(250);
-/// How long the generated certificates are valid.
-pub const CERT_DAYS: u32 = 30;
 
 /// One link's figures from one phase.
 #[derive(Debug)]
@@ -115,6 +115,55 @@ pub struct FailoverOutcome {
     pub frames_lost: u64,
 }
 
+/// What one server host's clients and the server itself counted in one phase: shows that a
+/// fault staged on a host fails that host's links and no other.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostOutcome {
+    /// Host name.
+    pub host: String,
+    /// The fault staged on it, if any.
+    pub fault: Option<String>,
+    /// The links whose clients dialled it.
+    pub links: Vec<String>,
+    /// Connections its clients set up.
+    pub connections: u64,
+    /// Frames (and calls) its clients received in the window.
+    pub frames: u64,
+    /// Frames missing from its clients' streams (sequence gaps).
+    pub frames_lost: u64,
+    /// Its clients' failures, by category.
+    pub client_errors: BTreeMap<String, u64>,
+    /// The server's own failed connections, by category.
+    pub server_errors: BTreeMap<String, u64>,
+}
+
+/// A certificate that expired or was renewed during one phase, and what a watcher saw
+/// before and after (see [`crate::watcher`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CertificateEventOutcome {
+    /// The server host.
+    pub host: String,
+    /// `expire_certificate` or `renew_certificate`.
+    pub action: String,
+    /// When, seconds after the window opened.
+    pub at_s: f64,
+    /// Serial number of the certificate presented before.
+    pub serial_before: String,
+    /// Serial number of the certificate presented after.
+    pub serial_after: String,
+    /// The watcher's connections from the window's opening (or the host's previous
+    /// certificate event) until this event.
+    pub before: Tally,
+    /// The watcher's connections from this event until the window's end (or the host's
+    /// next certificate event).
+    pub after: Tally,
+    /// Frames missing from the streams of the host's clients in the window (sequence
+    /// gaps): 0 when every established stream went on.
+    pub frames_lost: u64,
+    /// Connections of the host's clients that broke (`io`, `closed_by_server`).
+    pub connections_broken: u64,
+}
+
 /// A client that cannot work with the server it is pointed at.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incompatibility {
@@ -141,6 +190,10 @@ pub struct PhaseOutcome {
     pub failovers: Vec<FailoverOutcome>,
     /// Clients that could not work with their server.
     pub incompatibilities: Vec<Incompatibility>,
+    /// Per server host: its clients' and its own counts.
+    pub hosts: Vec<HostOutcome>,
+    /// Certificates that expired or were renewed.
+    pub certificate_events: Vec<CertificateEventOutcome>,
     /// Length of the window actually measured, seconds.
     pub window_s: f64,
     /// CPU seconds of the whole process in the window (user, sys).
@@ -174,14 +227,6 @@ impl std::fmt::Debug for PhaseOptions {
             .field("no_intervals", &self.no_intervals)
             .finish()
     }
-}
-
-/// Generates the certificates of every server host of `scenario`.
-pub fn generate_pki(scenario: &Scenario) -> anyhow::Result<Pki> {
-    let hosts = scenario.server_hosts();
-    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
-    Pki::generate(&hosts, scenario.key, CERT_DAYS)
-        .context("generating the deployment's certificates")
 }
 
 /// Binds 127.0.0.1 on a port the system chooses, registered with the role's own runtime
@@ -256,6 +301,8 @@ enum Client {
         live: Vec<Camera>,
         /// The recording server it started on (for failover reports).
         recorder: Option<String>,
+        /// The server host it dialled first.
+        host: String,
     },
     Rpc {
         client: RpcClient,
@@ -308,7 +355,26 @@ struct Running {
     wan: Vec<WanLink>,
     participation: Participation,
     incompatibilities: Vec<Incompatibility>,
+    /// The replaceable identities of hosts whose certificate changes during the run.
+    reloadable: BTreeMap<String, Arc<ReloadableIdentity>>,
     start_ns: u64,
+}
+
+/// The hosts whose certificate expires or is renewed during the run.
+fn certificate_event_hosts(scenario: &Scenario) -> Vec<String> {
+    let mut hosts: Vec<String> = scenario
+        .events
+        .iter()
+        .filter_map(|e| match &e.action {
+            EventAction::ExpireCertificate { host } | EventAction::RenewCertificate { host } => {
+                Some(host.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
 }
 
 fn participate(p: &mut Participation, role: &str, link: LinkId, server: bool) {
@@ -401,20 +467,43 @@ fn stream_bps(profile: &Profile, mode: Playback) -> f64 {
 impl Running {
     async fn start(
         scenario: &Scenario,
-        pki: &Pki,
+        creds: &Credentials,
         mode: Mode,
         clock: RunClock,
         window: &Arc<Window>,
     ) -> anyhow::Result<Running> {
         let encrypted = |link: LinkId| mode == Mode::Tls && scenario.encrypted(link);
+        // Every server host's TLS configuration; hosts whose certificate expires or is
+        // renewed during the run present it through a replaceable identity.
+        let mut server_configs = BTreeMap::new();
+        let mut reloadable = BTreeMap::new();
+        if mode == Mode::Tls {
+            let changing = certificate_event_hosts(scenario);
+            for host in scenario.server_hosts() {
+                let config = if changing.contains(&host) {
+                    let (config, identity) =
+                        creds.server_config_reloadable(&host, &scenario.tls)?;
+                    reloadable.insert(host.clone(), identity);
+                    config
+                } else {
+                    creds.server_config(&host, &scenario.tls)?
+                };
+                server_configs.insert(host, config);
+            }
+        }
         let server_tls = |host: &str, link: LinkId| -> anyhow::Result<_> {
             Ok(if encrypted(link) {
-                Some(pki.server_config(host, &scenario.tls)?)
+                Some(
+                    server_configs
+                        .get(host)
+                        .cloned()
+                        .with_context(|| format!("no TLS configuration for {host}"))?,
+                )
             } else {
                 None
             })
         };
-        let tls_connector = Connector::tls(pki.client_config(&scenario.tls)?);
+        let tls_connector = Connector::tls(creds.client_config(&scenario.tls)?);
         let connector = |link: LinkId| {
             if encrypted(link) {
                 tls_connector.clone()
@@ -435,6 +524,7 @@ impl Running {
             wan: Vec::new(),
             participation: BTreeMap::new(),
             incompatibilities: Vec::new(),
+            reloadable,
             start_ns: clock.now_ns(),
         };
         let links = scenario.links();
@@ -923,6 +1013,66 @@ impl Running {
                 false,
             );
         }
+
+        // Clients offering only TLS 1.1 (`tls11_client` faults), one per such host, besides
+        // its usual clients; on plaintext links they are ordinary plaintext clients.
+        let legacy = |link: LinkId| {
+            if encrypted(link) {
+                Connector::tls11_only()
+            } else {
+                Connector::plain()
+            }
+        };
+        for host in creds.tls11_hosts() {
+            if host == m.host {
+                let rt = r.roles.get("legacy-clients", false)?;
+                let mut cfg = status(LinkId::RecorderMgmt, &format!("tls11-{host}"));
+                cfg.connector = legacy(LinkId::RecorderMgmt);
+                let client = RpcClient::start(rt, cfg.clone(), clock, window.clone());
+                r.clients.push((
+                    LinkId::RecorderMgmt,
+                    Client::Rpc {
+                        client,
+                        config: cfg,
+                    },
+                ));
+                continue;
+            }
+            let Some(server) = r.endpoint(&host) else {
+                continue;
+            };
+            let recorded = scenario
+                .recorders
+                .iter()
+                .find(|rec| rec.host == host || rec.failover.as_deref() == Some(host.as_str()))
+                .and_then(|rec| cameras.get(&rec.host));
+            let (link, stream) = if let Some(cams) = recorded {
+                (LinkId::ViewerRecorder, cams.first().cloned())
+            } else if scenario
+                .event_server
+                .as_ref()
+                .is_some_and(|e| e.host == host)
+            {
+                (LinkId::ClientEvent, event_channel.clone())
+            } else {
+                (LinkId::PhoneMobile, phone_cameras.first().cloned())
+            };
+            if !uses(link) {
+                continue;
+            }
+            let client = VideoClient {
+                role: "legacy-clients",
+                link,
+                server,
+                failover: None,
+                cameras: stream.into_iter().collect(),
+                playback: Playback::Live,
+                connector: legacy(link),
+                on_frame: None,
+                recorder: None,
+            };
+            r.start_video(client, clock, window)?;
+        }
         Ok(r)
     }
 
@@ -978,6 +1128,7 @@ impl Running {
         clock: RunClock,
         window: &Arc<Window>,
     ) -> anyhow::Result<()> {
+        let host = c.server.host.clone();
         let config = ViewerConfig {
             server: c.server,
             failover: c.failover,
@@ -1016,9 +1167,21 @@ impl Running {
                 offered_bps,
                 live,
                 recorder: c.recorder,
+                host,
             },
         ));
         Ok(())
+    }
+
+    /// Where `host` accepts TLS connections (for a watcher), if its links are encrypted.
+    fn tls_addr(&self, scenario: &Scenario, host: &str) -> Option<SocketAddr> {
+        if host == scenario.management.host {
+            let addr = self.mgmt.as_ref()?.addrs().first().copied();
+            return addr.filter(|_| scenario.encrypted(LinkId::RecorderMgmt));
+        }
+        let (server, links) = self.servers.get(host)?;
+        let link = links.first()?;
+        scenario.encrypted(*link).then(|| server.addr())
     }
 
     /// Stops a streaming server (a scheduled failure).
@@ -1126,20 +1289,20 @@ fn attribute_cpu(
 /// measured.
 pub async fn run_phase(
     scenario: &Scenario,
-    pki: &Pki,
+    creds: &Credentials,
     mode: Mode,
     clock: RunClock,
     timing: Timing,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<Option<PhaseOutcome>> {
     let options = PhaseOptions::default();
-    run_phase_with(scenario, pki, mode, clock, timing, interrupt, &options).await
+    run_phase_with(scenario, creds, mode, clock, timing, interrupt, &options).await
 }
 
 /// [`run_phase`] with [`PhaseOptions`].
 pub async fn run_phase_with(
     scenario: &Scenario,
-    pki: &Pki,
+    creds: &Credentials,
     mode: Mode,
     clock: RunClock,
     timing: Timing,
@@ -1149,7 +1312,32 @@ pub async fn run_phase_with(
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
     let _ = process::reset_peak_rss();
     let window = Arc::new(Window::default());
-    let mut running = Running::start(scenario, pki, mode, clock, &window).await?;
+    let mut running = Running::start(scenario, creds, mode, clock, &window).await?;
+    // The certificates that certificate events will present, issued now (key generation
+    // takes a while), and a watcher on each host whose certificate changes.
+    let mut staged: BTreeMap<usize, HostIdentity> = BTreeMap::new();
+    let mut watchers: Vec<(String, Watcher)> = Vec::new();
+    if mode == Mode::Tls {
+        let mut events: Vec<_> = scenario.events.iter().collect();
+        events.sort_by_key(|e| e.at);
+        for (i, e) in events.iter().enumerate() {
+            let next = match &e.action {
+                EventAction::ExpireCertificate { host } => creds.expired(host)?,
+                EventAction::RenewCertificate { host } => creds.renewal(host)?,
+                _ => continue,
+            };
+            staged.insert(i, next);
+        }
+        let client = creds.client_config(&scenario.tls)?;
+        let hosts: Vec<String> = running.reloadable.keys().cloned().collect();
+        for host in hosts {
+            if let Some(addr) = running.tls_addr(scenario, &host) {
+                let rt = running.roles.get("watchers", false)?.handle();
+                let w = Watcher::start(&rt, &client, addr, host.clone(), clock);
+                watchers.push((host, w));
+            }
+        }
+    }
 
     tokio::select! {
         _ = interrupt.cancelled() => {
@@ -1172,8 +1360,13 @@ pub async fn run_phase_with(
     let mut events = scenario.events.clone();
     events.sort_by_key(|e| e.at);
     let mut failovers = Vec::new();
+    let mut replaced: Vec<Replaced> = Vec::new();
     let mut partial = false;
-    for event in events.iter().filter(|e| e.at < timing.duration) {
+    for (i, event) in events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.at < timing.duration)
+    {
         let at = start_ns + event.at.as_nanos() as u64;
         tokio::select! {
             _ = interrupt.cancelled() => { partial = true; break; }
@@ -1188,6 +1381,28 @@ pub async fn run_phase_with(
             EventAction::StallRecorders { duration } => {
                 running.stall_recorders(scenario, *duration);
             }
+            EventAction::ExpireCertificate { host } | EventAction::RenewCertificate { host } => {
+                let (Some(identity), Some(next)) =
+                    (running.reloadable.get(host), staged.remove(&i))
+                else {
+                    continue;
+                };
+                let serial_before = identity.serial_hex();
+                identity
+                    .replace(&next)
+                    .with_context(|| format!("replacing the certificate of {host}"))?;
+                replaced.push(Replaced {
+                    host: host.clone(),
+                    action: match event.action {
+                        EventAction::ExpireCertificate { .. } => "expire_certificate",
+                        _ => "renew_certificate",
+                    },
+                    at: event.at,
+                    done_ns: clock.now_ns(),
+                    serial_before,
+                    serial_after: next.serial_hex(),
+                });
+            }
         }
     }
     if !partial {
@@ -1199,6 +1414,10 @@ pub async fn run_phase_with(
     let end_ns = clock.now_ns();
     window.close(end_ns);
     let cpu1 = running.roles.cpu();
+    let mut watched: BTreeMap<String, Vec<Attempt>> = BTreeMap::new();
+    for (host, w) in watchers {
+        watched.insert(host, w.stop().await);
+    }
     let process_cpu = process::usage().unwrap_or_default() - usage0;
     let intervals = sampler.finish().await;
     let cpu: BTreeMap<String, f64> = cpu1
@@ -1254,6 +1473,12 @@ pub async fn run_phase_with(
         .as_ref()
         .map(|m| m.stats().failures)
         .unwrap_or_default();
+    let mut server_errors: BTreeMap<String, BTreeMap<String, u64>> = running
+        .servers
+        .iter()
+        .map(|(host, (s, _))| (host.clone(), s.stats().failures))
+        .collect();
+    server_errors.insert(scenario.management.host.clone(), mgmt_failures.clone());
     let peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0);
     let participation = running.participation.clone();
     let incompatibilities = running.incompatibilities.clone();
@@ -1318,6 +1543,9 @@ pub async fn run_phase_with(
         .into_iter()
         .map(|(host, at)| failover_outcome(scenario, &collected, &host, at))
         .collect();
+    let hosts = host_outcomes(scenario, &collected, server_errors);
+    let certificate_events =
+        certificate_event_outcomes(&replaced, &watched, &hosts, start_ns, end_ns);
     Ok(Some(PhaseOutcome {
         mode,
         links,
@@ -1327,6 +1555,8 @@ pub async fn run_phase_with(
             .collect(),
         failovers,
         incompatibilities,
+        hosts,
+        certificate_events,
         window_s: (end_ns - start_ns) as f64 / 1e9,
         process_cpu,
         peak_rss_bytes,
@@ -1374,6 +1604,96 @@ fn failover_outcome(
     out
 }
 
+/// Per server host: what its clients and the server counted.
+fn host_outcomes(
+    scenario: &Scenario,
+    collected: &Collected,
+    mut server_errors: BTreeMap<String, BTreeMap<String, u64>>,
+) -> Vec<HostOutcome> {
+    scenario
+        .server_hosts()
+        .into_iter()
+        .map(|host| {
+            let mut out = HostOutcome {
+                fault: scenario.fault_on(&host).map(|k| k.as_str().to_owned()),
+                server_errors: server_errors.remove(&host).unwrap_or_default(),
+                ..HostOutcome::default()
+            };
+            for c in collected.clients.iter().filter(|c| c.host == host) {
+                let link = c.link.as_str().to_owned();
+                if !out.links.contains(&link) {
+                    out.links.push(link);
+                }
+                out.connections += c.metrics.connections;
+                out.frames += c.metrics.frames;
+                out.frames_lost += c.metrics.sequence_gaps;
+                for (k, v) in &c.metrics.errors {
+                    *out.client_errors.entry(k.clone()).or_default() += v;
+                }
+            }
+            out.host = host;
+            out
+        })
+        .collect()
+}
+
+/// A certificate replaced by a scheduled event.
+struct Replaced {
+    host: String,
+    action: &'static str,
+    /// When it was due, from the window's opening.
+    at: Duration,
+    /// When the new certificate was in place (run clock): the boundary between the
+    /// watcher's attempts before and after.
+    done_ns: u64,
+    serial_before: String,
+    serial_after: String,
+}
+
+/// What each certificate event did, from the watcher's attempts around it.
+fn certificate_event_outcomes(
+    replaced: &[Replaced],
+    watched: &BTreeMap<String, Vec<Attempt>>,
+    hosts: &[HostOutcome],
+    start_ns: u64,
+    end_ns: u64,
+) -> Vec<CertificateEventOutcome> {
+    replaced
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let previous = replaced[..i]
+                .iter()
+                .rev()
+                .find(|e| e.host == r.host)
+                .map_or(start_ns, |e| e.done_ns);
+            let next = replaced[i + 1..]
+                .iter()
+                .find(|e| e.host == r.host)
+                .map_or(end_ns, |e| e.done_ns);
+            let attempts = watched.get(&r.host).map(Vec::as_slice).unwrap_or_default();
+            let counts = hosts.iter().find(|h| h.host == r.host);
+            let broken = |c: &HostOutcome| {
+                ["io", "closed_by_server"]
+                    .iter()
+                    .map(|k| c.client_errors.get(*k).copied().unwrap_or(0))
+                    .sum()
+            };
+            CertificateEventOutcome {
+                host: r.host.clone(),
+                action: r.action.to_owned(),
+                at_s: r.at.as_secs_f64(),
+                serial_before: r.serial_before.clone(),
+                serial_after: r.serial_after.clone(),
+                before: Tally::between(attempts, previous, r.done_ns),
+                after: Tally::between(attempts, r.done_ns, next),
+                frames_lost: counts.map_or(0, |c| c.frames_lost),
+                connections_broken: counts.map_or(0, broken),
+            }
+        })
+        .collect()
+}
+
 /// One client's final figures.
 struct Finished {
     link: LinkId,
@@ -1381,6 +1701,8 @@ struct Finished {
     error: Option<String>,
     streams: u64,
     recorder: Option<String>,
+    /// The server host it dialled first.
+    host: String,
 }
 
 struct Collected {
@@ -1399,6 +1721,7 @@ async fn shutdown(running: Running) -> Collected {
                 offered_bps,
                 live,
                 recorder,
+                host,
             } => {
                 *offered.entry(link).or_default() += offered_bps;
                 let (metrics, outcome) = viewer.stop().await;
@@ -1408,9 +1731,10 @@ async fn shutdown(running: Running) -> Collected {
                     metrics,
                     error: outcome.err().map(|e| e.to_string()),
                     recorder,
+                    host,
                 });
             }
-            Client::Rpc { client, .. } => {
+            Client::Rpc { client, config } => {
                 let metrics = client.stop().await;
                 clients.push(Finished {
                     link,
@@ -1418,6 +1742,7 @@ async fn shutdown(running: Running) -> Collected {
                     error: None,
                     streams: 1,
                     recorder: None,
+                    host: config.server.host,
                 });
             }
         }
@@ -1447,7 +1772,7 @@ pub struct BulkLoad {
 /// Runs one phase of the unpaced link-ceiling test in `mode`.
 pub async fn run_bulk_phase(
     scenario: &Scenario,
-    pki: &Pki,
+    creds: &Credentials,
     mode: Mode,
     load: BulkLoad,
     clock: RunClock,
@@ -1456,7 +1781,7 @@ pub async fn run_bulk_phase(
 ) -> anyhow::Result<Option<PhaseOutcome>> {
     let options = PhaseOptions::default();
     run_bulk_phase_with(
-        scenario, pki, mode, load, clock, timing, interrupt, &options,
+        scenario, creds, mode, load, clock, timing, interrupt, &options,
     )
     .await
 }
@@ -1465,7 +1790,7 @@ pub async fn run_bulk_phase(
 #[allow(clippy::too_many_arguments)]
 pub async fn run_bulk_phase_with(
     scenario: &Scenario,
-    pki: &Pki,
+    creds: &Credentials,
     mode: Mode,
     load: BulkLoad,
     clock: RunClock,
@@ -1483,8 +1808,8 @@ pub async fn run_bulk_phase_with(
     let (tls, connector) = match mode {
         Mode::Plain => (None, Connector::plain()),
         Mode::Tls => (
-            Some(pki.server_config(&host, &scenario.tls)?),
-            Connector::tls(pki.client_config(&scenario.tls)?),
+            Some(creds.server_config(&host, &scenario.tls)?),
+            Connector::tls(creds.client_config(&scenario.tls)?),
         ),
     };
     let server = RoleRuntime::new("bulk-sender", scenario.server_threads)?;
@@ -1591,6 +1916,8 @@ pub async fn run_bulk_phase_with(
             },
         ],
         failovers: Vec::new(),
+        hosts: Vec::new(),
+        certificate_events: Vec::new(),
         incompatibilities: Vec::new(),
         window_s: (end_ns - start_ns) as f64 / 1e9,
         process_cpu,

@@ -8,6 +8,7 @@ pub mod baseline;
 pub mod capacity;
 pub mod certs;
 pub mod cli;
+pub mod credentials;
 pub mod deployment;
 pub mod environment;
 pub mod export;
@@ -21,6 +22,7 @@ pub mod scenario;
 pub mod scenarios_cmd;
 pub mod stats;
 pub mod units;
+pub mod watcher;
 
 use std::process::ExitCode;
 

@@ -10,7 +10,11 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use simulators::transport::{Mode, Negotiated};
 
-use crate::deployment::{FailoverOutcome, Incompatibility, LinkOutcome, PhaseOutcome};
+use crate::credentials::CertificateSummary;
+use crate::deployment::{
+    CertificateEventOutcome, FailoverOutcome, HostOutcome, Incompatibility, LinkOutcome,
+    PhaseOutcome,
+};
 use crate::environment::Environment;
 use crate::stats::{summarize, summarize_samples, Spread};
 use crate::units::{format_bytes, format_duration_us, format_mbit};
@@ -67,6 +71,17 @@ pub struct Report {
     /// Clients that cannot work with their server in some mode (e.g. an integration that
     /// cannot speak TLS pointed at an encrypted recording server).
     pub incompatibilities: Vec<Incompatibility>,
+    /// Per server host and mode, summed over the repeats: what its clients and the server
+    /// itself counted (shows which hosts' links a fault failed, and that the others ran).
+    #[serde(default)]
+    pub hosts: Vec<HostResult>,
+    /// Certificates that expired or were renewed during the windows, per repeat.
+    #[serde(default)]
+    pub certificate_events: Vec<CertificateEventResult>,
+    /// Where the servers' certificates came from and what each presented (`null` for
+    /// the bulk test).
+    #[serde(default)]
+    pub certificates: Option<CertificateSummary>,
     /// Things a reader must know before trusting the figures.
     pub warnings: Vec<String>,
     /// Per link and mode: the frame-latency histograms of every repeat merged (for
@@ -373,6 +388,28 @@ pub struct RoleResult {
     pub cores: f64,
 }
 
+/// One server host in one mode, summed over the repeats.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostResult {
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// Repeats summed.
+    pub repeats: usize,
+    /// The counts.
+    #[serde(flatten)]
+    pub outcome: HostOutcome,
+}
+
+/// A certificate event in one phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CertificateEventResult {
+    /// Which repeat (1-based).
+    pub repeat: usize,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: CertificateEventOutcome,
+}
+
 /// A failover in one phase.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FailoverResult {
@@ -471,6 +508,9 @@ pub struct Collector {
     roles: BTreeMap<(String, Mode), Vec<(f64, f64)>>,
     failovers: Vec<FailoverResult>,
     incompatibilities: Vec<Incompatibility>,
+    hosts: BTreeMap<(String, Mode), HostResult>,
+    host_order: Vec<String>,
+    certificate_events: Vec<CertificateEventResult>,
     repeats: BTreeMap<Mode, usize>,
     intervals: Vec<IntervalRecord>,
 }
@@ -621,6 +661,63 @@ impl Collector {
                 self.incompatibilities.push(i.clone());
             }
         }
+        for h in &p.hosts {
+            if !self.host_order.contains(&h.host) {
+                self.host_order.push(h.host.clone());
+            }
+            let entry = self
+                .hosts
+                .entry((h.host.clone(), p.mode))
+                .or_insert_with(|| HostResult {
+                    mode: p.mode,
+                    repeats: 0,
+                    outcome: HostOutcome {
+                        host: h.host.clone(),
+                        fault: h.fault.clone(),
+                        ..HostOutcome::default()
+                    },
+                });
+            entry.repeats += 1;
+            let o = &mut entry.outcome;
+            for l in &h.links {
+                if !o.links.contains(l) {
+                    o.links.push(l.clone());
+                }
+            }
+            o.connections += h.connections;
+            o.frames += h.frames;
+            o.frames_lost += h.frames_lost;
+            for (k, v) in &h.client_errors {
+                *o.client_errors.entry(k.clone()).or_default() += v;
+            }
+            for (k, v) in &h.server_errors {
+                *o.server_errors.entry(k.clone()).or_default() += v;
+            }
+        }
+        for e in &p.certificate_events {
+            self.certificate_events.push(CertificateEventResult {
+                repeat,
+                outcome: e.clone(),
+            });
+        }
+    }
+
+    /// Per host and mode, in the scenario's host order (plaintext first).
+    pub fn hosts(&self) -> Vec<HostResult> {
+        let mut out = Vec::new();
+        for host in &self.host_order {
+            for mode in [Mode::Plain, Mode::Tls] {
+                if let Some(h) = self.hosts.get(&(host.clone(), mode)) {
+                    out.push(h.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Certificate events seen, in order.
+    pub fn certificate_events(&self) -> Vec<CertificateEventResult> {
+        self.certificate_events.clone()
     }
 
     /// Per-role CPU medians.
@@ -817,6 +914,40 @@ impl Report {
                  on a quiet machine",
                 env.load_average_1m, env.cores
             ));
+        }
+        let faulty: Vec<&HostResult> = self
+            .hosts
+            .iter()
+            .filter(|h| h.mode == Mode::Tls && h.outcome.fault.is_some())
+            .collect();
+        if !faulty.is_empty() {
+            let mut links: Vec<&str> = faulty
+                .iter()
+                .flat_map(|h| h.outcome.links.iter().map(String::as_str))
+                .collect();
+            links.sort_unstable();
+            links.dedup();
+            self.warnings.push(format!(
+                "certificate faults were staged: in the TLS phase the links to the faulty hosts \
+                 ({}) carry failed clients, so their TLS/plain cost ratios measure the faults, \
+                 not the cost of TLS",
+                links.join(", ")
+            ));
+        }
+        for h in &faulty {
+            let o = &h.outcome;
+            let Some(fault) = &o.fault else { continue };
+            let Ok(kind) = fault.parse::<crate::scenario::FaultKind>() else {
+                continue;
+            };
+            let category = kind.category();
+            if !o.client_errors.contains_key(category) && !o.server_errors.contains_key(category) {
+                self.warnings.push(format!(
+                    "fault {fault} on {}: no connection failed as {category}; are its links \
+                     encrypted in the TLS phase, and does anything connect to it?",
+                    o.host
+                ));
+            }
         }
         for r in &self.results {
             let f = &r.figures;
@@ -1057,11 +1188,120 @@ impl Report {
                 crate::export::markdown::trust(c),
             );
         }
+        for line in self.certificate_lines() {
+            let _ = writeln!(out, "{line}");
+        }
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");
         }
         out
     }
+
+    /// What the certificate faults and events did, a line each (empty when there were
+    /// none): the faulty hosts' failures, that the other hosts ran untouched, and what a
+    /// watcher saw around each certificate event.
+    pub fn certificate_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        let tls: Vec<&HostResult> = self.hosts.iter().filter(|h| h.mode == Mode::Tls).collect();
+        let faulty: Vec<&&HostResult> = tls.iter().filter(|h| h.outcome.fault.is_some()).collect();
+        for h in &faulty {
+            let o = &h.outcome;
+            lines.push(format!(
+                "fault {} on {}: {} connection(s) set up, {} frame(s) received; failures on {}: \
+                 clients {}, server {}",
+                o.fault.as_deref().unwrap_or_default(),
+                o.host,
+                o.connections,
+                o.frames,
+                if o.links.is_empty() {
+                    "its links".to_owned()
+                } else {
+                    o.links.join(", ")
+                },
+                counts(&o.client_errors),
+                counts(&o.server_errors),
+            ));
+        }
+        if !faulty.is_empty() {
+            let others: Vec<&&HostResult> =
+                tls.iter().filter(|h| h.outcome.fault.is_none()).collect();
+            let failures: u64 = others
+                .iter()
+                .map(|h| {
+                    h.outcome.client_errors.values().sum::<u64>()
+                        + h.outcome.server_errors.values().sum::<u64>()
+                })
+                .sum();
+            let connections: u64 = others.iter().map(|h| h.outcome.connections).sum();
+            lines.push(format!(
+                "the {} other host(s): {connections} connection(s), {failures} failure(s)",
+                others.len()
+            ));
+        }
+        if !self.certificate_events.is_empty() {
+            lines.push(format!(
+                "certificate events: a watcher dialled each host every {} ms, once with a full \
+                 handshake and once resuming a session; the servers' failure counts include \
+                 its refused handshakes",
+                crate::watcher::WATCH_INTERVAL.as_millis()
+            ));
+        }
+        for e in &self.certificate_events {
+            let o = &e.outcome;
+            let what = if o.action == "expire_certificate" {
+                "expired"
+            } else {
+                "was renewed"
+            };
+            let tally = |t: &crate::watcher::Tally| {
+                format!(
+                    "full handshakes {} ok{}, resumed {} ok{}",
+                    t.full_ok,
+                    if t.full_failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", failed {}", counts(&t.full_failed))
+                    },
+                    t.resumed_ok,
+                    if t.resumed_failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", failed {}", counts(&t.resumed_failed))
+                    },
+                )
+            };
+            lines.push(format!(
+                "certificate of {} {what} at {:.1} s (repeat {}; serial {} → {}): before: {}; \
+                 after: {}; established streams: {} frame(s) lost, {} connection(s) broken",
+                o.host,
+                o.at_s,
+                e.repeat,
+                short_serial(&o.serial_before),
+                short_serial(&o.serial_after),
+                tally(&o.before),
+                tally(&o.after),
+                o.frames_lost,
+                o.connections_broken,
+            ));
+        }
+        lines
+    }
+}
+
+/// `a ×3, b ×1`, or `none`.
+fn counts(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    map.iter()
+        .map(|(k, v)| format!("{k} ×{v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first 8 hex digits of a serial number.
+fn short_serial(serial: &str) -> &str {
+    serial.get(..8).unwrap_or(serial)
 }
 
 fn render_rows(out: &mut String, rows: &[Vec<String>]) {

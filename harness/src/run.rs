@@ -9,8 +9,9 @@ use simulators::transport::Mode;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{BulkArgs, MeasureArgs, RunArgs, ThreadArgs};
+use crate::credentials::{CertificateSummary, Credentials};
 use crate::deployment::{
-    generate_pki, run_bulk_phase_with, run_phase_with, BulkLoad, PhaseOptions, PhaseOutcome, Timing,
+    run_bulk_phase_with, run_phase_with, BulkLoad, PhaseOptions, PhaseOutcome, Timing,
 };
 use crate::environment::Environment;
 use crate::progress::Progress;
@@ -165,7 +166,7 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     }
     let started_at = now_rfc3339();
     let environment = Environment::detect();
-    let pki = generate_pki(&scenario)?;
+    let creds = Credentials::for_scenario(&scenario)?;
     let clock = RunClock::new();
     let mut collector = Collector::default();
     let progress = Progress::new(phases(&args.measure), t);
@@ -181,8 +182,8 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     let completed = repeats
         .run(
             |mode| {
-                let (scenario, pki, options) = (&scenario, &pki, &options);
-                run_phase_with(scenario, pki, mode, clock, t, interrupt, options)
+                let (scenario, creds, options) = (&scenario, &creds, &options);
+                run_phase_with(scenario, creds, mode, clock, t, interrupt, options)
             },
             &mut collector,
         )
@@ -197,6 +198,7 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
         &args.measure,
         completed,
         collector,
+        creds.summary(),
         interrupt,
     );
     if let Some(stall) = args.inject_stall {
@@ -219,7 +221,7 @@ pub async fn bulk(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Res
     apply_common(&mut scenario, &args.tls, &args.threads);
     let started_at = now_rfc3339();
     let environment = Environment::detect();
-    let pki = generate_pki(&scenario)?;
+    let creds = Credentials::for_scenario(&scenario)?;
     let clock = RunClock::new();
     let load = BulkLoad {
         connections: args.connections,
@@ -240,8 +242,8 @@ pub async fn bulk(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Res
     let completed = repeats
         .run(
             |mode| {
-                let (scenario, pki, options) = (&scenario, &pki, &options);
-                run_bulk_phase_with(scenario, pki, mode, load, clock, t, interrupt, options)
+                let (scenario, creds, options) = (&scenario, &creds, &options);
+                run_bulk_phase_with(scenario, creds, mode, load, clock, t, interrupt, options)
             },
             &mut collector,
         )
@@ -264,6 +266,7 @@ pub async fn bulk(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Res
         &args.measure,
         completed,
         collector,
+        creds.summary(),
         interrupt,
     ))
 }
@@ -277,6 +280,7 @@ fn finish(
     measure: &MeasureArgs,
     completed: u32,
     collector: Collector,
+    certificates: CertificateSummary,
     interrupt: &CancellationToken,
 ) -> Report {
     let (results, cost) = collector.finish();
@@ -308,6 +312,9 @@ fn finish(
         roles,
         failovers,
         incompatibilities,
+        hosts: collector.hosts(),
+        certificate_events: collector.certificate_events(),
+        certificates: Some(certificates),
         warnings: Vec::new(),
         histograms,
         intervals,

@@ -347,12 +347,148 @@ pub enum EventAction {
         /// The recording server's host name.
         host: String,
     },
+    /// From this moment the host's certificate has expired: new full handshakes fail
+    /// (`expired`), established connections go on. Staged by the server presenting a
+    /// certificate whose not-after has just passed, as the real one would after its date.
+    ExpireCertificate {
+        /// The server's host name.
+        host: String,
+    },
+    /// The host's certificate is renewed without a restart: new connections are shown a
+    /// newly issued certificate (new serial number), established ones are untouched.
+    RenewCertificate {
+        /// The server's host name.
+        host: String,
+    },
     /// Every recording server (and failover server) stops sending for `duration`: frames
     /// keep falling due and queue up, then go out in a burst (`vmsbench run --inject-stall`;
     /// not in scenario files). Shows what coordinated-omission correction does.
     StallRecorders {
         /// How long the servers stall.
         duration: Duration,
+    },
+}
+
+/// A certificate fault staged on one server host for the whole run (the TLS phase: the
+/// plaintext phase presents no certificates).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    /// The server host it is staged on.
+    pub host: String,
+    /// What is wrong.
+    pub kind: FaultKind,
+}
+
+/// What is wrong with a host's certificate (or with a client of it): the failure cases a
+/// deployment meets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The certificate's validity ended yesterday.
+    Expired,
+    /// The certificate becomes valid tomorrow (e.g. a clock set wrong when it was issued).
+    NotYetValid,
+    /// The certificate names the short host name only, while clients dial the full one.
+    WrongHost,
+    /// The certificate was issued by another CA of the same name (a CA regenerated on
+    /// reinstall), which clients do not trust.
+    UntrustedCa,
+    /// The certificate was issued by an intermediate CA that the server does not send.
+    MissingIntermediate,
+    /// The certificate's extended key usage is clientAuth only, not serverAuth.
+    NoServerAuthEku,
+    /// The server cannot read its private key (file mode 000): it has a certificate but
+    /// cannot complete a handshake.
+    KeyUnreadable,
+    /// The certificate carries an RSA-1024 key.
+    Rsa1024,
+    /// A client that offers only TLS 1.1 dials the host, besides its usual clients.
+    Tls11Client,
+}
+
+impl FaultKind {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: &'static [FaultKind] = &[
+        FaultKind::Expired,
+        FaultKind::NotYetValid,
+        FaultKind::WrongHost,
+        FaultKind::UntrustedCa,
+        FaultKind::MissingIntermediate,
+        FaultKind::NoServerAuthEku,
+        FaultKind::KeyUnreadable,
+        FaultKind::Rsa1024,
+        FaultKind::Tls11Client,
+    ];
+
+    /// The name used in scenario files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Expired => "expired",
+            FaultKind::NotYetValid => "not_yet_valid",
+            FaultKind::WrongHost => "wrong_host",
+            FaultKind::UntrustedCa => "untrusted_ca",
+            FaultKind::MissingIntermediate => "missing_intermediate",
+            FaultKind::NoServerAuthEku => "no_server_auth_eku",
+            FaultKind::KeyUnreadable => "key_unreadable",
+            FaultKind::Rsa1024 => "rsa1024",
+            FaultKind::Tls11Client => "tls11_client",
+        }
+    }
+
+    /// The failure category its connections are counted under (client side; for
+    /// `key_unreadable`, the server's own).
+    pub fn category(self) -> &'static str {
+        match self {
+            FaultKind::Expired => "expired",
+            FaultKind::NotYetValid => "not_yet_valid",
+            FaultKind::WrongHost => "wrong_host",
+            FaultKind::UntrustedCa => "untrusted_ca",
+            FaultKind::MissingIntermediate => "unknown_issuer",
+            FaultKind::NoServerAuthEku => "bad_usage",
+            FaultKind::KeyUnreadable => "key_unreadable",
+            FaultKind::Rsa1024 => "weak_key",
+            FaultKind::Tls11Client => "no_common_parameters",
+        }
+    }
+
+    /// Whether staging it needs a certificate issued by vmsbench's own CA (so it cannot be
+    /// combined with certificates brought from files).
+    pub fn needs_issuing(self) -> bool {
+        !matches!(self, FaultKind::KeyUnreadable | FaultKind::Tls11Client)
+    }
+}
+
+impl std::str::FromStr for FaultKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FaultKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "unknown fault {s:?}; valid faults are: {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Where the servers' certificates come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "source")]
+pub enum Certificates {
+    /// A CA and one certificate per host, generated for the run.
+    Generated,
+    /// Files: per host `HOST.chain.pem` (or `HOST.pem`) and `HOST.key.pem` in `dir`, as
+    /// `vmsbench certs generate` writes them, and the CA clients trust in `ca`.
+    Files {
+        /// The directory holding the hosts' files.
+        dir: std::path::PathBuf,
+        /// The CA certificate(s) clients trust, PEM.
+        ca: std::path::PathBuf,
     },
 }
 
@@ -391,6 +527,10 @@ pub struct Scenario {
     pub collectors: Vec<CollectorGroup>,
     /// Scheduled events.
     pub events: Vec<ScheduledEvent>,
+    /// Where the server certificates come from.
+    pub certificates: Certificates,
+    /// Certificate faults, at most one per host.
+    pub faults: Vec<Fault>,
     /// Frames each connection may queue on a streaming server before it drops.
     pub queue_frames: usize,
     /// Worker threads of each server role's runtime.
@@ -427,6 +567,11 @@ impl Scenario {
     /// The recording server (or failover) named `host`.
     pub fn recorder(&self, host: &str) -> Option<&RecorderSpec> {
         self.recorders.iter().find(|r| r.host == host)
+    }
+
+    /// The fault staged on `host`, if any.
+    pub fn fault_on(&self, host: &str) -> Option<FaultKind> {
+        self.faults.iter().find(|f| f.host == host).map(|f| f.kind)
     }
 
     /// Every host that needs a server certificate.

@@ -611,6 +611,17 @@ fn render(report: &Report) -> String {
         }
         s.push_str("</ul>\n");
     }
+    let certificates = report.certificate_lines();
+    if !certificates.is_empty() {
+        let _ = writeln!(
+            s,
+            "<h2 id=\"certificates\">Certificate faults and events</h2><ul>"
+        );
+        for line in &certificates {
+            let _ = writeln!(s, "<li>{}</li>", esc(line));
+        }
+        s.push_str("</ul>\n");
+    }
     let _ = writeln!(
         s,
         "<footer><p>vmsbench {} · report schema version {} · the same report as JSON: <code>--export-json</code></p></footer>\n</main>\n</body>\n</html>",

@@ -326,6 +326,14 @@ fn render(report: &Report) -> String {
         let _ = writeln!(out, "**TLS negotiated:** {}  ", cell(&t));
     }
     let _ = writeln!(out);
+    let certificates = report.certificate_lines();
+    if !certificates.is_empty() {
+        let _ = writeln!(out, "## Certificate faults and events\n");
+        for line in &certificates {
+            let _ = writeln!(out, "- {}", cell(line));
+        }
+        let _ = writeln!(out);
+    }
     if !report.warnings.is_empty() {
         let _ = writeln!(out, "## Warnings\n");
         for w in &report.warnings {

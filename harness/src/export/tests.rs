@@ -125,6 +125,8 @@ fn phase(mode: Mode, repeat: u64) -> PhaseOutcome {
         ],
         failovers: Vec::new(),
         incompatibilities: Vec::new(),
+        hosts: Vec::new(),
+        certificate_events: Vec::new(),
         window_s: 3.0,
         process_cpu: crate::process::Usage {
             user_s: 0.2,
@@ -196,6 +198,9 @@ pub(crate) fn synthetic_report() -> Report {
         cost,
         roles: c.roles(),
         failovers: Vec::new(),
+        hosts: Vec::new(),
+        certificate_events: Vec::new(),
+        certificates: None,
         incompatibilities: Vec::new(),
         warnings: Vec::new(),
         histograms: c.histograms(),

@@ -3,20 +3,8 @@
 
 use std::process::ExitCode;
 
-use crate::common::{read_json, result, run_report, try_run};
+use crate::common::{read_json, result, run_report, try_run, validate};
 use serde_json::Value;
-
-/// Validates a report against the checked-in schema, listing every error.
-fn validate(report: &Value) {
-    let schema: Value = serde_json::from_str(include_str!("../../schema/report-v1.schema.json"))
-        .expect("the schema is JSON");
-    let validator = jsonschema::draft202012::new(&schema).expect("the schema is valid");
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{}", errors.join("\n"));
-}
 
 /// The p50 row's value and the values around p99 (the last row below it, the first at or
 /// above it) of an `.hgrm` file, in µs (the files are in ms with three decimals).

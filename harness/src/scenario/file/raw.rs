@@ -36,6 +36,9 @@ pub(super) struct RawScenario {
     pub collector: Tables<Spanned<RawCollector>>,
     #[serde(default)]
     pub event: Tables<Spanned<RawEvent>>,
+    pub certificates: Option<Spanned<RawCertificates>>,
+    #[serde(default)]
+    pub fault: Tables<Spanned<RawFault>>,
     pub run: Option<RawRun>,
 }
 
@@ -186,6 +189,22 @@ pub(super) struct RawEvent {
     pub at: Spanned<Quantity<DurationKind>>,
     pub action: Spanned<String>,
     pub host: Spanned<String>,
+}
+
+/// `[certificates]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCertificates {
+    pub dir: Spanned<String>,
+    pub ca: Option<Spanned<String>>,
+}
+
+/// One `[[fault]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFault {
+    pub host: Spanned<String>,
+    pub kind: Spanned<String>,
 }
 
 /// `[run]`.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use simulators::pki::KeyType;
@@ -12,14 +12,14 @@ use simulators::video::Profile;
 use toml::Spanned;
 
 use super::raw::{
-    CountKind, DurationKind, NumberKind, ProfileRef, Quantity, RawEncryption, RawManagement,
-    RawProfile, RawRun, RawScenario, RawTls, SizeKind,
+    CountKind, DurationKind, NumberKind, ProfileRef, Quantity, RawCertificates, RawEncryption,
+    RawManagement, RawProfile, RawRun, RawScenario, RawTls, SizeKind,
 };
 use super::{ScenarioError, Source};
 use crate::scenario::{
-    default_threads, CameraGroup, CollectorGroup, Encryption, EventAction, EventServerSpec,
-    IntegrationGroup, Management, MobileMode, MobileServerSpec, PhoneGroup, RecorderSpec, Scenario,
-    ScheduledEvent, ViewMode, ViewerGroup,
+    default_threads, CameraGroup, Certificates, CollectorGroup, Encryption, EventAction,
+    EventServerSpec, Fault, FaultKind, IntegrationGroup, Management, MobileMode, MobileServerSpec,
+    PhoneGroup, RecorderSpec, Scenario, ScheduledEvent, ViewMode, ViewerGroup,
 };
 use crate::units;
 
@@ -280,6 +280,19 @@ pub(super) fn resolve(raw: RawScenario, src: &Source<'_>) -> Result<Scenario> {
         });
     }
 
+    // Where certificates come from: paths are relative to the scenario file.
+    let server_hosts: Vec<String> = std::iter::once(management.host.clone())
+        .chain(recorders.iter().map(|r| r.host.clone()))
+        .chain(failovers.iter().cloned())
+        .chain(event_server.iter().map(|e| e.host.clone()))
+        .chain(mobile_server.iter().map(|m| m.host.clone()))
+        .collect();
+    let files_span = raw.certificates.as_ref().map(|c| c.span());
+    let certificates = match &raw.certificates {
+        None => Certificates::Generated,
+        Some(c) => r.certificates(c.get_ref())?,
+    };
+
     // Scheduled events.
     let mut events = Vec::new();
     let mut stopped: HashMap<String, Range<usize>> = HashMap::new();
@@ -316,16 +329,85 @@ pub(super) fn resolve(raw: RawScenario, src: &Source<'_>) -> Result<Scenario> {
                 stopped.insert(host.clone(), e.host.span());
                 EventAction::StopRecorder { host: host.clone() }
             }
+            "expire_certificate" | "renew_certificate" => {
+                let host = e.host.get_ref();
+                if !server_hosts.contains(host) {
+                    return Err(src.error(
+                        e.host.span(),
+                        format!(
+                            "unknown server {host:?}; a certificate belongs to one of: {}",
+                            server_hosts.join(", ")
+                        ),
+                    ));
+                }
+                if e.action.get_ref() == "expire_certificate" {
+                    EventAction::ExpireCertificate { host: host.clone() }
+                } else {
+                    EventAction::RenewCertificate { host: host.clone() }
+                }
+            }
             other => {
                 return Err(src.error(
                     e.action.span(),
-                    format!("unknown action {other:?}; valid actions are: stop_recorder (a recording server stops; its clients move to its failover)"),
+                    format!("unknown action {other:?}; valid actions are: stop_recorder (a recording server stops; its clients move to its failover), expire_certificate (a server's certificate expires: new handshakes fail, established connections go on), renew_certificate (a server presents a newly issued certificate to new connections, without a restart)"),
                 ))
             }
         };
+        if let (
+            Some(span),
+            EventAction::ExpireCertificate { .. } | EventAction::RenewCertificate { .. },
+        ) = (&files_span, &action)
+        {
+            let (line, _) = src.position(span.start);
+            return Err(src.error(
+                e.action.span(),
+                format!("certificate events need certificates vmsbench issues itself, and the certificates come from files ([certificates] at line {line}); remove one or the other"),
+            ));
+        }
         events.push(ScheduledEvent { at, action });
     }
     events.sort_by_key(|e| e.at);
+
+    // Certificate faults, at most one per host.
+    let mut faults: Vec<Fault> = Vec::new();
+    for f in &raw.fault.0 {
+        let f = f.get_ref();
+        let host = f.host.get_ref();
+        if !server_hosts.contains(host) {
+            return Err(src.error(
+                f.host.span(),
+                format!(
+                    "unknown server {host:?}; a fault is staged on one of: {}",
+                    server_hosts.join(", ")
+                ),
+            ));
+        }
+        let kind: FaultKind = f
+            .kind
+            .get_ref()
+            .parse()
+            .map_err(|why: String| src.error(f.kind.span(), why))?;
+        if faults.iter().any(|g| &g.host == host) {
+            return Err(src.error(
+                f.host.span(),
+                format!("{host} already has a fault; stage one fault per host"),
+            ));
+        }
+        if let (Some(span), true) = (&files_span, kind.needs_issuing()) {
+            let (line, _) = src.position(span.start);
+            return Err(src.error(
+                f.kind.span(),
+                format!(
+                    "fault {} needs a certificate vmsbench issues itself, and the certificates come from files ([certificates] at line {line}); with files, only key_unreadable and tls11_client can be staged",
+                    kind.as_str()
+                ),
+            ));
+        }
+        faults.push(Fault {
+            host: host.clone(),
+            kind,
+        });
+    }
 
     let (queue_frames, server_threads, client_threads) = r.run(raw.run.as_ref())?;
 
@@ -346,6 +428,8 @@ pub(super) fn resolve(raw: RawScenario, src: &Source<'_>) -> Result<Scenario> {
         phones,
         collectors,
         events,
+        certificates,
+        faults,
         queue_frames,
         server_threads,
         client_threads,
@@ -364,6 +448,47 @@ struct Resolver<'s> {
 impl Resolver<'_> {
     fn err(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
         self.src.error(span, message)
+    }
+
+    /// `[certificates]`: the directory must exist, and the CA file (default `ca.pem` in
+    /// it) must be a file. The hosts' own files are read when the run starts.
+    fn certificates(&self, raw: &RawCertificates) -> Result<Certificates> {
+        let base = if self.src.origin.starts_with("preset ") {
+            PathBuf::new()
+        } else {
+            Path::new(self.src.origin)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        };
+        let written = self.non_empty(&raw.dir, "dir")?;
+        let dir = base.join(&written);
+        if !dir.is_dir() {
+            return Err(self.err(
+                raw.dir.span(),
+                format!(
+                    "{written:?} is not a directory (paths are relative to the scenario file); point dir at the output of `vmsbench certs generate --hosts … --out DIR`"
+                ),
+            ));
+        }
+        let ca = match &raw.ca {
+            Some(c) => base.join(self.non_empty(c, "ca")?),
+            None => dir.join("ca.pem"),
+        };
+        if !ca.is_file() {
+            let span = raw.ca.as_ref().map_or(raw.dir.span(), Spanned::span);
+            let shown = match &raw.ca {
+                Some(c) => format!("{:?}", c.get_ref()),
+                None => format!("ca.pem in {written:?}"),
+            };
+            return Err(self.err(
+                span,
+                format!(
+                    "the CA certificate {shown} does not exist; name the CA file clients trust with ca = \"…\""
+                ),
+            ));
+        }
+        Ok(Certificates::Files { dir, ca })
     }
 
     fn non_empty(&self, s: &Spanned<String>, field: &str) -> Result<String> {
