@@ -1,10 +1,13 @@
 //! The client's check of the server certificate: rustls's own WebPKI verification, plus the
 //! two diagnoses a deployment engineer cannot get from it directly.
 //!
-//! * A leaf with an RSA key below 2048 bits is reported as [`FailureCategory::WeakKey`]
-//!   before anything else. Without this check the chain would verify (the CA signed it with
-//!   its own, strong key) and the handshake would fail later, on the server's signature,
-//!   with an error that reads like an untrusted CA.
+//! * A leaf with an RSA key below 2048 bits is reported as [`FailureCategory::WeakKey`],
+//!   before any other diagnosis. Without this the chain would verify (the CA signed it
+//!   with its own, strong key) and the handshake would fail later, on the server's
+//!   signature, with an error that reads like an untrusted CA.
+//!
+//! Both diagnoses look at the certificate only once WebPKI has refused something, so a
+//! handshake that succeeds costs what rustls's own verifier costs.
 //! * A leaf whose issuer is unknown, sent without any intermediate certificate, is reported
 //!   as [`FailureCategory::UnknownIssuer`] (a missing intermediate, or a CA the client
 //!   lacks) when the client can see that its issuer is not one of the CAs it trusts; see
@@ -38,9 +41,10 @@ const MIN_RSA_BITS: u32 = 2048;
 /// The server's certificate is checked as rustls's WebPKI verifier checks it (chain to one
 /// of `roots`, validity period, host name, serverAuth usage), with two additions:
 ///
-/// * **Weak key**, checked first: if the leaf's public key is RSA with a modulus below 2048
-///   bits, the handshake fails with [`FailureCategory::WeakKey`], whatever else may be
-///   wrong with the certificate.
+/// * **Weak key**, diagnosed first: if the certificate check or the server's handshake
+///   signature fails and the leaf's public key is RSA with a modulus below 2048 bits, the
+///   failure is [`FailureCategory::WeakKey`], whatever else may be wrong with the
+///   certificate.
 /// * **Unknown issuer** (a missing intermediate, or a CA the client lacks): if WebPKI finds no trusted issuer
 ///   ([`CertificateError::UnknownIssuer`]), *and* the server sent the leaf alone (no
 ///   intermediate certificates), *and* the leaf is not self-issued (its issuer name differs
@@ -169,6 +173,15 @@ fn weak_key(leaf: &[u8], host: &str) -> Option<Diagnosis> {
     })
 }
 
+/// A failed handshake signature by a server whose certificate (trusted, otherwise sound)
+/// carries a weak RSA key is reported as the weak key it is.
+fn weak_signer(err: rustls::Error, cert: &CertificateDer<'_>) -> rustls::Error {
+    match weak_key(cert, "the server") {
+        Some(d) => d.into_certificate_error(),
+        None => err,
+    }
+}
+
 /// The number of significant bits of a big-endian unsigned integer (leading zero bytes,
 /// such as DER's sign byte, do not count).
 fn bit_len(bytes: &[u8]) -> u32 {
@@ -190,10 +203,6 @@ impl ServerCertVerifier for Verifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let host = server_name.to_str();
-        if let Some(d) = weak_key(end_entity, &host) {
-            return Err(d.into_certificate_error());
-        }
         let result = self.inner.verify_server_cert(
             end_entity,
             intermediates,
@@ -201,6 +210,15 @@ impl ServerCertVerifier for Verifier {
             ocsp_response,
             now,
         );
+        if result.is_ok() {
+            // The diagnoses below parse the certificate; a handshake that succeeds does
+            // not pay for them.
+            return result;
+        }
+        let host = server_name.to_str();
+        if let Some(d) = weak_key(end_entity, &host) {
+            return Err(d.into_certificate_error());
+        }
         match result {
             Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
                 if intermediates.is_empty() =>
@@ -220,7 +238,9 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        self.inner
+            .verify_tls12_signature(message, cert, dss)
+            .map_err(|e| weak_signer(e, cert))
     }
 
     fn verify_tls13_signature(
@@ -229,7 +249,9 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.inner
+            .verify_tls13_signature(message, cert, dss)
+            .map_err(|e| weak_signer(e, cert))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
