@@ -159,7 +159,7 @@ pub struct ThreadArgs {
 /// `vmsbench run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A preset name (small, medium, large, multi-site, mixed-integrations) or a scenario
+    /// A preset name (small, medium, large, multi-site, mixed-integrations, certificate-incidents) or a scenario
     /// file (TOML). Default: small.
     #[arg(value_name = "SCENARIO")]
     pub scenario: Option<String>,

@@ -29,6 +29,8 @@ const TICKET_WAIT: Duration = Duration::from_millis(20);
 pub struct Attempt {
     /// When it started (run clock, ns).
     pub at_ns: u64,
+    /// When its outcome was known (run clock, ns).
+    pub end_ns: u64,
     /// Whether it offered a session to resume.
     pub resuming: bool,
     /// Whether the server accepted the resumption.
@@ -71,12 +73,14 @@ impl Tally {
         }
     }
 
-    /// The attempts in `[from_ns, to_ns)`.
+    /// The attempts that started at or after `from_ns` and ended before `to_ns`. An
+    /// attempt under way when a certificate changed may have been shown either one, so it
+    /// counts on neither side.
     pub fn between(attempts: &[Attempt], from_ns: u64, to_ns: u64) -> Tally {
         let mut t = Tally::default();
         for a in attempts
             .iter()
-            .filter(|a| a.at_ns >= from_ns && a.at_ns < to_ns)
+            .filter(|a| a.at_ns >= from_ns && a.end_ns < to_ns)
         {
             t.add(a);
         }
@@ -134,6 +138,7 @@ impl Watcher {
                             close(stream).await;
                             Attempt {
                                 at_ns,
+                                end_ns: clock.now_ns(),
                                 resuming: offers,
                                 resumed,
                                 outcome: Ok(serial),
@@ -141,6 +146,7 @@ impl Watcher {
                         }
                         Err(e) => Attempt {
                             at_ns,
+                            end_ns: clock.now_ns(),
                             resuming: offers,
                             resumed: false,
                             outcome: Err(e.category.as_str().to_owned()),
@@ -178,4 +184,41 @@ fn serial_of(stream: &Stream) -> Option<String> {
 async fn close(mut stream: Stream) {
     stream.send_close_notify();
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(at_ns: u64, end_ns: u64, resuming: bool, outcome: Result<&str, &str>) -> Attempt {
+        Attempt {
+            at_ns,
+            end_ns,
+            resuming,
+            resumed: resuming && outcome.is_ok(),
+            outcome: outcome.map(|s| Some(s.to_owned())).map_err(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_tally_counts_each_kind_and_leaves_out_attempts_across_its_bounds() {
+        let attempts = [
+            attempt(10, 20, false, Ok("aa")),
+            attempt(30, 40, true, Ok("aa")),
+            // Under way at 100, when the certificate changed: on neither side.
+            attempt(95, 105, false, Ok("bb")),
+            attempt(110, 120, false, Err("expired")),
+            attempt(130, 140, true, Ok("aa")),
+            attempt(150, 160, false, Ok("bb")),
+        ];
+        let before = Tally::between(&attempts, 0, 100);
+        assert_eq!(before.full_ok, 1);
+        assert_eq!(before.resumed_ok, 1);
+        assert_eq!(before.serials, ["aa"]);
+        let after = Tally::between(&attempts, 100, 200);
+        assert_eq!(after.full_ok, 1);
+        assert_eq!(after.full_failed.get("expired"), Some(&1));
+        assert_eq!(after.resumed_ok, 1);
+        assert_eq!(after.serials, ["bb"]);
+    }
 }

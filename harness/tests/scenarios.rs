@@ -46,7 +46,8 @@ fn every_preset_parses_and_resolves() {
             "medium",
             "large",
             "multi-site",
-            "mixed-integrations"
+            "mixed-integrations",
+            "certificate-incidents"
         ]
     );
     for name in PRESET_NAMES {
@@ -648,12 +649,12 @@ fn unknown_presets_and_unreadable_files_say_what_exists() {
     let e = load("huge").err().map(|e| e.to_string());
     assert_eq!(
         e.as_deref(),
-        Some("huge: no preset of that name and no such file; presets are: small, medium, large, multi-site, mixed-integrations (or give the path of a .toml file)")
+        Some("huge: no preset of that name and no such file; presets are: small, medium, large, multi-site, mixed-integrations, certificate-incidents (or give the path of a .toml file)")
     );
     let e = load_preset("huge").err().map(|e| e.to_string());
     assert_eq!(
         e.as_deref(),
-        Some("preset huge: no such preset; presets are: small, medium, large, multi-site, mixed-integrations")
+        Some("preset huge: no such preset; presets are: small, medium, large, multi-site, mixed-integrations, certificate-incidents")
     );
     let e = load("no/such/file.toml").err();
     let e = e.map(|e| {

@@ -66,6 +66,7 @@ pub const PRESET_NAMES: &[&str] = &[
     "large",
     "multi-site",
     "mixed-integrations",
+    "certificate-incidents",
 ];
 
 /// The preset `vmsbench run` uses when no scenario is named.
@@ -80,6 +81,9 @@ pub fn preset_text(name: &str) -> Option<&'static str> {
         "multi-site" => include_str!("../../../fixtures/scenarios/multi-site.toml"),
         "mixed-integrations" => {
             include_str!("../../../fixtures/scenarios/mixed-integrations.toml")
+        }
+        "certificate-incidents" => {
+            include_str!("../../../fixtures/scenarios/certificate-incidents.toml")
         }
         _ => return None,
     })

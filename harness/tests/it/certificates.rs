@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
-use crate::common::{result, run_in_process, run_report, try_run, validate, write_scenario};
+use crate::common::{result, run_in_process, run_once, try_run, validate, write_scenario};
 use serde_json::Value;
 
 /// Every fault kind, with the category its connections must fail with and on which side.
@@ -76,19 +76,7 @@ fn counts(v: &Value) -> BTreeMap<String, u64> {
 fn each_fault_fails_its_own_hosts_links_with_its_own_category_and_the_rest_runs_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = write_scenario(dir.path(), "faults.toml", &faults_scenario());
-    let report = run_report(
-        dir.path(),
-        &[
-            "run",
-            &scenario,
-            "--duration",
-            "1500ms",
-            "--warmup",
-            "1s",
-            "--repeat",
-            "1",
-        ],
-    );
+    let report = run_once(dir.path(), &[&scenario], "1500ms", "1s", &[]);
     validate(&report);
     // In the plaintext phase no certificate is presented: every host serves its viewer.
     for h in report["hosts"].as_array().expect("hosts") {
@@ -191,20 +179,12 @@ host = "mgmt.vms.test"
 kind = "wrong_host"
 "#,
     );
-    let report = run_report(
+    let report = run_once(
         dir.path(),
-        &[
-            "run",
-            &scenario,
-            "--mode",
-            "tls",
-            "--duration",
-            "2500ms",
-            "--warmup",
-            "500ms",
-            "--repeat",
-            "1",
-        ],
+        &[&scenario],
+        "2500ms",
+        "500ms",
+        &["--mode", "tls"],
     );
     let video = result(&report, "viewer-recorder", "tls");
     assert!(counts(&video["errors"]).is_empty(), "{video}");
@@ -243,21 +223,7 @@ host = "recorder-1.vms.test"
 fn a_certificate_expires_and_is_renewed_mid_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = write_scenario(dir.path(), "lifecycle.toml", LIFECYCLE);
-    let report = run_report(
-        dir.path(),
-        &[
-            "run",
-            &scenario,
-            "--mode",
-            "tls",
-            "--duration",
-            "3s",
-            "--warmup",
-            "500ms",
-            "--repeat",
-            "1",
-        ],
-    );
+    let report = run_once(dir.path(), &[&scenario], "3s", "500ms", &["--mode", "tls"]);
     validate(&report);
     let events = report["certificate_events"].as_array().expect("events");
     assert_eq!(events.len(), 2, "{events:?}");
@@ -350,25 +316,8 @@ view = 2
         )
     };
     let scenario = write_scenario(dir.path(), "own.toml", &text(""));
-    let args = |s: &str| -> Vec<String> {
-        [
-            "run",
-            s,
-            "--mode",
-            "tls",
-            "--duration",
-            "1s",
-            "--warmup",
-            "500ms",
-            "--repeat",
-            "1",
-        ]
-        .map(String::from)
-        .to_vec()
-    };
-    let argv = args(&scenario);
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let report = run_report(dir.path(), &argv);
+    let tls_only = ["--mode", "tls"];
+    let report = run_once(dir.path(), &[&scenario], "1s", "500ms", &tls_only);
     assert_eq!(report["certificates"]["source"], "files");
     let hosts = report["certificates"]["hosts"].as_array().expect("hosts");
     assert_eq!(hosts.len(), 2);
@@ -385,9 +334,7 @@ view = 2
         "own-fault.toml",
         &text("[[fault]]\nhost = \"recorder-1.vms.test\"\nkind = \"key_unreadable\"\n"),
     );
-    let argv = args(&staged);
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let report = run_report(dir.path(), &argv);
+    let report = run_once(dir.path(), &[&staged], "1s", "500ms", &tls_only);
     let h = host(&report, "recorder-1.vms.test", "tls");
     assert!(counts(&h["server_errors"])["key_unreadable"] > 0, "{h}");
     let key = certs.join("recorder-1.vms.test.key.pem");
@@ -395,9 +342,8 @@ view = 2
 
     // A host whose files are missing stops the run with a message naming them.
     std::fs::remove_file(&key).expect("rm key");
-    let argv = args(&scenario);
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let err = try_run(&argv).expect_err("a missing key is an error");
+    let err = try_run(&["run", &scenario, "--mode", "tls", "--duration", "1s"])
+        .expect_err("a missing key is an error");
     let message = format!("{err:#}");
     assert!(
         message.contains("recorder-1.vms.test") && message.contains("is missing"),

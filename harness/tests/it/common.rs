@@ -50,6 +50,23 @@ pub fn run_report(dir: &Path, args: &[&str]) -> Value {
     read_json(&out)
 }
 
+/// Runs `vmsbench run SCENARIO… --duration D --warmup W --repeat 1` (then `extra` flags)
+/// in-process with its JSON in `dir`; it must succeed. Returns the report. `scenario` may
+/// carry flags of its own (`["medium", "--scale", "0.05"]`).
+pub fn run_once(
+    dir: &Path,
+    scenario: &[&str],
+    duration: &str,
+    warmup: &str,
+    extra: &[&str],
+) -> Value {
+    let mut argv = vec!["run"];
+    argv.extend_from_slice(scenario);
+    argv.extend(["--duration", duration, "--warmup", warmup, "--repeat", "1"]);
+    argv.extend_from_slice(extra);
+    run_report(dir, &argv)
+}
+
 /// Writes a scenario file into `dir` and returns its path, to pass as the scenario.
 pub fn write_scenario(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);

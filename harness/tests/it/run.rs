@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{read_json, result, run_report, write_scenario};
+use crate::common::{read_json, result, run_once, run_report, write_scenario};
 use serde_json::Value;
 
 const NUMBER_FIELDS: &[&str] = &[
@@ -78,18 +78,7 @@ fn check_results(report: &Value, links: &[&str]) {
 #[test]
 fn default_run_reports_every_contract_field_for_every_link_and_mode() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let report = run_report(
-        dir.path(),
-        &[
-            "run",
-            "--duration",
-            "2s",
-            "--warmup",
-            "1500ms",
-            "--repeat",
-            "1",
-        ],
-    );
+    let report = run_once(dir.path(), &[], "2s", "1500ms", &[]);
     assert_eq!(report["schema_version"], 1);
     assert_eq!(report["partial"], false);
     for key in [
@@ -167,19 +156,7 @@ host = "recorder-1.vms.test"
 fn failover_reconnects_every_stream_of_the_stopped_recorder() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = write_scenario(dir.path(), "failover.toml", FAILOVER);
-    let report = run_report(
-        dir.path(),
-        &[
-            "run",
-            &scenario,
-            "--duration",
-            "3500ms",
-            "--warmup",
-            "1500ms",
-            "--repeat",
-            "1",
-        ],
-    );
+    let report = run_once(dir.path(), &[&scenario], "3500ms", "1500ms", &[]);
     let failovers = report["failovers"].as_array().expect("failovers");
     assert_eq!(failovers.len(), 2, "one per mode: {failovers:?}");
     for f in failovers {
@@ -225,19 +202,7 @@ tls = false
 fn a_plaintext_only_integration_is_reported_incompatible_and_the_rest_runs_on() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scenario = write_scenario(dir.path(), "mixed.toml", MIXED);
-    let report = run_report(
-        dir.path(),
-        &[
-            "run",
-            &scenario,
-            "--duration",
-            "1500ms",
-            "--warmup",
-            "1500ms",
-            "--repeat",
-            "1",
-        ],
-    );
+    let report = run_once(dir.path(), &[&scenario], "1500ms", "1500ms", &[]);
     let incompatible = report["incompatibilities"].as_array().expect("list");
     assert_eq!(incompatible.len(), 1, "{incompatible:?}");
     assert_eq!(incompatible[0]["client"], "legacy");
@@ -265,20 +230,12 @@ fn a_plaintext_only_integration_is_reported_incompatible_and_the_rest_runs_on() 
 #[test]
 fn medium_preset_scaled_down_reports_every_link_it_uses_in_both_modes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let report = run_report(
+    let report = run_once(
         dir.path(),
-        &[
-            "run",
-            "medium",
-            "--scale",
-            "0.05",
-            "--duration",
-            "2s",
-            "--warmup",
-            "1500ms",
-            "--repeat",
-            "1",
-        ],
+        &["medium", "--scale", "0.05"],
+        "2s",
+        "1500ms",
+        &[],
     );
     let links: Vec<String> = report["results"]
         .as_array()
