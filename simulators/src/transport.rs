@@ -423,7 +423,8 @@ impl ConnectError {
                     FailureCategory::Reset,
                     format!(
                         "the peer closed the connection during the TLS handshake ({err}); \
-                         is it overloaded or stopping, or does it not speak TLS on this port?"
+                         is it overloaded or stopping, can it not read its own private key, \
+                         or does it not speak TLS on this port?"
                     ),
                 ),
                 _ => ConnectError::new(
