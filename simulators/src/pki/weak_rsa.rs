@@ -1,5 +1,10 @@
 //! RSA-1024 keys, which aws-lc-rs neither generates nor loads: randomness for the rsa crate
 //! and a rustls signing key backed by it.
+//!
+//! They exist only to stage the `rsa1024` fault: a server presents one so that its clients
+//! can be seen refusing it. Nothing of value is ever signed with them, so the rsa crate's
+//! side-channel properties (it is not the hardened aws-lc-rs code) do not matter here; do
+//! not use this signer for anything else.
 
 use std::fmt;
 use std::sync::Arc;
