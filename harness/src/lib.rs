@@ -1,7 +1,7 @@
 //! vmsbench: what does TLS cost on each link of a video-management system?
 //!
 //! The library behind the `vmsbench` command. [`Opts`] is the parsed command line and
-//! [`run`] executes it, so tests drive the real program in-process:
+//! [`run()`] executes it, so tests drive the real program in-process:
 //! `vmsbench::run(Opts::parse_from(["vmsbench", "run", "--duration", "2s"]))`.
 
 pub mod baseline;

@@ -1225,17 +1225,35 @@ impl Report {
         if !faulty.is_empty() {
             let others: Vec<&&HostResult> =
                 tls.iter().filter(|h| h.outcome.fault.is_none()).collect();
-            let failures: u64 = others
-                .iter()
-                .map(|h| {
-                    h.outcome.client_errors.values().sum::<u64>()
-                        + h.outcome.server_errors.values().sum::<u64>()
-                })
-                .sum();
+            let failures = |h: &HostResult| -> u64 {
+                h.outcome.client_errors.values().sum::<u64>()
+                    + h.outcome.server_errors.values().sum::<u64>()
+            };
             let connections: u64 = others.iter().map(|h| h.outcome.connections).sum();
+            let total: u64 = others.iter().map(|h| failures(h)).sum();
+            // Hosts whose certificate expired mid-run fail some handshakes on purpose.
+            let changing: Vec<String> = others
+                .iter()
+                .filter(|h| {
+                    failures(h) > 0
+                        && self
+                            .certificate_events
+                            .iter()
+                            .any(|e| e.outcome.host == h.outcome.host)
+                })
+                .map(|h| format!("{} on {}", failures(h), h.outcome.host))
+                .collect();
             lines.push(format!(
-                "the {} other host(s): {connections} connection(s), {failures} failure(s)",
-                others.len()
+                "the {} other host(s): {connections} connection(s), {total} failure(s){}",
+                others.len(),
+                if changing.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({}, whose certificate changed mid-run)",
+                        changing.join(", ")
+                    )
+                }
             ));
         }
         if !self.certificate_events.is_empty() {

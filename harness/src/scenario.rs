@@ -1,7 +1,7 @@
 //! What to simulate: a VMS deployment — its hosts, roles, cameras, clients, encryption
 //! groups, TLS settings and scheduled events — resolved and checked, ready to start.
 //!
-//! Scenario files (TOML) are parsed into this model by [`file`]; the built-in presets live
+//! Scenario files (TOML) are parsed into this model by [`mod@file`]; the built-in presets live
 //! in `fixtures/scenarios/` and are compiled into the binary.
 
 pub mod file;

@@ -67,7 +67,7 @@ impl Scenario {
 }
 
 /// Parses a scale factor for `--scale` (clap's `value_parser` signature): a positive
-/// number up to [`MAX_SCALE`], e.g. `0.1` or `2`.
+/// number up to 1000 (`MAX_SCALE`), e.g. `0.1` or `2`.
 pub fn parse_scale(s: &str) -> Result<f64, String> {
     let v: f64 = s.trim().parse().map_err(|_| {
         format!("{s:?} is not a number; e.g. 0.1 for a tenth of every count, 2 for twice")
