@@ -529,3 +529,100 @@ fn every_export_is_written_at_once() {
     assert!(p("hgrm/client-event.plain.uncorrected_latency_ms.hgrm").is_file());
     assert!(!p("r.json.tmp").exists());
 }
+
+/// A report with one faulty host, a healthy one and an expiry, as the collector makes it.
+fn report_with_certificates() -> Report {
+    use crate::deployment::{CertificateEventOutcome, HostOutcome};
+    use crate::watcher::Tally;
+    let mut collector = Collector::default();
+    let mut phase = phase(Mode::Tls, 1);
+    let host =
+        |name: &str, fault: Option<&str>, connections: u64, errors: &[(&str, u64)]| HostOutcome {
+            host: name.into(),
+            fault: fault.map(str::to_owned),
+            links: vec!["viewer-recorder".into()],
+            connections,
+            frames: connections * 100,
+            frames_lost: 0,
+            client_errors: errors.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            server_errors: BTreeMap::new(),
+        };
+    phase.hosts = vec![
+        host("recorder-1.vms.test", None, 2, &[]),
+        host("recorder-2.vms.test", Some("expired"), 0, &[("expired", 1)]),
+        host(
+            "recorder-3.vms.test",
+            Some("rsa1024"),
+            0,
+            &[("untrusted_ca", 1)],
+        ),
+    ];
+    phase.certificate_events = vec![CertificateEventOutcome {
+        host: "recorder-1.vms.test".into(),
+        action: "expire_certificate".into(),
+        at_s: 1.0,
+        serial_before: "4000aaaa1111".into(),
+        serial_after: "4000bbbb2222".into(),
+        before: Tally {
+            full_ok: 4,
+            resumed_ok: 4,
+            serials: vec!["4000aaaa1111".into()],
+            ..Tally::default()
+        },
+        after: Tally {
+            full_failed: BTreeMap::from([("expired".to_owned(), 4)]),
+            resumed_ok: 4,
+            ..Tally::default()
+        },
+        frames_lost: 0,
+        connections_broken: 0,
+    }];
+    collector.add(&phase);
+    let mut report = synthetic_report();
+    report.hosts = collector.hosts();
+    report.certificate_events = collector.certificate_events();
+    report.warnings.clear();
+    report.derive_warnings();
+    report
+}
+
+#[test]
+fn certificate_faults_and_events_are_reported_in_every_format() {
+    let report = report_with_certificates();
+    let lines = report.certificate_lines();
+    let text = lines.join("\n");
+    assert!(
+        text.contains("fault expired on recorder-2.vms.test: 0 connection(s)"),
+        "{text}"
+    );
+    assert!(text.contains("clients expired ×1"), "{text}");
+    assert!(
+        text.contains("the 1 other host(s): 2 connection(s), 0 failure(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("certificate of recorder-1.vms.test expired at 1.0 s")
+            && text.contains("failed expired ×4, resumed 4 ok"),
+        "{text}"
+    );
+    // The rsa1024 fault failed under another category than its own: flagged.
+    let warnings = report.warnings.join("\n");
+    assert!(
+        warnings.contains("fault rsa1024 on recorder-3.vms.test: no connection failed as weak_key"),
+        "{warnings}"
+    );
+    assert!(!warnings.contains("fault expired on"), "{warnings}");
+    assert!(
+        warnings.contains("certificate faults were staged"),
+        "{warnings}"
+    );
+    for kind in [ExportType::Markdown, ExportType::Html] {
+        let doc = document(kind, &report);
+        assert!(doc.contains("Certificate faults and events"), "{kind:?}");
+        assert!(doc.contains("recorder-2.vms.test"), "{kind:?}");
+    }
+    assert!(report
+        .render_table()
+        .contains("fault expired on recorder-2.vms.test"));
+    validate(&serde_json::to_value(&report).expect("JSON"));
+}
