@@ -39,6 +39,17 @@ fn issue(ca: &CertificateAuthority, key: KeyType, validity: Validity) -> HostIde
     ca.issue(HOST, &[], key, validity).expect("issuing")
 }
 
+/// An identity for [`HOST`] with an RSA-1024 key, valid for a week.
+fn rsa1024(ca: &CertificateAuthority) -> HostIdentity {
+    ca.issue_flawed(
+        HOST,
+        KeyType::Rsa2048,
+        Validity::days_from_now(7),
+        Flaw::Rsa1024,
+    )
+    .expect("RSA-1024")
+}
+
 async fn listen(server: Arc<ServerConfig>) -> (Arc<Listener>, SocketAddr) {
     let listener = Listener::bind(localhost(), Some(server))
         .await
@@ -881,14 +892,7 @@ async fn from_pem_reads_back_what_was_issued_and_serves_it() {
 
     // A leaf alone, and an RSA-1024 identity, read back too.
     let root = ca(KeyType::Rsa2048);
-    let weak = root
-        .issue_flawed(
-            HOST,
-            KeyType::Rsa2048,
-            Validity::days_from_now(7),
-            Flaw::Rsa1024,
-        )
-        .expect("RSA-1024");
+    let weak = rsa1024(&root);
     let pkcs1 = traditional_key_pem(weak.private_key().secret_der(), "RSA PRIVATE KEY");
     let read = HostIdentity::from_pem(OTHER_HOST, &weak.cert_pem(), &pkcs1).expect("from_pem");
     assert_eq!(read.host(), OTHER_HOST);
@@ -942,14 +946,7 @@ fn from_pem_errors_are_clear_and_never_show_the_key() {
 
     // Another certificate's key: of the same type, or of another type, size and format
     // (RSA-1024 keys are loaded by other code than the rest, and are told apart too).
-    let weak = ca
-        .issue_flawed(
-            HOST,
-            KeyType::Rsa2048,
-            Validity::days_from_now(7),
-            Flaw::Rsa1024,
-        )
-        .expect("RSA-1024");
+    let weak = rsa1024(&ca);
     let rsa_pkcs1 = traditional_key_pem(rsa.private_key().secret_der(), "RSA PRIVATE KEY");
     let b_sec1 = traditional_key_pem(b.private_key().secret_der(), "EC PRIVATE KEY");
     for (owner, key_pem) in [
