@@ -40,6 +40,8 @@ pub const KERNEL_CHECK_TOLERANCE_PCT: f64 = 1.0;
 /// A load average (before the run) of this much per core or more means the machine was
 /// busy with other work: the report says so.
 pub const BUSY_LOAD_PER_CORE: f64 = 0.75;
+/// A certificate brought from files that expires within this many days is warned about.
+pub const EXPIRY_WARNING_DAYS: f64 = 30.0;
 /// Below this many bytes the kernel cross-check is reported but not judged.
 pub const KERNEL_CHECK_MIN_BYTES: u64 = 1 << 20;
 
@@ -914,6 +916,23 @@ impl Report {
                  on a quiet machine",
                 env.load_average_1m, env.cores
             ));
+        }
+        // Certificates brought from files can be near their end (or past it); generated
+        // ones are made for the run.
+        if let Some(c) = self.certificates.as_ref().filter(|c| c.source == "files") {
+            for h in c.hosts.iter().filter(|h| h.days_left < EXPIRY_WARNING_DAYS) {
+                let when = if h.days_left < 0.0 {
+                    format!("expired {:.0} day(s) ago", -h.days_left)
+                } else {
+                    format!("expires in {:.0} day(s)", h.days_left)
+                };
+                self.warnings.push(format!(
+                    "the certificate of {} (serial {}) {when}: renew it before it does; the \
+                     seed system does not warn, and clients stop connecting once it has",
+                    h.host,
+                    short_serial(&h.serial)
+                ));
+            }
         }
         let faulty: Vec<&HostResult> = self
             .hosts

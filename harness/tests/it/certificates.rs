@@ -291,6 +291,8 @@ fn a_scenario_runs_on_certificates_brought_from_files() {
             "mgmt.vms.test,recorder-1.vms.test",
             "--key",
             "ecdsa-p256",
+            "--days",
+            "20",
             "--out",
             certs_arg,
             "--pfx-password",
@@ -324,6 +326,13 @@ view = 2
     for h in hosts {
         assert_eq!(h["key"], "ecdsa-p256", "{h}");
     }
+    // Certificates near their end are warned about (the seed system does not).
+    let warnings = report["warnings"].to_string();
+    assert!(
+        warnings.contains("the certificate of recorder-1.vms.test")
+            && warnings.contains("expires in 20 day(s)"),
+        "{warnings}"
+    );
     let video = result(&report, "viewer-recorder", "tls");
     assert!(counts(&video["errors"]).is_empty(), "{video}");
     assert_eq!(video["frames_received"], video["frames_due"]);
