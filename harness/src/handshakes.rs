@@ -43,7 +43,7 @@ use rustls::client::{Resumption as ClientResumption, Tls12Resumption};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
 use rustls::{ClientConfig, ServerConfig};
 use serde::{Deserialize, Serialize};
-use simulators::metrics::{latency_histogram, ns_to_us};
+use simulators::metrics::{latency_histogram, ns_to_us, RecordUs};
 use simulators::pki::{KeyType, Pki};
 use simulators::role::RoleRuntime;
 use simulators::transport::{
@@ -579,7 +579,7 @@ impl ClientTally {
         if self.latency_us.add(&o.latency_us).is_err() {
             for v in o.latency_us.iter_recorded() {
                 self.latency_us
-                    .saturating_record_n(v.value_iterated_to(), v.count_at_value());
+                    .record_us_n(v.value_iterated_to(), v.count_at_value());
             }
         }
         self.handshakes += o.handshakes;
@@ -702,7 +702,7 @@ async fn client_loop(
                     tally.handshakes += 1;
                     tally
                         .latency_us
-                        .saturating_record(ns_to_us(done.duration_since(began).as_nanos() as u64));
+                        .record_us(ns_to_us(done.duration_since(began).as_nanos() as u64));
                     if let Some(n) = &connected.negotiated {
                         if n.resumed {
                             tally.resumed += 1;

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use simulators::metrics::RecordUs;
 use simulators::transport::{Mode, Negotiated};
 
 use crate::credentials::CertificateSummary;
@@ -141,9 +142,12 @@ pub fn decode_histogram(text: &str) -> Option<Histogram<u64>> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .ok()?;
-    hdrhistogram::serialization::Deserializer::new()
+    let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
         .deserialize(&mut bytes.as_slice())
-        .ok()
+        .ok()?;
+    // Like the histograms it was made from, it grows to take larger values when merged.
+    h.auto(true);
+    Some(h)
 }
 
 /// What one link delivered in one second of one window (the NDJSON export's lines).
@@ -523,7 +527,7 @@ fn merge_into(into: &mut Option<Histogram<u64>>, h: &Histogram<u64>) {
         Some(total) => {
             if total.add(h).is_err() {
                 for v in h.iter_recorded() {
-                    total.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+                    total.record_us_n(v.value_iterated_to(), v.count_at_value());
                 }
             }
         }

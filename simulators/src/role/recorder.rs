@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::RunClock;
-use crate::metrics::{latency_histogram, ns_to_us, SenderCounters, SenderSnapshot, Window};
+use crate::metrics::{
+    latency_histogram, ns_to_us, RecordUs, SenderCounters, SenderSnapshot, Window,
+};
 use crate::role::{RoleRuntime, ServerCore, ThreadCpu};
 use crate::transport::{Incoming, Listener, Mode, Negotiated};
 use crate::video::{Camera, FrameSpec, Playback};
@@ -631,7 +633,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
     let link = shared.link(&label);
     if tls {
         if let Ok(mut h) = link.handshake_us.lock() {
-            h.saturating_record(ns_to_us(accepted.handshake.as_nanos() as u64));
+            h.record_us(ns_to_us(accepted.handshake.as_nanos() as u64));
         }
     }
     let (tx, rx) = mpsc::channel(shared.queue_frames);

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::RunClock;
-use crate::metrics::{ns_to_us, LinkMetrics, MetricsProbe, Window};
+use crate::metrics::{ns_to_us, LinkMetrics, MetricsProbe, RecordUs, Window};
 use crate::role::management::{LOGIN_REPLY_BYTES, OP_LOGIN, OP_STATUS, OP_TELEMETRY};
 use crate::role::viewer::Endpoint;
 use crate::role::RoleRuntime;
@@ -202,10 +202,10 @@ impl Caller {
         if let Ok(mut m) = self.metrics.lock() {
             m.connections += 1;
             m.connect_us
-                .saturating_record(ns_to_us(connected.tcp_connect.as_nanos() as u64));
+                .record_us(ns_to_us(connected.tcp_connect.as_nanos() as u64));
             if connected.negotiated.is_some() {
                 m.handshake_us
-                    .saturating_record(ns_to_us(connected.handshake.as_nanos() as u64));
+                    .record_us(ns_to_us(connected.handshake.as_nanos() as u64));
                 m.negotiated = connected.negotiated.clone();
             }
         }
@@ -263,8 +263,7 @@ impl Caller {
                 let len = u32::try_from(bytes + u64::from(body)).unwrap_or(u32::MAX);
                 m.record_frame(len, scheduled, request.sent_ns, recv_ns, interval);
                 if self.config.call == Call::Login {
-                    m.transfer_us
-                        .saturating_record(ns_to_us(recv_ns - scheduled));
+                    m.transfer_us.record_us(ns_to_us(recv_ns - scheduled));
                 }
             }
         }

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::RunClock;
-use crate::metrics::{ns_to_us, LinkMetrics, MetricsProbe, Window, WireCount};
+use crate::metrics::{ns_to_us, LinkMetrics, MetricsProbe, RecordUs, Window, WireCount};
 use crate::role::RoleRuntime;
 use crate::transport::{ByteCounter, ConnectError, Connector};
 use crate::video::Playback;
@@ -243,10 +243,10 @@ impl Session {
                 m.reconnects += 1;
             }
             m.connect_us
-                .saturating_record(ns_to_us(connected.tcp_connect.as_nanos() as u64));
+                .record_us(ns_to_us(connected.tcp_connect.as_nanos() as u64));
             if connected.negotiated.is_some() {
                 m.handshake_us
-                    .saturating_record(ns_to_us(connected.handshake.as_nanos() as u64));
+                    .record_us(ns_to_us(connected.handshake.as_nanos() as u64));
                 m.negotiated = connected.negotiated.clone();
             }
         }
@@ -361,10 +361,8 @@ impl Session {
                 match lost_at {
                     None => m
                         .ttff_us
-                        .saturating_record(ns_to_us(recv_ns.saturating_sub(subscribed_ns))),
-                    Some(t) => m
-                        .recovery_us
-                        .saturating_record(ns_to_us(recv_ns.saturating_sub(t))),
+                        .record_us(ns_to_us(recv_ns.saturating_sub(subscribed_ns))),
+                    Some(t) => m.recovery_us.record_us(ns_to_us(recv_ns.saturating_sub(t))),
                 }
             }
             if self.window.contains(h.scheduled_ns) {
