@@ -187,6 +187,12 @@ pub struct RunArgs {
     /// Seed of the video model.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Stage a certificate fault on a server host, as `[[fault]]` in a scenario would:
+    /// HOST=KIND, e.g. recorder-1.vms.test=expired (kinds: expired, not_yet_valid,
+    /// wrong_host, untrusted_ca, missing_intermediate, no_server_auth_eku, key_unreadable,
+    /// rsa1024, tls11_client). Repeatable; replaces a fault the scenario stages on that host.
+    #[arg(long, value_name = "HOST=KIND")]
+    pub fault: Vec<String>,
     /// Stall every recording server for DURATION at the middle of each window (e.g. 1s):
     /// shows what coordinated-omission correction does to the latency figures.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

@@ -16,7 +16,9 @@ use crate::deployment::{
 use crate::environment::Environment;
 use crate::progress::Progress;
 use crate::report::{Collector, Measurement, Report, SCHEMA_VERSION};
-use crate::scenario::{file, CameraGroup, EventAction, Scenario, ScheduledEvent};
+use crate::scenario::{
+    file, CameraGroup, Certificates, EventAction, Fault, FaultKind, Scenario, ScheduledEvent,
+};
 use simulators::video::Profile;
 
 /// Builds the scenario `vmsbench run` describes: the preset or file named (default:
@@ -66,6 +68,12 @@ pub fn scenario_from(args: &RunArgs) -> anyhow::Result<Scenario> {
     if let Some(seed) = args.seed {
         s.seed = seed;
     }
+    for f in &args.fault {
+        let fault = fault_flag(&s, f)?;
+        changed.push(format!("{} on {}", fault.kind.as_str(), fault.host));
+        s.faults.retain(|g| g.host != fault.host);
+        s.faults.push(fault);
+    }
     apply_common(&mut s, &args.tls, &args.threads);
     if !changed.is_empty() {
         s.name = format!("{} ({})", s.name, changed.join(", "));
@@ -76,6 +84,37 @@ pub fn scenario_from(args: &RunArgs) -> anyhow::Result<Scenario> {
         }
     }
     Ok(s)
+}
+
+/// A `--fault HOST=KIND` flag, checked against `s`.
+fn fault_flag(s: &Scenario, flag: &str) -> anyhow::Result<Fault> {
+    let Some((host, kind)) = flag.split_once('=') else {
+        anyhow::bail!("--fault {flag:?}: write HOST=KIND, e.g. recorder-1.vms.test=expired");
+    };
+    let hosts = s.server_hosts();
+    if !hosts.iter().any(|h| h == host) {
+        anyhow::bail!(
+            "--fault {flag:?}: {host:?} is not a server of scenario {}; its servers are: {}",
+            s.name,
+            hosts.join(", ")
+        );
+    }
+    let kind: FaultKind = kind
+        .parse()
+        .map_err(|why: String| anyhow::anyhow!("--fault {flag:?}: {why}"))?;
+    if kind.needs_issuing() && s.certificates != Certificates::Generated {
+        anyhow::bail!(
+            "--fault {flag:?}: {} needs a certificate vmsbench issues itself, and scenario {} \
+             brings its certificates from files; with files, only key_unreadable and \
+             tls11_client can be staged",
+            kind.as_str(),
+            s.name
+        );
+    }
+    Ok(Fault {
+        host: host.to_owned(),
+        kind,
+    })
 }
 
 fn apply_common(s: &mut Scenario, tls: &crate::cli::TlsArgs, threads: &ThreadArgs) {
