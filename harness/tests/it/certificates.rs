@@ -373,14 +373,20 @@ fn the_fault_flag_stages_a_fault_on_a_preset() {
     );
     let event = host(&report, "event.vms.test", "tls");
     assert_eq!(event["fault"], "not_yet_valid");
-    assert!(counts(&event["client_errors"])["not_yet_valid"] > 0, "{event}");
+    assert!(
+        counts(&event["client_errors"])["not_yet_valid"] > 0,
+        "{event}"
+    );
     let recorder = host(&report, "recorder-1.vms.test", "tls");
     assert!(counts(&recorder["client_errors"]).is_empty(), "{recorder}");
     assert!(recorder["frames"].as_u64().unwrap_or(0) > 0, "{recorder}");
 
     // Mistakes are refused before anything runs, naming what would be valid.
     for (flag, needle) in [
-        ("recorder-9.vms.test=expired", "its servers are: mgmt.vms.test"),
+        (
+            "recorder-9.vms.test=expired",
+            "its servers are: mgmt.vms.test",
+        ),
         ("recorder-1.vms.test=revoked", "valid faults are: expired"),
         ("recorder-1.vms.test", "write HOST=KIND"),
     ] {
