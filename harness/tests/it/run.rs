@@ -51,10 +51,14 @@ fn check_results(report: &Value, links: &[&str]) {
             assert_eq!(r["dropped_frames"], 0, "{link} {mode}");
             let offered = r["offered_mbit_s"].as_f64().expect("offered");
             let goodput = r["goodput_mbit_s"].as_f64().expect("goodput");
+            // Goodput counts the bytes of the frames due in the window; the offered rate is
+            // the profiles' average. They differ by whole frames: in a 2 s window each of
+            // the investigator's four 4×-playback streams (one 146 KB I-frame every 250 ms)
+            // may have one I-frame more or less inside it, up to ±3.3 % of viewer-recorder.
             if offered > 0.0 {
                 let error = (goodput - offered).abs() / offered;
                 assert!(
-                    error < 0.03,
+                    error < 0.05,
                     "{link} {mode}: goodput {goodput} vs offered {offered}"
                 );
             }
