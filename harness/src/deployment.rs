@@ -324,11 +324,26 @@ struct VideoClient {
     recorder: Option<String>,
 }
 
-/// The camera ids client `i` of a group watches on a recording server whose `n` cameras
-/// are numbered from `base`: `per` consecutive ones from `i × per`, wrapping round.
-fn watched_ids(base: u32, n: u32, i: u32, per: u32) -> Vec<u32> {
-    let n = n.max(1);
+/// The camera ids client `i` of a group watches on `recorder` (whose cameras are numbered
+/// from its entry in `bases`): `per` consecutive ones from `i × per`, wrapping round. None
+/// for a recording server the scenario does not have.
+fn watched_ids(
+    scenario: &Scenario,
+    bases: &BTreeMap<String, u32>,
+    recorder: &str,
+    i: u32,
+    per: u32,
+) -> Vec<u32> {
+    let (Some(rec), Some(base)) = (scenario.recorder(recorder), bases.get(recorder)) else {
+        return Vec::new();
+    };
+    let n = rec.camera_count().max(1);
     (0..per.min(n)).map(|k| base + (i * per + k) % n).collect()
+}
+
+/// The cameras of `ids`, from every camera of the deployment by id.
+fn pick(all: &BTreeMap<u32, Camera>, ids: &[u32]) -> Vec<Camera> {
+    ids.iter().filter_map(|id| all.get(id).cloned()).collect()
 }
 
 /// Time between a stream's frames, its lateness threshold: a frame interval live, shorter
@@ -399,8 +414,11 @@ fn camera_bases(scenario: &Scenario) -> BTreeMap<String, u32> {
         .collect()
 }
 
-fn build_cameras(scenario: &Scenario, pool: &PayloadPool) -> BTreeMap<String, Vec<Camera>> {
-    let bases = camera_bases(scenario);
+fn build_cameras(
+    scenario: &Scenario,
+    bases: &BTreeMap<String, u32>,
+    pool: &PayloadPool,
+) -> BTreeMap<String, Vec<Camera>> {
     let mut profiles: BTreeMap<String, Arc<Profile>> = BTreeMap::new();
     scenario
         .recorders
@@ -580,7 +598,8 @@ impl Running {
 
         // Recording servers (and failovers), all cameras on one schedule.
         let pool = PayloadPool::new(largest_frame(scenario), scenario.seed);
-        let cameras = build_cameras(scenario, &pool);
+        let bases = camera_bases(scenario);
+        let cameras = build_cameras(scenario, &bases, &pool);
         let mut all_cameras: BTreeMap<u32, Camera> = BTreeMap::new();
         for c in cameras.values().flatten() {
             all_cameras.insert(c.id, c.clone());
@@ -680,18 +699,15 @@ impl Running {
         if let (Some(ms), true) = (&scenario.mobile_server, uses(LinkId::PhoneMobile)) {
             let rt = r.roles.get("mobile", true)?;
             // Which cameras, per recording server, the phones watch.
-            let bases = camera_bases(scenario);
             let mut wanted: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-            for g in &scenario.phones {
-                let (Some(rec), Some(base)) =
-                    (scenario.recorder(&g.recorder), bases.get(&g.recorder))
-                else {
-                    continue;
-                };
-                let n = rec.camera_count().max(1);
+            for g in scenario
+                .phones
+                .iter()
+                .filter(|g| scenario.recorder(&g.recorder).is_some())
+            {
                 let w = wanted.entry(g.recorder.clone()).or_default();
                 for i in 0..g.count {
-                    for id in watched_ids(*base, n, i, g.cameras_each) {
+                    for id in watched_ids(scenario, &bases, &g.recorder, i, g.cameras_each) {
                         if !w.contains(&id) {
                             w.push(id);
                         }
@@ -700,8 +716,7 @@ impl Running {
             }
             let sources: Vec<Camera> = wanted
                 .values()
-                .flatten()
-                .filter_map(|id| all_cameras.get(id).cloned())
+                .flat_map(|ids| pick(&all_cameras, ids))
                 .collect();
             let (serving, source) = match ms.mode {
                 MobileMode::Direct => (sources.clone(), Source::Relay),
@@ -735,10 +750,7 @@ impl Running {
                 let Some((endpoint, failover)) = r.endpoints(scenario, host) else {
                     continue;
                 };
-                let cameras: Vec<Camera> = ids
-                    .iter()
-                    .filter_map(|id| all_cameras.get(id).cloned())
-                    .collect();
+                let cameras = pick(&all_cameras, ids);
                 let client = VideoClient {
                     role: "mobile",
                     link: LinkId::MobileRecorder,
@@ -775,7 +787,6 @@ impl Running {
         }
 
         // Viewers: video from a recording server, events, and logins.
-        let bases = camera_bases(scenario);
         let login = |who: &str| RpcConfig {
             server: mgmt_endpoint(1),
             connector: connector(LinkId::ClientMgmt),
@@ -786,21 +797,16 @@ impl Running {
             config_digest: Some(digest),
         };
         for g in &scenario.viewers {
-            let Some(rec) = scenario.recorder(&g.recorder) else {
+            if scenario.recorder(&g.recorder).is_none() {
                 continue;
-            };
-            let base = bases.get(&g.recorder).copied().unwrap_or(0);
-            let n = rec.camera_count().max(1);
+            }
             for i in 0..g.count {
-                let ids = watched_ids(base, n, i, g.view);
+                let ids = watched_ids(scenario, &bases, &g.recorder, i, g.view);
                 let playback = match g.mode {
                     ViewMode::Live => Playback::Live,
                     ViewMode::Playback(s) => Playback::Speed(s),
                 };
-                let cameras: Vec<Camera> = ids
-                    .iter()
-                    .filter_map(|id| all_cameras.get(id).cloned())
-                    .collect();
+                let cameras = pick(&all_cameras, &ids);
                 let Some((endpoint, failover)) = r.endpoints(scenario, &g.recorder) else {
                     continue;
                 };
@@ -865,11 +871,9 @@ impl Running {
 
         // SDK integrations: bulk retrieval, some unable to speak TLS.
         for g in &scenario.integrations {
-            let Some(rec) = scenario.recorder(&g.recorder) else {
+            if scenario.recorder(&g.recorder).is_none() {
                 continue;
-            };
-            let base = bases.get(&g.recorder).copied().unwrap_or(0);
-            let n = rec.camera_count().max(1);
+            }
             let tls_required = encrypted(LinkId::SdkRecorder);
             if !g.tls_capable && tls_required {
                 r.incompatibilities.push(Incompatibility {
@@ -884,11 +888,8 @@ impl Running {
                 });
             }
             for i in 0..g.count {
-                let ids = watched_ids(base, n, i, g.streams);
-                let cameras: Vec<Camera> = ids
-                    .iter()
-                    .filter_map(|id| all_cameras.get(id).cloned())
-                    .collect();
+                let ids = watched_ids(scenario, &bases, &g.recorder, i, g.streams);
+                let cameras = pick(&all_cameras, &ids);
                 let Some((endpoint, failover)) = r.endpoints(scenario, &g.recorder) else {
                     continue;
                 };
@@ -941,12 +942,8 @@ impl Running {
         if let Some(ms) = &scenario.mobile_server {
             let endpoint = r.endpoint(&ms.host);
             for g in scenario.phones.iter().filter(|_| endpoint.is_some()) {
-                let base = bases.get(&g.recorder).copied().unwrap_or(0);
-                let n = scenario
-                    .recorder(&g.recorder)
-                    .map_or(1, |rec| rec.camera_count().max(1));
                 for i in 0..g.count {
-                    let ids = watched_ids(base, n, i, g.cameras_each);
+                    let ids = watched_ids(scenario, &bases, &g.recorder, i, g.cameras_each);
                     let cams: Vec<Camera> = ids
                         .iter()
                         .filter_map(|id| phone_cameras.iter().find(|c| c.id == *id).cloned())

@@ -333,7 +333,7 @@ pub async fn run(args: &HandshakesArgs, interrupt: &CancellationToken) -> anyhow
         print!("{}", report.render_table());
     }
     if let Some(path) = json {
-        write_json(&report, path)?;
+        crate::run::write_json(&report, path)?;
     }
     Ok(if report.partial {
         ExitCode::from(crate::EXIT_INTERRUPTED)
@@ -1105,21 +1105,6 @@ fn render_rows(out: &mut String, rows: &[Vec<String>], left: usize) {
             let _ = writeln!(out, "{}", "─".repeat(total.saturating_sub(2)));
         }
     }
-}
-
-/// Writes the report as JSON to `path` (`-` for stdout), via a temporary file and a rename
-/// so that a reader never sees half a report.
-pub fn write_json(report: &HandshakesReport, path: &Path) -> anyhow::Result<()> {
-    let json = serde_json::to_string_pretty(report)?;
-    if path == Path::new("-") {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{json}")?;
-        return Ok(());
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, json + "\n").with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -137,42 +137,47 @@ pub fn cancel_on_ctrl_c(token: CancellationToken) {
     });
 }
 
-/// The repeats of a run, whatever a phase is.
-struct Repeats<'a> {
-    measure: &'a MeasureArgs,
-    interrupt: &'a CancellationToken,
-    progress: &'a Progress,
-}
-
-impl Repeats<'_> {
-    async fn run<F, Fut>(&self, mut phase: F, collector: &mut Collector) -> anyhow::Result<u32>
-    where
-        F: FnMut(Mode) -> Fut,
-        Fut: std::future::Future<Output = anyhow::Result<Option<PhaseOutcome>>>,
-    {
-        let modes = self.measure.mode.modes();
-        let mut completed = 0;
-        'repeats: for i in 1..=self.measure.repeat {
-            for mode in &modes {
-                if self.interrupt.is_cancelled() {
-                    break 'repeats;
-                }
-                self.progress.start_phase(i, self.measure.repeat, *mode);
-                let outcome = phase(*mode).await;
-                self.progress.end_phase();
-                let Some(outcome) = outcome? else {
-                    break 'repeats;
-                };
-                let partial = outcome.partial;
-                collector.add(&outcome);
-                if partial {
-                    break 'repeats;
-                }
+/// Runs every phase of `measure` (each repeat, each mode) with live progress, adding
+/// each phase's outcome to `collector`: `phase(mode, options)` runs one. Returns the repeats
+/// completed; an interruption or a partial phase ends the run early.
+async fn repeat_phases<F, Fut>(
+    measure: &MeasureArgs,
+    t: Timing,
+    interrupt: &CancellationToken,
+    collector: &mut Collector,
+    mut phase: F,
+) -> anyhow::Result<u32>
+where
+    F: FnMut(Mode, PhaseOptions) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<PhaseOutcome>>>,
+{
+    let progress = Progress::new(phases(measure), t);
+    let options = PhaseOptions {
+        on_interval: Some(progress.hook()),
+        ..PhaseOptions::default()
+    };
+    let modes = measure.mode.modes();
+    let mut completed = 0;
+    'repeats: for i in 1..=measure.repeat {
+        for mode in &modes {
+            if interrupt.is_cancelled() {
+                break 'repeats;
             }
-            completed = i;
+            progress.start_phase(i, measure.repeat, *mode);
+            let outcome = phase(*mode, options.clone()).await;
+            progress.end_phase();
+            let Some(outcome) = outcome? else {
+                break 'repeats;
+            };
+            let partial = outcome.partial;
+            collector.add(&outcome);
+            if partial {
+                break 'repeats;
+            }
         }
-        Ok(completed)
+        completed = i;
     }
+    Ok(completed)
 }
 
 fn timing(m: &MeasureArgs) -> Timing {
@@ -208,26 +213,17 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     let creds = Credentials::for_scenario(&scenario)?;
     let clock = RunClock::new();
     let mut collector = Collector::default();
-    let progress = Progress::new(phases(&args.measure), t);
-    let options = PhaseOptions {
-        on_interval: Some(progress.hook()),
-        ..PhaseOptions::default()
-    };
-    let repeats = Repeats {
-        measure: &args.measure,
+    let (scenario_ref, creds_ref) = (&scenario, &creds);
+    let completed = repeat_phases(
+        &args.measure,
+        t,
         interrupt,
-        progress: &progress,
-    };
-    let completed = repeats
-        .run(
-            |mode| {
-                let (scenario, creds, options) = (&scenario, &creds, &options);
-                run_phase_with(scenario, creds, mode, clock, t, interrupt, options)
-            },
-            &mut collector,
-        )
-        .await?;
-    drop(progress);
+        &mut collector,
+        |mode, options| async move {
+            run_phase_with(scenario_ref, creds_ref, mode, clock, t, interrupt, &options).await
+        },
+    )
+    .await?;
     let description = serde_json::to_value(&scenario)?;
     let mut report = finish(
         "run",
@@ -268,26 +264,27 @@ pub async fn bulk(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Res
     };
     let mut collector = Collector::default();
     let t = timing(&args.measure);
-    let progress = Progress::new(phases(&args.measure), t);
-    let options = PhaseOptions {
-        on_interval: Some(progress.hook()),
-        ..PhaseOptions::default()
-    };
-    let repeats = Repeats {
-        measure: &args.measure,
+    let (scenario_ref, creds_ref) = (&scenario, &creds);
+    let completed = repeat_phases(
+        &args.measure,
+        t,
         interrupt,
-        progress: &progress,
-    };
-    let completed = repeats
-        .run(
-            |mode| {
-                let (scenario, creds, options) = (&scenario, &creds, &options);
-                run_bulk_phase_with(scenario, creds, mode, load, clock, t, interrupt, options)
-            },
-            &mut collector,
-        )
-        .await?;
-    drop(progress);
+        &mut collector,
+        |mode, options| async move {
+            run_bulk_phase_with(
+                scenario_ref,
+                creds_ref,
+                mode,
+                load,
+                clock,
+                t,
+                interrupt,
+                &options,
+            )
+            .await
+        },
+    )
+    .await?;
     let description = serde_json::json!({
         "name": scenario.name,
         "connections": args.connections,

@@ -14,6 +14,11 @@ use crate::environment::{CpuFlags, Environment};
 use crate::report::{Collector, Measurement, Report, SCHEMA_VERSION};
 use crate::sampler::IntervalSample;
 
+// The report checks the end-to-end tests use too: one file, included by both.
+#[path = "../../tests/it/checks.rs"]
+mod checks;
+use checks::{hgrm_p50_p99, validate};
+
 const FRAME_NS: u64 = 33_333_333;
 
 /// A link of the synthetic deployment: `frames` frames whose latencies (µs) follow a fixed
@@ -311,37 +316,6 @@ fn hgrm_percentiles_match_the_report() {
     }
 }
 
-/// The p50 row's value and the values around p99 (the last row below it, the first at or
-/// above it) of an `.hgrm` file, in µs.
-pub(crate) fn hgrm_p50_p99(text: &str) -> (u64, (u64, u64)) {
-    let rows: Vec<(f64, f64)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let mut cols = l.split_whitespace();
-            let v: f64 = cols.next()?.parse().ok()?;
-            let q: f64 = cols.next()?.parse().ok()?;
-            Some((v, q))
-        })
-        .collect();
-    let us = |ms: f64| (ms * 1000.0).round() as u64;
-    let p50 = rows
-        .iter()
-        .find(|(_, q)| *q >= 0.5)
-        .map(|(v, _)| us(*v))
-        .expect("p50 row");
-    let below = rows
-        .iter()
-        .rfind(|(_, q)| *q < 0.99)
-        .map_or(0, |(v, _)| us(*v));
-    let above = rows
-        .iter()
-        .find(|(_, q)| *q >= 0.99)
-        .map(|(v, _)| us(*v))
-        .expect("p99 row");
-    (p50, (below, above))
-}
-
 #[test]
 fn hgrm_layout_is_hdrhistograms() {
     let mut h = latency_histogram();
@@ -417,23 +391,10 @@ fn the_json_export_round_trips_and_validates_against_the_schema() {
     let report = synthetic_report();
     let text = document(ExportType::Json, &report);
     let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-    crate::export::tests::validate(&value);
+    validate(&value);
     let back: Report = serde_json::from_value(value).expect("reads back");
     assert_eq!(back.results.len(), report.results.len());
     assert_eq!(back.histograms, report.histograms);
-}
-
-/// Validates a report against the checked-in schema, listing every error.
-pub(crate) fn validate(report: &serde_json::Value) {
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../../schema/report-v1.schema.json"))
-            .expect("the schema is JSON");
-    let validator = jsonschema::draft202012::new(&schema).expect("the schema is valid");
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
 
 #[test]

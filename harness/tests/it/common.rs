@@ -73,15 +73,3 @@ pub fn write_scenario(dir: &Path, name: &str, text: &str) -> String {
     std::fs::write(&path, text).expect("write scenario");
     path.to_str().expect("utf-8 path").to_owned()
 }
-
-/// Validates a report against the checked-in schema, listing every error.
-pub fn validate(report: &Value) {
-    let schema: Value = serde_json::from_str(include_str!("../../schema/report-v1.schema.json"))
-        .expect("the schema is JSON");
-    let validator = jsonschema::draft202012::new(&schema).expect("the schema is valid");
-    let errors: Vec<String> = validator
-        .iter_errors(report)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{}", errors.join("\n"));
-}

@@ -3,39 +3,9 @@
 
 use std::process::ExitCode;
 
-use crate::common::{read_json, result, run_report, try_run, validate};
+use crate::checks::{hgrm_p50_p99, validate};
+use crate::common::{read_json, result, run_report, try_run};
 use serde_json::Value;
-
-/// The p50 row's value and the values around p99 (the last row below it, the first at or
-/// above it) of an `.hgrm` file, in µs (the files are in ms with three decimals).
-fn hgrm_p50_p99(text: &str) -> (u64, (u64, u64)) {
-    let rows: Vec<(f64, f64)> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let mut cols = l.split_whitespace();
-            let v: f64 = cols.next()?.parse().ok()?;
-            let q: f64 = cols.next()?.parse().ok()?;
-            Some((v, q))
-        })
-        .collect();
-    let us = |ms: f64| (ms * 1000.0).round() as u64;
-    let p50 = rows
-        .iter()
-        .find(|(_, q)| *q >= 0.5)
-        .map(|(v, _)| us(*v))
-        .expect("p50 row");
-    let below = rows
-        .iter()
-        .rfind(|(_, q)| *q < 0.99)
-        .map_or(0, |(v, _)| us(*v));
-    let above = rows
-        .iter()
-        .find(|(_, q)| *q >= 0.99)
-        .map(|(v, _)| us(*v))
-        .expect("p99 row");
-    (p50, (below, above))
-}
 
 /// Links of the small preset that stream video (the kernel check applies to them).
 const VIDEO_LINKS: [&str; 3] = ["viewer-recorder", "mobile-recorder", "phone-mobile"];

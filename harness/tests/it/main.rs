@@ -2,6 +2,7 @@
 //! a child process, against real sockets on 127.0.0.1.
 
 mod certificates;
+mod checks;
 mod common;
 mod export;
 mod run;

@@ -153,6 +153,32 @@ impl fmt::Debug for CertificateAuthority {
     }
 }
 
+/// The parameters every CA certificate here shares: `common_name` as CN, CA:TRUE with
+/// `constraints`, key usage keyCertSign + cRLSign + digitalSignature, `serial` and exactly
+/// `validity` (checked first).
+fn ca_params(
+    common_name: &str,
+    constraints: BasicConstraints,
+    validity: Validity,
+    serial: &[u8],
+) -> Result<CertificateParams, PkiError> {
+    validity.check()?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.is_ca = IsCa::Ca(constraints);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.serial_number = Some(SerialNumber::from_slice(serial));
+    validity.apply(&mut params);
+    Ok(params)
+}
+
 impl CertificateAuthority {
     /// Generates a CA: a fresh key of type `key` and a self-signed certificate with
     /// `common_name` as its CN, basicConstraints CA:TRUE without a path length limit, key
@@ -161,21 +187,13 @@ impl CertificateAuthority {
     /// The CA's key type decides the signature algorithm of every certificate it issues
     /// (RSA: SHA-256 with RSA; P-256: ECDSA with SHA-256; P-384: ECDSA with SHA-384).
     pub fn generate(common_name: &str, key: KeyType, validity: Validity) -> Result<Self, PkiError> {
-        validity.check()?;
         let serial = random_serial()?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        validity.apply(&mut params);
+        let params = ca_params(
+            common_name,
+            BasicConstraints::Unconstrained,
+            validity,
+            &serial,
+        )?;
         let key_pair = key.generate()?;
         let issuer = CertifiedIssuer::self_signed(params, key_pair).map_err(|source| {
             PkiError::Certificate {
@@ -215,22 +233,14 @@ impl CertificateAuthority {
         key: KeyType,
         validity: Validity,
     ) -> Result<CertificateAuthority, PkiError> {
-        validity.check()?;
         let serial = random_serial()?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, common_name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        let mut params = ca_params(
+            common_name,
+            BasicConstraints::Constrained(0),
+            validity,
+            &serial,
+        )?;
         params.use_authority_key_identifier_extension = true;
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        validity.apply(&mut params);
         let key_pair = key.generate()?;
         let issuer =
             CertifiedIssuer::signed_by(params, key_pair, &*self.issuer).map_err(|source| {

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use rustls::crypto::CryptoProvider;
+use rustls::server::ResolvesServerCert;
 use rustls::sign::{CertifiedKey, Signer, SigningKey, SingleCertAndKey};
 use rustls::{ServerConfig, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -156,15 +158,7 @@ impl HostIdentity {
     pub fn server_config(&self, tls: &TlsSettings) -> Result<Arc<ServerConfig>, PkiError> {
         let provider = tls.provider()?;
         let key = certified_key(&provider, self)?;
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&tls.protocol_versions())
-            .map_err(|source| PkiError::Rustls {
-                what: "server configuration",
-                source,
-            })?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(SingleCertAndKey::from(key)));
-        Ok(Arc::new(config))
+        server_config_with(provider, tls, Arc::new(SingleCertAndKey::from(key)))
     }
 
     /// A server configuration for a server that has its certificate but could not read its
@@ -197,16 +191,26 @@ impl HostIdentity {
             ),
         };
         let key = CertifiedKey::new(self.chain.clone(), Arc::new(key));
-        let config = ServerConfig::builder_with_provider(tls.provider()?)
-            .with_protocol_versions(&tls.protocol_versions())
-            .map_err(|source| PkiError::Rustls {
-                what: "server configuration",
-                source,
-            })?
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(SingleCertAndKey::from(key)));
-        Ok(Arc::new(config))
+        server_config_with(tls.provider()?, tls, Arc::new(SingleCertAndKey::from(key)))
     }
+}
+
+/// A server configuration with `provider` and the protocol versions of `tls`, without
+/// client authentication, whose certificate comes from `resolver`.
+pub(super) fn server_config_with(
+    provider: Arc<CryptoProvider>,
+    tls: &TlsSettings,
+    resolver: Arc<dyn ResolvesServerCert>,
+) -> Result<Arc<ServerConfig>, PkiError> {
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&tls.protocol_versions())
+        .map_err(|source| PkiError::Rustls {
+            what: "server configuration",
+            source,
+        })?
+        .with_no_client_auth()
+        .with_cert_resolver(resolver);
+    Ok(Arc::new(config))
 }
 
 /// The signing key of a server that could not read its private key

@@ -27,15 +27,8 @@ impl HostIdentity {
     ) -> Result<(Arc<ServerConfig>, Arc<ReloadableIdentity>), PkiError> {
         let provider = tls.provider()?;
         let identity = Arc::new(ReloadableIdentity::with_provider(self, provider.clone())?);
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&tls.protocol_versions())
-            .map_err(|source| PkiError::Rustls {
-                what: "server configuration",
-                source,
-            })?
-            .with_no_client_auth()
-            .with_cert_resolver(identity.clone());
-        Ok((Arc::new(config), identity))
+        let config = super::identity::server_config_with(provider, tls, identity.clone())?;
+        Ok((config, identity))
     }
 }
 
