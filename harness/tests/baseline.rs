@@ -3,35 +3,19 @@
 //! --repeat 2 --json …`, release build, the default `small` scenario) and on reports produced
 //! in-process by `vmsbench bulk` and `vmsbench handshakes`.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+mod support;
+
+use std::path::Path;
 
 use clap::Parser;
 use serde_json::Value;
+use support::{path_str, run_report, Run};
 use tempfile::TempDir;
 use vmsbench::baseline::{run_with, EXIT_PASS, EXIT_REGRESSION, EXIT_UNUSABLE};
 use vmsbench::cli::Command;
 use vmsbench::Opts;
 
-/// What one `vmsbench baseline …` invocation did.
-struct Run {
-    code: ExitCode,
-    out: String,
-    err: String,
-}
-
-impl Run {
-    fn assert_code(&self, code: u8, what: &str) {
-        assert_eq!(
-            self.code,
-            ExitCode::from(code),
-            "{what}: expected exit code {code}\n--- stdout:\n{}--- stderr:\n{}",
-            self.out,
-            self.err
-        );
-    }
-}
-
+/// What one `vmsbench baseline ARGS…` invocation did.
 fn baseline<S: AsRef<str>>(args: &[S]) -> Run {
     let opts = Opts::parse_from(
         ["vmsbench", "baseline"]
@@ -42,13 +26,17 @@ fn baseline<S: AsRef<str>>(args: &[S]) -> Run {
     let Command::Baseline(a) = opts.command else {
         panic!("parsed as another command")
     };
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = run_with(&a, &mut out, &mut err).expect("writes to memory never fail");
-    Run {
-        code,
-        out: String::from_utf8_lossy(&out).into_owned(),
-        err: String::from_utf8_lossy(&err).into_owned(),
-    }
+    Run::capture(|out, err| run_with(&a, out, err).expect("writes to memory never fail"))
+}
+
+/// `vmsbench baseline save REPORT --to BASELINE`.
+fn save(report: &str, to: &str) -> Run {
+    baseline(&["save", report, "--to", to])
+}
+
+/// `vmsbench baseline check RESULT --against BASELINE EXTRA…`.
+fn check(result: &str, against: &str, extra: &[&str]) -> Run {
+    baseline(&[&["check", result, "--against", against][..], extra].concat())
 }
 
 fn fixture() -> Value {
@@ -61,10 +49,6 @@ fn write(dir: &TempDir, name: &str, v: &Value) -> String {
     let p = dir.path().join(name);
     std::fs::write(&p, serde_json::to_string_pretty(v).expect("serializable")).expect("write");
     path_str(&p)
-}
-
-fn path_str(p: &Path) -> String {
-    p.to_str().expect("utf-8 temp path").to_owned()
 }
 
 /// The `results` entry for (link, mode).
@@ -104,7 +88,7 @@ fn scale_figure(e: &mut Value, path: &str, factor: f64) {
 fn saved_baseline(dir: &TempDir) -> String {
     let result = write(dir, "base-result.json", &fixture());
     let base = path_str(&dir.path().join("baseline.json"));
-    let r = baseline(&["save", &result, "--to", &base]);
+    let r = save(&result, &base);
     r.assert_code(EXIT_PASS, "save");
     base
 }
@@ -115,14 +99,12 @@ fn save_copies_the_report_unchanged_and_refuses_garbage() {
     let base = saved_baseline(&dir);
     let original = std::fs::read(dir.path().join("base-result.json")).expect("read");
     assert_eq!(std::fs::read(&base).expect("saved"), original);
-    assert!(baseline(&["check", &base, "--against", &base])
-        .out
-        .contains("no regression"));
+    assert!(check(&base, &base, &[]).out.contains("no regression"));
 
     let garbage = dir.path().join("garbage.json");
     std::fs::write(&garbage, "{ not json").expect("write");
     let target = path_str(&dir.path().join("never.json"));
-    let r = baseline(&["save", &path_str(&garbage), "--to", &target]);
+    let r = save(&path_str(&garbage), &target);
     r.assert_code(EXIT_UNUSABLE, "save of bad JSON");
     assert!(r.err.contains("not valid JSON"), "{}", r.err);
     assert!(!Path::new(&target).exists(), "nothing written");
@@ -130,7 +112,7 @@ fn save_copies_the_report_unchanged_and_refuses_garbage() {
     let mut partial = fixture();
     partial["partial"] = Value::Bool(true);
     let p = write(&dir, "partial.json", &partial);
-    let r = baseline(&["save", &p, "--to", &target]);
+    let r = save(&p, &target);
     r.assert_code(EXIT_UNUSABLE, "save of a partial result");
     assert!(r.err.contains("interrupted"), "{}", r.err);
 }
@@ -140,7 +122,7 @@ fn an_unchanged_result_passes() {
     let dir = TempDir::new().expect("tempdir");
     let base = saved_baseline(&dir);
     let result = write(&dir, "result.json", &fixture());
-    let r = baseline(&["check", &result, "--against", &base]);
+    let r = check(&result, &base, &[]);
     r.assert_code(EXIT_PASS, "unchanged");
     assert!(r.out.contains("✅ no regression"), "{}", r.out);
     assert!(r.out.contains("`goodput_mbit_s`"), "{}", r.out);
@@ -159,7 +141,7 @@ fn a_ten_percent_goodput_drop_is_a_regression_named_in_the_markdown() {
     );
     let result = write(&dir, "result.json", &after);
     let md = path_str(&dir.path().join("comment.md"));
-    let r = baseline(&["check", &result, "--against", &base, "--markdown", &md]);
+    let r = check(&result, &base, &["--markdown", &md]);
     r.assert_code(EXIT_REGRESSION, "goodput −10 %");
     assert!(r.out.contains("REGRESSION"), "{}", r.out);
     let text = std::fs::read_to_string(&md).expect("markdown written");
@@ -193,14 +175,7 @@ fn a_ten_percent_goodput_drop_is_a_regression_named_in_the_markdown() {
     assert_eq!(&cells[7..9], ["-10.0 %", "5 %"], "{line}");
     assert!(text.contains("❌ 1 regression"), "{text}");
     // The same change passes with a wider goodput threshold.
-    let r = baseline(&[
-        "check",
-        &result,
-        "--against",
-        &base,
-        "--threshold",
-        "goodput=12",
-    ]);
+    let r = check(&result, &base, &["--threshold", "goodput=12"]);
     r.assert_code(EXIT_PASS, "goodput −10 % within 12 %");
 }
 
@@ -222,16 +197,9 @@ fn a_ten_percent_p99_latency_rise_is_a_regression() {
     scale_figure(e, "latency_us.p99", 1.1);
     let result = write(&dir, "result.json", &after);
     // Latency's default threshold (25 %) is wide enough for wall-clock noise: +10 % passes…
-    baseline(&["check", &result, "--against", &base]).assert_code(EXIT_PASS, "p99 +10 %");
+    check(&result, &base, &[]).assert_code(EXIT_PASS, "p99 +10 %");
     // …and a tighter one catches it.
-    let r = baseline(&[
-        "check",
-        &result,
-        "--against",
-        &base,
-        "--threshold",
-        "latency_us.p99=5",
-    ]);
+    let r = check(&result, &base, &["--threshold", "latency_us.p99=5"]);
     r.assert_code(EXIT_REGRESSION, "p99 +10 % against 5 %");
     let line = r
         .out
@@ -260,18 +228,18 @@ fn a_different_scenario_or_machine_is_refused_unless_allowed() {
     let mut other = fixture();
     other["scenario"]["cameras"] = Value::from(999);
     let result = write(&dir, "result.json", &other);
-    let r = baseline(&["check", &result, "--against", &base]);
+    let r = check(&result, &base, &[]);
     r.assert_code(EXIT_UNUSABLE, "other scenario");
     assert!(r.err.contains("scenario.cameras differs"), "{}", r.err);
     assert!(r.err.contains("999"), "{}", r.err);
-    let r = baseline(&["check", &result, "--against", &base, "--allow-mismatch"]);
+    let r = check(&result, &base, &["--allow-mismatch"]);
     r.assert_code(EXIT_PASS, "allowed");
     assert!(r.out.contains("`scenario.cameras` differs"), "{}", r.out);
 
     let mut other = fixture();
     other["environment"]["rustls_version"] = Value::from("0.99.0");
     let result = write(&dir, "env.json", &other);
-    let r = baseline(&["check", &result, "--against", &base]);
+    let r = check(&result, &base, &[]);
     r.assert_code(EXIT_UNUSABLE, "other rustls");
     assert!(r.err.contains("environment.rustls_version"), "{}", r.err);
 
@@ -279,13 +247,13 @@ fn a_different_scenario_or_machine_is_refused_unless_allowed() {
     let mut other = fixture();
     other["environment"]["hostname"] = Value::from("elsewhere");
     let result = write(&dir, "host.json", &other);
-    baseline(&["check", &result, "--against", &base]).assert_code(EXIT_PASS, "other host");
+    check(&result, &base, &[]).assert_code(EXIT_PASS, "other host");
 
     // Another command cannot be compared at all.
     let mut other = fixture();
     other["command"] = Value::from("bulk");
     let result = write(&dir, "bulk.json", &other);
-    let r = baseline(&["check", &result, "--against", &base, "--allow-mismatch"]);
+    let r = check(&result, &base, &["--allow-mismatch"]);
     r.assert_code(EXIT_UNUSABLE, "other command");
     assert!(r.err.contains("command differs"), "{}", r.err);
 }
@@ -295,38 +263,33 @@ fn unusable_input_exits_2() {
     let dir = TempDir::new().expect("tempdir");
     let base = saved_baseline(&dir);
     let missing = path_str(&dir.path().join("missing.json"));
-    let r = baseline(&["check", &missing, "--against", &base]);
+    let r = check(&missing, &base, &[]);
     r.assert_code(EXIT_UNUSABLE, "missing result");
     assert!(
         r.err.contains("cannot read") && r.err.contains("missing.json"),
         "{}",
         r.err
     );
-    let r = baseline(&["check", &base, "--against", &missing]);
+    let r = check(&base, &missing, &[]);
     r.assert_code(EXIT_UNUSABLE, "missing baseline");
 
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "[1, 2").expect("write");
-    let r = baseline(&["check", &path_str(&bad), "--against", &base]);
+    let r = check(&path_str(&bad), &base, &[]);
     r.assert_code(EXIT_UNUSABLE, "bad JSON");
 
     let mut v = fixture();
     v["schema_version"] = Value::from(99);
-    let r = baseline(&["check", &write(&dir, "v99.json", &v), "--against", &base]);
+    let r = check(&write(&dir, "v99.json", &v), &base, &[]);
     r.assert_code(EXIT_UNUSABLE, "schema version");
     assert!(r.err.contains("schema_version 99"), "{}", r.err);
 
     let mut v = fixture();
     v["results"] = Value::Array(Vec::new());
-    let r = baseline(&["check", &write(&dir, "empty.json", &v), "--against", &base]);
+    let r = check(&write(&dir, "empty.json", &v), &base, &[]);
     r.assert_code(EXIT_UNUSABLE, "no results");
 
-    let r = baseline(&[
-        "check",
-        &write(&dir, "s.json", &Value::from("x")),
-        "--against",
-        &base,
-    ]);
+    let r = check(&write(&dir, "s.json", &Value::from("x")), &base, &[]);
     r.assert_code(EXIT_UNUSABLE, "not an object");
 }
 
@@ -337,13 +300,12 @@ fn a_missing_link_is_a_regression_and_new_fields_are_ignored() {
     let mut v = fixture();
     v["a_field_from_the_future"] = Value::from(1);
     entry(&mut v, "viewer-recorder", "plain")["another_one"] = Value::from("x");
-    baseline(&["check", &write(&dir, "future.json", &v), "--against", &base])
-        .assert_code(EXIT_PASS, "unknown fields");
+    check(&write(&dir, "future.json", &v), &base, &[]).assert_code(EXIT_PASS, "unknown fields");
     v["results"]
         .as_array_mut()
         .expect("results")
         .retain(|r| r["mode"] != "tls");
-    let r = baseline(&["check", &write(&dir, "less.json", &v), "--against", &base]);
+    let r = check(&write(&dir, "less.json", &v), &base, &[]);
     r.assert_code(EXIT_REGRESSION, "tls result missing");
     assert!(r.out.contains("Missing from the result"), "{}", r.out);
     assert!(r.out.contains("viewer-recorder tls"), "{}", r.out);
@@ -381,10 +343,10 @@ fn instruction_counts_use_a_tight_threshold() {
     let dir = TempDir::new().expect("tempdir");
     let base = write(&dir, "base.json", &instructions_report(686_050.0));
     let same = write(&dir, "same.json", &instructions_report(686_100.0));
-    baseline(&["check", &same, "--against", &base]).assert_code(EXIT_PASS, "+0.007 %");
+    check(&same, &base, &[]).assert_code(EXIT_PASS, "+0.007 %");
     // One more copy of a 146 kB frame: about +146 k instructions, +21 %.
     let copy = write(&dir, "copy.json", &instructions_report(832_492.0));
-    let r = baseline(&["check", &copy, "--against", &base]);
+    let r = check(&copy, &base, &[]);
     r.assert_code(EXIT_REGRESSION, "extra copy");
     assert!(
         r.out.contains(
@@ -396,12 +358,21 @@ fn instruction_counts_use_a_tight_threshold() {
     assert!(r.out.contains("| 1 % |"), "{}", r.out);
 }
 
+/// Saves the report at `json` as `dir/base.json` and checks the report against it: both
+/// must pass. Returns what the check printed.
+fn check_against_itself(dir: &TempDir, json: &Path, what: &str) -> Run {
+    let base = path_str(&dir.path().join("base.json"));
+    save(&path_str(json), &base).assert_code(EXIT_PASS, &format!("save {what}"));
+    let r = check(&path_str(json), &base, &[]);
+    r.assert_code(EXIT_PASS, &format!("{what} against itself"));
+    r
+}
+
 #[test]
 fn a_real_bulk_report_made_in_process_round_trips() {
     let dir = TempDir::new().expect("tempdir");
-    let json: PathBuf = dir.path().join("bulk.json");
-    let opts = Opts::parse_from([
-        "vmsbench",
+    let json = dir.path().join("bulk.json");
+    let args = [
         "bulk",
         "--duration",
         "500ms",
@@ -409,22 +380,10 @@ fn a_real_bulk_report_made_in_process_round_trips() {
         "200ms",
         "--repeat",
         "1",
-        "--json",
-        json.to_str().expect("utf-8 path"),
-    ]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let code = rt.block_on(vmsbench::run(opts)).expect("bulk runs");
-    assert_eq!(code, ExitCode::SUCCESS);
-    let base = path_str(&dir.path().join("base.json"));
-    baseline(&["save", &path_str(&json), "--to", &base]).assert_code(EXIT_PASS, "save bulk");
-    let r = baseline(&["check", &path_str(&json), "--against", &base]);
-    r.assert_code(EXIT_PASS, "bulk against itself");
+    ];
+    let report = run_report(&args, "--json", &json);
+    let r = check_against_itself(&dir, &json, "bulk");
     assert!(r.out.contains("| bulk | tls |"), "{}", r.out);
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("read")).expect("JSON");
     assert_eq!(report["measurement"]["multiplier"], 1.0);
 }
 
@@ -438,7 +397,7 @@ fn links_with_too_few_frames_are_not_judged_on_rates_and_percentiles() {
     assert!(e["frames_received"].as_u64().expect("frames") < 100);
     scale(&mut e["latency_us"]["p99"], 3.0);
     scale(&mut e["goodput_mbit_s"], 0.5);
-    let r = baseline(&["check", &write(&dir, "few.json", &v), "--against", &base]);
+    let r = check(&write(&dir, "few.json", &v), &base, &[]);
     r.assert_code(EXIT_PASS, "too few frames to judge");
     assert!(
         r.out.contains("figures not compared: too few frames"),
@@ -457,8 +416,7 @@ fn links_with_too_few_frames_are_not_judged_on_rates_and_percentiles() {
 fn a_real_handshakes_report_made_in_process_is_compared_cell_by_cell() {
     let dir = TempDir::new().expect("tempdir");
     let json = dir.path().join("hs.json");
-    let opts = Opts::parse_from([
-        "vmsbench",
+    let args = [
         "handshakes",
         "--duration",
         "300ms",
@@ -470,27 +428,15 @@ fn a_real_handshakes_report_made_in_process_is_compared_cell_by_cell() {
         "ecdsa-p256",
         "--groups",
         "x25519",
-        "--json",
-        json.to_str().expect("utf-8 path"),
-    ]);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let code = rt.block_on(vmsbench::run(opts)).expect("handshakes run");
-    assert_eq!(code, ExitCode::SUCCESS);
-    let base = path_str(&dir.path().join("base.json"));
-    baseline(&["save", &path_str(&json), "--to", &base]).assert_code(EXIT_PASS, "save");
-    let r = baseline(&["check", &path_str(&json), "--against", &base]);
-    r.assert_code(EXIT_PASS, "against itself");
+    ];
+    let mut v = run_report(&args, "--json", &json);
+    let r = check_against_itself(&dir, &json, "handshakes");
     assert!(
         r.out.contains("TLS 1.3 ecdsa-p256 x25519 full"),
         "{}",
         r.out
     );
 
-    let mut v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("read")).expect("JSON");
     let cells = v["results"].as_array_mut().expect("results");
     assert_eq!(cells.len(), 2, "full and resumed");
     for cell in cells.iter_mut() {
@@ -499,7 +445,7 @@ fn a_real_handshakes_report_made_in_process_is_compared_cell_by_cell() {
     }
     let base = write(&dir, "base-many.json", &v);
     scale(&mut v["results"][0]["handshakes_per_s"], 0.5);
-    let r = baseline(&["check", &write(&dir, "slow.json", &v), "--against", &base]);
+    let r = check(&write(&dir, "slow.json", &v), &base, &[]);
     r.assert_code(EXIT_REGRESSION, "half the handshake rate");
     assert!(
         r.out
@@ -510,12 +456,7 @@ fn a_real_handshakes_report_made_in_process_is_compared_cell_by_cell() {
 
     let mut other = v.clone();
     other["measurement"]["concurrency"] = Value::from(64);
-    let r = baseline(&[
-        "check",
-        &write(&dir, "c64.json", &other),
-        "--against",
-        &base,
-    ]);
+    let r = check(&write(&dir, "c64.json", &other), &base, &[]);
     r.assert_code(EXIT_UNUSABLE, "other concurrency");
     assert!(
         r.err.contains("measurement.concurrency differs"),
@@ -532,7 +473,7 @@ fn a_worse_median_within_the_spread_of_the_repeats_is_reported_but_does_not_fail
     let e = entry(&mut v, "viewer-recorder", "tls");
     // Only the median moves; the repeats' range stays where the baseline's is.
     scale(&mut e["goodput_mbit_s"], 0.9);
-    let r = baseline(&["check", &write(&dir, "noisy.json", &v), "--against", &base]);
+    let r = check(&write(&dir, "noisy.json", &v), &base, &[]);
     r.assert_code(EXIT_PASS, "within the spread");
     assert!(
         r.out

@@ -7,11 +7,13 @@
 //! One test function runs the searches one after the other: two searches at once would
 //! compete for the same CPUs and move each other's boundary.
 
-use std::path::Path;
+mod support;
+
 use std::process::ExitCode;
 
 use clap::Parser;
 use serde_json::Value;
+use support::{read_json, try_run};
 use tempfile::TempDir;
 use vmsbench::Opts;
 
@@ -46,26 +48,14 @@ fn capacity(args: &[&str]) -> (ExitCode, Value, String) {
     let scenario = dir.path().join("throttled.toml");
     std::fs::write(&scenario, SCENARIO).expect("scenario written");
     let json = dir.path().join("cap.json");
-    let mut argv: Vec<String> = ["vmsbench", "capacity"].map(str::to_owned).to_vec();
-    argv.push(scenario.display().to_string());
+    let mut argv = vec!["capacity".to_owned(), scenario.display().to_string()];
     argv.extend(args.iter().map(|a| (*a).to_owned()));
     argv.extend(["--export-json".to_owned(), json.display().to_string()]);
     let html = dir.path().join("cap.html");
     argv.extend(["--export-html".to_owned(), html.display().to_string()]);
-    let opts = Opts::parse_from(argv);
-    let code = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(vmsbench::run(opts))
-        .expect("capacity runs");
+    let code = try_run(&argv).expect("capacity runs");
     let page = std::fs::read_to_string(&html).expect("HTML written");
     (code, read_json(&json), page)
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).expect("JSON written");
-    serde_json::from_str(&text).expect("valid JSON")
 }
 
 fn u(v: &Value) -> u64 {

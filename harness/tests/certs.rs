@@ -1,16 +1,19 @@
 //! `vmsbench certs generate | inspect | check` on real files in temporary directories,
 //! through the real flag parsing, plus interoperability with the openssl command.
 
+mod support;
+
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::Command;
 
 use p12_keystore::{KeyStore, Pkcs12Archive, Pkcs12ImportPolicy};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
+use support::{path_str, Run};
 use tempfile::TempDir;
 use vmsbench::certs::run_from_args_with;
 
@@ -19,13 +22,7 @@ const B: &str = "b.vms.test";
 const PASSWORD: &str = "correct horse battery staple";
 const OPENSSL: &str = "/usr/bin/openssl";
 
-/// What one `vmsbench certs …` invocation did.
-struct Run {
-    code: ExitCode,
-    out: String,
-    err: String,
-}
-
+/// The lines `vmsbench certs check` marks as problems or warnings.
 impl Run {
     fn problems(&self) -> Vec<&str> {
         self.out
@@ -40,32 +37,14 @@ impl Run {
             .filter(|l| l.starts_with("warning: "))
             .collect()
     }
-
-    fn assert_code(&self, code: u8, what: &str) {
-        assert_eq!(
-            self.code,
-            ExitCode::from(code),
-            "{what}: expected exit code {code}\n--- stdout:\n{}--- stderr:\n{}",
-            self.out,
-            self.err
-        );
-    }
 }
 
+/// What one `vmsbench certs ARGS…` invocation did.
 fn certs<S: AsRef<str>>(args: &[S]) -> Run {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let code = run_from_args_with(
-        args.iter().map(|a| a.as_ref().to_owned()),
-        &mut out,
-        &mut err,
-    )
-    .expect("certs ran without an internal error");
-    Run {
-        code,
-        out: String::from_utf8(out).expect("stdout is UTF-8"),
-        err: String::from_utf8(err).expect("stderr is UTF-8"),
-    }
+    Run::capture_utf8(|out, err| {
+        run_from_args_with(args.iter().map(|a| a.as_ref().to_owned()), out, err)
+            .expect("certs ran without an internal error")
+    })
 }
 
 /// Writes a note that shows even when the test harness captures output (it captures only
@@ -74,28 +53,20 @@ fn note(text: &str) {
     let _ = writeln!(std::io::stderr(), "NOTE: {text}");
 }
 
-fn s(p: &Path) -> String {
-    p.to_str().expect("temporary paths are UTF-8").to_owned()
-}
-
 fn mode(p: &Path) -> u32 {
     fs::metadata(p).expect("stat").permissions().mode() & 0o777
 }
 
+/// `vmsbench certs generate --hosts HOSTS --out DIR EXTRA…`, whatever its exit code.
+fn try_generate(hosts: &str, dir: &Path, extra: &[&str]) -> Run {
+    let dir = path_str(dir);
+    certs(&[&["generate", "--hosts", hosts, "--out", &dir][..], extra].concat())
+}
+
+/// Generates a set for `A` and `B` in `dir` with `key` and the PFX password; it must succeed.
 fn generate(dir: &Path, key: &str, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "generate".to_owned(),
-        "--hosts".to_owned(),
-        format!("{A},{B}"),
-        "--out".to_owned(),
-        s(dir),
-        "--key".to_owned(),
-        key.to_owned(),
-        "--pfx-password".to_owned(),
-        PASSWORD.to_owned(),
-    ];
-    args.extend(extra.iter().map(|a| (*a).to_owned()));
-    let run = certs(&args);
+    let flags = [&["--key", key, "--pfx-password", PASSWORD][..], extra].concat();
+    let run = try_generate(&format!("{A},{B}"), dir, &flags);
     run.assert_code(0, "generate");
     run
 }
@@ -103,7 +74,7 @@ fn generate(dir: &Path, key: &str, extra: &[&str]) -> Run {
 fn check(target: &Path, host: &str, extra: &[&str]) -> Run {
     let mut args = vec![
         "check".to_owned(),
-        s(target),
+        path_str(target),
         "--host".to_owned(),
         host.to_owned(),
     ];
@@ -114,7 +85,7 @@ fn check(target: &Path, host: &str, extra: &[&str]) -> Run {
 fn inspect_json(files: &[PathBuf], extra: &[&str]) -> Vec<Value> {
     let mut args = vec!["inspect".to_owned(), "--json".to_owned()];
     args.extend(extra.iter().map(|a| (*a).to_owned()));
-    args.extend(files.iter().map(|f| s(f)));
+    args.extend(files.iter().map(|f| path_str(f)));
     let run = certs(&args);
     run.assert_code(0, "inspect --json");
     let value: Value = serde_json::from_str(&run.out).expect("inspect --json prints JSON");
@@ -143,7 +114,7 @@ fn generate_and_verify(key: &str, key_type: &str, key_bits: u64) {
             let path = dir.join(format!("{host}.{ext}"));
             assert!(path.is_file(), "{} written", path.display());
             assert!(
-                run.out.contains(&s(&path)),
+                run.out.contains(&path_str(&path)),
                 "summary lists {}",
                 path.display()
             );
@@ -208,39 +179,17 @@ fn generate_ecdsa_p384() {
 #[test]
 fn unknown_key_type_is_a_usage_error() {
     let tmp = tempdir();
-    let run = certs(&[
-        "generate",
-        "--hosts",
-        A,
-        "--out",
-        &s(tmp.path()),
-        "--key",
-        "rsa1024",
-    ]);
+    let run = try_generate(A, tmp.path(), &["--key", "rsa1024"]);
     run.assert_code(2, "--key rsa1024");
     assert!(
         run.err.contains("ecdsa-p256"),
         "lists the key types: {}",
         run.err
     );
-    let run = certs(&[
-        "generate",
-        "--hosts",
-        "not a host!",
-        "--out",
-        &s(tmp.path()),
-    ]);
+    let run = try_generate("not a host!", tmp.path(), &[]);
     run.assert_code(2, "bad host name");
     assert!(run.err.contains("not a host!"), "{}", run.err);
-    let run = certs(&[
-        "generate",
-        "--hosts",
-        A,
-        "--out",
-        &s(tmp.path()),
-        "--not-before",
-        "yesterday",
-    ]);
+    let run = try_generate(A, tmp.path(), &["--not-before", "yesterday"]);
     run.assert_code(2, "bad time");
     assert!(run.err.contains("RFC 3339"), "{}", run.err);
     assert!(
@@ -256,18 +205,10 @@ fn refuses_to_overwrite_without_force() {
     generate(&dir, "ecdsa-p256", &[]);
     let ca_before = fs::read(dir.join("ca.pem")).expect("ca.pem");
 
-    let again = certs(&[
-        "generate",
-        "--hosts",
-        A,
-        "--out",
-        &s(&dir),
-        "--key",
-        "ecdsa-p256",
-    ]);
+    let again = try_generate(A, &dir, &["--key", "ecdsa-p256"]);
     again.assert_code(2, "second generate without --force");
     assert!(
-        again.err.contains(&s(&dir.join("ca.pem"))) && again.err.contains("--force"),
+        again.err.contains(&path_str(&dir.join("ca.pem"))) && again.err.contains("--force"),
         "names the first existing file: {}",
         again.err
     );
@@ -278,16 +219,10 @@ fn refuses_to_overwrite_without_force() {
     fs::create_dir(&fresh).expect("mkdir");
     let late = fresh.join(format!("{B}.pfx"));
     fs::write(&late, b"keep me").expect("write");
-    let run = certs(&[
-        "generate",
-        "--hosts",
-        &format!("{A},{B}"),
-        "--out",
-        &s(&fresh),
-    ]);
+    let run = try_generate(&format!("{A},{B}"), &fresh, &[]);
     run.assert_code(2, "generate onto an existing .pfx");
     assert!(
-        run.err.contains(&s(&late)),
+        run.err.contains(&path_str(&late)),
         "names {}: {}",
         late.display(),
         run.err
@@ -301,18 +236,11 @@ fn refuses_to_overwrite_without_force() {
     // --force overwrites, and a key file that was world-readable comes out 0600.
     let key = dir.join(format!("{A}.key.pem"));
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
-    let forced = certs(&[
-        "generate",
-        "--hosts",
+    let forced = try_generate(
         A,
-        "--out",
-        &s(&dir),
-        "--key",
-        "ecdsa-p256",
-        "--force",
-        "--pfx-password",
-        PASSWORD,
-    ]);
+        &dir,
+        &["--key", "ecdsa-p256", "--force", "--pfx-password", PASSWORD],
+    );
     forced.assert_code(0, "generate --force");
     assert_ne!(fs::read(dir.join("ca.pem")).expect("ca.pem"), ca_before);
     assert_eq!(mode(&key), 0o600, "a replaced key is created 0600");
@@ -386,15 +314,7 @@ fn generated_pfx_password_is_printed_once_and_works() {
         return;
     }
     let tmp = tempdir();
-    let run = certs(&[
-        "generate",
-        "--hosts",
-        A,
-        "--out",
-        &s(tmp.path()),
-        "--key",
-        "ecdsa-p256",
-    ]);
+    let run = try_generate(A, tmp.path(), &["--key", "ecdsa-p256"]);
     run.assert_code(0, "generate without a password");
     let marker = "PFX password (generated, shown only this once): ";
     let password = run
@@ -481,8 +401,8 @@ fn inspect_pem_der_and_pfx() {
     // Text output, several files at once.
     let text = certs(&[
         "inspect",
-        &s(&der_path),
-        &s(&pfx_path),
+        &path_str(&der_path),
+        &path_str(&pfx_path),
         "--password",
         PASSWORD,
     ]);
@@ -511,25 +431,29 @@ fn inspect_rejects_unusable_files() {
     generate(&dir, "ecdsa-p256", &[]);
     let garbage = tmp.path().join("garbage.pem");
     fs::write(&garbage, b"this is not a certificate\n").expect("write");
-    let run = certs(&["inspect", &s(&garbage)]);
+    let run = certs(&["inspect", &path_str(&garbage)]);
     run.assert_code(2, "garbage");
     assert!(
-        run.err.contains(&s(&garbage)),
+        run.err.contains(&path_str(&garbage)),
         "names the file: {}",
         run.err
     );
 
     let missing = tmp.path().join("missing.pem");
-    let run = certs(&["inspect", &s(&missing), &s(&dir.join("ca.pem"))]);
+    let run = certs(&[
+        "inspect",
+        &path_str(&missing),
+        &path_str(&dir.join("ca.pem")),
+    ]);
     run.assert_code(2, "missing file");
-    assert!(run.err.contains(&s(&missing)), "{}", run.err);
+    assert!(run.err.contains(&path_str(&missing)), "{}", run.err);
     assert!(
         run.out.contains("CN=vmsbench deployment CA"),
         "good files still shown"
     );
 
     let key = dir.join(format!("{A}.key.pem"));
-    let run = certs(&["inspect", &s(&key)]);
+    let run = certs(&["inspect", &path_str(&key)]);
     run.assert_code(2, "a key file");
     assert!(
         run.err.contains("private key, not a certificate"),
@@ -540,11 +464,11 @@ fn inspect_rejects_unusable_files() {
 
     let pfx = dir.join(format!("{A}.pfx"));
     if std::env::var_os("VMSBENCH_PFX_PASSWORD").is_none() {
-        let run = certs(&["inspect", &s(&pfx)]);
+        let run = certs(&["inspect", &path_str(&pfx)]);
         run.assert_code(2, "PFX without a password");
         assert!(run.err.contains("--password"), "{}", run.err);
     }
-    let run = certs(&["inspect", &s(&pfx), "--password", "wrong"]);
+    let run = certs(&["inspect", &path_str(&pfx), "--password", "wrong"]);
     run.assert_code(2, "PFX with a wrong password");
     assert!(run.err.contains("wrong password"), "{}", run.err);
 }
@@ -635,7 +559,7 @@ fn check_wrong_host_and_untrusted_ca() {
     );
     assert_one_problem(&check(&cert, "a", &[]), "short name", "short name");
 
-    let run = check(&dir, A, &["--ca", &s(&other.join("ca.pem"))]);
+    let run = check(&dir, A, &["--ca", &path_str(&other.join("ca.pem"))]);
     assert_one_problem(&run, "untrusted CA", "not issued by a CA");
 
     // A certificate issued by an intermediate, presented without it.
@@ -706,6 +630,17 @@ fn check_private_key_problems() {
     assert_one_problem(&check(&dir, A, &[]), "garbage key", "no private key");
 }
 
+/// Whether /usr/bin/openssl is installed; if not, notes that `test` is skipped.
+fn have_openssl(test: &str) -> bool {
+    let present = Path::new(OPENSSL).exists();
+    if !present {
+        note(&format!(
+            "SKIPPING {test}: /usr/bin/openssl is not installed"
+        ));
+    }
+    present
+}
+
 fn openssl(args: &[&str]) -> (bool, String) {
     let output = Command::new(OPENSSL)
         .args(args)
@@ -721,8 +656,7 @@ fn openssl(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn openssl_interop() {
-    if !Path::new(OPENSSL).exists() {
-        note("SKIPPING the openssl interop test: /usr/bin/openssl is not installed");
+    if !have_openssl("the openssl interop test") {
         return;
     }
     let tmp = tempdir();
@@ -733,10 +667,10 @@ fn openssl_interop() {
     ] {
         let dir = tmp.path().join(name);
         generate(&dir, key, &extra);
-        let ca = s(&dir.join("ca.pem"));
-        let leaf = s(&dir.join(format!("{A}.pem")));
+        let ca = path_str(&dir.join("ca.pem"));
+        let leaf = path_str(&dir.join(format!("{A}.pem")));
         let mut verify = vec!["verify", "-CAfile", &ca];
-        let inter = s(&dir.join("intermediate.pem"));
+        let inter = path_str(&dir.join("intermediate.pem"));
         if extra.contains(&"--intermediate") {
             verify.extend(["-untrusted", &inter]);
         }
@@ -770,7 +704,7 @@ fn openssl_interop() {
 
         // openssl 3 reads the PFX (AES-256 + SHA-256 MAC, or 3DES + SHA-1 with
         // --pfx-legacy) without -legacy.
-        let pfx = s(&dir.join(format!("{A}.pfx")));
+        let pfx = path_str(&dir.join(format!("{A}.pfx")));
         let pass = format!("pass:{PASSWORD}");
         let (ok, text) = openssl(&["pkcs12", "-in", &pfx, "-passin", &pass, "-nokeys"]);
         assert!(ok, "{name}: openssl pkcs12 -nokeys: {text}");
@@ -795,7 +729,7 @@ fn openssl_interop() {
         assert!(!ok, "{name}: openssl refuses a wrong password");
 
         // And the key is one openssl can use.
-        let key = s(&dir.join(format!("{A}.key.pem")));
+        let key = path_str(&dir.join(format!("{A}.key.pem")));
         let (ok, text) = openssl(&["pkey", "-in", &key, "-noout"]);
         assert!(ok, "{name}: openssl pkey: {text}");
     }
@@ -804,8 +738,7 @@ fn openssl_interop() {
 /// A certificate made by openssl with an RSA-1024 key: `check` calls that a problem.
 #[test]
 fn check_flags_small_rsa_keys() {
-    if !Path::new(OPENSSL).exists() {
-        note("SKIPPING the RSA-1024 test: /usr/bin/openssl is not installed");
+    if !have_openssl("the RSA-1024 test") {
         return;
     }
     let tmp = tempdir();
@@ -826,9 +759,9 @@ fn check_flags_small_rsa_keys() {
         "rsa:1024",
         "-nodes",
         "-keyout",
-        &s(&key),
+        &path_str(&key),
         "-out",
-        &s(&csr),
+        &path_str(&csr),
         "-subj",
         "/CN=weak.vms.test",
     ]);
@@ -837,19 +770,19 @@ fn check_flags_small_rsa_keys() {
         "x509",
         "-req",
         "-in",
-        &s(&csr),
+        &path_str(&csr),
         "-CA",
-        &s(&dir.join("ca.pem")),
+        &path_str(&dir.join("ca.pem")),
         "-CAkey",
-        &s(&dir.join("ca.key.pem")),
+        &path_str(&dir.join("ca.key.pem")),
         "-CAcreateserial",
         "-days",
         "30",
         "-sha256",
         "-extfile",
-        &s(&ext),
+        &path_str(&ext),
         "-out",
-        &s(&cert),
+        &path_str(&cert),
     ]);
     assert!(ok, "{text}");
     let run = check(&cert, "weak.vms.test", &[]);

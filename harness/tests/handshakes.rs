@@ -3,26 +3,10 @@
 //! cells that really resume, full ones that do not, impossible cells left out and listed.
 //! No assertion bounds how fast anything runs.
 
-use std::path::Path;
-use std::process::ExitCode;
+mod support;
 
-use clap::Parser;
 use serde_json::Value;
-use vmsbench::Opts;
-
-fn run_in_process(args: &[&str]) -> anyhow::Result<ExitCode> {
-    let opts = Opts::parse_from(std::iter::once("vmsbench").chain(args.iter().copied()));
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(vmsbench::run(opts))
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).expect("JSON written");
-    serde_json::from_str(&text).expect("valid JSON")
-}
+use support::{run_report, try_run};
 
 fn results(report: &Value) -> &Vec<Value> {
     report["results"].as_array().expect("results array")
@@ -64,7 +48,7 @@ fn rustls_version(v: &str) -> &'static str {
 fn short_matrix_reports_every_cell_with_what_it_negotiated_and_whether_it_resumed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("handshakes.json");
-    let code = run_in_process(&[
+    let args = [
         "handshakes",
         "--duration",
         "200ms",
@@ -80,12 +64,8 @@ fn short_matrix_reports_every_cell_with_what_it_negotiated_and_whether_it_resume
         "both",
         "--concurrency",
         "2",
-        "--json",
-        out.to_str().expect("utf-8 path"),
-    ])
-    .expect("handshakes succeeds");
-    assert_eq!(code, ExitCode::SUCCESS);
-    let report = read_json(&out);
+    ];
+    let report = run_report(&args, "--json", &out);
 
     assert_eq!(report["schema_version"], 1);
     assert_eq!(report["command"], "handshakes");
@@ -166,7 +146,7 @@ fn short_matrix_reports_every_cell_with_what_it_negotiated_and_whether_it_resume
 fn post_quantum_key_exchange_with_tls12_is_skipped_and_listed_not_attempted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("pq.json");
-    let code = run_in_process(&[
+    let args = [
         "handshakes",
         "--duration",
         "100ms",
@@ -182,12 +162,8 @@ fn post_quantum_key_exchange_with_tls12_is_skipped_and_listed_not_attempted() {
         "full",
         "--concurrency",
         "1",
-        "--export-json",
-        out.to_str().expect("utf-8 path"),
-    ])
-    .expect("handshakes succeeds");
-    assert_eq!(code, ExitCode::SUCCESS);
-    let report = read_json(&out);
+    ];
+    let report = run_report(&args, "--export-json", &out);
     let r = results(&report);
     assert_eq!(r.len(), 1, "{r:#?}");
     let pq = cell(&report, "1.3", "ecdsa-p256", "x25519mlkem768", "full");
@@ -204,7 +180,7 @@ fn post_quantum_key_exchange_with_tls12_is_skipped_and_listed_not_attempted() {
 
 #[test]
 fn a_matrix_with_only_impossible_cells_is_an_error_that_says_why() {
-    let err = run_in_process(&[
+    let err = try_run(&[
         "handshakes",
         "--versions",
         "1.2",

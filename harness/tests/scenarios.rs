@@ -1,11 +1,14 @@
 //! Scenario files: the presets, the broken-file corpus, scaling, the compatibility rule and
 //! `vmsbench scenarios`.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use simulators::pki::KeyType;
 use simulators::transport::{Cipher, KxGroup, TlsSettings, TlsVersion};
+use support::Run;
 use vmsbench::scenario::file::{
     self, load, load_path, load_preset, parse, preset_text, ScenarioError, PRESET_NAMES,
 };
@@ -674,15 +677,11 @@ fn unknown_presets_and_unreadable_files_say_what_exists() {
 }
 
 fn scenarios_cmd(args: &[&str]) -> (String, String, std::process::ExitCode) {
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let code = vmsbench::scenarios_cmd::run_from_args_with(args, &mut out, &mut err)
-        .unwrap_or_else(|e| panic!("scenarios {args:?}: {e:#}"));
-    (
-        String::from_utf8_lossy(&out).into_owned(),
-        String::from_utf8_lossy(&err).into_owned(),
-        code,
-    )
+    let run = Run::capture(|out, err| {
+        vmsbench::scenarios_cmd::run_from_args_with(args, out, err)
+            .unwrap_or_else(|e| panic!("scenarios {args:?}: {e:#}"))
+    });
+    (run.out, run.err, run.code)
 }
 
 #[test]

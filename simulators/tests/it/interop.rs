@@ -14,32 +14,22 @@ use std::io::{Read, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use simulators::clock::RunClock;
-use simulators::metrics::Window;
 use simulators::pki::{KeyType, Pki};
-use simulators::role::recorder::{Recorder, RecorderConfig, Source, DEFAULT_QUEUE_FRAMES};
-use simulators::role::viewer::{Endpoint, StreamRequest, Viewer, ViewerConfig};
+use simulators::role::recorder::{Recorder, DEFAULT_QUEUE_FRAMES};
+use simulators::role::viewer::Viewer;
 use simulators::role::RoleRuntime;
 use simulators::transport::{Cipher, Connector, KxGroup, Listener, TlsSettings, TlsVersion};
-use simulators::video::{Camera, PayloadPool, Playback, Profile};
+
+use crate::support::{cameras, live_viewer, localhost, open_window, Recording, HOST, PATIENCE};
 
 const OPENSSL: &str = "/usr/bin/openssl";
-const HOST: &str = "recorder-1.vms.test";
 const OTHER_HOST: &str = "other.vms.test";
-/// Generous deadline for anything that should take a fraction of a second.
-const PATIENCE: Duration = Duration::from_secs(10);
 /// How long one openssl run may take before it counts as hung and is killed. Well above
 /// the recording server's 10 s subscribe timeout, so a client that waits for the server to
 /// hang up still finishes.
 const OPENSSL_LIMIT: Duration = Duration::from_secs(30);
-/// How far in the future the cameras' frame clocks start, so that a viewer started right
-/// after the recorder subscribes before frame 0 (a key frame) falls due.
-const LEAD_NS: u64 = 250_000_000;
-/// Window edges are set this far ahead of "now".
-const EDGE_NS: u64 = 20_000_000;
 
 /// Writes a note that shows even when the test harness captures output (it captures only
 /// the print macros).
@@ -163,33 +153,12 @@ fn interop_settings() -> TlsSettings {
     }
 }
 
-/// `count` cameras with ids 0.., each with a seed whose first key frame falls within the
-/// first eighth of a GOP (so that streams start soon after the recorder).
-fn cameras(count: u32) -> Vec<Camera> {
-    let profile = Profile::preset("720p").expect("preset profile");
-    let gop_ns = profile.frame_interval_ns() * u64::from(profile.gop);
-    let profile = Arc::new(profile);
-    let pool = PayloadPool::new(profile.max_frame_bytes(), 0x5eed);
-    (0..count)
-        .map(|id| {
-            (0..1000u64)
-                .map(|seed| Camera::new(id, profile.clone(), seed, pool.clone()))
-                .find(|c| c.phase_ns() < gop_ns / 8)
-                .expect("a seed with an early phase")
-        })
-        .collect()
-}
-
 /// A TLS recording server on 127.0.0.1:0 with its own runtime, and the CA that issued its
 /// certificate written where openssl can read it.
 struct Server {
     pki: Pki,
     settings: TlsSettings,
-    clock: RunClock,
-    window: Arc<Window>,
-    cameras: Vec<Camera>,
-    recorder: Option<Recorder>,
-    rt: RoleRuntime,
+    recording: Recording,
     dir: tempfile::TempDir,
     ca_file: PathBuf,
 }
@@ -206,38 +175,20 @@ impl Server {
         // thread is free to block on openssl.
         let listener = rt
             .handle()
-            .block_on(Listener::bind(
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                Some(config),
-            ))
+            .block_on(Listener::bind(localhost(), Some(config)))
             .expect("bind 127.0.0.1:0");
-        let clock = RunClock::new();
-        let window = Arc::new(Window::default());
-        let cameras = cameras(1);
-        let config = RecorderConfig {
-            host: HOST.to_owned(),
-            cameras: cameras.clone(),
-            queue_frames: DEFAULT_QUEUE_FRAMES,
-            start_ns: clock.now_ns() + LEAD_NS,
-            source: Source::Pacer,
-        };
-        let recorder =
-            Recorder::start(&rt, listener, config, clock, window.clone()).expect("recorder start");
+        let recording = Recording::start(rt, listener, cameras("720p", 1), DEFAULT_QUEUE_FRAMES);
         Server {
             pki,
             settings,
-            clock,
-            window,
-            cameras,
-            recorder: Some(recorder),
-            rt,
+            recording,
             dir,
             ca_file,
         }
     }
 
     fn recorder(&self) -> &Recorder {
-        self.recorder.as_ref().expect("the recorder runs")
+        &self.recording.recorder
     }
 
     fn addr(&self) -> SocketAddr {
@@ -270,33 +221,28 @@ impl Server {
 
     /// A live TLS viewer of camera 0 on a runtime of its own, trusting our CA.
     fn viewer(&self, rt: &RoleRuntime) -> Viewer {
-        let camera = &self.cameras[0];
-        let config = ViewerConfig {
-            server: Endpoint {
-                addr: self.addr(),
-                host: HOST.to_owned(),
-            },
-            failover: None,
-            label: "viewer-interop".to_owned(),
-            streams: vec![StreamRequest {
-                camera: camera.id,
-                interval_ns: camera.profile.frame_interval_ns(),
-            }],
-            playback: Playback::Live,
-            connector: Connector::tls(
+        let r = &self.recording;
+        let config = live_viewer(
+            self.addr(),
+            &r.cameras[..1],
+            Connector::tls(
                 self.pki
                     .client_config(&self.settings)
                     .expect("client config"),
             ),
-            on_frame: None,
-        };
-        Viewer::start(rt, config, self.clock, self.window.clone())
+            "viewer-interop",
+        );
+        Viewer::start(rt, config, r.clock, r.window.clone())
     }
 
-    fn stop(mut self) {
-        if let Some(r) = self.recorder.take() {
-            self.rt.handle().block_on(r.stop());
-        }
+    /// Opens the recorder's measurement window.
+    fn open_window(&self) {
+        open_window(&self.recording.clock, &self.recording.window);
+    }
+
+    fn stop(self) {
+        let Recording { recorder, rt, .. } = self.recording;
+        rt.handle().block_on(recorder.stop());
     }
 }
 
@@ -497,7 +443,7 @@ fn the_server_keeps_streaming_to_a_viewer_around_openssl_handshakes() {
     let ca = server.ca();
     let viewer_rt = RoleRuntime::new("viewer-interop", 1).expect("viewer runtime");
     let viewer = server.viewer(&viewer_rt);
-    server.window.open(server.clock.now_ns() + EDGE_NS);
+    server.open_window();
     let streaming = wait_until(PATIENCE, || viewer.metrics().frames >= 5);
     assert!(streaming, "{:?}", viewer.metrics());
     let before = viewer.metrics().frames;

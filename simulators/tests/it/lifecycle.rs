@@ -7,72 +7,28 @@
 //! Real TLS over real sockets on 127.0.0.1:0. Assertions are about correctness (which
 //! certificate, which failure, every frame due); none bounds how fast anything runs.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use simulators::clock::RunClock;
 use simulators::metrics::Window;
 use simulators::pki::{HostIdentity, KeyType, Pki, ReloadableIdentity, Validity};
-use simulators::role::recorder::{Recorder, RecorderConfig, Source, DEFAULT_QUEUE_FRAMES};
-use simulators::role::viewer::{Endpoint, StreamRequest, Viewer, ViewerConfig};
+use simulators::role::recorder::{Recorder, DEFAULT_QUEUE_FRAMES};
+use simulators::role::viewer::Viewer;
 use simulators::role::RoleRuntime;
-use simulators::transport::{ConnectError, Connector, FailureCategory, Listener, TlsSettings};
-use simulators::video::{Camera, PayloadPool, Playback, Profile};
+use simulators::transport::{
+    ConnectError, Connector, FailureCategory, Listener, Mode, TlsSettings,
+};
+use simulators::video::{Camera, Playback};
 use tokio::io::AsyncWriteExt;
 
-const HOST: &str = "recorder-1.vms.test";
-/// How far in the future the cameras' frame clocks start, so that a viewer started right
-/// after the recorder subscribes before frame 0 (a key frame) falls due.
-const LEAD_NS: u64 = 250_000_000;
-/// Window edges are set this far ahead of "now", so that no frame can be checked against
-/// the window by one side before the edge is stored and by the other side after it.
-const EDGE_NS: u64 = 20_000_000;
-/// Generous deadline for anything that should take a fraction of a second.
-const PATIENCE: Duration = Duration::from_secs(10);
+use crate::support::{
+    block_on, cameras, close_window, connector, live_viewer, localhost, open_window, wait_until,
+    Recording, HOST, PATIENCE,
+};
+
 /// The cameras the viewer watches.
 const IDS: [u32; 4] = [0, 1, 2, 3];
-
-/// Runs an orchestration future on a current-thread runtime of the test's own.
-fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("orchestration runtime")
-        .block_on(f)
-}
-
-/// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
-async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// `count` 720p cameras with ids 0.., each with a seed whose first key frame falls within
-/// the first eighth of a GOP (so that streams start soon after the recorder).
-fn cameras(count: u32) -> Vec<Camera> {
-    let profile = Profile::preset("720p").expect("preset profile");
-    let gop_ns = profile.frame_interval_ns() * u64::from(profile.gop);
-    let profile = Arc::new(profile);
-    let pool = PayloadPool::new(profile.max_frame_bytes(), 0x5eed);
-    (0..count)
-        .map(|id| {
-            (0..1000u64)
-                .map(|seed| Camera::new(id, profile.clone(), seed, pool.clone()))
-                .find(|c| c.phase_ns() < gop_ns / 8)
-                .expect("a seed with an early phase")
-        })
-        .collect()
-}
 
 /// A TLS recording server whose certificate can be replaced, a viewer runtime, one clock.
 struct Harness {
@@ -96,24 +52,24 @@ impl Harness {
             .expect("reloadable server config");
         assert_eq!(identity.serial_hex(), first.serial_hex());
         assert_eq!(identity.replacements(), 0);
-        let clock = RunClock::new();
-        let window = Arc::new(Window::default());
         let recorder_rt = RoleRuntime::new("recorder-1", 1).expect("recorder runtime");
         let viewer_rt = RoleRuntime::new("viewers", 1).expect("viewer runtime");
-        let listener = Listener::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Some(server_config))
+        let listener = Listener::bind(localhost(), Some(server_config))
             .await
             .expect("bind 127.0.0.1:0");
-        let cameras = cameras(IDS.len() as u32);
-        let start_ns = clock.now_ns() + LEAD_NS;
-        let config = RecorderConfig {
-            host: HOST.to_owned(),
-            cameras: cameras.clone(),
-            queue_frames: DEFAULT_QUEUE_FRAMES,
+        let Recording {
+            clock,
+            window,
+            cameras,
             start_ns,
-            source: Source::Pacer,
-        };
-        let recorder = Recorder::start(&recorder_rt, listener, config, clock, window.clone())
-            .expect("recorder start");
+            recorder,
+            rt: recorder_rt,
+        } = Recording::start(
+            recorder_rt,
+            listener,
+            cameras("720p", IDS.len() as u32),
+            DEFAULT_QUEUE_FRAMES,
+        );
         Harness {
             clock,
             window,
@@ -130,35 +86,18 @@ impl Harness {
     /// A connector trusting the deployment's CA, with a resumption store of its own: its
     /// first connection is a full handshake, which is where a certificate is presented.
     fn fresh_connector(&self) -> Connector {
-        Connector::tls(
-            self.pki
-                .client_config(&TlsSettings::default())
-                .expect("client config"),
-        )
+        connector(Mode::Tls, &self.pki)
     }
 
     /// Starts a live viewer of every camera and waits until each stream has delivered its
     /// first key frame.
     async fn start_viewer(&self) -> Viewer {
-        let config = ViewerConfig {
-            server: Endpoint {
-                addr: self.recorder.addr(),
-                host: HOST.to_owned(),
-            },
-            failover: None,
-            streams: self
-                .cameras
-                .iter()
-                .map(|c| StreamRequest {
-                    camera: c.id,
-                    interval_ns: c.profile.frame_interval_ns(),
-                })
-                .collect(),
-            playback: Playback::Live,
-            connector: self.fresh_connector(),
-            label: "viewer-recorder".to_owned(),
-            on_frame: None,
-        };
+        let config = live_viewer(
+            self.recorder.addr(),
+            &self.cameras,
+            self.fresh_connector(),
+            "viewer-recorder",
+        );
         let viewer = Viewer::start(&self.viewer_rt, config, self.clock, self.window.clone());
         let started = wait_until(PATIENCE, || {
             viewer.metrics().ttff_us.len() == self.cameras.len() as u64
@@ -203,16 +142,12 @@ impl Harness {
 
     /// Opens the window a little ahead of now; returns its start.
     fn open_window(&self) -> u64 {
-        let start = self.clock.now_ns() + EDGE_NS;
-        self.window.open(start);
-        start
+        open_window(&self.clock, &self.window)
     }
 
     /// Closes the window a little ahead of now; returns its end.
     fn close_window(&self) -> u64 {
-        let end = self.clock.now_ns() + EDGE_NS;
-        self.window.close(end);
-        end
+        close_window(&self.clock, &self.window)
     }
 
     /// Frames of every camera that fall due in `[from, to)`.

@@ -6,4 +6,5 @@ mod lifecycle;
 mod management;
 mod pki;
 mod streaming;
+mod support;
 mod verify;

@@ -15,16 +15,10 @@ use simulators::role::wan::WanLink;
 use simulators::role::RoleRuntime;
 use simulators::transport::{Connector, Listener, Mode, TlsSettings};
 
+use crate::support::{block_on, connector};
+
 const HOST: &str = "mgmt.vms.test";
 const CONFIG_BYTES: u64 = 3 * 1024 * 1024 + 123;
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-}
 
 struct Site {
     pki: Pki,
@@ -77,14 +71,7 @@ impl Site {
     }
 
     fn connector(&self) -> Connector {
-        match self.mode {
-            Mode::Plain => Connector::plain(),
-            Mode::Tls => Connector::tls(
-                self.pki
-                    .client_config(&TlsSettings::default())
-                    .expect("client config"),
-            ),
-        }
+        connector(self.mode, &self.pki)
     }
 
     fn rpc(&self, addr: SocketAddr, call: Call, digest: Option<[u8; 32]>) -> RpcConfig {

@@ -5,18 +5,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rustls::{ClientConfig, ServerConfig};
+use rustls::ClientConfig;
 use serde::Deserialize;
 use simulators::pki::{CertificateAuthority, HostIdentity, KeyType, Pki, PkiError, Validity};
 use simulators::transport::{
-    Accepted, ConnectError, Connector, FailureCategory, KxGroup, Listener, Negotiated, TlsSettings,
-    TlsVersion,
+    ConnectError, Connector, FailureCategory, Listener, Negotiated, TlsSettings,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
-const HOST: &str = "recorder-1.vms.test";
-const OTHER_HOST: &str = "recorder-2.vms.test";
+use crate::support::{accept_one, listen, tls12, try_handshake, HOST, OTHER_HOST};
+
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// Sent by the client; large enough to span several TLS records.
@@ -26,13 +25,19 @@ fn request() -> Vec<u8> {
 
 const REPLY: &[u8] = b"stream 7: 1920x1080 H.264, 25 fps, from the recording server";
 
-fn localhost() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
 fn ca(key: KeyType) -> CertificateAuthority {
     CertificateAuthority::generate("vmsbench test CA", key, Validity::days_from_now(30))
         .expect("CA generation")
+}
+
+/// An intermediate CA under `root` with a `key` key, valid for 30 days.
+fn intermediate(root: &CertificateAuthority, key: KeyType) -> CertificateAuthority {
+    root.issue_intermediate(
+        "vmsbench test intermediate",
+        key,
+        Validity::days_from_now(30),
+    )
+    .expect("intermediate")
 }
 
 fn issue(ca: &CertificateAuthority, key: KeyType, validity: Validity) -> HostIdentity {
@@ -48,23 +53,6 @@ fn rsa1024(ca: &CertificateAuthority) -> HostIdentity {
         Flaw::Rsa1024,
     )
     .expect("RSA-1024")
-}
-
-async fn listen(server: Arc<ServerConfig>) -> (Arc<Listener>, SocketAddr) {
-    let listener = Listener::bind(localhost(), Some(server))
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local_addr");
-    (Arc::new(listener), addr)
-}
-
-/// Accepts one connection and completes the server side of its handshake.
-fn accept_one(listener: &Arc<Listener>) -> JoinHandle<Result<Accepted, ConnectError>> {
-    let listener = listener.clone();
-    tokio::spawn(async move {
-        let incoming = listener.accept().await.expect("accept");
-        incoming.handshake().await
-    })
 }
 
 /// Accepts one connection, reads the request and answers it; returns what was negotiated.
@@ -135,27 +123,23 @@ async fn refused(
     client: Arc<ClientConfig>,
     host: &str,
 ) -> ConnectError {
-    let server = accept_one(listener);
-    let err = match Connector::tls(client).connect(addr, host).await {
-        Ok(c) => panic!(
+    refused_both(listener, addr, client, host).await.0
+}
+
+/// Like [`refused`], but returns the server's error too.
+async fn refused_both(
+    listener: &Arc<Listener>,
+    addr: SocketAddr,
+    client: Arc<ClientConfig>,
+    host: &str,
+) -> (ConnectError, ConnectError) {
+    match try_handshake(listener, addr, client, host).await {
+        Ok((connected, _)) => panic!(
             "connecting as {host} should fail, negotiated {:?}",
-            c.negotiated
+            connected.negotiated
         ),
-        Err(e) => e,
-    };
-    println!("client refused: [{}] {err}", err.category.as_str());
-    let server_err = match server.await.expect("server task") {
-        Ok(a) => panic!(
-            "server handshake should fail, negotiated {:?}",
-            a.negotiated
-        ),
-        Err(e) => e,
-    };
-    println!(
-        "server saw: [{}] {server_err}",
-        server_err.category.as_str()
-    );
-    err
+        Err(both) => both,
+    }
 }
 
 #[tokio::test]
@@ -187,11 +171,7 @@ async fn every_key_type_serves_tls13_with_pinned_parameters() {
 
 #[tokio::test]
 async fn tls12_handshake_works_for_rsa_and_ecdsa() {
-    let tls = TlsSettings {
-        versions: vec![TlsVersion::Tls12],
-        groups: vec![KxGroup::X25519],
-        ..Default::default()
-    };
+    let tls = tls12();
     for key in [KeyType::Rsa2048, KeyType::EcdsaP256, KeyType::EcdsaP384] {
         let ca = ca(key);
         let identity = issue(&ca, key, Validity::days_from_now(7));
@@ -454,36 +434,6 @@ fn webpki_client(ca: &CertificateAuthority, tls: &TlsSettings) -> Arc<ClientConf
     Arc::new(config)
 }
 
-/// Like [`refused`], but returns the server's error too.
-async fn refused_both(
-    listener: &Arc<Listener>,
-    addr: SocketAddr,
-    client: Arc<ClientConfig>,
-    host: &str,
-) -> (ConnectError, ConnectError) {
-    let server = accept_one(listener);
-    let client_err = match Connector::tls(client).connect(addr, host).await {
-        Ok(c) => panic!(
-            "connecting as {host} should fail, negotiated {:?}",
-            c.negotiated
-        ),
-        Err(e) => e,
-    };
-    let server_err = match server.await.expect("server task") {
-        Ok(a) => panic!(
-            "server handshake should fail, negotiated {:?}",
-            a.negotiated
-        ),
-        Err(e) => e,
-    };
-    println!(
-        "client: [{}] {client_err}\nserver: [{}] {server_err}",
-        client_err.category.as_str(),
-        server_err.category.as_str()
-    );
-    (client_err, server_err)
-}
-
 /// The rustls error a client handshake fails with, as rustls reports it (not categorised).
 async fn rustls_error(
     listener: &Arc<Listener>,
@@ -685,11 +635,7 @@ async fn rsa1024_is_served_and_signed_with_and_the_client_refuses_it() {
     assert_no_key_material(&debug, &identity.key_pem());
 
     let tls13 = TlsSettings::default();
-    let tls12 = TlsSettings {
-        versions: vec![TlsVersion::Tls12],
-        groups: vec![KxGroup::X25519],
-        ..Default::default()
-    };
+    let tls12 = tls12();
     for (tls, schemes, expected) in [
         (
             &tls13,
@@ -745,13 +691,7 @@ async fn leaf_only_lacks_the_intermediate_and_is_refused() {
     let tls = TlsSettings::default();
     let key = KeyType::EcdsaP256;
     let root = ca(key);
-    let intermediate = root
-        .issue_intermediate(
-            "vmsbench test intermediate",
-            key,
-            Validity::days_from_now(30),
-        )
-        .expect("intermediate");
+    let intermediate = intermediate(&root, key);
     let identity = issue(&intermediate, key, Validity::days_from_now(7));
     assert_eq!(identity.chain().len(), 2);
     assert_eq!(identity.chain_pem().matches("BEGIN CERTIFICATE").count(), 3);
@@ -837,13 +777,7 @@ async fn from_pem_reads_back_what_was_issued_and_serves_it() {
         (KeyType::EcdsaP384, "EC PRIVATE KEY"),
     ] {
         let root = ca(KeyType::EcdsaP256);
-        let intermediate = root
-            .issue_intermediate(
-                "vmsbench test intermediate",
-                key,
-                Validity::days_from_now(30),
-            )
-            .expect("intermediate");
+        let intermediate = intermediate(&root, key);
         let issued = intermediate
             .issue(HOST, &sans, key, Validity::days_from_now(7))
             .expect("issuing");
@@ -1007,11 +941,7 @@ fn from_pem_errors_are_clear_and_never_show_the_key() {
 async fn a_server_without_its_key_fails_as_key_unreadable() {
     let reason = "permission denied reading /etc/vms/recorder-1.key.pem";
     let tls13 = TlsSettings::default();
-    let tls12 = TlsSettings {
-        versions: vec![TlsVersion::Tls12],
-        groups: vec![KxGroup::X25519],
-        ..Default::default()
-    };
+    let tls12 = tls12();
     for key in [KeyType::Rsa2048, KeyType::EcdsaP384] {
         let ca = ca(key);
         let identity = issue(&ca, key, Validity::days_from_now(7));

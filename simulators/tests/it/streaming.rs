@@ -7,7 +7,6 @@
 //! fast anything runs. Waits poll a condition with a generous deadline instead.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,74 +23,16 @@ use simulators::role::RoleRuntime;
 use simulators::transport::{
     ConnectError, Connector, FailureCategory, Listener, Mode, Stream, TlsSettings,
 };
-use simulators::video::{Camera, PayloadPool, Playback, Profile};
+use simulators::video::{Camera, Playback, Profile};
 use simulators::wire::{self, Header, Kind, Subscribe, WireError, MAGIC, MAX_PAYLOAD, VERSION};
 use tokio::io::{AsyncWriteExt, BufReader};
 
-const HOST: &str = "recorder-1.vms.test";
-const OTHER_HOST: &str = "recorder-2.vms.test";
+use crate::support::{
+    block_on, cameras, cameras_of, close_window, connector, live_viewer, localhost, open_window,
+    wait_until, Recording, HOST, OTHER_HOST, PATIENCE,
+};
+
 const MODES: [Mode; 2] = [Mode::Plain, Mode::Tls];
-/// How far in the future the cameras' frame clocks start, so that a viewer started right
-/// after the recorder subscribes before frame 0 (a key frame) falls due.
-const LEAD_NS: u64 = 250_000_000;
-/// Window edges are set this far ahead of "now", so that no frame can be checked against
-/// the window by one side before the edge is stored and by the other side after it.
-const EDGE_NS: u64 = 20_000_000;
-/// Generous deadline for anything that should take a fraction of a second.
-const PATIENCE: Duration = Duration::from_secs(10);
-
-/// Runs an orchestration future on a current-thread runtime of the test's own.
-fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("orchestration runtime")
-        .block_on(f)
-}
-
-/// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
-async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn localhost() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
-/// `count` cameras with ids 0.. of a preset profile, sharing one payload pool.
-fn cameras(preset: &str, count: u32) -> Vec<Camera> {
-    cameras_of(Profile::preset(preset).expect("preset profile"), count)
-}
-
-/// `count` cameras with ids 0.. of `profile`, sharing one payload pool.
-///
-/// A camera's phase (where its first key frame falls within a GOP) is drawn from its seed;
-/// each camera gets the first seed whose phase lies within the first eighth of a GOP, so
-/// that every stream starts soon after the recorder and the tests stay short. Phases still
-/// differ between cameras.
-fn cameras_of(profile: Profile, count: u32) -> Vec<Camera> {
-    profile.validate().expect("valid profile");
-    let gop_ns = profile.frame_interval_ns() * u64::from(profile.gop);
-    let profile = Arc::new(profile);
-    let pool = PayloadPool::new(profile.max_frame_bytes(), 0x5eed);
-    (0..count)
-        .map(|id| {
-            (0..1000u64)
-                .map(|seed| Camera::new(id, profile.clone(), seed, pool.clone()))
-                .find(|c| c.phase_ns() < gop_ns / 8)
-                .expect("a seed with an early phase")
-        })
-        .collect()
-}
 
 fn pki() -> Pki {
     Pki::generate(&[HOST], KeyType::EcdsaP256, 30).expect("PKI generation")
@@ -108,16 +49,6 @@ async fn listener(mode: Mode, pki: &Pki) -> Listener {
     Listener::bind(localhost(), tls)
         .await
         .expect("bind 127.0.0.1:0")
-}
-
-fn connector(mode: Mode, pki: &Pki) -> Connector {
-    match mode {
-        Mode::Plain => Connector::plain(),
-        Mode::Tls => Connector::tls(
-            pki.client_config(&TlsSettings::default())
-                .expect("client config"),
-        ),
-    }
 }
 
 /// A 4K camera at 80 Mbit/s (10 MB/s, I-frames ≈ 2.9 MB every second): two of them
@@ -148,21 +79,17 @@ impl Harness {
     /// `queue_frames`, listening on 127.0.0.1:0 in `mode`.
     async fn start(mode: Mode, cameras: Vec<Camera>, queue_frames: usize) -> Harness {
         let pki = pki();
-        let clock = RunClock::new();
-        let window = Arc::new(Window::default());
         let recorder_rt = RoleRuntime::new("recorder-1", 1).expect("recorder runtime");
         let viewer_rt = RoleRuntime::new("viewers", 1).expect("viewer runtime");
         let listener = listener(mode, &pki).await;
-        let start_ns = clock.now_ns() + LEAD_NS;
-        let config = RecorderConfig {
-            host: HOST.to_owned(),
-            cameras: cameras.clone(),
-            queue_frames,
+        let Recording {
+            clock,
+            window,
+            cameras,
             start_ns,
-            source: Source::Pacer,
-        };
-        let recorder = Recorder::start(&recorder_rt, listener, config, clock, window.clone())
-            .expect("recorder start");
+            recorder,
+            rt: recorder_rt,
+        } = Recording::start(recorder_rt, listener, cameras, queue_frames);
         assert_eq!(recorder.mode(), mode);
         Harness {
             mode,
@@ -191,22 +118,13 @@ impl Harness {
     /// A live viewer of `ids` dialling the recorder as HOST in the harness's mode.
     fn viewer_config(&self, ids: &[u32], check: Option<FrameHook>) -> ViewerConfig {
         ViewerConfig {
-            server: Endpoint {
-                addr: self.recorder.addr(),
-                host: HOST.to_owned(),
-            },
-            failover: None,
-            label: "viewer-recorder".to_owned(),
-            streams: ids
-                .iter()
-                .map(|id| StreamRequest {
-                    camera: *id,
-                    interval_ns: self.camera(*id).profile.frame_interval_ns(),
-                })
-                .collect(),
-            playback: Playback::Live,
-            connector: self.connector(),
             on_frame: check,
+            ..live_viewer(
+                self.recorder.addr(),
+                ids.iter().map(|id| self.camera(*id)),
+                self.connector(),
+                "viewer-recorder",
+            )
         }
     }
 
@@ -216,16 +134,12 @@ impl Harness {
 
     /// Opens the window a little ahead of now; returns its start.
     fn open_window(&self) -> u64 {
-        let start = self.clock.now_ns() + EDGE_NS;
-        self.window.open(start);
-        start
+        open_window(&self.clock, &self.window)
     }
 
     /// Closes the window a little ahead of now; returns its end.
     fn close_window(&self) -> u64 {
-        let end = self.clock.now_ns() + EDGE_NS;
-        self.window.close(end);
-        end
+        close_window(&self.clock, &self.window)
     }
 
     /// Frames of the cameras `ids` that fall due in `[from, to)`.
@@ -375,19 +289,7 @@ impl RawClient {
     }
 
     async fn subscribe(&mut self, ids: &[u32]) {
-        let sub = Subscribe {
-            cameras: ids.to_vec(),
-            playback_speed: None,
-            label: String::new(),
-        };
-        wire::write_message(
-            &mut self.stream,
-            Header::new(Kind::Subscribe),
-            &sub.encode(),
-        )
-        .await
-        .expect("write subscribe");
-        self.stream.flush().await.expect("flush");
+        self.send_bytes(&subscribe_message(ids).await).await;
     }
 
     async fn read(&mut self) -> Result<Option<(Header, Vec<u8>)>, WireError> {
@@ -426,6 +328,20 @@ impl RawClient {
             }
         }
     }
+}
+
+/// A live subscription to the cameras `ids`, as a message on the wire.
+async fn subscribe_message(ids: &[u32]) -> Vec<u8> {
+    let sub = Subscribe {
+        cameras: ids.to_vec(),
+        playback_speed: None,
+        label: String::new(),
+    };
+    let mut b = Vec::new();
+    wire::write_message(&mut b, Header::new(Kind::Subscribe), &sub.encode())
+        .await
+        .expect("encode subscribe");
+    b
 }
 
 /// 40 bytes that are not a vmsbench header, nor a TLS record.
@@ -581,11 +497,7 @@ fn untrusted_ca_and_wrong_host_are_refused_with_reasons() {
         // A client that trusts another deployment's CA.
         let stranger = pki();
         let mut config = h.viewer_config(&[0], None);
-        config.connector = Connector::tls(
-            stranger
-                .client_config(&TlsSettings::default())
-                .expect("client config"),
-        );
+        config.connector = connector(Mode::Tls, &stranger);
         let (e, errors) = failed_viewer(&h, config).await;
         assert_eq!(e.category, FailureCategory::UntrustedCa, "{e}");
         assert_eq!((e.host.as_str(), e.addr), (HOST, addr));
@@ -666,38 +578,29 @@ fn garbage_fails_only_that_connection() {
                 |category: &str| *expected.entry(category.to_owned()).or_default() += 1;
             let mut accepted = 1; // the healthy viewer
 
-            // Bytes that are not the protocol, in the connection's own mode.
-            let mut c = RawClient::connect(&h.connector(), addr)
-                .await
-                .expect("connect");
-            c.send_bytes(&garbage()).await;
-            let why = c.expect_refusal().await;
-            assert!(why.contains("bad magic"), "{mode}: {why}");
-            c.expect_closed().await;
-            expect("protocol");
-            accepted += 1;
-
-            // A valid header announcing a payload far above the request limit.
-            let mut c = RawClient::connect(&h.connector(), addr)
-                .await
-                .expect("connect");
-            c.send_bytes(&huge_header()).await;
-            let why = c.expect_refusal().await;
-            assert!(why.contains("exceeds the maximum"), "{mode}: {why}");
-            c.expect_closed().await;
-            expect("protocol");
-            accepted += 1;
-
-            // A subscription to a camera this recorder does not have.
-            let mut c = RawClient::connect(&h.connector(), addr)
-                .await
-                .expect("connect");
-            c.subscribe(&[0, 999]).await;
-            let why = c.expect_refusal().await;
-            assert!(why.contains("no camera 999"), "{mode}: {why}");
-            c.expect_closed().await;
-            expect("unknown_camera");
-            accepted += 1;
+            // Requests refused with a reason, each on a connection of its own in the
+            // connection's own mode: bytes that are not the protocol, a valid header
+            // announcing a payload far above the request limit, and a subscription to a
+            // camera this recorder does not have.
+            for (request, reason, category) in [
+                (garbage(), "bad magic", "protocol"),
+                (huge_header(), "exceeds the maximum", "protocol"),
+                (
+                    subscribe_message(&[0, 999]).await,
+                    "no camera 999",
+                    "unknown_camera",
+                ),
+            ] {
+                let mut c = RawClient::connect(&h.connector(), addr)
+                    .await
+                    .expect("connect");
+                c.send_bytes(&request).await;
+                let why = c.expect_refusal().await;
+                assert!(why.contains(reason), "{mode}: {why}");
+                c.expect_closed().await;
+                expect(category);
+                accepted += 1;
+            }
 
             match mode {
                 Mode::Plain => {
@@ -713,18 +616,7 @@ fn garbage_fails_only_that_connection() {
                 }
                 Mode::Tls => {
                     // Garbage, and plaintext protocol, on the TLS port: the handshake fails.
-                    for bytes in [garbage(), {
-                        let sub = Subscribe {
-                            cameras: vec![0],
-                            playback_speed: None,
-                            label: String::new(),
-                        };
-                        let mut b = Vec::new();
-                        wire::write_message(&mut b, Header::new(Kind::Subscribe), &sub.encode())
-                            .await
-                            .expect("encode");
-                        b
-                    }] {
+                    for bytes in [garbage(), subscribe_message(&[0]).await] {
                         let mut c = RawClient::connect(&Connector::plain(), addr)
                             .await
                             .expect("TCP connect");
@@ -985,10 +877,9 @@ fn bulk_sender_streams_unpaced_frames() {
             let connected = wait_until(PATIENCE, || viewer.metrics().connections == 1).await;
             assert!(connected, "{mode}: {:?}", viewer.metrics());
 
-            window.open(clock.now_ns() + EDGE_NS);
+            open_window(&clock, &window);
             tokio::time::sleep(Duration::from_millis(1000)).await;
-            let end = clock.now_ns() + EDGE_NS;
-            window.close(end);
+            let end = close_window(&clock, &window);
             // Drained when the viewer has read every frame sent in the window, twice in a row.
             let mut previous = None;
             wait_until(PATIENCE, || {

@@ -2,20 +2,16 @@
 //! intermediate certificate, certificates from foreign CAs (which the client cannot always
 //! tell from a missing intermediate), and the ordinary failures that must read as before.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use simulators::pki::{CertificateAuthority, HostIdentity, KeyType, Validity};
-use simulators::transport::{
-    Accepted, ConnectError, Connector, FailureCategory, KxGroup, Listener, TlsSettings, TlsVersion,
-};
-use tokio::task::JoinHandle;
+use simulators::transport::{ConnectError, FailureCategory, TlsSettings};
 
-const HOST: &str = "recorder-1.vms.test";
-const OTHER_HOST: &str = "recorder-2.vms.test";
+use crate::support::{listen, tls12, try_handshake, HOST, OTHER_HOST};
+
 const CA_NAME: &str = "vmsbench test CA";
 const INTERMEDIATE_NAME: &str = "vmsbench test intermediate CA";
 const DAY: Duration = Duration::from_secs(86_400);
@@ -37,6 +33,15 @@ fn intermediate(root: &CertificateAuthority) -> CertificateAuthority {
 fn issue(ca: &CertificateAuthority, validity: Validity) -> HostIdentity {
     ca.issue(HOST, &[], KeyType::EcdsaP256, validity)
         .expect("issuing")
+}
+
+/// Valid from ten days ago until yesterday.
+fn expired() -> Validity {
+    let now = SystemTime::now();
+    Validity {
+        not_before: now - 10 * DAY,
+        not_after: now - DAY,
+    }
 }
 
 /// A server configuration presenting `chain` (as given, however incomplete) with `key`.
@@ -63,22 +68,6 @@ fn leaf_only(identity: &HostIdentity, tls: &TlsSettings) -> Arc<ServerConfig> {
     )
 }
 
-async fn listen(server: Arc<ServerConfig>) -> (Arc<Listener>, SocketAddr) {
-    let listener = Listener::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Some(server))
-        .await
-        .expect("bind 127.0.0.1:0");
-    let addr = listener.local_addr().expect("local_addr");
-    (Arc::new(listener), addr)
-}
-
-fn accept_one(listener: &Arc<Listener>) -> JoinHandle<Result<Accepted, ConnectError>> {
-    let listener = listener.clone();
-    tokio::spawn(async move {
-        let incoming = listener.accept().await.expect("accept");
-        incoming.handshake().await
-    })
-}
-
 /// Serves one handshake with `server` to a client trusting `ca`'s root, dialling `host`;
 /// returns the client's error, or `None` if both ends completed the handshake.
 async fn handshake(
@@ -88,25 +77,13 @@ async fn handshake(
     host: &str,
 ) -> Option<ConnectError> {
     let (listener, addr) = listen(server).await;
-    let accepted = accept_one(&listener);
     let client = ca.client_config(tls).expect("client config");
-    let result = Connector::tls(client).connect(addr, host).await;
-    let server_side = accepted.await.expect("server task");
-    match result {
-        Ok(connected) => {
-            let server_side = server_side.expect("the server completes its handshake too");
-            assert_eq!(connected.negotiated, server_side.negotiated);
+    match try_handshake(&listener, addr, client, host).await {
+        Ok((connected, accepted)) => {
+            assert_eq!(connected.negotiated, accepted.negotiated);
             None
         }
-        Err(e) => {
-            println!("client refused: [{}] {e}", e.category.as_str());
-            let server_err = server_side.expect_err("the server's handshake fails too");
-            println!(
-                "server saw: [{}] {server_err}",
-                server_err.category.as_str()
-            );
-            Some(e)
-        }
+        Err((client_err, _)) => Some(client_err),
     }
 }
 
@@ -122,14 +99,7 @@ async fn refused(
 }
 
 fn versions() -> [TlsSettings; 2] {
-    [
-        TlsSettings::default(),
-        TlsSettings {
-            versions: vec![TlsVersion::Tls12],
-            groups: vec![KxGroup::X25519],
-            ..Default::default()
-        },
-    ]
+    [TlsSettings::default(), tls12()]
 }
 
 #[tokio::test]
@@ -234,34 +204,24 @@ async fn self_signed_leaf_is_untrusted_ca() {
 #[tokio::test]
 async fn expired_and_wrong_host_read_as_before() {
     let root = root(CA_NAME);
-    let now = SystemTime::now();
-    let expired = Validity {
-        not_before: now - 10 * DAY,
-        not_after: now - DAY,
-    };
-    let tls = TlsSettings::default();
-
-    let identity = issue(&root, expired);
-    let server = identity.server_config(&tls).expect("server config");
-    let err = refused(server, &root, &tls, HOST).await;
-    assert_eq!(err.category, FailureCategory::Expired, "{err}");
-
-    let identity = issue(&root, Validity::days_from_now(7));
-    let server = identity.server_config(&tls).expect("server config");
-    let err = refused(server, &root, &tls, OTHER_HOST).await;
-    assert_eq!(err.category, FailureCategory::WrongHost, "{err}");
-
-    // Through an intermediate, sent: the same verdicts.
     let intermediate = intermediate(&root);
-    let identity = issue(&intermediate, expired);
-    let server = identity.server_config(&tls).expect("server config");
-    let err = refused(server, &root, &tls, HOST).await;
-    assert_eq!(err.category, FailureCategory::Expired, "{err}");
-
-    let identity = issue(&intermediate, Validity::days_from_now(7));
-    let server = identity.server_config(&tls).expect("server config");
-    let err = refused(server, &root, &tls, OTHER_HOST).await;
-    assert_eq!(err.category, FailureCategory::WrongHost, "{err}");
+    let tls = TlsSettings::default();
+    // Issued by the root, and through an intermediate (sent): the same verdicts.
+    for issuer in [&root, &intermediate] {
+        for (validity, host, category) in [
+            (expired(), HOST, FailureCategory::Expired),
+            (
+                Validity::days_from_now(7),
+                OTHER_HOST,
+                FailureCategory::WrongHost,
+            ),
+        ] {
+            let identity = issue(issuer, validity);
+            let server = identity.server_config(&tls).expect("server config");
+            let err = refused(server, &root, &tls, host).await;
+            assert_eq!(err.category, category, "{err}");
+        }
+    }
 }
 
 /// An expired leaf sent without its intermediate: WebPKI checks the leaf's own validity
@@ -269,12 +229,7 @@ async fn expired_and_wrong_host_read_as_before() {
 #[tokio::test]
 async fn expired_leaf_without_its_intermediate_reads_as_expired() {
     let root = root(CA_NAME);
-    let now = SystemTime::now();
-    let expired = Validity {
-        not_before: now - 10 * DAY,
-        not_after: now - DAY,
-    };
-    let identity = issue(&intermediate(&root), expired);
+    let identity = issue(&intermediate(&root), expired());
     let tls = TlsSettings::default();
     let err = refused(leaf_only(&identity, &tls), &root, &tls, HOST).await;
     assert_eq!(err.category, FailureCategory::Expired, "{err}");
