@@ -508,8 +508,8 @@ fn render(results: &[(&Case, u64)], extra_copy: bool) -> String {
 
 /// The report: a vmsbench report with `command` = `instructions`.
 fn report(results: &[(&Case, u64)], valgrind: &str, extra_copy: bool) -> Value {
-    let mut environment =
-        serde_json::to_value(vmsbench::environment::Environment::detect()).unwrap_or(json!({}));
+    let mut environment = serde_json::to_value(vmsbench::sys::environment::Environment::detect())
+        .unwrap_or(json!({}));
     if let Some(env) = environment.as_object_mut() {
         env.insert("valgrind_version".into(), json!(valgrind));
     }

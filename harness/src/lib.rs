@@ -4,30 +4,20 @@
 //! [`run()`] executes it, so tests drive the real program in-process:
 //! `vmsbench::run(Opts::parse_from(["vmsbench", "run", "--duration", "2s"]))`.
 
-pub mod baseline;
-pub mod capacity;
-pub mod certs;
 pub mod cli;
-pub mod credentials;
-pub mod deployment;
-pub mod environment;
+pub mod commands;
+pub mod engine;
 pub mod export;
-pub mod handshakes;
-pub mod process;
-pub mod progress;
+pub mod output;
 pub mod report;
-pub mod run;
-pub mod sampler;
-pub mod scenario;
-pub mod scenarios_cmd;
-pub mod stats;
+pub mod sys;
 pub mod units;
-pub mod watcher;
 
 use std::process::ExitCode;
 
 use cli::Command;
 pub use cli::Opts;
+use commands::{baseline, capacity, certs, handshakes, run, scenarios};
 use tokio_util::sync::CancellationToken;
 
 /// Exit status when a run was interrupted (128 + SIGINT), after writing what it measured.
@@ -49,7 +39,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
         }
         Command::Certs(a) => return certs::run(a),
         Command::Baseline(a) => return baseline::run(a),
-        Command::Scenarios(a) => return scenarios_cmd::run(a),
+        Command::Scenarios(a) => return scenarios::run(a),
         Command::Handshakes(a) => {
             run::cancel_on_ctrl_c(interrupt.clone());
             return handshakes::run(a, &interrupt).await;

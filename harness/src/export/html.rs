@@ -16,8 +16,11 @@ use super::markdown::{
     frames, kernel, measurement_line, negotiated, overhead, ratio, ratio_range, scenario_name,
     short_summary, title, too_wide, trust, us,
 };
-use super::svg::{bar_chart, line_plot, Bar, BarGroup, LinePlot, Series, XAxis, YUnit, PLAIN, TLS};
-use super::{escape_html as esc, Export, ExportError, Exporter};
+use super::{Export, ExportError, Exporter};
+use crate::output::escape_html as esc;
+use crate::output::svg::{
+    bar_chart, line_plot, Bar, BarGroup, LinePlot, Series, XAxis, YUnit, PLAIN, TLS,
+};
 use crate::report::{Cost, LinkResult, Report};
 use crate::units::format_mbit;
 

@@ -12,7 +12,6 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 pub mod ndjson;
-pub(crate) mod svg;
 #[cfg(test)]
 mod tests;
 
@@ -213,10 +212,12 @@ impl ExportManager {
                         })?;
                 }
                 Export::Document(bytes) => {
-                    write_atomically(path, &bytes).map_err(|source| ExportError::Write {
-                        flag,
-                        path: path.clone(),
-                        source,
+                    crate::output::atomic::write(path, &bytes).map_err(|source| {
+                        ExportError::Write {
+                            flag,
+                            path: path.clone(),
+                            source,
+                        }
                     })?
                 }
                 Export::Files(files) => {
@@ -228,36 +229,11 @@ impl ExportManager {
                     std::fs::create_dir_all(path).map_err(|e| fail(path, e))?;
                     for (name, bytes) in files {
                         let file = path.join(name);
-                        write_atomically(&file, &bytes).map_err(|e| fail(&file, e))?;
+                        crate::output::atomic::write(&file, &bytes).map_err(|e| fail(&file, e))?;
                     }
                 }
             }
         }
         Ok(())
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file beside it and a rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-/// Escapes text for HTML (element content and quoted attribute values).
-pub(crate) fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

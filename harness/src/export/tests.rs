@@ -9,10 +9,10 @@ use simulators::transport::{Mode, Negotiated};
 use super::hgrm::percentile_distribution;
 use super::{Export, ExportManager, ExportType};
 use crate::cli::ExportArgs;
-use crate::deployment::{LinkOutcome, PhaseOutcome, RoleCpu};
-use crate::environment::{CpuFlags, Environment};
+use crate::engine::deployment::{LinkOutcome, PhaseOutcome, RoleCpu};
+use crate::engine::sampler::IntervalSample;
 use crate::report::{Collector, Measurement, Report, SCHEMA_VERSION};
-use crate::sampler::IntervalSample;
+use crate::sys::environment::{CpuFlags, Environment};
 
 // The report checks the end-to-end tests use too: one file, included by both.
 #[path = "../../tests/it/checks.rs"]
@@ -133,7 +133,7 @@ fn phase(mode: Mode, repeat: u64) -> PhaseOutcome {
         hosts: Vec::new(),
         certificate_events: Vec::new(),
         window_s: 3.0,
-        process_cpu: crate::process::Usage {
+        process_cpu: crate::sys::process::Usage {
             user_s: 0.2,
             sys_s: 0.1,
         },
@@ -494,8 +494,8 @@ fn every_export_is_written_at_once() {
 
 /// A report with one faulty host, a healthy one and an expiry, as the collector makes it.
 fn report_with_certificates() -> Report {
-    use crate::deployment::{CertificateEventOutcome, HostOutcome};
-    use crate::watcher::Tally;
+    use crate::engine::deployment::{CertificateEventOutcome, HostOutcome};
+    use crate::engine::watcher::Tally;
     let mut collector = Collector::default();
     let mut phase = phase(Mode::Tls, 1);
     let host =

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use crate::checks::validate;
-use crate::common::{result, run_in_process, run_once, try_run, write_scenario};
+use crate::support::{result, run_in_process, run_once, try_run, write_scenario};
 use serde_json::Value;
 
 /// Every fault kind, with the category its connections must fail with and on which side.

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use crate::checks::{hgrm_p50_p99, validate};
-use crate::common::{read_json, result, run_report, try_run};
+use crate::support::{read_json, result, run_report_in, try_run};
 use serde_json::Value;
 
 /// Links of the small preset that stream video (the kernel check applies to them).
@@ -150,7 +150,7 @@ fn one_run_writes_every_export_and_they_agree() {
 #[test]
 fn bulk_reports_validate_against_the_schema_too() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let report = run_report(
+    let report = run_report_in(
         dir.path(),
         &[
             "bulk",

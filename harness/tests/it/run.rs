@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{read_json, result, run_once, run_report, write_scenario};
+use crate::support::{read_json, result, run_once, run_report_in, write_scenario};
 use serde_json::Value;
 
 const NUMBER_FIELDS: &[&str] = &[
@@ -273,7 +273,7 @@ fn medium_preset_scaled_down_reports_every_link_it_uses_in_both_modes() {
 #[test]
 fn bulk_reports_both_modes_with_negotiated_parameters() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let report = run_report(
+    let report = run_report_in(
         dir.path(),
         &[
             "bulk",

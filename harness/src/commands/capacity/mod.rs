@@ -1,0 +1,910 @@
+//! `vmsbench capacity`: how many cameras one recording server holds within a service
+//! objective, in plaintext and over TLS, and so what encryption costs in cameras.
+//!
+//! The scenario (default `small`) is narrowed to its first recording server with the
+//! clients that watch it, and then grown: at `N` cameras, the camera groups keep their
+//! profile mix and every client group (viewers, integrations, phones through the mobile
+//! server) is scaled by `N / cameras in the scenario`, so the share of cameras being watched
+//! stays the scenario's. Each step runs one phase of the deployment at one count in one mode
+//! and checks the [`objective`] on the streams the recording server serves; the
+//! [`search`] decides the next count. The recording server runs on CPUs of its own and
+//! every other role on the rest, so that its CPU (and its saturation) is not mixed up with
+//! its clients'.
+
+pub mod html;
+pub mod objective;
+pub mod report;
+pub mod search;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use simulators::clock::RunClock;
+use simulators::metrics::LinkMetrics;
+use simulators::transport::Mode;
+use simulators::video::Profile;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{ModeArg, TlsArgs};
+use crate::engine::credentials::Credentials;
+use crate::engine::deployment::{
+    role_of_host, run_phase_with, PhaseOptions, PhaseOutcome, Timing, MAX_DRAIN,
+};
+use crate::engine::scenario::{file, LinkId, Pinning, Scenario};
+use crate::report::{Percentiles, TlsInfo};
+use crate::sys::environment::Environment;
+use crate::units::{format_duration_us, parse_count, parse_duration};
+use objective::{parse_objective, Limit, Measured, Objective, DEFAULT_OBJECTIVE};
+use report::{
+    cost_pct, CapacityReport, ModeResult, Modes, ObjectiveInfo, Projection, SearchInfo, Step,
+    StepLink, CAPACITY_SCHEMA_VERSION, SATURATED,
+};
+use search::{Probe, SearchParams, Searches, Stop, Verdict};
+use simulators::role::Affinity;
+
+/// The links a recording server serves: their streams are what the objective measures.
+const SERVER_LINKS: [LinkId; 3] = [
+    LinkId::ViewerRecorder,
+    LinkId::SdkRecorder,
+    LinkId::MobileRecorder,
+];
+
+/// Steps whose process peaks above this share of physical memory fail (`memory`): the
+/// search would otherwise double its way into the out-of-memory killer.
+const MEMORY_GUARD: f64 = 0.8;
+
+/// Time a step spends starting and stopping its roles, beyond warm-up, window and drain
+/// (the search learns how this grows with the cameras).
+const STEP_OVERHEAD: Duration = Duration::from_millis(500);
+
+/// `vmsbench capacity`.
+#[derive(Debug, Args)]
+pub struct CapacityArgs {
+    /// A preset name (small, medium, …) or a scenario file; its first recording server is
+    /// searched. Default: small.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: Option<String>,
+    /// The service objective every step must meet: terms on frame latency (p50, p90, p99,
+    /// p999, max), late and dropped frames (count or %), failures, the server's cpu (%)
+    /// and rss, e.g. 'p99<=200ms,late<=0.1%,dropped=0,failures=0'.
+    #[arg(long, default_value = DEFAULT_OBJECTIVE, value_parser = parse_objective)]
+    pub objective: Objective,
+    /// Plaintext, TLS, or both (their steps interleaved: plain, tls, plain, …).
+    #[arg(long, value_enum, default_value_t = ModeArg::Both)]
+    pub mode: ModeArg,
+    /// Length of each step's measured window.
+    #[arg(long, value_parser = parse_duration, default_value = "3s")]
+    pub step_duration: Duration,
+    /// Time before each window for connections to settle; at least the longest GOP plus
+    /// 0.5 s, since a new stream waits for a key frame.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub warmup: Duration,
+    /// First camera count (default: the scenario's, on its first recording server).
+    #[arg(long, value_parser = parse_camera_count)]
+    pub start: Option<u32>,
+    /// Largest camera count to try.
+    #[arg(long, value_parser = parse_camera_count, default_value = "20000")]
+    pub max: u32,
+    /// Stop bisecting when the bracket is within this share of the count (e.g. 5%, 0).
+    #[arg(long, value_parser = parse_percent, default_value = "3%")]
+    pub precision: f64,
+    /// Wall-clock budget of the whole search; the bracket reached is reported.
+    #[arg(long, value_parser = parse_duration, default_value = "3m")]
+    pub budget: Duration,
+    /// Profile of every camera: sub, 720p, 1080p, 1080p-h265, 4mp, 4k, mjpeg-1080p
+    /// (default: the scenario's mix).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// CPUs for the recording server; every other role gets the rest (default: half of
+    /// the CPUs this process may use, at least one; no pinning on a single CPU).
+    #[arg(long, value_parser = parse_usize)]
+    pub server_cpus: Option<usize>,
+    /// Project the capacity linearly to a recording server with N cores.
+    #[arg(long, value_name = "N", value_parser = parse_usize)]
+    pub project_cores: Option<usize>,
+    /// Make the recording server burn this much CPU (µs of its thread's time) per frame
+    /// sent, so that its capacity is known: for testing the search.
+    #[arg(long, value_name = "US", value_parser = parse_throttle)]
+    pub throttle_us_per_frame: Option<f64>,
+    /// Write every step of the search as JSON to FILE (`-` for stdout).
+    #[arg(long = "export-json", visible_alias = "json", value_name = "FILE")]
+    pub export_json: Option<PathBuf>,
+    /// Write a self-contained HTML page with the result and plots of latency and CPU
+    /// against camera count to FILE.
+    #[arg(long = "export-html", value_name = "FILE")]
+    pub export_html: Option<PathBuf>,
+    /// TLS flags.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+fn parse_camera_count(s: &str) -> Result<u32, String> {
+    let n = parse_count(s)?;
+    match u32::try_from(n) {
+        Ok(0) => Err("at least 1 camera".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s} is too large")),
+    }
+}
+
+fn parse_usize(s: &str) -> Result<usize, String> {
+    let n = parse_count(s)?;
+    match usize::try_from(n) {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s} is too large")),
+    }
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v: f64 = t
+        .strip_suffix('%')
+        .unwrap_or(t)
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a percentage (e.g. 3%)"))?;
+    if !(0.0..=50.0).contains(&v) {
+        return Err(format!("the precision must be 0–50 %, not {v}"));
+    }
+    Ok(v / 100.0)
+}
+
+fn parse_throttle(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of microseconds"))?;
+    if !(v > 0.0 && v <= 1e6) {
+        return Err(format!(
+            "the throttle must be above 0 and at most 1 s, not {v} µs"
+        ));
+    }
+    Ok(v)
+}
+
+/// The deployment a capacity search grows: one recording server and its clients.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    /// At its own camera count.
+    pub base: Scenario,
+    /// What was changed to get there, for the report.
+    pub notes: Vec<String>,
+}
+
+impl Shape {
+    /// Narrows `scenario` to its first recording server: other recording servers and
+    /// their clients, failovers, scheduled events and remote-site collectors go;
+    /// integrations that cannot speak TLS go too (they cannot use an encrypted recording
+    /// server at all, and the two modes must carry the same load).
+    pub fn new(mut s: Scenario) -> anyhow::Result<Shape> {
+        let mut notes = Vec::new();
+        let Some(mut rec) = s.recorders.first().cloned() else {
+            anyhow::bail!("scenario {} has no recording server", s.name);
+        };
+        if rec.camera_count() == 0 {
+            anyhow::bail!("scenario {}: {} has no cameras", s.name, rec.host);
+        }
+        let host = rec.host.clone();
+        if s.recorders.len() > 1 {
+            notes.push(format!(
+                "only the first recording server ({host}) and its clients are simulated; {} \
+                 other(s) left out",
+                s.recorders.len() - 1
+            ));
+        }
+        rec.failover = None;
+        s.recorders = vec![rec];
+        s.failovers.clear();
+        if !s.events.is_empty() {
+            notes.push("scheduled events (failovers) left out: capacity is steady-state".into());
+            s.events.clear();
+        }
+        if s.collectors.iter().any(|c| c.count > 0) {
+            notes.push(
+                "remote-site data collectors left out: they do not load a recording server".into(),
+            );
+        }
+        s.collectors.clear();
+        s.viewers.retain(|v| v.recorder == host);
+        s.phones.retain(|p| p.recorder == host);
+        let before = s.integrations.len();
+        s.integrations
+            .retain(|i| i.recorder == host && (i.tls_capable || !s.encryption.streaming_media));
+        if s.integrations.len() < before {
+            notes.push(
+                "integrations that cannot speak TLS left out (in both modes): they cannot use \
+                 an encrypted recording server"
+                    .into(),
+            );
+        }
+        notes.push(format!(
+            "clients scale with the cameras: at N cameras every viewer, integration and phone \
+             group has round(count × N / {}) members, so the share of cameras watched stays \
+             the scenario's",
+            s.recorders[0].camera_count()
+        ));
+        Ok(Shape { base: s, notes })
+    }
+
+    /// The recording server's host.
+    pub fn host(&self) -> &str {
+        self.base.recorders.first().map_or("", |r| r.host.as_str())
+    }
+
+    /// Cameras on the recording server in the scenario as given.
+    pub fn base_cameras(&self) -> u32 {
+        self.base
+            .recorders
+            .first()
+            .map_or(1, |r| r.camera_count().max(1))
+    }
+
+    /// The deployment with `cameras` cameras on its recording server.
+    ///
+    /// Not [`Scenario::scaled`]: that rounds every camera group on its own (the total
+    /// would miss `cameras`) and scales the streams of each integration as well as their
+    /// number (the load would grow with the square of the factor).
+    pub fn at(&self, cameras: u32) -> Scenario {
+        let mut s = self.base.clone();
+        let base = self.base_cameras();
+        let factor = f64::from(cameras) / f64::from(base);
+        let scale = |n: u32| -> u32 {
+            if n == 0 {
+                0
+            } else {
+                ((f64::from(n) * factor).round() as u32).max(1)
+            }
+        };
+        if let Some(rec) = s.recorders.first_mut() {
+            let counts: Vec<u32> = rec.cameras.iter().map(|g| g.count).collect();
+            for (g, n) in rec.cameras.iter_mut().zip(apportion(&counts, cameras)) {
+                g.count = n;
+            }
+            rec.cameras.retain(|g| g.count > 0);
+        }
+        for v in &mut s.viewers {
+            v.count = scale(v.count);
+            v.view = v.view.min(cameras).max(1);
+        }
+        for i in &mut s.integrations {
+            i.count = scale(i.count);
+            i.streams = i.streams.min(cameras).max(1);
+        }
+        for p in &mut s.phones {
+            p.count = scale(p.count);
+            p.cameras_each = p.cameras_each.min(cameras).max(1);
+        }
+        s.name = format!("{} at {cameras} cameras", self.base.name);
+        s
+    }
+}
+
+/// Splits `total` in proportion to `weights` (largest remainders), exactly.
+fn apportion(weights: &[u32], total: u32) -> Vec<u32> {
+    let sum: u64 = weights.iter().map(|w| u64::from(*w)).sum();
+    if sum == 0 {
+        return weights.iter().map(|_| 0).collect();
+    }
+    let exact: Vec<f64> = weights
+        .iter()
+        .map(|w| f64::from(*w) * f64::from(total) / sum as f64)
+        .collect();
+    let mut out: Vec<u32> = exact.iter().map(|x| x.floor() as u32).collect();
+    let mut left = total.saturating_sub(out.iter().sum());
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by(|a, b| {
+        let (fa, fb) = (exact[*a] - exact[*a].floor(), exact[*b] - exact[*b].floor());
+        fb.total_cmp(&fa).then(a.cmp(b))
+    });
+    for i in order.into_iter().cycle().take(weights.len() * 2) {
+        if left == 0 {
+            break;
+        }
+        out[i] += 1;
+        left -= 1;
+    }
+    out
+}
+
+/// CPUs for the recording server and for everything else: the first `server` of the CPUs
+/// this process may use, and the rest. `None` on a single CPU.
+pub fn plan_cpus(server: Option<usize>) -> anyhow::Result<Option<(Vec<usize>, Vec<usize>)>> {
+    let allowed = simulators::role::allowed_cpus().context("reading this process's CPUs")?;
+    if allowed.len() < 2 {
+        if server.is_some() {
+            anyhow::bail!("--server-cpus: this process may use only one CPU; nothing to split");
+        }
+        return Ok(None);
+    }
+    let k = server.unwrap_or(allowed.len() / 2).max(1);
+    if k >= allowed.len() {
+        anyhow::bail!(
+            "--server-cpus {k}: this process may use {} CPUs, and the clients need at least one",
+            allowed.len()
+        );
+    }
+    let (a, b) = allowed.split_at(k);
+    Ok(Some((a.to_vec(), b.to_vec())))
+}
+
+/// The scenario and placement a search runs on.
+struct Plan {
+    shape: Shape,
+    role: String,
+    server_cpus: Vec<usize>,
+    client_cpus: Vec<usize>,
+    timing: Timing,
+}
+
+fn plan(args: &CapacityArgs) -> anyhow::Result<Plan> {
+    let spec = args.scenario.as_deref().unwrap_or(file::DEFAULT_PRESET);
+    let mut s = file::load(spec)?;
+    if let Some(p) = &args.profile {
+        let profile = Profile::preset(p).context("--profile")?;
+        for g in s.recorders.iter_mut().flat_map(|r| r.cameras.iter_mut()) {
+            g.profile = profile.clone();
+        }
+    }
+    args.tls.apply(&mut s.tls, &mut s.key);
+    let mut shape = Shape::new(s)?;
+    let role = role_of_host(shape.host()).to_owned();
+    let cpus = plan_cpus(args.server_cpus)?;
+    let (server_cpus, client_cpus) = cpus.clone().unwrap_or_default();
+    let b = &mut shape.base;
+    if let Some((server, clients)) = cpus {
+        b.server_threads = server.len();
+        b.client_threads = clients.len();
+        b.pinning = Some(Pinning {
+            roles: [(role.clone(), server)].into_iter().collect(),
+            others: clients,
+        });
+    } else {
+        b.server_threads = 1;
+        b.client_threads = 1;
+    }
+    b.recorder_cpu_per_frame = args
+        .throttle_us_per_frame
+        .map(|us| Duration::from_nanos((us * 1e3).round() as u64));
+    let longest_gop = b
+        .recorders
+        .iter()
+        .flat_map(|r| &r.cameras)
+        .map(|g| {
+            Duration::from_nanos(g.profile.frame_interval_ns() * u64::from(g.profile.gop.max(1)))
+        })
+        .max()
+        .unwrap_or_default();
+    let least = longest_gop + Duration::from_millis(500);
+    if args.warmup < least {
+        anyhow::bail!(
+            "--warmup {:.2} s is too short: a new stream waits up to a GOP ({:.2} s) for its \
+             first key frame; give at least {:.2} s",
+            args.warmup.as_secs_f64(),
+            longest_gop.as_secs_f64(),
+            least.as_secs_f64()
+        );
+    }
+    if args.step_duration < Duration::from_millis(500) {
+        anyhow::bail!(
+            "--step-duration {:?} is too short to judge a step; give at least 500ms",
+            args.step_duration
+        );
+    }
+    Ok(Plan {
+        shape,
+        role,
+        server_cpus,
+        client_cpus,
+        timing: Timing {
+            warmup: args.warmup,
+            duration: args.step_duration,
+        },
+    })
+}
+
+/// What a step measured on the recording server's streams.
+struct Figures {
+    measured: Measured,
+    streams: u64,
+    frames_received: u64,
+    missing_frames: u64,
+    goodput_mbit_s: f64,
+    clients_cores: f64,
+    tls: Option<TlsInfo>,
+    links: Vec<StepLink>,
+    roles: BTreeMap<String, f64>,
+}
+
+fn figures(plan: &Plan, out: &PhaseOutcome) -> Figures {
+    let mut received = LinkMetrics::default();
+    let (mut due, mut dropped, mut streams, mut failures) = (0u64, 0u64, 0u64, 0u64);
+    let mut links = Vec::new();
+    for l in &out.links {
+        failures += l.received.errors.values().sum::<u64>();
+        failures += l.server_failures.values().sum::<u64>();
+        if !SERVER_LINKS.iter().any(|s| s.as_str() == l.link) {
+            continue;
+        }
+        received.merge(&l.received);
+        due += l.frames_due;
+        dropped += l.sent.dropped_frames;
+        streams += l.streams;
+        let r = &l.received;
+        let missing = l
+            .frames_due
+            .saturating_sub(r.frames + l.sent.dropped_frames);
+        links.push(StepLink {
+            link: l.link.clone(),
+            connections: r.connections,
+            streams: l.streams,
+            frames_due: l.frames_due,
+            late_frames: r.late_frames + missing,
+            dropped_frames: l.sent.dropped_frames,
+            latency_us: Percentiles::of(&r.latency_us),
+        });
+    }
+    let window_s = out.window_s.max(1e-9);
+    let server_s: f64 = out
+        .roles
+        .iter()
+        .filter(|r| r.role == plan.role)
+        .map(|r| r.cpu_s)
+        .sum();
+    // Frames due that neither arrived (by the end of the drain) nor were dropped are as
+    // good as infinitely late.
+    let missing = due.saturating_sub(received.frames + dropped);
+    Figures {
+        measured: Measured {
+            latency_us: Percentiles::of(&received.latency_us),
+            frames_due: due,
+            late_frames: received.late_frames + missing,
+            dropped_frames: dropped,
+            failures,
+            server_cores: server_s / window_s,
+            server_cpus: plan.shape.base.server_threads,
+            peak_rss_bytes: out.peak_rss_bytes,
+        },
+        streams,
+        frames_received: received.frames,
+        missing_frames: missing,
+        goodput_mbit_s: received.bytes as f64 * 8.0 / window_s / 1e6,
+        clients_cores: (out.process_cpu.total_s() - server_s).max(0.0) / window_s,
+        tls: received.negotiated.as_ref().map(TlsInfo::from),
+        links,
+        roles: out
+            .roles
+            .iter()
+            .map(|r| (r.role.clone(), r.cpu_s / window_s))
+            .collect(),
+    }
+}
+
+/// The verdict on a step: the objective's violations, the built-in memory guard, and
+/// which limit explains a failure (a saturated CPU first, since it causes the rest).
+fn judge(
+    objective: &Objective,
+    f: &Figures,
+    client_cpus: usize,
+    memory_bytes: u64,
+) -> (bool, Vec<String>, Option<Limit>) {
+    let m = &f.measured;
+    let mut violations = objective.check(m);
+    if memory_bytes > 0 && m.peak_rss_bytes as f64 > MEMORY_GUARD * memory_bytes as f64 {
+        violations.push(objective::Violation {
+            limit: Limit::Memory,
+            reason: format!(
+                "peak RSS {} above {:.0} % of this machine's memory",
+                crate::units::format_bytes(m.peak_rss_bytes),
+                MEMORY_GUARD * 100.0
+            ),
+        });
+    }
+    let pass = violations.is_empty();
+    let limit = if pass {
+        None
+    } else if m.server_cores >= SATURATED * m.server_cpus.max(1) as f64 {
+        Some(Limit::ServerCpu)
+    } else if client_cpus > 0 && f.clients_cores >= SATURATED * client_cpus as f64 {
+        Some(Limit::ClientCpu)
+    } else {
+        violations.first().map(|v| v.limit)
+    };
+    (
+        pass,
+        violations.into_iter().map(|v| v.reason).collect(),
+        limit,
+    )
+}
+
+/// One mode's steps so far, and what its TLS handshakes negotiated.
+#[derive(Default)]
+struct Collected {
+    steps: Vec<Step>,
+    tls: Option<TlsInfo>,
+}
+
+/// `vmsbench capacity`: searches, prints progress on stderr, and returns the report.
+pub async fn run(
+    args: &CapacityArgs,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<CapacityReport> {
+    let plan = plan(args)?;
+    let environment = Environment::detect();
+    let creds = Credentials::for_scenario(&plan.shape.base)?;
+    let clock = RunClock::new();
+    let modes = args.mode.modes();
+    let start = args
+        .start
+        .unwrap_or_else(|| plan.shape.base_cameras())
+        .min(args.max);
+    let t = plan.timing;
+    let params = SearchParams {
+        start,
+        max: args.max,
+        precision: args.precision,
+        budget: args.budget,
+        step_estimate: t.warmup + t.duration + MAX_DRAIN + STEP_OVERHEAD,
+    };
+    // This thread starts, drains and stops every phase: keep it off the recording server's
+    // CPUs too.
+    let _pinned = PinGuard::pin(&plan.client_cpus)?;
+    // Per-second samples would cost the clients' CPU a burst every second (see
+    // `PhaseOptions::no_intervals`); a step is judged on its whole window.
+    let options = PhaseOptions {
+        no_intervals: true,
+        ..PhaseOptions::default()
+    };
+    let mut searches = Searches::new(params, &modes);
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let began = Instant::now();
+    let placement = if plan.server_cpus.is_empty() {
+        "not pinned: only one CPU, so the recording server shares it with its clients".to_owned()
+    } else {
+        format!(
+            "{} pinned to CPU {:?}, every other role to CPU {:?}",
+            plan.role, plan.server_cpus, plan.client_cpus
+        )
+    };
+    eprintln!(
+        "capacity of {} ({}): objective {}, {} s per step after {} s warm-up, budget {}; {placement}",
+        plan.role,
+        plan.shape.base.name,
+        args.objective,
+        t.duration.as_secs_f64(),
+        t.warmup.as_secs_f64(),
+        humantime::format_duration(args.budget),
+    );
+    let mut collected: Vec<(Mode, Collected)> =
+        modes.iter().map(|m| (*m, Collected::default())).collect();
+    let mut index = 0;
+    while let Some((mode, Probe { cameras, stage })) = searches.next(began.elapsed()) {
+        if interrupt.is_cancelled() {
+            searches.stop_all(Stop::Interrupted);
+            break;
+        }
+        index += 1;
+        let step_began = Instant::now();
+        let scenario = plan.shape.at(cameras);
+        let phase = run_phase_with(&scenario, &creds, mode, clock, t, interrupt, &options);
+        let Some(outcome) = phase.await? else {
+            searches.stop_all(Stop::Interrupted);
+            break;
+        };
+        if outcome.partial {
+            searches.stop_all(Stop::Interrupted);
+            break;
+        }
+        let f = figures(&plan, &outcome);
+        let (pass, reasons, limit) = judge(
+            &args.objective,
+            &f,
+            plan.client_cpus.len(),
+            environment.memory_bytes,
+        );
+        let m = &f.measured;
+        let load = (m.server_cores / m.server_cpus.max(1) as f64)
+            .max(f.clients_cores / plan.client_cpus.len().max(1) as f64);
+        let verdict = Verdict {
+            pass,
+            load: Some(load),
+            took: step_began.elapsed(),
+        };
+        searches.record(mode, cameras, &verdict);
+        eprintln!(
+            "[{:>5.0} s] step {index:>2} {mode:<5} {:<7} {cameras:>6} cameras ({} streams)  {}  \
+             p99 {}, late {}, dropped {}, server {:.2}/{} cores, clients {:.2} cores{}",
+            began.elapsed().as_secs_f64(),
+            stage.as_str(),
+            f.streams,
+            if pass { "pass" } else { "FAIL" },
+            format_duration_us(m.latency_us.p99 as f64),
+            m.late_frames,
+            m.dropped_frames,
+            m.server_cores,
+            m.server_cpus,
+            f.clients_cores,
+            match limit {
+                Some(l) => format!(" — {}: {}", l.describe(), reasons.join("; ")),
+                None => String::new(),
+            }
+        );
+        let Some((_, c)) = collected.iter_mut().find(|(m, _)| *m == mode) else {
+            continue;
+        };
+        if f.tls.is_some() {
+            c.tls.clone_from(&f.tls);
+        }
+        c.steps.push(Step {
+            index,
+            stage,
+            cameras,
+            streams: f.streams,
+            pass,
+            reasons,
+            limit,
+            latency_us: m.latency_us,
+            frames_due: m.frames_due,
+            frames_received: f.frames_received,
+            late_frames: m.late_frames,
+            missing_frames: f.missing_frames,
+            dropped_frames: m.dropped_frames,
+            failures: m.failures,
+            goodput_mbit_s: f.goodput_mbit_s,
+            cpu_server_cores: m.server_cores,
+            server_cpus: m.server_cpus,
+            cpu_clients_cores: f.clients_cores,
+            client_cpus: plan.client_cpus.len(),
+            cpu_per_camera_server_s: m.server_cores / f64::from(cameras.max(1)),
+            cpu_roles_cores: f.roles,
+            links: f.links,
+            peak_rss_bytes: m.peak_rss_bytes,
+            window_s: outcome.window_s,
+            elapsed_s: began.elapsed().as_secs_f64(),
+        });
+    }
+    if interrupt.is_cancelled() {
+        searches.stop_all(Stop::Interrupted);
+    }
+
+    let mut warnings = Vec::new();
+    if environment.build_profile.starts_with("debug") {
+        warnings.push(
+            "this is a debug build: capacities are not representative; build with --release".into(),
+        );
+    }
+    if plan.server_cpus.is_empty() {
+        warnings.push(
+            "the recording server was not pinned (a single CPU): its capacity includes its \
+             clients' cost"
+                .into(),
+        );
+    }
+    let mut results = Modes::default();
+    for (mode, c) in collected {
+        let Some(search) = searches.of(mode) else {
+            continue;
+        };
+        let result = mode_result(search, c);
+        warnings.extend(mode_warnings(mode, search, &result));
+        match mode {
+            Mode::Plain => results.plain = Some(result),
+            Mode::Tls => results.tls = Some(result),
+        }
+    }
+    let capacity = |m: &Option<ModeResult>| m.as_ref()?.max_cameras.map(f64::from);
+    let capacity_cost_pct = cost_pct(capacity(&results.plain), capacity(&results.tls));
+    let projection = args
+        .project_cores
+        .map(|n| Projection::linear(n, results.plain.as_ref(), results.tls.as_ref()));
+    Ok(CapacityReport {
+        schema_version: CAPACITY_SCHEMA_VERSION,
+        command: "capacity".into(),
+        started_at,
+        partial: interrupt.is_cancelled(),
+        environment,
+        scenario: serde_json::to_value(plan.shape.at(start))?,
+        objective: ObjectiveInfo {
+            text: args.objective.to_string(),
+            parsed: args.objective.clone(),
+        },
+        search: SearchInfo {
+            start,
+            max: args.max,
+            precision_pct: args.precision * 100.0,
+            warmup_s: t.warmup.as_secs_f64(),
+            step_duration_s: t.duration.as_secs_f64(),
+            budget_s: args.budget.as_secs_f64(),
+            elapsed_s: began.elapsed().as_secs_f64(),
+            interleaved: modes.len() > 1,
+            server_role: plan.role.clone(),
+            server_cpus: plan.server_cpus.clone(),
+            client_cpus: plan.client_cpus.clone(),
+            server_threads: plan.shape.base.server_threads,
+            throttle_us_per_frame: args.throttle_us_per_frame,
+        },
+        modes: results,
+        capacity_cost_pct,
+        projection,
+        warnings,
+        notes: plan.shape.notes.clone(),
+    })
+}
+
+/// What a reader of one mode's result must know.
+fn mode_warnings(mode: Mode, search: &search::Search, m: &ModeResult) -> Vec<String> {
+    let count = |v: Option<u32>| v.map_or("–".into(), |v| v.to_string());
+    let mut out = Vec::new();
+    if m.limit == Some(Limit::ClientCpu) {
+        out.push(format!(
+            "{mode}: the clients' CPUs saturated before the recording server's: {} cameras is \
+             a lower bound for the server; give it fewer CPUs (--server-cpus) or run the \
+             clients elsewhere",
+            count(m.max_cameras)
+        ));
+    }
+    if m.stopped == Stop::Budget {
+        out.push(format!(
+            "{mode}: the budget ran out before the boundary was confirmed; the bracket reached \
+             is {}..{}",
+            count(m.max_cameras),
+            count(m.first_failing_cameras),
+        ));
+    }
+    if let Some(f) = m.first_failing_cameras.filter(|f| search.flaky(*f)) {
+        out.push(format!(
+            "{mode}: runs at {f} cameras both passed and failed: the boundary is noisy here"
+        ));
+    }
+    out
+}
+
+/// Pins the calling thread to some CPUs, and restores its previous CPUs when dropped.
+struct PinGuard(Option<Affinity>);
+
+impl PinGuard {
+    fn pin(cpus: &[usize]) -> anyhow::Result<PinGuard> {
+        if cpus.is_empty() {
+            return Ok(PinGuard(None));
+        }
+        let before = Affinity::new(&simulators::role::allowed_cpus()?)?;
+        Affinity::new(cpus)?
+            .apply()
+            .context("pinning the orchestrating thread")?;
+        Ok(PinGuard(Some(before)))
+    }
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        if let Some(before) = &self.0 {
+            let _ = before.apply();
+        }
+    }
+}
+
+fn median(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = v.collect();
+    crate::report::stats::median(&v)
+}
+
+fn mode_result(search: &search::Search, c: Collected) -> ModeResult {
+    let best = search.best_pass();
+    let first_fail = search.first_fail();
+    let stopped = search.stopped().unwrap_or(Stop::Budget);
+    // Per camera at the best count: the median over its runs.
+    let per_camera = |cores: fn(&Step) -> f64| {
+        let b = best?;
+        let at_best = c.steps.iter().filter(|s| s.cameras == b);
+        median(at_best.map(|s| cores(s) / f64::from(b.max(1))))
+    };
+    let cpu_per_camera_server_s = per_camera(|s| s.cpu_server_cores);
+    let cpu_per_camera_client_s = per_camera(|s| s.cpu_clients_cores);
+    // The limit at the first failing count: from its (last) failing run.
+    let failing = c
+        .steps
+        .iter()
+        .rev()
+        .find(|s| Some(s.cameras) == first_fail && !s.pass);
+    ModeResult {
+        max_cameras: best,
+        first_failing_cameras: first_fail,
+        stopped,
+        complete: stopped == Stop::Bracketed,
+        limit: failing.and_then(|s| s.limit),
+        limit_reasons: failing.map(|s| s.reasons.clone()).unwrap_or_default(),
+        limit_link: failing.and_then(|s| {
+            s.links
+                .iter()
+                .filter(|l| l.late_frames + l.dropped_frames > 0)
+                .max_by_key(|l| l.late_frames + l.dropped_frames)
+                .map(|l| {
+                    let plural =
+                        |n: u64, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+                    format!(
+                        "{} ({}, {})",
+                        l.link,
+                        plural(l.connections, "connection"),
+                        plural(l.streams, "stream")
+                    )
+                })
+        }),
+        limit_cpu_server_cores: failing.map(|s| s.cpu_server_cores),
+        limit_cpu_clients_cores: failing.map(|s| s.cpu_clients_cores),
+        cpu_per_camera_server_s,
+        cpu_per_camera_client_s,
+        tls: c.tls,
+        steps: c.steps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apportion_is_exact_and_proportional() {
+        assert_eq!(apportion(&[32], 100), vec![100]);
+        assert_eq!(apportion(&[1, 1, 1], 10), vec![4, 3, 3]);
+        assert_eq!(apportion(&[30, 10], 8), vec![6, 2]);
+        assert_eq!(apportion(&[30, 10], 1), vec![1, 0]);
+        assert_eq!(apportion(&[0, 0], 5), vec![0, 0]);
+        for total in 0..200 {
+            assert_eq!(apportion(&[7, 3, 1], total).iter().sum::<u32>(), total);
+        }
+    }
+
+    #[test]
+    fn clients_grow_with_the_cameras_keeping_the_share_watched() {
+        let small = file::load_preset("small").expect("preset");
+        let shape = Shape::new(small).expect("shape");
+        assert_eq!(shape.base_cameras(), 32);
+        let at = |n| shape.at(n);
+        let s = at(32);
+        assert_eq!(s.recorders[0].camera_count(), 32);
+        assert_eq!(s.viewers, shape.base.viewers);
+        let s = at(320);
+        assert_eq!(s.recorders[0].camera_count(), 320);
+        assert!(s.viewers.iter().all(|v| v.count == 10), "{:?}", s.viewers);
+        assert_eq!(s.phones[0].count, 50);
+        // Views never exceed the cameras; every group keeps at least one member.
+        let s = at(2);
+        assert!(s.viewers.iter().all(|v| v.count == 1 && v.view <= 2));
+        // Load never shrinks as cameras grow (the search relies on it).
+        let streams = |s: &Scenario| -> u32 {
+            s.viewers.iter().map(|v| v.count * v.view).sum::<u32>()
+                + s.phones
+                    .iter()
+                    .map(|p| p.count * p.cameras_each)
+                    .sum::<u32>()
+        };
+        let mut last = 0;
+        for n in 1..500 {
+            let k = streams(&at(n));
+            assert!(k >= last, "{n}: {k} < {last}");
+            last = k;
+        }
+    }
+
+    #[test]
+    fn only_the_first_recorder_and_its_clients_are_kept() {
+        let medium = file::load_preset("medium").expect("preset");
+        let host = medium.recorders[0].host.clone();
+        let shape = Shape::new(medium).expect("shape");
+        assert_eq!(shape.base.recorders.len(), 1);
+        assert!(shape.base.failovers.is_empty() && shape.base.events.is_empty());
+        assert!(shape.base.viewers.iter().all(|v| v.recorder == host));
+        assert!(shape
+            .base
+            .integrations
+            .iter()
+            .all(|i| i.recorder == host && i.tls_capable));
+        assert!(shape
+            .notes
+            .iter()
+            .any(|n| n.contains("first recording server")));
+    }
+}

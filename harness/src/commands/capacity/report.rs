@@ -1,0 +1,432 @@
+//! The capacity report: every step of each mode's search, the capacity found, what limited
+//! it, the cost of encryption, and a projection to a bigger machine. The JSON form
+//! (`--export-json`) is the documented interface; the terminal table is rendered from it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::objective::{Limit, Objective};
+use super::search::{Stage, Stop};
+use crate::output::table::render_rows;
+use crate::report::{Percentiles, TlsInfo};
+use crate::sys::environment::Environment;
+use crate::units::{format_bytes, format_duration_us};
+
+/// Version of the capacity JSON layout.
+pub const CAPACITY_SCHEMA_VERSION: u32 = 1;
+
+/// Recording-server cores at or above this share of its CPUs count as saturated.
+pub const SATURATED: f64 = 0.9;
+
+/// A whole capacity report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CapacityReport {
+    /// Version of this layout.
+    pub schema_version: u32,
+    /// Always `capacity`.
+    pub command: String,
+    /// When the search started (RFC 3339, UTC).
+    pub started_at: String,
+    /// True when the search was interrupted.
+    pub partial: bool,
+    /// How and where it was measured.
+    pub environment: Environment,
+    /// The deployment searched, at its starting camera count; the clients scale with the
+    /// cameras (see `notes`).
+    pub scenario: serde_json::Value,
+    /// The objective every step was held to.
+    pub objective: ObjectiveInfo,
+    /// How the search ran.
+    pub search: SearchInfo,
+    /// Per mode.
+    pub modes: Modes,
+    /// (plaintext capacity − TLS capacity) / plaintext capacity, %: the share of a
+    /// recording server's cameras that encryption costs. Null unless both modes found one.
+    pub capacity_cost_pct: Option<f64>,
+    /// A linear projection to a machine with more cores (`--project-cores`).
+    pub projection: Option<Projection>,
+    /// Things a reader must know before trusting the figures.
+    pub warnings: Vec<String>,
+    /// How the deployment was shaped for the search.
+    pub notes: Vec<String>,
+}
+
+/// The objective, as written and as parsed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ObjectiveInfo {
+    /// The objective in its canonical text form, e.g. `p99<=200ms,late<=0.1%,dropped=0`.
+    pub text: String,
+    /// Its terms.
+    #[serde(flatten)]
+    pub parsed: Objective,
+}
+
+/// How the search ran.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SearchInfo {
+    /// First camera count tried.
+    pub start: u32,
+    /// Largest camera count allowed.
+    pub max: u32,
+    /// Bisection stopped when the bracket was this share of the best count wide, %.
+    pub precision_pct: f64,
+    /// Seconds each step warmed up before its window.
+    pub warmup_s: f64,
+    /// Seconds in each step's measured window.
+    pub step_duration_s: f64,
+    /// The wall-clock budget, seconds.
+    pub budget_s: f64,
+    /// Wall-clock seconds the search took.
+    pub elapsed_s: f64,
+    /// Whether the modes' steps were interleaved (plain, tls, plain, …).
+    pub interleaved: bool,
+    /// The recording server's role (whose CPU is the server's).
+    pub server_role: String,
+    /// CPUs the recording server was pinned to (empty: not pinned).
+    pub server_cpus: Vec<usize>,
+    /// CPUs every other role was pinned to (empty: not pinned).
+    pub client_cpus: Vec<usize>,
+    /// Worker threads of the recording server.
+    pub server_threads: usize,
+    /// Deliberate CPU cost per frame sent (`--throttle-us-per-frame`), µs.
+    pub throttle_us_per_frame: Option<f64>,
+}
+
+/// The results of the modes searched.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Modes {
+    /// Plaintext.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain: Option<ModeResult>,
+    /// TLS on every link its encryption group covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ModeResult>,
+}
+
+/// One mode's search.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModeResult {
+    /// The largest camera count that met the objective on every run (null: none did).
+    pub max_cameras: Option<u32>,
+    /// The smallest camera count that failed it (null: none did, up to `--max`).
+    pub first_failing_cameras: Option<u32>,
+    /// Why the search ended.
+    pub stopped: Stop,
+    /// Whether the boundary was found and confirmed (`stopped` is `bracketed`).
+    pub complete: bool,
+    /// What limited the recording server, judged at the first failing count.
+    pub limit: Option<Limit>,
+    /// The objective terms violated at the first failing count.
+    pub limit_reasons: Vec<String>,
+    /// The recording-server link with the most late and dropped frames there.
+    pub limit_link: Option<String>,
+    /// The recording server's cores at the first failing count.
+    pub limit_cpu_server_cores: Option<f64>,
+    /// Everything else's cores there.
+    pub limit_cpu_clients_cores: Option<f64>,
+    /// CPU seconds the recording server spent per second per camera (cores per camera),
+    /// at the largest passing count.
+    pub cpu_per_camera_server_s: Option<f64>,
+    /// The same for everything else on this machine (clients, management, mobile server).
+    pub cpu_per_camera_client_s: Option<f64>,
+    /// What TLS negotiated (null in plaintext).
+    pub tls: Option<TlsInfo>,
+    /// Every step, in the order run.
+    pub steps: Vec<Step>,
+}
+
+/// One step of a search: one camera count, one mode, one measured window.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Step {
+    /// Position in the whole search (both modes), from 1.
+    pub index: usize,
+    /// Ramp, bisect or confirm.
+    pub stage: Stage,
+    /// Cameras on the recording server.
+    pub cameras: u32,
+    /// Streams it served (live and playback, to viewers, integrations and the mobile
+    /// server).
+    pub streams: u64,
+    /// Whether the objective held.
+    pub pass: bool,
+    /// The terms that did not hold (empty when passing).
+    pub reasons: Vec<String>,
+    /// What limited the server at this step (null when passing).
+    pub limit: Option<Limit>,
+    /// Frame latency of the recording server's streams (corrected), µs.
+    pub latency_us: Percentiles,
+    /// Frames due in the window on those streams.
+    pub frames_due: u64,
+    /// Frames received.
+    pub frames_received: u64,
+    /// Frames late by more than one frame interval, plus frames due and never delivered.
+    pub late_frames: u64,
+    /// Of `late_frames`, those never delivered (and not dropped).
+    pub missing_frames: u64,
+    /// Frames the server dropped for slow consumers.
+    pub dropped_frames: u64,
+    /// Failed connections and handshakes, all links.
+    pub failures: u64,
+    /// Payload delivered on the recording server's streams, Mbit/s.
+    pub goodput_mbit_s: f64,
+    /// Cores the recording server used.
+    pub cpu_server_cores: f64,
+    /// CPUs it had.
+    pub server_cpus: usize,
+    /// Cores everything else used (clients, management, mobile and event servers).
+    pub cpu_clients_cores: f64,
+    /// CPUs they had.
+    pub client_cpus: usize,
+    /// `cpu_server_cores / cameras`.
+    pub cpu_per_camera_server_s: f64,
+    /// Cores each role used (`recorder-1`, `viewers`, `mobile`, `phones`, …).
+    pub cpu_roles_cores: BTreeMap<String, f64>,
+    /// The recording server's links one by one: where frames were late or dropped.
+    pub links: Vec<StepLink>,
+    /// Peak resident memory of the process, bytes.
+    pub peak_rss_bytes: u64,
+    /// Seconds in the window.
+    pub window_s: f64,
+    /// Wall-clock seconds since the search started, at the end of this step.
+    pub elapsed_s: f64,
+}
+
+/// One of the recording server's links at one step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepLink {
+    /// Link id (`viewer-recorder`, `sdk-recorder`, `mobile-recorder`).
+    pub link: String,
+    /// Client connections on it.
+    pub connections: u64,
+    /// Streams on it.
+    pub streams: u64,
+    /// Frames due in the window.
+    pub frames_due: u64,
+    /// Frames late, or due and never delivered nor dropped.
+    pub late_frames: u64,
+    /// Frames the server dropped.
+    pub dropped_frames: u64,
+    /// Frame latency (corrected), µs.
+    pub latency_us: Percentiles,
+}
+
+/// A projection of the measured capacity to a machine with more cores.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Projection {
+    /// Always `linear`: cores × 0.9 / measured CPU per camera.
+    pub method: String,
+    /// The recording server's cores on the projected machine.
+    pub cores: usize,
+    /// Projected cameras, plaintext.
+    pub plain_cameras: Option<u64>,
+    /// Projected cameras, TLS.
+    pub tls_cameras: Option<u64>,
+    /// Projected capacity cost of encryption, %.
+    pub capacity_cost_pct: Option<f64>,
+    /// What the projection assumes away.
+    pub caveats: Vec<String>,
+}
+
+/// What a linear projection leaves out.
+pub const PROJECTION_CAVEATS: &[&str] = &[
+    "memory bandwidth: every stream's bytes are copied (and under TLS encrypted) once more \
+     per client; more cores share the same memory channels",
+    "NIC and kernel: here the bytes went over loopback, where the kernel often runs a \
+     packet's receive path in the sending thread, so the server's CPU includes some of its \
+     clients' kernel work; a real NIC, its interrupts and offloads (kernel TLS, TSO) change \
+     the cost per byte",
+    "lock contention: more threads contend for the same per-camera subscriber lists and \
+     the allocator",
+    "the clients shared this machine: their cost is excluded from the server's CPU, but \
+     they competed for caches and memory bandwidth",
+    "handshake storms (failover, reconnects) are not part of the steady state measured",
+];
+
+impl Projection {
+    /// Projects both modes to `cores` cores.
+    pub fn linear(cores: usize, plain: Option<&ModeResult>, tls: Option<&ModeResult>) -> Self {
+        let project = |m: Option<&ModeResult>| {
+            let per = m?.cpu_per_camera_server_s?;
+            (per > 0.0).then(|| (cores as f64 * SATURATED / per).floor() as u64)
+        };
+        let (p, t) = (project(plain), project(tls));
+        Projection {
+            method: "linear".into(),
+            cores,
+            plain_cameras: p,
+            tls_cameras: t,
+            capacity_cost_pct: cost_pct(p.map(|v| v as f64), t.map(|v| v as f64)),
+            caveats: PROJECTION_CAVEATS.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+/// The share of the plaintext capacity that TLS loses, %.
+pub fn cost_pct(plain: Option<f64>, tls: Option<f64>) -> Option<f64> {
+    let (p, t) = (plain?, tls?);
+    (p > 0.0).then(|| (p - t) / p * 100.0)
+}
+
+fn opt(v: Option<u32>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| v.to_string())
+}
+
+impl CapacityReport {
+    fn each_mode(&self) -> impl Iterator<Item = (&'static str, &ModeResult)> {
+        [("plain", &self.modes.plain), ("tls", &self.modes.tls)]
+            .into_iter()
+            .filter_map(|(n, m)| m.as_ref().map(|m| (n, m)))
+    }
+
+    /// The terminal table and summary.
+    pub fn render_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", self.environment.summary_line());
+        let s = &self.search;
+        let pinned = if s.server_cpus.is_empty() {
+            "not pinned (one CPU): server and clients share it".to_owned()
+        } else {
+            format!(
+                "{} on CPU {:?}, everything else on CPU {:?}",
+                s.server_role, s.server_cpus, s.client_cpus
+            )
+        };
+        let _ = writeln!(
+            out,
+            "capacity · objective {} · {} s warm-up, {} s per step · {pinned}{}",
+            self.objective.text,
+            s.warmup_s,
+            s.step_duration_s,
+            if self.partial {
+                " · PARTIAL (interrupted)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(out);
+        let header = [
+            "mode",
+            "cameras",
+            "streams",
+            "stage",
+            "result",
+            "p50",
+            "p99",
+            "max",
+            "late",
+            "drop",
+            "fail",
+            "srv cores",
+            "cli cores",
+            "srv CPU/cam",
+            "peak RSS",
+            "why",
+        ];
+        let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
+        for (name, m) in self.each_mode() {
+            let mut steps: Vec<&Step> = m.steps.iter().collect();
+            steps.sort_by_key(|s| (s.cameras, s.index));
+            for st in steps {
+                rows.push(vec![
+                    name.to_owned(),
+                    st.cameras.to_string(),
+                    st.streams.to_string(),
+                    st.stage.as_str().to_owned(),
+                    if st.pass { "pass" } else { "FAIL" }.to_owned(),
+                    format_duration_us(st.latency_us.p50 as f64),
+                    format_duration_us(st.latency_us.p99 as f64),
+                    format_duration_us(st.latency_us.max as f64),
+                    st.late_frames.to_string(),
+                    st.dropped_frames.to_string(),
+                    st.failures.to_string(),
+                    format!("{:.2}/{}", st.cpu_server_cores, st.server_cpus),
+                    format!("{:.2}/{}", st.cpu_clients_cores, st.client_cpus),
+                    format!("{:.2} ms", st.cpu_per_camera_server_s * 1e3),
+                    format_bytes(st.peak_rss_bytes),
+                    st.reasons.join("; "),
+                ]);
+            }
+        }
+        // Text columns left-aligned, figures right-aligned.
+        let cols = header.len();
+        render_rows(&mut out, &rows, |c| {
+            c == 0 || c == 3 || c == 4 || c + 1 == cols
+        });
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "Cameras one recording server ({}) holds within the objective:",
+            s.server_role
+        );
+        for (name, m) in self.each_mode() {
+            let limit = match (m.limit, m.first_failing_cameras) {
+                (Some(l), Some(f)) => format!(
+                    "first failure at {f}: {} ({}{}; CPU: server {:.2}/{}, clients {:.2}/{})",
+                    l.describe(),
+                    m.limit_reasons.join("; "),
+                    m.limit_link
+                        .as_ref()
+                        .map_or(String::new(), |l| format!("; mostly on {l}")),
+                    m.limit_cpu_server_cores.unwrap_or(0.0),
+                    s.server_threads,
+                    m.limit_cpu_clients_cores.unwrap_or(0.0),
+                    s.client_cpus.len(),
+                ),
+                _ => m.stopped.describe().to_owned(),
+            };
+            let bracket = if m.complete {
+                String::new()
+            } else {
+                format!(
+                    " [bracket reached: {}..{}; {}]",
+                    opt(m.max_cameras),
+                    opt(m.first_failing_cameras),
+                    m.stopped.describe()
+                )
+            };
+            let cpu = m.cpu_per_camera_server_s.map_or(String::new(), |c| {
+                format!(" · server CPU {:.3} ms per camera per s", c * 1e3)
+            });
+            let _ = writeln!(
+                out,
+                "  {name:<5} {:>6} cameras — {limit}{cpu}{bracket}",
+                opt(m.max_cameras)
+            );
+        }
+        if let Some(c) = self.capacity_cost_pct {
+            let _ = writeln!(
+                out,
+                "Encryption costs {c:.1} % of the recording server's capacity (same machine, \
+                 steps interleaved)."
+            );
+        }
+        if let Some(p) = &self.projection {
+            let n = |v: Option<u64>| v.map_or_else(|| "–".to_owned(), |v| v.to_string());
+            let _ = writeln!(
+                out,
+                "Linear projection to {} recording-server cores ({} × {SATURATED} / measured CPU \
+                 per camera; not a measurement): plain ≈ {} cameras, tls ≈ {} cameras{}.",
+                p.cores,
+                p.cores,
+                n(p.plain_cameras),
+                n(p.tls_cameras),
+                p.capacity_cost_pct
+                    .map_or(String::new(), |c| format!(", cost {c:.1} %"))
+            );
+            let _ = writeln!(
+                out,
+                "  It does not scale linearly with: memory bandwidth, the NIC and kernel TLS, \
+                 lock contention, and clients that shared this machine."
+            );
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        out
+    }
+}

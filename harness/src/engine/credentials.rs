@@ -1,0 +1,458 @@
+//! The deployment's certificates: what each server presents, what every client trusts, and
+//! the faults staged on them.
+//!
+//! A run either generates its own CA and one certificate per server host, or reads them from
+//! files (`[certificates]` in the scenario, e.g. the output of `vmsbench certs generate` or a
+//! real deployment's). Faults (`[[fault]]`) replace one host's certificate with a broken one
+//! issued by (or next to) the same CA, so that exactly that host's links fail, each with its
+//! own failure category. A server whose private key cannot be read still starts: it has its
+//! certificate, fails every handshake, and counts the failures as `key_unreadable`, as a
+//! real server whose service account may not read its key would.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{anyhow, bail, Context};
+use rustls::{ClientConfig, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use serde::{Deserialize, Serialize};
+use simulators::pki::{
+    CertificateAuthority, Flaw, HostIdentity, KeyType, ReloadableIdentity, Validity,
+    DEFAULT_CA_NAME,
+};
+use simulators::transport::TlsSettings;
+
+use crate::engine::scenario::{Certificates, FaultKind, Scenario};
+
+/// How long generated certificates are valid.
+pub const CERT_DAYS: u32 = 30;
+
+/// What one server host presents.
+enum Presented {
+    /// A certificate and its key.
+    Identity(HostIdentity),
+    /// A certificate whose private key the server could not read (why, never the key).
+    KeyUnreadable {
+        identity: HostIdentity,
+        reason: String,
+    },
+}
+
+impl Presented {
+    fn identity(&self) -> &HostIdentity {
+        match self {
+            Presented::Identity(i) | Presented::KeyUnreadable { identity: i, .. } => i,
+        }
+    }
+}
+
+/// One server host's certificate, for the report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostCertificate {
+    /// Host name.
+    pub host: String,
+    /// The leaf certificate's serial number, hex.
+    pub serial: String,
+    /// Its key (`rsa2048`, `ecdsa-p256`, …).
+    pub key: String,
+    /// Days until it expires (negative: expired).
+    pub days_left: f64,
+    /// The fault staged on it, if any.
+    pub fault: Option<String>,
+}
+
+/// Where the run's certificates came from, for the report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CertificateSummary {
+    /// `generated` or `files`.
+    pub source: String,
+    /// The directory they were read from (`files` only).
+    pub dir: Option<String>,
+    /// Every server host's certificate.
+    pub hosts: Vec<HostCertificate>,
+}
+
+/// Every certificate of a deployment and the CA clients trust.
+pub struct Credentials {
+    /// The CA that issued the hosts' certificates (generated runs only): it issues renewals
+    /// and staged faults.
+    ca: Option<CertificateAuthority>,
+    /// What clients trust.
+    roots: Vec<CertificateDer<'static>>,
+    hosts: BTreeMap<String, Presented>,
+    faults: BTreeMap<String, FaultKind>,
+    key: KeyType,
+    dir: Option<PathBuf>,
+    /// Key files staged for `key_unreadable`; removed with the credentials.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("hosts", &self.hosts.keys().collect::<Vec<_>>())
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// The certificates of every server host of `scenario`, generated or read from files,
+    /// with its faults staged.
+    pub fn for_scenario(scenario: &Scenario) -> anyhow::Result<Credentials> {
+        let hosts = scenario.server_hosts();
+        let faults: BTreeMap<String, FaultKind> = scenario
+            .faults
+            .iter()
+            .map(|f| (f.host.clone(), f.kind))
+            .collect();
+        let mut creds = match &scenario.certificates {
+            Certificates::Generated => Self::generate(&hosts, scenario.key, &faults)?,
+            Certificates::Files { dir, ca } => Self::from_files(&hosts, dir, ca)?,
+        };
+        creds.faults = faults;
+        let unreadable: Vec<String> = creds
+            .faults
+            .iter()
+            .filter(|(_, k)| **k == FaultKind::KeyUnreadable)
+            .map(|(h, _)| h.clone())
+            .collect();
+        if !unreadable.is_empty() {
+            let scratch = tempfile::Builder::new()
+                .prefix("vmsbench-keys-")
+                .tempdir()
+                .context("creating a directory for the staged key files")?;
+            for host in unreadable {
+                let Some(presented) = creds.hosts.remove(&host) else {
+                    continue;
+                };
+                let identity = presented.identity().clone();
+                let path = scratch.path().join(format!("{host}.key.pem"));
+                write_unreadable_key(&path, &identity)?;
+                let presented = match read_key(&path) {
+                    Ok(_) => bail!(
+                        "staging key_unreadable on {host}: {} is still readable",
+                        path.display()
+                    ),
+                    Err(reason) => Presented::KeyUnreadable { identity, reason },
+                };
+                creds.hosts.insert(host, presented);
+            }
+            creds._scratch = Some(scratch);
+        }
+        Ok(creds)
+    }
+
+    fn generate(
+        hosts: &[String],
+        key: KeyType,
+        faults: &BTreeMap<String, FaultKind>,
+    ) -> anyhow::Result<Credentials> {
+        let validity = Validity::days_from_now(CERT_DAYS);
+        let ca = CertificateAuthority::generate(DEFAULT_CA_NAME, key, validity)
+            .context("generating the deployment's CA")?;
+        let mut map = BTreeMap::new();
+        for host in hosts {
+            if map.contains_key(host) {
+                continue;
+            }
+            let identity = match faults.get(host) {
+                Some(kind) => issue_faulty(&ca, host, key, *kind)?,
+                None => ca.issue(host, &[], key, validity)?,
+            };
+            map.insert(host.clone(), Presented::Identity(identity));
+        }
+        Ok(Credentials {
+            roots: vec![ca.root_cert_der().clone()],
+            ca: Some(ca),
+            hosts: map,
+            faults: BTreeMap::new(),
+            key,
+            dir: None,
+            _scratch: None,
+        })
+    }
+
+    fn from_files(hosts: &[String], dir: &Path, ca: &Path) -> anyhow::Result<Credentials> {
+        let ca_pem =
+            fs::read(ca).with_context(|| format!("reading the CA certificate {}", ca.display()))?;
+        let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&ca_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow!("{}: not a PEM certificate file: {e}", ca.display()))?;
+        if roots.is_empty() {
+            bail!(
+                "{} holds no certificate; name the CA certificate clients should trust",
+                ca.display()
+            );
+        }
+        let mut map = BTreeMap::new();
+        let mut key = None;
+        for host in hosts {
+            let cert_path = [
+                dir.join(format!("{host}.chain.pem")),
+                dir.join(format!("{host}.pem")),
+            ]
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                anyhow!(
+                    "no certificate for {host} in {}: expected {host}.chain.pem or {host}.pem \
+                     (`vmsbench certs generate --hosts {host} --out {}` writes them)",
+                    dir.display(),
+                    dir.display()
+                )
+            })?;
+            let chain = fs::read_to_string(&cert_path)
+                .with_context(|| format!("reading {}", cert_path.display()))?;
+            let key_path = dir.join(format!("{host}.key.pem"));
+            // A key that cannot be read stops the run here: the files are the user's,
+            // and a run with a server silently missing would measure something else.
+            // (The `key_unreadable` fault stages that case on purpose.)
+            let key_pem = read_key(&key_path).map_err(|reason| anyhow!("{host}: {reason}"))?;
+            let identity = HostIdentity::from_pem(host, &chain, &key_pem)
+                .with_context(|| format!("loading {} and its key", cert_path.display()))?;
+            let presented = Presented::Identity(identity);
+            key.get_or_insert(presented.identity().key_type());
+            map.insert(host.clone(), presented);
+        }
+        Ok(Credentials {
+            ca: None,
+            roots,
+            hosts: map,
+            faults: BTreeMap::new(),
+            key: key.unwrap_or_default(),
+            dir: Some(dir.to_path_buf()),
+            _scratch: None,
+        })
+    }
+
+    /// A client configuration trusting the deployment's CA and checking host names.
+    pub fn client_config(&self, tls: &TlsSettings) -> anyhow::Result<Arc<ClientConfig>> {
+        Ok(simulators::verify::client_config(self.roots.clone(), tls)?)
+    }
+
+    fn presented(&self, host: &str) -> anyhow::Result<&Presented> {
+        self.hosts.get(host).ok_or_else(|| {
+            anyhow!(
+                "no certificate for {host}; known hosts: {}",
+                self.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+
+    /// The server configuration of `host`.
+    pub fn server_config(
+        &self,
+        host: &str,
+        tls: &TlsSettings,
+    ) -> anyhow::Result<Arc<ServerConfig>> {
+        Ok(match self.presented(host)? {
+            Presented::Identity(i) => i.server_config(tls)?,
+            Presented::KeyUnreadable { identity, reason } => {
+                identity.server_config_without_key(tls, reason)?
+            }
+        })
+    }
+
+    /// The server configuration of `host` through a [`ReloadableIdentity`], for hosts whose
+    /// certificate expires or is renewed during the run.
+    pub fn server_config_reloadable(
+        &self,
+        host: &str,
+        tls: &TlsSettings,
+    ) -> anyhow::Result<(Arc<ServerConfig>, Arc<ReloadableIdentity>)> {
+        match self.presented(host)? {
+            Presented::Identity(i) => Ok(i.server_config_reloadable(tls)?),
+            Presented::KeyUnreadable { reason, .. } => {
+                bail!("{host} cannot present a certificate: {reason}")
+            }
+        }
+    }
+
+    fn ca(&self, what: &str) -> anyhow::Result<&CertificateAuthority> {
+        self.ca.as_ref().ok_or_else(|| {
+            anyhow!("{what} needs certificates vmsbench issues, and these came from files")
+        })
+    }
+
+    /// A newly issued certificate for `host` (new key and serial number), as a renewal.
+    pub fn renewal(&self, host: &str) -> anyhow::Result<HostIdentity> {
+        let ca = self.ca("renewing a certificate")?;
+        Ok(ca.issue(host, &[], self.key, Validity::days_from_now(CERT_DAYS))?)
+    }
+
+    /// `host`'s certificate as it is once its not-after date has passed: the same name and
+    /// key type, valid until two seconds ago.
+    pub fn expired(&self, host: &str) -> anyhow::Result<HostIdentity> {
+        let ca = self.ca("expiring a certificate")?;
+        let now = SystemTime::now();
+        let validity = Validity {
+            not_before: now - Duration::from_secs(u64::from(CERT_DAYS) * 86_400),
+            not_after: now - Duration::from_secs(2),
+        };
+        Ok(ca.issue(host, &[], self.key, validity)?)
+    }
+
+    /// The hosts that a client offering only TLS 1.1 dials (the `tls11_client` faults).
+    pub fn tls11_hosts(&self) -> Vec<String> {
+        self.faults
+            .iter()
+            .filter(|(_, k)| **k == FaultKind::Tls11Client)
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
+
+    /// Where the certificates came from and what each host presents, for the report.
+    pub fn summary(&self) -> CertificateSummary {
+        let now = SystemTime::now();
+        CertificateSummary {
+            source: if self.ca.is_some() {
+                "generated"
+            } else {
+                "files"
+            }
+            .into(),
+            dir: self.dir.as_ref().map(|d| d.display().to_string()),
+            hosts: self
+                .hosts
+                .iter()
+                .map(|(host, p)| {
+                    let i = p.identity();
+                    let left = match i.validity().not_after.duration_since(now) {
+                        Ok(d) => d.as_secs_f64(),
+                        Err(e) => -e.duration().as_secs_f64(),
+                    };
+                    HostCertificate {
+                        host: host.clone(),
+                        serial: i.serial_hex(),
+                        key: if i.key_type().is_rsa() {
+                            format!("rsa{}", i.key_bits())
+                        } else {
+                            i.key_type().name().to_owned()
+                        },
+                        days_left: (left / 86_400.0 * 10.0).round() / 10.0,
+                        fault: self.faults.get(host).map(|k| k.as_str().to_owned()),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `host`'s certificate with fault `kind`, from `ca` (or, for `untrusted_ca`, from another
+/// CA of the same name).
+fn issue_faulty(
+    ca: &CertificateAuthority,
+    host: &str,
+    key: KeyType,
+    kind: FaultKind,
+) -> anyhow::Result<HostIdentity> {
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86_400);
+    let valid = Validity::days_from_now(CERT_DAYS);
+    let identity = match kind {
+        FaultKind::Expired => ca.issue(
+            host,
+            &[],
+            key,
+            Validity {
+                not_before: now - day * (CERT_DAYS + 1),
+                not_after: now - day,
+            },
+        )?,
+        FaultKind::NotYetValid => ca.issue(
+            host,
+            &[],
+            key,
+            Validity {
+                not_before: now + day,
+                not_after: now + day * (CERT_DAYS + 1),
+            },
+        )?,
+        FaultKind::WrongHost => {
+            // The short name only: clients dial the full one.
+            let short = host.split('.').next().unwrap_or(host);
+            let name = if short == host { "other-host" } else { short };
+            ca.issue(name, &[], key, valid)?
+        }
+        FaultKind::UntrustedCa => {
+            let other = CertificateAuthority::generate(DEFAULT_CA_NAME, key, valid)?;
+            other.issue(host, &[], key, valid)?
+        }
+        FaultKind::MissingIntermediate => {
+            let intermediate =
+                ca.issue_intermediate(&format!("{DEFAULT_CA_NAME} intermediate"), key, valid)?;
+            intermediate.issue(host, &[], key, valid)?.leaf_only()
+        }
+        FaultKind::NoServerAuthEku => ca.issue_flawed(host, key, valid, Flaw::NoServerAuthEku)?,
+        FaultKind::Rsa1024 => ca.issue_flawed(host, key, valid, Flaw::Rsa1024)?,
+        FaultKind::KeyUnreadable | FaultKind::Tls11Client => ca.issue(host, &[], key, valid)?,
+    };
+    Ok(identity)
+}
+
+/// Writes `identity`'s key to `path` with mode 000: a key file nobody may read.
+fn write_unreadable_key(path: &Path, identity: &HostIdentity) -> anyhow::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o000)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(identity.key_pem().as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads a server's private key file as the account that runs the server would: a file
+/// whose owner may not read it is unreadable even to a process running as root (which the
+/// kernel would let through), because a service account is not root. The error says why,
+/// and never contains key material.
+fn read_key(path: &Path) -> Result<String, String> {
+    let shown = path.display();
+    let denied = || {
+        format!(
+            "the private key {shown} cannot be read: permission denied; the account that runs \
+             the server must be able to read it (mode 600, owned by that account)"
+        )
+    };
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => format!(
+            "the private key {shown} is missing; install the key issued with the certificate"
+        ),
+        io::ErrorKind::PermissionDenied => denied(),
+        _ => format!("the private key {shown} cannot be read: {e}"),
+    })?;
+    if meta.permissions().mode() & 0o400 == 0 {
+        return Err(denied());
+    }
+    fs::read_to_string(path).map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied => denied(),
+        _ => format!("the private key {shown} cannot be read: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_file_without_owner_read_is_unreadable_whoever_runs_the_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.pem");
+        fs::write(&path, "not a key").expect("write");
+        assert_eq!(read_key(&path).as_deref(), Ok("not a key"));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).expect("chmod");
+        let err = read_key(&path).expect_err("mode 000");
+        assert!(err.contains("permission denied"), "{err}");
+        assert!(!err.contains("not a key"), "{err}");
+        let missing = read_key(&dir.path().join("absent.pem")).expect_err("missing");
+        assert!(missing.contains("is missing"), "{missing}");
+    }
+}

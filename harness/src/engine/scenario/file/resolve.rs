@@ -1,0 +1,1117 @@
+//! Raw tables → the checked [`Scenario`]: defaults filled in, quantities parsed, ranges,
+//! names and references checked, each problem reported at the value (or table) at fault.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use simulators::pki::KeyType;
+use simulators::transport::{Cipher, KxGroup, TlsSettings, TlsVersion};
+use simulators::video::Profile;
+use toml::Spanned;
+
+use super::raw::{
+    CountKind, DurationKind, NumberKind, ProfileRef, Quantity, RawCertificates, RawEncryption,
+    RawManagement, RawProfile, RawRun, RawScenario, RawTls, SizeKind,
+};
+use super::{ScenarioError, Source};
+use crate::engine::scenario::{
+    default_threads, CameraGroup, Certificates, CollectorGroup, Encryption, EventAction,
+    EventServerSpec, Fault, FaultKind, IntegrationGroup, Management, MobileMode, MobileServerSpec,
+    PhoneGroup, RecorderSpec, Scenario, ScheduledEvent, ViewMode, ViewerGroup,
+};
+use crate::units;
+
+type Result<T> = std::result::Result<T, ScenarioError>;
+
+/// Most cameras in one camera group, and most clients in one client group.
+const MAX_GROUP: u64 = 100_000;
+/// Most cameras in one view (the seed system's largest layouts are around 8×8).
+const MAX_VIEW: u64 = 64;
+/// Most cameras one phone watches.
+const MAX_PHONE_CAMERAS: u64 = 16;
+/// The largest configuration download (the seed system's are 1–10 MB).
+const MAX_CONFIG_BYTES: u64 = 256 << 20;
+/// The largest WAN delay a collector may have.
+const MAX_WAN_DELAY: Duration = Duration::from_secs(10);
+/// Most worker threads per role.
+const MAX_THREADS: u64 = 1024;
+/// Most frames a connection may queue.
+const MAX_QUEUE_FRAMES: u64 = 1_000_000;
+
+/// Host of the management server when the file names none.
+const DEFAULT_MANAGEMENT_HOST: &str = "mgmt.vms.test";
+
+/// The mobile server's transcoded stream when the file gives none: JPEG frames (GOP 1),
+/// 640×360 at 8 fps, 1.5 Mbit/s.
+fn default_transcode_profile() -> Profile {
+    Profile {
+        name: "transcoded".into(),
+        resolution: "640x360".into(),
+        fps: 8,
+        bitrate_bps: 1_500_000,
+        gop: 1,
+        ip_ratio: 1.0,
+        vbr: 0.1,
+    }
+}
+
+pub(super) fn resolve(raw: RawScenario, src: &Source<'_>) -> Result<Scenario> {
+    let mut r = Resolver {
+        src,
+        hosts: HashMap::new(),
+    };
+
+    let name = match &raw.name {
+        Some(n) => r.non_empty(n, "name")?,
+        None => Path::new(src.origin)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "scenario".into()),
+    };
+    let seed = match &raw.seed {
+        Some(q) => r.count(q, "seed")?,
+        None => 1,
+    };
+    let (tls, key) = r.tls(raw.tls.as_ref())?;
+    let encryption = r.encryption(raw.encryption.as_ref())?;
+    let management = r.management(raw.management.as_ref())?;
+
+    // Servers. Failovers first, so that recorders can refer to them.
+    let mut failovers = Vec::new();
+    for f in &raw.failover.0 {
+        failovers.push(r.host(&f.get_ref().host, "a failover recording server")?);
+    }
+    let mut recorders = Vec::new();
+    for rec in &raw.recorder.0 {
+        recorders.push(r.recorder(rec.get_ref(), &failovers)?);
+    }
+    if recorders.is_empty() {
+        return Err(src.error_at_top(
+            "a scenario needs at least one recording server: add [[recorder]] with host = \"recorder-1.vms.test\" and cameras = [{ profile = \"1080p\", count = 32 }]",
+        ));
+    }
+    let event_server = match &raw.event_server {
+        Some(e) => {
+            let e = e.get_ref();
+            Some(EventServerSpec {
+                host: r.host(&e.host, "the event server")?,
+                events_per_s: match &e.events_per_s {
+                    Some(q) => to_u32(r.count_within(q, "events_per_s", 1, MAX_GROUP, "")?),
+                    None => 2,
+                },
+                event_bytes: match &e.event_size {
+                    Some(q) => r.payload_size(q, "event_size")?,
+                    None => 400,
+                },
+            })
+        }
+        None => None,
+    };
+    let mobile_server = match &raw.mobile_server {
+        Some(m) => {
+            let m = m.get_ref();
+            let host = r.host(&m.host, "the mobile server")?;
+            let mode = match &m.mode {
+                None => MobileMode::Direct,
+                Some(s) => match s.get_ref().as_str() {
+                    "direct" => MobileMode::Direct,
+                    "transcoded" => MobileMode::Transcoded,
+                    other => {
+                        return Err(src.error(
+                            s.span(),
+                            format!("unknown mobile server mode {other:?}; valid modes are: direct (the camera stream passed through), transcoded (re-encoded to JPEG frames)"),
+                        ))
+                    }
+                },
+            };
+            let transcode_profile = match &m.transcode_profile {
+                Some(p) => r.profile(p, "transcoded")?,
+                None => default_transcode_profile(),
+            };
+            Some(MobileServerSpec {
+                host,
+                mode,
+                transcode_profile,
+            })
+        }
+        None => None,
+    };
+
+    // Clients.
+    let mut names = GroupNames::default();
+    let mut viewers = Vec::new();
+    for (i, v) in raw.viewer.0.iter().enumerate() {
+        let span = v.span();
+        let v = v.get_ref();
+        let name = names.claim(&r, "viewer", i, v.name.as_ref(), &span)?;
+        let recorder = r.recorder_ref(v.recorder.as_ref(), span, &recorders, &failovers)?;
+        let cameras = camera_count(&recorders, &recorder);
+        let view = r.count_within(
+            &v.view,
+            "view",
+            1,
+            MAX_VIEW,
+            " cameras (1, 4, 9 and 16 are the usual layouts)",
+        )?;
+        if view > cameras {
+            return Err(src.error(
+                v.view.span(),
+                format!("view {view} is more than the {cameras} cameras of {recorder}"),
+            ));
+        }
+        let mode = match &v.playback {
+            None => ViewMode::Live,
+            Some(q) => {
+                let speed = r.count_within(
+                    q,
+                    "playback speed",
+                    1,
+                    8,
+                    " (at 4 and above only I-frames are sent; leave playback out for live video)",
+                )?;
+                ViewMode::Playback(u8::try_from(speed).unwrap_or(8))
+            }
+        };
+        viewers.push(ViewerGroup {
+            name,
+            count: to_u32(r.count_within(&v.count, "count", 0, MAX_GROUP, "")?),
+            recorder,
+            view: to_u32(view),
+            mode,
+        });
+    }
+
+    let mut integrations = Vec::new();
+    for (i, g) in raw.integration.0.iter().enumerate() {
+        let span = g.span();
+        let g = g.get_ref();
+        let name = names.claim(&r, "integration", i, g.name.as_ref(), &span)?;
+        let recorder = r.recorder_ref(g.recorder.as_ref(), span, &recorders, &failovers)?;
+        let cameras = camera_count(&recorders, &recorder);
+        let streams = r.count_within(&g.streams, "streams", 1, MAX_GROUP, "")?;
+        if streams > cameras {
+            return Err(src.error(
+                g.streams.span(),
+                format!("streams {streams} is more than the {cameras} cameras of {recorder}"),
+            ));
+        }
+        integrations.push(IntegrationGroup {
+            name,
+            count: to_u32(r.count_within(&g.count, "count", 0, MAX_GROUP, "")?),
+            recorder,
+            streams: to_u32(streams),
+            tls_capable: g.tls.unwrap_or(true),
+        });
+    }
+
+    let mut phones = Vec::new();
+    for (i, p) in raw.phone.0.iter().enumerate() {
+        let span = p.span();
+        let p = p.get_ref();
+        if mobile_server.is_none() {
+            return Err(src.error(
+                span,
+                "phones connect through the mobile server, and there is none: add [mobile_server] with host = \"mobile.vms.test\"",
+            ));
+        }
+        let name = names.claim(&r, "phone", i, p.name.as_ref(), &span)?;
+        let recorder = r.recorder_ref(p.recorder.as_ref(), span, &recorders, &failovers)?;
+        let cameras = camera_count(&recorders, &recorder);
+        let cameras_each = match &p.cameras_each {
+            Some(q) => {
+                let n = r.count_within(q, "cameras_each", 1, MAX_PHONE_CAMERAS, "")?;
+                if n > cameras {
+                    return Err(src.error(
+                        q.span(),
+                        format!(
+                            "cameras_each {n} is more than the {cameras} cameras of {recorder}"
+                        ),
+                    ));
+                }
+                n
+            }
+            None => 1,
+        };
+        phones.push(PhoneGroup {
+            name,
+            count: to_u32(r.count_within(&p.count, "count", 0, MAX_GROUP, "")?),
+            recorder,
+            cameras_each: to_u32(cameras_each),
+        });
+    }
+
+    let mut collectors = Vec::new();
+    for (i, c) in raw.collector.0.iter().enumerate() {
+        let span = c.span();
+        let c = c.get_ref();
+        let name = names.claim(&r, "collector", i, c.name.as_ref(), &span)?;
+        let wan_delay = match &c.wan_delay {
+            Some(q) => {
+                let d = r.duration(q, "wan_delay")?;
+                if d > MAX_WAN_DELAY {
+                    return Err(src.error(
+                        q.span(),
+                        format!(
+                            "wan_delay must be at most {}, not {}",
+                            humantime::format_duration(MAX_WAN_DELAY),
+                            humantime::format_duration(d)
+                        ),
+                    ));
+                }
+                d
+            }
+            None => Duration::ZERO,
+        };
+        collectors.push(CollectorGroup {
+            name,
+            count: to_u32(r.count_within(&c.count, "count", 0, MAX_GROUP, "")?),
+            wan_delay,
+            interval: match &c.interval {
+                Some(q) => r.positive_duration(q, "interval")?,
+                None => Duration::from_secs(1),
+            },
+            telemetry_bytes: match &c.telemetry_size {
+                Some(q) => r.payload_size(q, "telemetry_size")?,
+                None => 2048,
+            },
+        });
+    }
+
+    // Where certificates come from: paths are relative to the scenario file.
+    let server_hosts: Vec<String> = std::iter::once(management.host.clone())
+        .chain(recorders.iter().map(|r| r.host.clone()))
+        .chain(failovers.iter().cloned())
+        .chain(event_server.iter().map(|e| e.host.clone()))
+        .chain(mobile_server.iter().map(|m| m.host.clone()))
+        .collect();
+    let files_span = raw.certificates.as_ref().map(|c| c.span());
+    let certificates = match &raw.certificates {
+        None => Certificates::Generated,
+        Some(c) => r.certificates(c.get_ref())?,
+    };
+
+    // Scheduled events.
+    let mut events = Vec::new();
+    let mut stopped: HashMap<String, Range<usize>> = HashMap::new();
+    for e in &raw.event.0 {
+        let e = e.get_ref();
+        let at = r.duration(&e.at, "at")?;
+        if at.is_zero() {
+            return Err(src.error(
+                e.at.span(),
+                "at must be after the measured window opens (more than 0s), e.g. at = \"3s\"",
+            ));
+        }
+        let action = match e.action.get_ref().as_str() {
+            "stop_recorder" => {
+                let host = e.host.get_ref();
+                if !recorders.iter().any(|rec| &rec.host == host) {
+                    let what = if failovers.contains(host) {
+                        format!("{host:?} is a failover server; stop_recorder stops a [[recorder]]")
+                    } else {
+                        format!("unknown recording server {host:?}")
+                    };
+                    return Err(src.error(
+                        e.host.span(),
+                        format!("{what}; recorders are: {}", host_list(&recorders)),
+                    ));
+                }
+                if let Some(first) = stopped.get(host) {
+                    let (line, _) = src.position(first.start);
+                    return Err(src.error(
+                        e.host.span(),
+                        format!("{host} is already stopped by the event at line {line}; a recorder stops once"),
+                    ));
+                }
+                stopped.insert(host.clone(), e.host.span());
+                EventAction::StopRecorder { host: host.clone() }
+            }
+            "expire_certificate" | "renew_certificate" => {
+                let host = e.host.get_ref();
+                if !server_hosts.contains(host) {
+                    return Err(src.error(
+                        e.host.span(),
+                        format!(
+                            "unknown server {host:?}; a certificate belongs to one of: {}",
+                            server_hosts.join(", ")
+                        ),
+                    ));
+                }
+                if e.action.get_ref() == "expire_certificate" {
+                    EventAction::ExpireCertificate { host: host.clone() }
+                } else {
+                    EventAction::RenewCertificate { host: host.clone() }
+                }
+            }
+            other => {
+                return Err(src.error(
+                    e.action.span(),
+                    format!("unknown action {other:?}; valid actions are: stop_recorder (a recording server stops; its clients move to its failover), expire_certificate (a server's certificate expires: new handshakes fail, established connections go on), renew_certificate (a server presents a newly issued certificate to new connections, without a restart)"),
+                ))
+            }
+        };
+        if let (
+            Some(span),
+            EventAction::ExpireCertificate { .. } | EventAction::RenewCertificate { .. },
+        ) = (&files_span, &action)
+        {
+            let (line, _) = src.position(span.start);
+            return Err(src.error(
+                e.action.span(),
+                format!("certificate events need certificates vmsbench issues itself, and the certificates come from files ([certificates] at line {line}); remove one or the other"),
+            ));
+        }
+        events.push(ScheduledEvent { at, action });
+    }
+    events.sort_by_key(|e| e.at);
+
+    // Certificate faults, at most one per host.
+    let mut faults: Vec<Fault> = Vec::new();
+    for f in &raw.fault.0 {
+        let f = f.get_ref();
+        let host = f.host.get_ref();
+        if !server_hosts.contains(host) {
+            return Err(src.error(
+                f.host.span(),
+                format!(
+                    "unknown server {host:?}; a fault is staged on one of: {}",
+                    server_hosts.join(", ")
+                ),
+            ));
+        }
+        let kind: FaultKind = f
+            .kind
+            .get_ref()
+            .parse()
+            .map_err(|why: String| src.error(f.kind.span(), why))?;
+        if faults.iter().any(|g| &g.host == host) {
+            return Err(src.error(
+                f.host.span(),
+                format!("{host} already has a fault; stage one fault per host"),
+            ));
+        }
+        if let (Some(span), true) = (&files_span, kind.needs_issuing()) {
+            let (line, _) = src.position(span.start);
+            return Err(src.error(
+                f.kind.span(),
+                format!(
+                    "fault {} needs a certificate vmsbench issues itself, and the certificates come from files ([certificates] at line {line}); with files, only key_unreadable and tls11_client can be staged",
+                    kind.as_str()
+                ),
+            ));
+        }
+        faults.push(Fault {
+            host: host.clone(),
+            kind,
+        });
+    }
+
+    let (queue_frames, server_threads, client_threads) = r.run(raw.run.as_ref())?;
+
+    Ok(Scenario {
+        name,
+        description: raw.description.unwrap_or_default(),
+        seed,
+        tls,
+        key,
+        encryption,
+        management,
+        recorders,
+        failovers,
+        event_server,
+        mobile_server,
+        viewers,
+        integrations,
+        phones,
+        collectors,
+        events,
+        certificates,
+        faults,
+        queue_frames,
+        server_threads,
+        client_threads,
+        pinning: None,
+        recorder_cpu_per_frame: None,
+    })
+}
+
+/// Checks values against their span in the source; remembers every server's host.
+struct Resolver<'s> {
+    src: &'s Source<'s>,
+    /// Lower-cased host name → (what it is, where it was declared; `None` for a default).
+    hosts: HashMap<String, (&'static str, Option<Range<usize>>)>,
+}
+
+impl Resolver<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
+        self.src.error(span, message)
+    }
+
+    /// `[certificates]`: the directory must exist, and the CA file (default `ca.pem` in
+    /// it) must be a file. The hosts' own files are read when the run starts.
+    fn certificates(&self, raw: &RawCertificates) -> Result<Certificates> {
+        let base = if self.src.origin.starts_with("preset ") {
+            PathBuf::new()
+        } else {
+            Path::new(self.src.origin)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        };
+        let written = self.non_empty(&raw.dir, "dir")?;
+        let dir = base.join(&written);
+        if !dir.is_dir() {
+            return Err(self.err(
+                raw.dir.span(),
+                format!(
+                    "{written:?} is not a directory (paths are relative to the scenario file); point dir at the output of `vmsbench certs generate --hosts … --out DIR`"
+                ),
+            ));
+        }
+        let ca = match &raw.ca {
+            Some(c) => base.join(self.non_empty(c, "ca")?),
+            None => dir.join("ca.pem"),
+        };
+        if !ca.is_file() {
+            let span = raw.ca.as_ref().map_or(raw.dir.span(), Spanned::span);
+            let shown = match &raw.ca {
+                Some(c) => format!("{:?}", c.get_ref()),
+                None => format!("ca.pem in {written:?}"),
+            };
+            return Err(self.err(
+                span,
+                format!(
+                    "the CA certificate {shown} does not exist; name the CA file clients trust with ca = \"…\""
+                ),
+            ));
+        }
+        Ok(Certificates::Files { dir, ca })
+    }
+
+    fn non_empty(&self, s: &Spanned<String>, field: &str) -> Result<String> {
+        let v = s.get_ref().trim();
+        if v.is_empty() {
+            return Err(self.err(s.span(), format!("{field} must not be empty")));
+        }
+        Ok(v.to_owned())
+    }
+
+    /// A server's host name: valid, and not used by another server. `role` reads "the
+    /// event server", "a recording server", ….
+    fn host(&mut self, h: &Spanned<String>, role: &'static str) -> Result<String> {
+        let host = h.get_ref().clone();
+        self.claim_host(&host, role, Some(h.span()))?;
+        Ok(host)
+    }
+
+    fn claim_host(
+        &mut self,
+        host: &str,
+        role: &'static str,
+        span: Option<Range<usize>>,
+    ) -> Result<()> {
+        if let Some(span) = &span {
+            if let Err(why) = check_host_name(host) {
+                return Err(self.err(
+                    span.clone(),
+                    format!(
+                        "{host:?} is not a valid host name: {why}; e.g. \"recorder-1.vms.test\""
+                    ),
+                ));
+            }
+        }
+        let key = host.to_ascii_lowercase();
+        if let Some((other_role, other_span)) = self.hosts.get(&key) {
+            let other = match other_span {
+                Some(s) => format!("{other_role} at line {}", self.src.position(s.start).0),
+                None => format!("{other_role} (its default host name)"),
+            };
+            return Err(self.err(
+                span.unwrap_or(0..0),
+                format!("host {host:?} is already {other}; every server needs a host name of its own (each gets its own certificate)"),
+            ));
+        }
+        self.hosts.insert(key, (role, span));
+        Ok(())
+    }
+
+    fn tls(&self, raw: Option<&RawTls>) -> Result<(TlsSettings, KeyType)> {
+        let mut tls = TlsSettings::default();
+        let mut key = KeyType::Rsa2048;
+        let Some(raw) = raw else {
+            return Ok((tls, key));
+        };
+        if let Some(list) = &raw.versions {
+            tls.versions = self.name_list(
+                list.span(),
+                list.get_ref()
+                    .iter()
+                    .map(|v| (v.get_ref().text.as_str(), v.span())),
+                "versions",
+                "TLS version",
+                TlsVersion::ALL,
+                |v| v.name(),
+            )?;
+        }
+        if let Some(list) = &raw.ciphers {
+            tls.ciphers = self.name_list(
+                list.span(),
+                list.get_ref()
+                    .iter()
+                    .map(|v| (v.get_ref().as_str(), v.span())),
+                "ciphers",
+                "cipher",
+                Cipher::ALL,
+                |v| v.name(),
+            )?;
+        }
+        if let Some(list) = &raw.groups {
+            tls.groups = self.name_list(
+                list.span(),
+                list.get_ref()
+                    .iter()
+                    .map(|v| (v.get_ref().as_str(), v.span())),
+                "groups",
+                "key-exchange group",
+                KxGroup::ALL,
+                |v| v.name(),
+            )?;
+        }
+        if !tls.versions.contains(&TlsVersion::Tls13)
+            && tls.groups.iter().all(|g| *g == KxGroup::X25519mlkem768)
+        {
+            let span = match (&raw.groups, &raw.versions) {
+                (Some(g), _) => g.span(),
+                (None, Some(v)) => v.span(),
+                (None, None) => 0..0,
+            };
+            return Err(self.err(
+                span,
+                "x25519mlkem768 works with TLS 1.3 only, and versions does not offer 1.3: add a classical group such as \"x25519\" to groups, or \"1.3\" to versions",
+            ));
+        }
+        if let Some(k) = &raw.key {
+            key = self.pick(k.get_ref(), k.span(), "key type", KeyType::ALL, |v| {
+                v.name()
+            })?;
+        }
+        Ok((tls, key))
+    }
+
+    /// A non-empty list of distinct names, each one of `all`.
+    fn name_list<'a, T: Copy + PartialEq>(
+        &self,
+        list_span: Range<usize>,
+        items: impl Iterator<Item = (&'a str, Range<usize>)>,
+        field: &str,
+        what: &str,
+        all: &[T],
+        name: fn(T) -> &'static str,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        for (text, span) in items {
+            let v = self.pick(text, span.clone(), what, all, name)?;
+            if out.contains(&v) {
+                return Err(self.err(span, format!("{} is listed twice in {field}", name(v))));
+            }
+            out.push(v);
+        }
+        if out.is_empty() {
+            return Err(self.err(
+                list_span,
+                format!(
+                    "{field} must list at least one {what}: {}",
+                    all.iter().map(|v| name(*v)).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The value of `all` named `text` (case-insensitively).
+    fn pick<T: Copy>(
+        &self,
+        text: &str,
+        span: Range<usize>,
+        what: &str,
+        all: &[T],
+        name: fn(T) -> &'static str,
+    ) -> Result<T> {
+        let wanted = text.trim().to_ascii_lowercase();
+        all.iter()
+            .copied()
+            .find(|v| name(*v) == wanted)
+            .ok_or_else(|| {
+                let names: Vec<&str> = all.iter().map(|v| name(*v)).collect();
+                self.err(
+                    span,
+                    format!(
+                        "unknown {what} {text:?}; valid ones are: {}",
+                        names.join(", ")
+                    ),
+                )
+            })
+    }
+
+    fn encryption(&self, raw: Option<&RawEncryption>) -> Result<Encryption> {
+        let mut e = Encryption::default();
+        let Some(raw) = raw else {
+            return Ok(e);
+        };
+        let get =
+            |v: &Option<Spanned<bool>>, default: bool| v.as_ref().map_or(default, |b| *b.get_ref());
+        e.server = get(&raw.server, e.server);
+        e.streaming_media = get(&raw.streaming_media, e.streaming_media);
+        e.mobile_server = get(&raw.mobile_server, e.mobile_server);
+        e.event_server = get(&raw.event_server, e.event_server);
+        e.allow_unsupported = get(&raw.allow_unsupported, e.allow_unsupported);
+        if e.streaming_media && !e.server && !e.allow_unsupported {
+            const WHY: &str = "the seed system refuses to encrypt recording servers while the management server is not encrypted";
+            return Err(match (&raw.streaming_media, &raw.server) {
+                (Some(sm), _) => self.err(
+                    self.src.key_span(sm.span()),
+                    format!("streaming_media = true while server = false: {WHY}; set server = true, or allow_unsupported = true to measure this setup anyway"),
+                ),
+                (None, Some(s)) => self.err(
+                    self.src.key_span(s.span()),
+                    format!("server = false while streaming_media is on (its default): {WHY}; set server = true, streaming_media = false, or allow_unsupported = true to measure this setup anyway"),
+                ),
+                (None, None) => self.src.error_at_top(WHY),
+            });
+        }
+        Ok(e)
+    }
+
+    fn management(&mut self, raw: Option<&RawManagement>) -> Result<Management> {
+        let mut m = Management {
+            host: DEFAULT_MANAGEMENT_HOST.into(),
+            config_bytes: 4 << 20,
+            config_refresh: Duration::from_secs(5),
+            status_interval: Duration::from_secs(2),
+            status_request_bytes: 256,
+            status_reply_bytes: 2048,
+        };
+        let role = "the management server";
+        let Some(raw) = raw else {
+            self.claim_host(&m.host, role, None)?;
+            return Ok(m);
+        };
+        match &raw.host {
+            Some(h) => m.host = self.host(h, role)?,
+            None => self.claim_host(&m.host, role, None)?,
+        }
+        if let Some(q) = &raw.config_size {
+            m.config_bytes = self.size_within(q, "config_size", 1, MAX_CONFIG_BYTES)?;
+        }
+        if let Some(q) = &raw.config_refresh {
+            m.config_refresh = self.positive_duration(q, "config_refresh")?;
+        }
+        if let Some(q) = &raw.status_interval {
+            m.status_interval = self.positive_duration(q, "status_interval")?;
+        }
+        if let Some(q) = &raw.status_request_size {
+            m.status_request_bytes = self.payload_size(q, "status_request_size")?;
+        }
+        if let Some(q) = &raw.status_reply_size {
+            m.status_reply_bytes = self.payload_size(q, "status_reply_size")?;
+        }
+        Ok(m)
+    }
+
+    fn recorder(
+        &mut self,
+        raw: &super::raw::RawRecorder,
+        failovers: &[String],
+    ) -> Result<RecorderSpec> {
+        let host = self.host(&raw.host, "a recording server")?;
+        let failover = match &raw.failover {
+            None => None,
+            Some(f) => {
+                let name = f.get_ref();
+                if !failovers.contains(name) {
+                    let declared = if failovers.is_empty() {
+                        "none is declared".to_owned()
+                    } else {
+                        format!("declared failovers: {}", failovers.join(", "))
+                    };
+                    return Err(self.err(
+                        f.span(),
+                        format!("failover {name:?} is not declared; add [[failover]] with host = {name:?} ({declared})"),
+                    ));
+                }
+                Some(name.clone())
+            }
+        };
+        let mut cameras = Vec::new();
+        for g in raw.cameras.get_ref() {
+            let g = g.get_ref();
+            let profile = match &g.profile {
+                Some(p) => self.profile(p, "custom")?,
+                None => Profile::default_1080p(),
+            };
+            let count = self.count_within(&g.count, "count", 1, MAX_GROUP, "")?;
+            cameras.push(CameraGroup {
+                profile,
+                count: to_u32(count),
+            });
+        }
+        if cameras.is_empty() {
+            return Err(self.err(
+                raw.cameras.span(),
+                "a recording server needs cameras: e.g. cameras = [{ profile = \"1080p\", count = 32 }]",
+            ));
+        }
+        Ok(RecorderSpec {
+            host,
+            cameras,
+            failover,
+        })
+    }
+
+    /// The recording server a client group uses: the one named, or the only one.
+    fn recorder_ref(
+        &self,
+        named: Option<&Spanned<String>>,
+        table: Range<usize>,
+        recorders: &[RecorderSpec],
+        failovers: &[String],
+    ) -> Result<String> {
+        let Some(named) = named else {
+            return match recorders {
+                [only] => Ok(only.host.clone()),
+                _ => Err(self.err(
+                    table,
+                    format!(
+                        "name the recording server these clients use: recorder = \"…\"; recorders are: {}",
+                        host_list(recorders)
+                    ),
+                )),
+            };
+        };
+        let host = named.get_ref();
+        if recorders.iter().any(|r| &r.host == host) {
+            return Ok(host.clone());
+        }
+        let what = if failovers.contains(host) {
+            format!(
+                "{host:?} is a failover server; clients name the recording server it stands in for"
+            )
+        } else {
+            format!("unknown recording server {host:?}")
+        };
+        Err(self.err(
+            named.span(),
+            format!("{what}; recorders are: {}", host_list(recorders)),
+        ))
+    }
+
+    /// A camera profile: a preset's name or an inline table.
+    fn profile(&self, p: &Spanned<ProfileRef>, default_name: &str) -> Result<Profile> {
+        const INLINE: &str =
+            "an inline table { preset, name, resolution, fps, bitrate, gop, ip_ratio, vbr }";
+        let raw: &RawProfile = match p.get_ref() {
+            ProfileRef::Name(name) => {
+                return Profile::preset(name)
+                    .map_err(|e| self.err(p.span(), format!("{e}; or write {INLINE}")));
+            }
+            ProfileRef::Inline(raw) => raw,
+        };
+        let base = match &raw.preset {
+            Some(name) => Some(
+                Profile::preset(name.get_ref())
+                    .map_err(|e| self.err(name.span(), e.to_string()))?,
+            ),
+            None => None,
+        };
+        let fps = match &raw.fps {
+            Some(q) => Some(self.count_within(q, "fps", 1, 240, "")?),
+            None => None,
+        };
+        let bitrate = match &raw.bitrate {
+            Some(q) => {
+                let b = units::parse_bitrate(&q.get_ref().text)
+                    .map_err(|e| self.err(q.span(), format!("bitrate: {e}")))?;
+                if !(1_000..=1_000_000_000).contains(&b) {
+                    return Err(self.err(
+                        q.span(),
+                        format!("bitrate must be 1 kbit/s to 1 Gbit/s, not {b} bit/s"),
+                    ));
+                }
+                Some(b)
+            }
+            None => None,
+        };
+        let (fps, bitrate_bps) = match (&base, fps, bitrate) {
+            (_, Some(f), Some(b)) => (to_u32(f), b),
+            (Some(base), f, b) => (f.map_or(base.fps, to_u32), b.unwrap_or(base.bitrate_bps)),
+            (None, _, _) => {
+                return Err(self.err(
+                    p.span(),
+                    "an inline profile needs fps and bitrate (or preset = \"1080p\" to start from a preset and change some fields)",
+                ))
+            }
+        };
+        let gop = match &raw.gop {
+            Some(q) => to_u32(self.count_within(q, "gop", 1, 10_000, " frames")?),
+            // One I-frame per second, unless the preset says otherwise (MJPEG: every frame).
+            None => match &base {
+                Some(b) if b.gop != b.fps => b.gop,
+                _ => fps,
+            },
+        };
+        let ip_ratio = match &raw.ip_ratio {
+            Some(q) => {
+                self.number_within(q, "ip_ratio", 1.0..=100.0, "1–100 (10–20 is typical)")?
+            }
+            None if gop == 1 => 1.0,
+            None => base
+                .as_ref()
+                .filter(|b| b.gop > 1)
+                .map_or(12.0, |b| b.ip_ratio),
+        };
+        let vbr = match &raw.vbr {
+            Some(q) => {
+                let v = self.number(q, "vbr")?;
+                if !(0.0..0.9).contains(&v) {
+                    return Err(self.err(
+                        q.span(),
+                        format!("vbr must be at least 0 and below 0.9 (0.1 = sizes vary by up to ±10 %), not {v}"),
+                    ));
+                }
+                v
+            }
+            None => base.as_ref().map_or(0.1, |b| b.vbr),
+        };
+        let profile = Profile {
+            name: match &raw.name {
+                Some(n) => self.non_empty(n, "name")?,
+                None => base
+                    .as_ref()
+                    .map_or_else(|| default_name.to_owned(), |b| b.name.clone()),
+            },
+            resolution: match &raw.resolution {
+                Some(r) => self.non_empty(r, "resolution")?,
+                None => base
+                    .as_ref()
+                    .map_or_else(|| "custom".to_owned(), |b| b.resolution.clone()),
+            },
+            fps,
+            bitrate_bps,
+            gop,
+            ip_ratio,
+            vbr,
+        };
+        profile
+            .validate()
+            .map_err(|e| self.err(p.span(), e.to_string()))?;
+        Ok(profile)
+    }
+
+    fn run(&self, raw: Option<&RawRun>) -> Result<(usize, usize, usize)> {
+        let mut queue = simulators::role::recorder::DEFAULT_QUEUE_FRAMES;
+        let mut server = default_threads();
+        let mut client = default_threads();
+        if let Some(raw) = raw {
+            if let Some(q) = &raw.queue_frames {
+                queue = to_usize(self.count_within(q, "queue_frames", 1, MAX_QUEUE_FRAMES, "")?);
+            }
+            if let Some(q) = &raw.server_threads {
+                server = to_usize(self.count_within(q, "server_threads", 1, MAX_THREADS, "")?);
+            }
+            if let Some(q) = &raw.client_threads {
+                client = to_usize(self.count_within(q, "client_threads", 1, MAX_THREADS, "")?);
+            }
+        }
+        Ok((queue, server, client))
+    }
+
+    /// Any count (`32`, `"10k"`).
+    fn count(&self, q: &Spanned<Quantity<CountKind>>, field: &str) -> Result<u64> {
+        let text = q.get_ref().text.trim();
+        if text.starts_with('-') {
+            return Err(self.err(
+                q.span(),
+                format!("{field} must be a whole number of at least 0, not {text}"),
+            ));
+        }
+        units::parse_count(text).map_err(|e| self.err(q.span(), format!("{field}: {e}")))
+    }
+
+    /// A count in `min..=max`. Small ranges are stated whole, followed by `unit`
+    /// (" cameras (…)"); large ones by the bound that was crossed.
+    fn count_within(
+        &self,
+        q: &Spanned<Quantity<CountKind>>,
+        field: &str,
+        min: u64,
+        max: u64,
+        unit: &str,
+    ) -> Result<u64> {
+        let text = q.get_ref().text.trim();
+        let n = if text.starts_with('-') {
+            None
+        } else {
+            Some(self.count(q, field)?)
+        };
+        let message = match n {
+            Some(n) if (min..=max).contains(&n) => return Ok(n),
+            _ if max < MAX_GROUP => format!("{field} must be {min}–{max}{unit}, not {text}"),
+            Some(n) if n > max => format!("{field} must be at most {max}, not {n}"),
+            _ => format!("{field} must be at least {min}, not {text}"),
+        };
+        Err(self.err(q.span(), message))
+    }
+
+    fn number(&self, q: &Spanned<Quantity<NumberKind>>, field: &str) -> Result<f64> {
+        let text = q.get_ref().text.trim();
+        text.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| self.err(q.span(), format!("{field} must be a number, not {text:?}")))
+    }
+
+    fn number_within(
+        &self,
+        q: &Spanned<Quantity<NumberKind>>,
+        field: &str,
+        range: std::ops::RangeInclusive<f64>,
+        what: &str,
+    ) -> Result<f64> {
+        let v = self.number(q, field)?;
+        if !range.contains(&v) {
+            return Err(self.err(q.span(), format!("{field} must be {what}, not {v}")));
+        }
+        Ok(v)
+    }
+
+    fn duration(&self, q: &Spanned<Quantity<DurationKind>>, field: &str) -> Result<Duration> {
+        units::parse_duration(&q.get_ref().text)
+            .map_err(|e| self.err(q.span(), format!("{field}: {e}")))
+    }
+
+    fn positive_duration(
+        &self,
+        q: &Spanned<Quantity<DurationKind>>,
+        field: &str,
+    ) -> Result<Duration> {
+        let d = self.duration(q, field)?;
+        if d.is_zero() {
+            return Err(self.err(q.span(), format!("{field} must be longer than 0s")));
+        }
+        Ok(d)
+    }
+
+    fn size_within(
+        &self,
+        q: &Spanned<Quantity<SizeKind>>,
+        field: &str,
+        min: u64,
+        max: u64,
+    ) -> Result<u64> {
+        let n = units::parse_size(&q.get_ref().text)
+            .map_err(|e| self.err(q.span(), format!("{field}: {e}")))?;
+        if !(min..=max).contains(&n) {
+            return Err(self.err(
+                q.span(),
+                format!(
+                    "{field} must be {} to {}, not {}",
+                    units::format_bytes(min),
+                    units::format_bytes(max),
+                    units::format_bytes(n)
+                ),
+            ));
+        }
+        Ok(n)
+    }
+
+    /// A message size that fits in one wire frame.
+    fn payload_size(&self, q: &Spanned<Quantity<SizeKind>>, field: &str) -> Result<u32> {
+        let max = u64::from(simulators::wire::MAX_PAYLOAD);
+        self.size_within(q, field, 1, max)
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
+/// Names of client groups: defaulted (`viewer-2`), non-empty, and unique within a kind.
+#[derive(Default)]
+struct GroupNames {
+    seen: HashMap<(&'static str, String), usize>,
+}
+
+impl GroupNames {
+    fn claim(
+        &mut self,
+        r: &Resolver<'_>,
+        kind: &'static str,
+        index: usize,
+        name: Option<&Spanned<String>>,
+        table: &Range<usize>,
+    ) -> Result<String> {
+        let (name, offset) = match name {
+            Some(n) => (r.non_empty(n, "name")?, n.span().start),
+            None => (format!("{kind}-{}", index + 1), table.start),
+        };
+        if let Some(first) = self.seen.get(&(kind, name.clone())) {
+            let (line, _) = r.src.position(*first);
+            return Err(r.err(
+                offset..offset,
+                format!("there is already a {kind} group named {name:?} (line {line}); give each [[{kind}]] a name of its own"),
+            ));
+        }
+        self.seen.insert((kind, name.clone()), offset);
+        Ok(name)
+    }
+}
+
+/// Whether `host` can be a certificate's DNS name: dot-separated labels of letters, digits
+/// and inner hyphens.
+fn check_host_name(host: &str) -> std::result::Result<(), &'static str> {
+    if host.is_empty() {
+        return Err("it is empty");
+    }
+    if host.len() > 253 {
+        return Err("it is longer than 253 characters");
+    }
+    for label in host.split('.') {
+        if label.is_empty() {
+            return Err("it has an empty label (two dots in a row, or a dot at an end)");
+        }
+        if label.len() > 63 {
+            return Err("a label is longer than 63 characters");
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err("use only letters, digits, '-' and '.'");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("a label starts or ends with '-'");
+        }
+    }
+    Ok(())
+}
+
+fn camera_count(recorders: &[RecorderSpec], host: &str) -> u64 {
+    recorders
+        .iter()
+        .find(|r| r.host == host)
+        .map_or(0, |r| u64::from(r.camera_count()))
+}
+
+fn host_list(recorders: &[RecorderSpec]) -> String {
+    recorders
+        .iter()
+        .map(|r| r.host.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Counts are range-checked before conversion; saturate rather than panic all the same.
+fn to_u32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}

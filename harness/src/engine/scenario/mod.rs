@@ -1,0 +1,624 @@
+//! What to simulate: a VMS deployment — its hosts, roles, cameras, clients, encryption
+//! groups, TLS settings and scheduled events — resolved and checked, ready to start.
+//!
+//! Scenario files (TOML) are parsed into this model by [`mod@file`]; the built-in presets live
+//! in `harness/presets/` and are compiled into the binary.
+
+pub mod file;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use simulators::pki::KeyType;
+use simulators::transport::TlsSettings;
+use simulators::video::Profile;
+
+/// Every link of the seed system, by id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkId {
+    /// Recording server → management server: registration, config pull, status.
+    RecorderMgmt,
+    /// Viewer or integration → management server: login and configuration download.
+    ClientMgmt,
+    /// Event server → management server.
+    EventMgmt,
+    /// Mobile server → management server.
+    MobileMgmt,
+    /// Data collector of a remote site → management server, over a WAN.
+    CollectorMgmt,
+    /// Viewer → recording server: live video and playback.
+    ViewerRecorder,
+    /// SDK integration → recording server: bulk stream retrieval.
+    SdkRecorder,
+    /// Mobile server → recording server: source streams for phones.
+    MobileRecorder,
+    /// Phone → mobile server.
+    PhoneMobile,
+    /// Viewer → event server: alarms and events.
+    ClientEvent,
+}
+
+impl LinkId {
+    /// Every link, in report order.
+    pub const ALL: &'static [LinkId] = &[
+        LinkId::ViewerRecorder,
+        LinkId::SdkRecorder,
+        LinkId::MobileRecorder,
+        LinkId::PhoneMobile,
+        LinkId::ClientEvent,
+        LinkId::ClientMgmt,
+        LinkId::RecorderMgmt,
+        LinkId::EventMgmt,
+        LinkId::MobileMgmt,
+        LinkId::CollectorMgmt,
+    ];
+
+    /// The id used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkId::RecorderMgmt => "recorder-mgmt",
+            LinkId::ClientMgmt => "client-mgmt",
+            LinkId::EventMgmt => "event-mgmt",
+            LinkId::MobileMgmt => "mobile-mgmt",
+            LinkId::CollectorMgmt => "collector-mgmt",
+            LinkId::ViewerRecorder => "viewer-recorder",
+            LinkId::SdkRecorder => "sdk-recorder",
+            LinkId::MobileRecorder => "mobile-recorder",
+            LinkId::PhoneMobile => "phone-mobile",
+            LinkId::ClientEvent => "client-event",
+        }
+    }
+
+    /// The encryption group that covers this link in the seed system.
+    pub fn group(self) -> Group {
+        match self {
+            LinkId::RecorderMgmt
+            | LinkId::ClientMgmt
+            | LinkId::EventMgmt
+            | LinkId::MobileMgmt
+            | LinkId::CollectorMgmt => Group::Server,
+            LinkId::ViewerRecorder | LinkId::SdkRecorder | LinkId::MobileRecorder => {
+                Group::StreamingMedia
+            }
+            LinkId::PhoneMobile => Group::MobileServer,
+            LinkId::ClientEvent => Group::EventServer,
+        }
+    }
+
+    /// The port the seed system uses for it (plaintext port where it differs). Documented
+    /// only: the simulation always binds 127.0.0.1 on a port the system chooses.
+    pub fn default_port(self) -> (u16, u16) {
+        match self {
+            LinkId::RecorderMgmt | LinkId::EventMgmt | LinkId::MobileMgmt => (9000, 9000),
+            LinkId::ClientMgmt => (443, 80),
+            LinkId::CollectorMgmt => (7609, 7609),
+            LinkId::ViewerRecorder | LinkId::SdkRecorder | LinkId::MobileRecorder => (7563, 7563),
+            LinkId::PhoneMobile => (8082, 8081),
+            LinkId::ClientEvent => (22331, 22331),
+        }
+    }
+}
+
+impl std::fmt::Display for LinkId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The seed system's certificate groups: what "encryption on" covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    /// Management-server links and the data collectors.
+    Server,
+    /// Every connection to a recording server.
+    StreamingMedia,
+    /// Phones and the web client to the mobile server.
+    MobileServer,
+    /// Connections to the event server.
+    EventServer,
+}
+
+impl Group {
+    /// The snake_case name used in scenario files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::Server => "server",
+            Group::StreamingMedia => "streaming_media",
+            Group::MobileServer => "mobile_server",
+            Group::EventServer => "event_server",
+        }
+    }
+}
+
+/// Which groups are encrypted in the scenario's TLS phase (the plaintext phase encrypts
+/// nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Encryption {
+    /// `server` group on.
+    pub server: bool,
+    /// `streaming_media` group on.
+    pub streaming_media: bool,
+    /// `mobile_server` group on.
+    pub mobile_server: bool,
+    /// `event_server` group on.
+    pub event_server: bool,
+    /// Accept setups the seed system refuses (recording servers encrypted while the
+    /// management server is not).
+    pub allow_unsupported: bool,
+}
+
+impl Default for Encryption {
+    fn default() -> Self {
+        Encryption {
+            server: true,
+            streaming_media: true,
+            mobile_server: true,
+            event_server: true,
+            allow_unsupported: false,
+        }
+    }
+}
+
+impl Encryption {
+    /// Whether `group` is on.
+    pub fn covers(&self, group: Group) -> bool {
+        match group {
+            Group::Server => self.server,
+            Group::StreamingMedia => self.streaming_media,
+            Group::MobileServer => self.mobile_server,
+            Group::EventServer => self.event_server,
+        }
+    }
+}
+
+/// The management server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Management {
+    /// Host name (certificate CN/SAN).
+    pub host: String,
+    /// Size of the configuration a client downloads at login, bytes (1–10 MB is typical).
+    pub config_bytes: u64,
+    /// How often each client logs in again and downloads its configuration.
+    pub config_refresh: Duration,
+    /// How often registered servers (recording, event, mobile) send a status request.
+    pub status_interval: Duration,
+    /// Size of a status request, bytes.
+    pub status_request_bytes: u32,
+    /// Size of a status reply, bytes.
+    pub status_reply_bytes: u32,
+}
+
+/// A group of identical cameras on a recording server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CameraGroup {
+    /// Their profile.
+    pub profile: Profile,
+    /// How many.
+    pub count: u32,
+}
+
+/// A recording server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecorderSpec {
+    /// Host name.
+    pub host: String,
+    /// Its cameras, in id order (group after group).
+    pub cameras: Vec<CameraGroup>,
+    /// The failover recording server that takes over its cameras, if any.
+    pub failover: Option<String>,
+}
+
+impl RecorderSpec {
+    /// Total cameras.
+    pub fn camera_count(&self) -> u32 {
+        self.cameras.iter().map(|g| g.count).sum()
+    }
+
+    /// The profile of camera `id` (ids number the groups' cameras consecutively).
+    pub fn profile_of(&self, id: u32) -> Option<&Profile> {
+        let mut first = 0;
+        for g in &self.cameras {
+            if id < first + g.count {
+                return Some(&g.profile);
+            }
+            first += g.count;
+        }
+        None
+    }
+}
+
+/// The event server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EventServerSpec {
+    /// Host name.
+    pub host: String,
+    /// Events per second sent to each connected viewer.
+    pub events_per_s: u32,
+    /// Size of one event message, bytes.
+    pub event_bytes: u32,
+}
+
+/// How the mobile server serves phones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MobileMode {
+    /// The camera stream passed through unchanged.
+    Direct,
+    /// Re-encoded to a JPEG-frame stream, capped in fps and resolution.
+    Transcoded,
+}
+
+/// The mobile server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MobileServerSpec {
+    /// Host name.
+    pub host: String,
+    /// Direct streaming or transcoding.
+    pub mode: MobileMode,
+    /// The stream phones get when transcoding (all frames JPEG, i.e. GOP 1).
+    pub transcode_profile: Profile,
+}
+
+/// Live video or playback at a speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewMode {
+    /// Live.
+    Live,
+    /// Playback at this speed (1–8; at 4 and above only I-frames are sent).
+    Playback(u8),
+}
+
+/// A group of identical viewers (Smart-Client-like operators).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ViewerGroup {
+    /// Name for reports.
+    pub name: String,
+    /// How many viewers.
+    pub count: u32,
+    /// The recording server they watch.
+    pub recorder: String,
+    /// Cameras per view (1, 4, 9 or 16 are the usual layouts).
+    pub view: u32,
+    /// Live or playback.
+    pub mode: ViewMode,
+}
+
+/// A group of identical SDK integrations.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IntegrationGroup {
+    /// Name for reports.
+    pub name: String,
+    /// How many integrations.
+    pub count: u32,
+    /// The recording server they pull from.
+    pub recorder: String,
+    /// Streams each retrieves.
+    pub streams: u32,
+    /// Whether the integration can speak TLS at all.
+    pub tls_capable: bool,
+}
+
+/// A group of phones on the mobile server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PhoneGroup {
+    /// Name for reports.
+    pub name: String,
+    /// How many phones.
+    pub count: u32,
+    /// The recording server whose cameras they watch (through the mobile server).
+    pub recorder: String,
+    /// Cameras each phone watches.
+    pub cameras_each: u32,
+}
+
+/// A group of data collectors of remote sites.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CollectorGroup {
+    /// Name for reports.
+    pub name: String,
+    /// How many collectors (one per remote site).
+    pub count: u32,
+    /// One-way delay added on the WAN between the site and the management server.
+    pub wan_delay: Duration,
+    /// How often each sends telemetry.
+    pub interval: Duration,
+    /// Size of one telemetry message, bytes.
+    pub telemetry_bytes: u32,
+}
+
+/// Something that happens during the measured window.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScheduledEvent {
+    /// When, counted from the opening of the measured window.
+    pub at: Duration,
+    /// What happens.
+    pub action: EventAction,
+}
+
+/// What a scheduled event does.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum EventAction {
+    /// A recording server stops; its clients reconnect to its failover server.
+    StopRecorder {
+        /// The recording server's host name.
+        host: String,
+    },
+    /// From this moment the host's certificate has expired: new full handshakes fail
+    /// (`expired`), established connections go on. Staged by the server presenting a
+    /// certificate whose not-after has just passed, as the real one would after its date.
+    ExpireCertificate {
+        /// The server's host name.
+        host: String,
+    },
+    /// The host's certificate is renewed without a restart: new connections are shown a
+    /// newly issued certificate (new serial number), established ones are untouched.
+    RenewCertificate {
+        /// The server's host name.
+        host: String,
+    },
+    /// Every recording server (and failover server) stops sending for `duration`: frames
+    /// keep falling due and queue up, then go out in a burst (`vmsbench run --inject-stall`;
+    /// not in scenario files). Shows what coordinated-omission correction does.
+    StallRecorders {
+        /// How long the servers stall.
+        duration: Duration,
+    },
+}
+
+/// A certificate fault staged on one server host for the whole run (the TLS phase: the
+/// plaintext phase presents no certificates).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Fault {
+    /// The server host it is staged on.
+    pub host: String,
+    /// What is wrong.
+    pub kind: FaultKind,
+}
+
+/// What is wrong with a host's certificate (or with a client of it): the failure cases a
+/// deployment meets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The certificate's validity ended yesterday.
+    Expired,
+    /// The certificate becomes valid tomorrow (e.g. a clock set wrong when it was issued).
+    NotYetValid,
+    /// The certificate names the short host name only, while clients dial the full one.
+    WrongHost,
+    /// The certificate was issued by another CA of the same name (a CA regenerated on
+    /// reinstall), which clients do not trust.
+    UntrustedCa,
+    /// The certificate was issued by an intermediate CA that the server does not send.
+    MissingIntermediate,
+    /// The certificate's extended key usage is clientAuth only, not serverAuth.
+    NoServerAuthEku,
+    /// The server cannot read its private key (file mode 000): it has a certificate but
+    /// cannot complete a handshake.
+    KeyUnreadable,
+    /// The certificate carries an RSA-1024 key.
+    Rsa1024,
+    /// A client that offers only TLS 1.1 dials the host, besides its usual clients.
+    Tls11Client,
+}
+
+impl FaultKind {
+    /// Every kind, in the order the documentation lists them.
+    pub const ALL: &'static [FaultKind] = &[
+        FaultKind::Expired,
+        FaultKind::NotYetValid,
+        FaultKind::WrongHost,
+        FaultKind::UntrustedCa,
+        FaultKind::MissingIntermediate,
+        FaultKind::NoServerAuthEku,
+        FaultKind::KeyUnreadable,
+        FaultKind::Rsa1024,
+        FaultKind::Tls11Client,
+    ];
+
+    /// The name used in scenario files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Expired => "expired",
+            FaultKind::NotYetValid => "not_yet_valid",
+            FaultKind::WrongHost => "wrong_host",
+            FaultKind::UntrustedCa => "untrusted_ca",
+            FaultKind::MissingIntermediate => "missing_intermediate",
+            FaultKind::NoServerAuthEku => "no_server_auth_eku",
+            FaultKind::KeyUnreadable => "key_unreadable",
+            FaultKind::Rsa1024 => "rsa1024",
+            FaultKind::Tls11Client => "tls11_client",
+        }
+    }
+
+    /// The failure category its connections are counted under (client side; for
+    /// `key_unreadable`, the server's own).
+    pub fn category(self) -> &'static str {
+        match self {
+            FaultKind::Expired => "expired",
+            FaultKind::NotYetValid => "not_yet_valid",
+            FaultKind::WrongHost => "wrong_host",
+            FaultKind::UntrustedCa => "untrusted_ca",
+            FaultKind::MissingIntermediate => "unknown_issuer",
+            FaultKind::NoServerAuthEku => "bad_usage",
+            FaultKind::KeyUnreadable => "key_unreadable",
+            FaultKind::Rsa1024 => "weak_key",
+            FaultKind::Tls11Client => "no_common_parameters",
+        }
+    }
+
+    /// Whether staging it needs a certificate issued by vmsbench's own CA (so it cannot be
+    /// combined with certificates brought from files).
+    pub fn needs_issuing(self) -> bool {
+        !matches!(self, FaultKind::KeyUnreadable | FaultKind::Tls11Client)
+    }
+}
+
+impl std::str::FromStr for FaultKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FaultKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = FaultKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "unknown fault {s:?}; valid faults are: {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// Where the servers' certificates come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "source")]
+pub enum Certificates {
+    /// A CA and one certificate per host, generated for the run.
+    Generated,
+    /// Files: per host `HOST.chain.pem` (or `HOST.pem`) and `HOST.key.pem` in `dir`, as
+    /// `vmsbench certs generate` writes them, and the CA clients trust in `ca`.
+    Files {
+        /// The directory holding the hosts' files.
+        dir: std::path::PathBuf,
+        /// The CA certificate(s) clients trust, PEM.
+        ca: std::path::PathBuf,
+    },
+}
+
+/// A whole deployment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scenario {
+    /// Name (the preset's or the file's).
+    pub name: String,
+    /// One line saying what it models.
+    pub description: String,
+    /// Seed of the video model (frame sizes, phases, payload bytes).
+    pub seed: u64,
+    /// What TLS may negotiate on encrypted links.
+    pub tls: TlsSettings,
+    /// Key type of every server certificate.
+    pub key: KeyType,
+    /// Which encryption groups the TLS phase turns on.
+    pub encryption: Encryption,
+    /// The management server.
+    pub management: Management,
+    /// Recording servers.
+    pub recorders: Vec<RecorderSpec>,
+    /// Failover recording servers (host names).
+    pub failovers: Vec<String>,
+    /// The event server, if any.
+    pub event_server: Option<EventServerSpec>,
+    /// The mobile server, if any.
+    pub mobile_server: Option<MobileServerSpec>,
+    /// Viewers.
+    pub viewers: Vec<ViewerGroup>,
+    /// SDK integrations.
+    pub integrations: Vec<IntegrationGroup>,
+    /// Phones.
+    pub phones: Vec<PhoneGroup>,
+    /// Data collectors.
+    pub collectors: Vec<CollectorGroup>,
+    /// Scheduled events.
+    pub events: Vec<ScheduledEvent>,
+    /// Where the server certificates come from.
+    pub certificates: Certificates,
+    /// Certificate faults, at most one per host.
+    pub faults: Vec<Fault>,
+    /// Frames each connection may queue on a streaming server before it drops.
+    pub queue_frames: usize,
+    /// Worker threads of each server role's runtime.
+    pub server_threads: usize,
+    /// Worker threads of each client role's runtime.
+    pub client_threads: usize,
+    /// CPUs each role's threads are pinned to (set by `vmsbench capacity`; not in files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinning: Option<Pinning>,
+    /// CPU time each recording server burns per frame it sends: a throttle that gives it a
+    /// known capacity, for tests (set by `vmsbench capacity --throttle-us-per-frame`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorder_cpu_per_frame: Option<Duration>,
+}
+
+/// Which CPUs the roles run on: some roles on CPUs of their own, every other role on the
+/// rest, so that one role's CPU use (and capacity) is not mixed up with its clients'.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pinning {
+    /// Role name (`recorder-1`, `viewers`, …) → its CPUs.
+    pub roles: std::collections::BTreeMap<String, Vec<usize>>,
+    /// The CPUs of every role not listed.
+    pub others: Vec<usize>,
+}
+
+impl Pinning {
+    /// The CPUs of `role`.
+    pub fn cpus_of(&self, role: &str) -> &[usize] {
+        self.roles.get(role).unwrap_or(&self.others)
+    }
+}
+
+impl Scenario {
+    /// The recording server (or failover) named `host`.
+    pub fn recorder(&self, host: &str) -> Option<&RecorderSpec> {
+        self.recorders.iter().find(|r| r.host == host)
+    }
+
+    /// The fault staged on `host`, if any.
+    pub fn fault_on(&self, host: &str) -> Option<FaultKind> {
+        self.faults.iter().find(|f| f.host == host).map(|f| f.kind)
+    }
+
+    /// Every host that needs a server certificate.
+    pub fn server_hosts(&self) -> Vec<String> {
+        let mut hosts = vec![self.management.host.clone()];
+        hosts.extend(self.recorders.iter().map(|r| r.host.clone()));
+        hosts.extend(self.failovers.iter().cloned());
+        hosts.extend(self.event_server.iter().map(|e| e.host.clone()));
+        hosts.extend(self.mobile_server.iter().map(|m| m.host.clone()));
+        hosts.dedup();
+        hosts
+    }
+
+    /// The links this scenario uses.
+    pub fn links(&self) -> Vec<LinkId> {
+        let has_clients = self.viewers.iter().any(|v| v.count > 0)
+            || self.integrations.iter().any(|i| i.count > 0);
+        LinkId::ALL
+            .iter()
+            .copied()
+            .filter(|l| match l {
+                LinkId::RecorderMgmt => !self.recorders.is_empty(),
+                LinkId::ClientMgmt => has_clients,
+                LinkId::EventMgmt => self.event_server.is_some(),
+                LinkId::MobileMgmt => self.mobile_server.is_some(),
+                LinkId::CollectorMgmt => self.collectors.iter().any(|c| c.count > 0),
+                LinkId::ViewerRecorder => self.viewers.iter().any(|v| v.count > 0),
+                LinkId::SdkRecorder => self.integrations.iter().any(|i| i.count > 0),
+                LinkId::MobileRecorder | LinkId::PhoneMobile => {
+                    self.mobile_server.is_some() && self.phones.iter().any(|p| p.count > 0)
+                }
+                LinkId::ClientEvent => {
+                    self.event_server.is_some() && self.viewers.iter().any(|v| v.count > 0)
+                }
+            })
+            .collect()
+    }
+
+    /// Whether `link` is encrypted in the TLS phase.
+    pub fn encrypted(&self, link: LinkId) -> bool {
+        self.encryption.covers(link.group())
+    }
+}
+
+/// Worker threads per role by default: half the cores, at least one.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get() / 2)
+        .max(1)
+}
