@@ -311,6 +311,16 @@ pub fn format_duration_us(us: f64) -> String {
     scaled(us, &["µs", "ms", "s"])
 }
 
+/// Formats a whole number of microseconds as [`format_duration_us`] does.
+pub fn format_us(us: u64) -> String {
+    format_duration_us(us as f64)
+}
+
+/// Formats a ratio as `×1.23` (`–` when unknown).
+pub fn format_ratio(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), |v| format!("×{v:.2}"))
+}
+
 /// Formats a byte count with IEC (1024-based) units and one decimal:
 /// `512 B`, `64.0 KiB`, `12.0 MiB`.
 pub fn format_bytes(b: u64) -> String {

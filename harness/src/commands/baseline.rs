@@ -30,8 +30,6 @@
 //! Exit codes: 0 no regression, 1 at least one regression, 2 unusable input (a missing or
 //! unreadable file, bad JSON, another schema version or command, a partial result, or a
 //! mismatch without `--allow-mismatch`).
-//!
-//! This module also scales run durations for CI ([`scaled_timing`], `--multiplier`).
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -39,12 +37,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cli::MeasureArgs;
-use crate::engine::deployment::Timing;
 use crate::report::SCHEMA_VERSION;
 
 /// Exit code: no regression.
@@ -1388,32 +1383,6 @@ fn check(args: &CheckArgs, out: &mut dyn Write) -> Result<u8, BaselineError> {
     Ok(outcome.exit_code())
 }
 
-// --- Scaled runs for CI -------------------------------------------------------------------
-
-/// Warm-up is never scaled below this (unless it was asked for shorter): paced streams
-/// wait up to one GOP (1 s) for their first key frame before frames flow.
-pub const MIN_SCALED_WARMUP: Duration = Duration::from_millis(1200);
-
-/// Parses `--multiplier` / `VMSBENCH_MULTIPLIER`: a finite number above zero.
-pub fn parse_multiplier(s: &str) -> Result<f64, String> {
-    s.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|m| m.is_finite() && *m > 0.0)
-        .ok_or_else(|| format!("{s:?} is not a positive number (e.g. 0.3)"))
-}
-
-/// The warm-up and window of a run with `--multiplier` applied: both scaled, the warm-up
-/// kept at [`MIN_SCALED_WARMUP`] or the warm-up asked for, whichever is shorter.
-pub fn scaled_timing(m: &MeasureArgs) -> Timing {
-    let scale =
-        |d: Duration| Duration::try_from_secs_f64(d.as_secs_f64() * m.multiplier).unwrap_or(d);
-    Timing {
-        warmup: scale(m.warmup).max(m.warmup.min(MIN_SCALED_WARMUP)),
-        duration: scale(m.duration),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1486,42 +1455,6 @@ mod tests {
                 paths.dedup();
                 assert_eq!(paths.len(), n, "{} {}", kind.command, s.array);
             }
-        }
-    }
-
-    #[test]
-    fn scaled_timing_keeps_a_warm_up_long_enough_for_a_key_frame() {
-        use clap::Parser as _;
-        let timing = |args: &[&str]| {
-            let o = crate::Opts::parse_from(["vmsbench", "run"].iter().chain(args.iter()).copied());
-            let crate::cli::Command::Run(r) = o.command else {
-                panic!("run")
-            };
-            scaled_timing(&r.measure)
-        };
-        let t = timing(&["--multiplier", "0.3"]);
-        assert_eq!(t.duration, Duration::from_secs(3));
-        assert_eq!(t.warmup, MIN_SCALED_WARMUP, "2 s × 0.3 is raised to 1.2 s");
-        let t = timing(&["--multiplier", "2", "--warmup", "1s"]);
-        assert_eq!(
-            (t.warmup, t.duration),
-            (Duration::from_secs(2), Duration::from_secs(20))
-        );
-        let t = timing(&["--multiplier", "0.1", "--warmup", "200ms"]);
-        assert_eq!(
-            t.warmup,
-            Duration::from_millis(200),
-            "never longer than asked"
-        );
-        if std::env::var_os("VMSBENCH_MULTIPLIER").is_none() {
-            let t = timing(&[]);
-            assert_eq!(
-                (t.warmup, t.duration),
-                (Duration::from_secs(2), Duration::from_secs(10))
-            );
-        }
-        for bad in ["0", "-1", "inf", "NaN", "x"] {
-            assert!(parse_multiplier(bad).is_err(), "{bad}");
         }
     }
 }

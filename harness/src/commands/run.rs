@@ -1,25 +1,73 @@
-//! A measuring run: repeats of plaintext and TLS phases, interleaved, collected into a report.
+//! `vmsbench run`: a deployment streaming video, measured in plaintext and over TLS in
+//! interleaved repeats.
 
-use std::io::Write as _;
-use std::path::Path;
+use std::time::Duration;
 
-use anyhow::Context;
+use clap::Args;
 use simulators::clock::RunClock;
-use simulators::transport::Mode;
+use simulators::video::Profile;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{BulkArgs, MeasureArgs, RunArgs, ThreadArgs};
-use crate::engine::credentials::{CertificateSummary, Credentials};
-use crate::engine::deployment::{
-    run_bulk_phase_with, run_phase_with, BulkLoad, PhaseOptions, PhaseOutcome, Timing,
-};
+use super::measure::{finish, now_rfc3339, repeat_phases, Header};
+use crate::cli::{parse_u32_count, parse_usize_count, MeasureArgs, ThreadArgs, TlsArgs};
+use crate::engine::credentials::Credentials;
+use crate::engine::deployment::run_phase_with;
+use crate::engine::scenario::file::parse_scale;
 use crate::engine::scenario::{
     file, CameraGroup, Certificates, EventAction, Fault, FaultKind, Scenario, ScheduledEvent,
 };
-use crate::output::progress::Progress;
-use crate::report::{Collector, Measurement, Report, SCHEMA_VERSION};
+use crate::report::{Collector, Report};
 use crate::sys::environment::Environment;
-use simulators::video::Profile;
+use crate::units::parse_duration;
+
+/// `vmsbench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A preset name (small, medium, large, multi-site, mixed-integrations, certificate-incidents) or a scenario
+    /// file (TOML). Default: small.
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: Option<String>,
+    /// Scale the scenario's counts (cameras, clients) by F, e.g. 0.2 to fit a small machine.
+    #[arg(long, value_name = "F", value_parser = parse_scale)]
+    pub scale: Option<f64>,
+    /// Measurement flags.
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+    /// Cameras on the first recording server (e.g. 32, 1k).
+    #[arg(long, value_parser = parse_u32_count)]
+    pub cameras: Option<u32>,
+    /// Viewers in the first viewer group.
+    #[arg(long, value_parser = parse_u32_count)]
+    pub viewers: Option<u32>,
+    /// Cameras each viewer of the first group watches.
+    #[arg(long, value_parser = parse_u32_count)]
+    pub cameras_per_viewer: Option<u32>,
+    /// Profile of every camera: sub, 720p, 1080p, 1080p-h265, 4mp, 4k, mjpeg-1080p.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Frames each connection may queue on the recording server before it drops.
+    #[arg(long, value_parser = parse_usize_count)]
+    pub queue_frames: Option<usize>,
+    /// Seed of the video model.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stage a certificate fault on a server host, as `[[fault]]` in a scenario would:
+    /// HOST=KIND, e.g. recorder-1.vms.test=expired (kinds: expired, not_yet_valid,
+    /// wrong_host, untrusted_ca, missing_intermediate, no_server_auth_eku, key_unreadable,
+    /// rsa1024, tls11_client). Repeatable; replaces a fault the scenario stages on that host.
+    #[arg(long, value_name = "HOST=KIND")]
+    pub fault: Vec<String>,
+    /// Stall every recording server for DURATION at the middle of each window (e.g. 1s):
+    /// shows what coordinated-omission correction does to the latency figures.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub inject_stall: Option<Duration>,
+    /// TLS flags.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Thread flags.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
+}
 
 /// Builds the scenario `vmsbench run` describes: the preset or file named (default:
 /// `small`), scaled, with the flags applied.
@@ -117,82 +165,10 @@ fn fault_flag(s: &Scenario, flag: &str) -> anyhow::Result<Fault> {
     })
 }
 
-fn apply_common(s: &mut Scenario, tls: &crate::cli::TlsArgs, threads: &ThreadArgs) {
-    tls.apply(&mut s.tls, &mut s.key);
-    if let Some(t) = threads.server_threads {
-        s.server_threads = t.max(1);
-    }
-    if let Some(t) = threads.client_threads {
-        s.client_threads = t.max(1);
-    }
-}
-
-/// Cancels `token` on Ctrl-C, so that a run ends cleanly with what it measured.
-pub fn cancel_on_ctrl_c(token: CancellationToken) {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: finishing with what was measured so far");
-            token.cancel();
-        }
-    });
-}
-
-/// Runs every phase of `measure` (each repeat, each mode) with live progress, adding
-/// each phase's outcome to `collector`: `phase(mode, options)` runs one. Returns the repeats
-/// completed; an interruption or a partial phase ends the run early.
-async fn repeat_phases<F, Fut>(
-    measure: &MeasureArgs,
-    t: Timing,
-    interrupt: &CancellationToken,
-    collector: &mut Collector,
-    mut phase: F,
-) -> anyhow::Result<u32>
-where
-    F: FnMut(Mode, PhaseOptions) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Option<PhaseOutcome>>>,
-{
-    let progress = Progress::new(phases(measure), t);
-    let options = PhaseOptions {
-        on_interval: Some(progress.hook()),
-        ..PhaseOptions::default()
-    };
-    let modes = measure.mode.modes();
-    let mut completed = 0;
-    'repeats: for i in 1..=measure.repeat {
-        for mode in &modes {
-            if interrupt.is_cancelled() {
-                break 'repeats;
-            }
-            progress.start_phase(i, measure.repeat, *mode);
-            let outcome = phase(*mode, options.clone()).await;
-            progress.end_phase();
-            let Some(outcome) = outcome? else {
-                break 'repeats;
-            };
-            let partial = outcome.partial;
-            collector.add(&outcome);
-            if partial {
-                break 'repeats;
-            }
-        }
-        completed = i;
-    }
-    Ok(completed)
-}
-
-fn timing(m: &MeasureArgs) -> Timing {
-    crate::commands::baseline::scaled_timing(m)
-}
-
-/// How many phases a run has.
-fn phases(m: &MeasureArgs) -> usize {
-    m.repeat as usize * m.mode.modes().len()
-}
-
 /// `vmsbench run`: a deployment streaming video, in plaintext and TLS.
 pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Result<Report> {
     let mut scenario = scenario_from(args)?;
-    let t = timing(&args.measure);
+    let t = args.measure.timing();
     if let Some(stall) = args.inject_stall {
         if stall.is_zero() || stall >= t.duration / 2 {
             anyhow::bail!(
@@ -224,18 +200,14 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
         },
     )
     .await?;
-    let description = serde_json::to_value(&scenario)?;
-    let mut report = finish(
-        "run",
+    let header = Header {
+        command: "run",
         started_at,
         environment,
-        description,
-        &args.measure,
-        completed,
-        collector,
-        creds.summary(),
-        interrupt,
-    );
+        scenario: serde_json::to_value(&scenario)?,
+        certificates: creds.summary(),
+    };
+    let mut report = finish(header, &args.measure, completed, collector, interrupt);
     if let Some(stall) = args.inject_stall {
         report.measurement.inject_stall_s = Some(stall.as_secs_f64());
         report.warnings.push(format!(
@@ -246,134 +218,13 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     Ok(report)
 }
 
-/// `vmsbench bulk`: the unpaced link ceiling.
-pub async fn bulk(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Result<Report> {
-    let mut scenario = file::load_preset("small")?;
-    scenario.name = format!(
-        "bulk: {} connection(s), {} B frames",
-        args.connections, args.frame_size
-    );
-    apply_common(&mut scenario, &args.tls, &args.threads);
-    let started_at = now_rfc3339();
-    let environment = Environment::detect();
-    let creds = Credentials::for_scenario(&scenario)?;
-    let clock = RunClock::new();
-    let load = BulkLoad {
-        connections: args.connections,
-        frame_size: args.frame_size,
-    };
-    let mut collector = Collector::default();
-    let t = timing(&args.measure);
-    let (scenario_ref, creds_ref) = (&scenario, &creds);
-    let completed = repeat_phases(
-        &args.measure,
-        t,
-        interrupt,
-        &mut collector,
-        |mode, options| async move {
-            run_bulk_phase_with(
-                scenario_ref,
-                creds_ref,
-                mode,
-                load,
-                clock,
-                t,
-                interrupt,
-                &options,
-            )
-            .await
-        },
-    )
-    .await?;
-    let description = serde_json::json!({
-        "name": scenario.name,
-        "connections": args.connections,
-        "frame_size_bytes": args.frame_size,
-        "tls": scenario.tls,
-        "key": scenario.key,
-        "server_threads": scenario.server_threads,
-        "client_threads": scenario.client_threads,
-    });
-    Ok(finish(
-        "bulk",
-        started_at,
-        environment,
-        description,
-        &args.measure,
-        completed,
-        collector,
-        creds.summary(),
-        interrupt,
-    ))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn finish(
-    command: &str,
-    started_at: String,
-    environment: Environment,
-    scenario: serde_json::Value,
-    measure: &MeasureArgs,
-    completed: u32,
-    collector: Collector,
-    certificates: CertificateSummary,
-    interrupt: &CancellationToken,
-) -> Report {
-    let (results, cost) = collector.finish();
-    let (histograms, intervals) = (collector.histograms(), collector.intervals());
-    let (roles, failovers, incompatibilities) = (
-        collector.roles(),
-        collector.failovers(),
-        collector.incompatibilities(),
-    );
-    let mut report = Report {
-        schema_version: SCHEMA_VERSION,
-        command: command.to_owned(),
-        started_at,
-        partial: interrupt.is_cancelled(),
-        environment,
-        scenario,
-        measurement: Measurement {
-            warmup_s: timing(measure).warmup.as_secs_f64(),
-            duration_s: timing(measure).duration.as_secs_f64(),
-            multiplier: measure.multiplier,
-            inject_stall_s: None,
-            repeat: measure.repeat,
-            repeats_completed: completed,
-            modes: measure.mode.modes(),
-            order: "interleaved (plain, tls, plain, tls, …) in one process, one sitting".into(),
-        },
-        results,
-        cost,
-        roles,
-        failovers,
-        incompatibilities,
-        hosts: collector.hosts(),
-        certificate_events: collector.certificate_events(),
-        certificates: Some(certificates),
-        warnings: Vec::new(),
-        histograms,
-        intervals,
-    };
-    report.derive_warnings();
-    report
-}
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-/// Writes the report as JSON to `path` (`-` for stdout), via a temporary file and a rename
-/// so that a reader never sees half a report.
-pub fn write_json<T: serde::Serialize>(report: &T, path: &Path) -> anyhow::Result<()> {
-    let json = serde_json::to_string_pretty(report)?;
-    if path == Path::new("-") {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{json}")?;
-        return Ok(());
+/// Applies the TLS and thread flags to `s`.
+pub(super) fn apply_common(s: &mut Scenario, tls: &TlsArgs, threads: &ThreadArgs) {
+    tls.apply(&mut s.tls, &mut s.key);
+    if let Some(t) = threads.server_threads {
+        s.server_threads = t.max(1);
     }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, json + "\n").with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    if let Some(t) = threads.client_threads {
+        s.client_threads = t.max(1);
+    }
 }

@@ -1,5 +1,6 @@
 //! The measuring engine: a scenario brought to life on real sockets, phase by phase.
 
+pub mod capacity;
 pub mod credentials;
 pub mod deployment;
 pub mod sampler;

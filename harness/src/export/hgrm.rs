@@ -13,8 +13,7 @@ use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
 
-use super::{Export, ExportError, Exporter};
-use crate::report::Report;
+use super::{Document, Export, ExportError, Exporter};
 
 /// µs per output unit (ms).
 pub const OUTPUT_SCALING: f64 = 1000.0;
@@ -26,7 +25,8 @@ pub const TICKS_PER_HALF_DISTANCE: u32 = 5;
 pub struct HgrmExporter;
 
 impl Exporter for HgrmExporter {
-    fn export(&self, report: &Report) -> Result<Export, ExportError> {
+    fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {
+        let report = doc.run("--export-hgrm")?;
         let mut files = Vec::new();
         for h in &report.histograms {
             for (kind, hist) in [

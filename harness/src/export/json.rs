@@ -1,16 +1,16 @@
 //! The whole report as JSON: the documented interface. `schema_version` says which layout;
-//! `harness/schema/report-v1.schema.json` (JSON Schema, draft 2020-12) describes version 1.
+//! `harness/schema/report-v1.schema.json` (JSON Schema, draft 2020-12) describes version 1 of
+//! the run report.
 
-use super::{Export, ExportError, Exporter};
-use crate::report::Report;
+use super::{Document, Export, ExportError, Exporter};
 
 /// `--export-json` (alias `--json`).
 #[derive(Debug, Default)]
 pub struct JsonExporter;
 
 impl Exporter for JsonExporter {
-    fn export(&self, report: &Report) -> Result<Export, ExportError> {
-        let mut text = serde_json::to_string_pretty(report).map_err(|e| ExportError::Render {
+    fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {
+        let mut text = doc.to_json().map_err(|e| ExportError::Render {
             flag: "--export-json",
             reason: e.to_string(),
         })?;

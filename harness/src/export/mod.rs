@@ -1,6 +1,8 @@
-//! Exports of a report. One run writes any set of them (`--export-json`, `--export-markdown`,
-//! `--export-html`, `--export-ndjson`, `--export-hgrm`), each format behind the one
-//! [`Exporter`] trait, in the manner of hyperfine's `export/` module.
+//! Exports of a report. One command writes any set of them (`--export-json`,
+//! `--export-markdown`, `--export-html`; for `run` and `bulk` also `--export-ndjson` and
+//! `--export-hgrm`), each format behind the one [`Exporter`] trait, in the manner of
+//! hyperfine's `export/` module. Every exporter serves every kind of report
+//! ([`Document`]): a run (or bulk) report, a capacity search, the handshake matrix.
 //!
 //! `-` sends a document to standard output (one export at most; the terminal table is then
 //! left out so that standard output stays machine-readable). `.hgrm` files are a directory
@@ -19,7 +21,73 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::cli::ExportArgs;
+use crate::report::capacity::CapacityReport;
+use crate::report::handshakes::HandshakesReport;
 use crate::report::Report;
+
+/// A report any exporter can write.
+#[derive(Clone, Copy, Debug)]
+pub enum Document<'a> {
+    /// What `run` or `bulk` measured.
+    Run(&'a Report),
+    /// A capacity search.
+    Capacity(&'a CapacityReport),
+    /// The handshake matrix.
+    Handshakes(&'a HandshakesReport),
+}
+
+impl Document<'_> {
+    /// The command that made it (`run`, `bulk`, `capacity`, `handshakes`).
+    pub fn command(&self) -> &str {
+        match self {
+            Document::Run(r) => &r.command,
+            Document::Capacity(r) => &r.command,
+            Document::Handshakes(r) => &r.command,
+        }
+    }
+
+    /// Whether the command was interrupted before it finished.
+    pub fn partial(&self) -> bool {
+        match self {
+            Document::Run(r) => r.partial,
+            Document::Capacity(r) => r.partial,
+            Document::Handshakes(r) => r.partial,
+        }
+    }
+
+    /// The table printed on standard output.
+    pub fn terminal(&self) -> String {
+        match self {
+            Document::Run(r) => r.render_table(),
+            Document::Capacity(r) => r.render_table(),
+            Document::Handshakes(r) => r.render_table(),
+        }
+    }
+
+    /// The report as JSON.
+    pub fn to_json(&self) -> serde_json::Result<String> {
+        match self {
+            Document::Run(r) => serde_json::to_string_pretty(r),
+            Document::Capacity(r) => serde_json::to_string_pretty(r),
+            Document::Handshakes(r) => serde_json::to_string_pretty(r),
+        }
+    }
+
+    /// The run report, for the formats only a run has (per-second samples, histograms):
+    /// `flag` names the export that asked, in the error otherwise.
+    fn run(&self, flag: &'static str) -> Result<&Report, ExportError> {
+        match self {
+            Document::Run(r) => Ok(r),
+            _ => Err(ExportError::Render {
+                flag,
+                reason: format!(
+                    "a {} report has no per-link samples or histograms",
+                    self.command()
+                ),
+            }),
+        }
+    }
+}
 
 /// What an exporter makes of a report.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,8 +100,8 @@ pub enum Export {
 
 /// A format a report can be exported in.
 pub trait Exporter {
-    /// Renders `report`.
-    fn export(&self, report: &Report) -> Result<Export, ExportError>;
+    /// Renders `doc`.
+    fn export(&self, doc: Document<'_>) -> Result<Export, ExportError>;
 }
 
 /// Why an export failed; every message names the flag at fault.
@@ -141,18 +209,14 @@ impl ExportManager {
     /// The exports of the flags, checked before anything is measured: at most one to
     /// standard output, directories that exist.
     pub fn from_args(args: &ExportArgs) -> Result<ExportManager, ExportError> {
-        let wanted = [
-            (ExportType::Json, &args.json),
-            (ExportType::Markdown, &args.markdown),
-            (ExportType::Html, &args.html),
-            (ExportType::Ndjson, &args.ndjson),
-            (ExportType::Hgrm, &args.hgrm),
-        ];
+        ExportManager::new(args.requested())
+    }
+
+    /// The exports asked for, checked as [`ExportManager::from_args`] does.
+    pub fn new(requested: Vec<(ExportType, &Path)>) -> Result<ExportManager, ExportError> {
         let mut m = ExportManager::default();
-        for (kind, path) in wanted {
-            if let Some(path) = path {
-                m.add(kind, path.clone())?;
-            }
+        for (kind, path) in requested {
+            m.add(kind, path.to_path_buf())?;
         }
         Ok(m)
     }
@@ -196,11 +260,11 @@ impl ExportManager {
         self.targets.is_empty()
     }
 
-    /// Writes every export of `report`.
-    pub fn write_all(&self, report: &Report) -> Result<(), ExportError> {
+    /// Writes every export of `doc`.
+    pub fn write_all(&self, doc: Document<'_>) -> Result<(), ExportError> {
         for (kind, path) in &self.targets {
             let flag = kind.flag();
-            match kind.exporter().export(report)? {
+            match kind.exporter().export(doc)? {
                 Export::Document(bytes) if is_stdout(path) => {
                     let mut out = std::io::stdout().lock();
                     out.write_all(&bytes)

@@ -9,15 +9,15 @@
 //! they are received (of those scheduled in the window), so goodput per second shows
 //! stalls and bursts that the window's average hides.
 
-use super::{Export, ExportError, Exporter};
-use crate::report::Report;
+use super::{Document, Export, ExportError, Exporter};
 
 /// `--export-ndjson`.
 #[derive(Debug, Default)]
 pub struct NdjsonExporter;
 
 impl Exporter for NdjsonExporter {
-    fn export(&self, report: &Report) -> Result<Export, ExportError> {
+    fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {
+        let report = doc.run("--export-ndjson")?;
         let mut out = String::new();
         for i in &report.intervals {
             let line = serde_json::to_string(i).map_err(|e| ExportError::Render {

@@ -7,8 +7,8 @@ use simulators::metrics::{latency_histogram, LinkMetrics, RecordUs, SenderSnapsh
 use simulators::transport::{Mode, Negotiated};
 
 use super::hgrm::percentile_distribution;
-use super::{Export, ExportManager, ExportType};
-use crate::cli::ExportArgs;
+use super::{Document, Export, ExportManager, ExportType};
+use crate::cli::{DocumentExportArgs, ExportArgs};
 use crate::engine::deployment::{LinkOutcome, PhaseOutcome, RoleCpu};
 use crate::engine::sampler::IntervalSample;
 use crate::report::{Collector, Measurement, Report, SCHEMA_VERSION};
@@ -216,7 +216,7 @@ pub(crate) fn synthetic_report() -> Report {
 }
 
 fn document(kind: ExportType, report: &Report) -> String {
-    match kind.exporter().export(report) {
+    match kind.exporter().export(Document::Run(report)) {
         Ok(Export::Document(bytes)) => String::from_utf8(bytes).expect("UTF-8"),
         other => panic!("{kind:?}: expected a document, got {other:?}"),
     }
@@ -284,7 +284,11 @@ fn html_is_self_contained_with_one_latency_plot_per_link() {
 #[test]
 fn hgrm_percentiles_match_the_report() {
     let report = synthetic_report();
-    let Export::Files(files) = ExportType::Hgrm.exporter().export(&report).expect("export") else {
+    let Export::Files(files) = ExportType::Hgrm
+        .exporter()
+        .export(Document::Run(&report))
+        .expect("export")
+    else {
         panic!("a directory of files")
     };
     assert_eq!(files.len(), report.histograms.len() * 2);
@@ -445,8 +449,11 @@ fn the_spread_rule_warns_and_marks_costs_unreliable() {
 #[test]
 fn exports_are_checked_before_anything_runs() {
     let args = |json: &str, md: &str| ExportArgs {
-        json: Some(json.into()),
-        markdown: Some(md.into()),
+        documents: DocumentExportArgs {
+            json: Some(json.into()),
+            markdown: Some(md.into()),
+            html: None,
+        },
         ..ExportArgs::default()
     };
     let two = ExportManager::from_args(&args("-", "-")).expect_err("two on stdout");
@@ -476,14 +483,17 @@ fn every_export_is_written_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = |name: &str| dir.path().join(name);
     let m = ExportManager::from_args(&ExportArgs {
-        json: Some(p("r.json")),
-        markdown: Some(p("r.md")),
-        html: Some(p("r.html")),
+        documents: DocumentExportArgs {
+            json: Some(p("r.json")),
+            markdown: Some(p("r.md")),
+            html: Some(p("r.html")),
+        },
         ndjson: Some(p("r.ndjson")),
         hgrm: Some(p("hgrm")),
     })
     .expect("valid");
-    m.write_all(&synthetic_report()).expect("written");
+    m.write_all(Document::Run(&synthetic_report()))
+        .expect("written");
     for f in ["r.json", "r.md", "r.html", "r.ndjson"] {
         assert!(p(f).metadata().map(|m| m.len() > 0).unwrap_or(false), "{f}");
     }

@@ -3,9 +3,11 @@
 //! atomically, and the SVG plots of the HTML pages.
 
 pub mod atomic;
+pub mod figures;
 pub mod progress;
 pub mod svg;
 pub mod table;
+pub mod terminal;
 
 /// Escapes text for HTML (element content and quoted attribute values).
 pub(crate) fn escape_html(s: &str) -> String {

@@ -9,8 +9,8 @@ use crate::support::{path_str, run_report, Run};
 use clap::Parser;
 use serde_json::Value;
 use tempfile::TempDir;
-use vmsbench::cli::Command;
 use vmsbench::commands::baseline::{run_with, EXIT_PASS, EXIT_REGRESSION, EXIT_UNUSABLE};
+use vmsbench::Command;
 use vmsbench::Opts;
 
 /// What one `vmsbench baseline ARGS…` invocation did.

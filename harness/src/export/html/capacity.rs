@@ -4,13 +4,13 @@
 
 use std::fmt::Write as _;
 
-use super::report::{CapacityReport, ModeResult};
 use crate::output::escape_html as esc;
 use crate::output::svg::{line_plot, LinePlot, Series, XAxis, YUnit, PLAIN, TLS};
+use crate::report::capacity::{CapacityReport, ModeResult, Step};
 
 /// One line per mode through its steps (sorted by camera count; repeated counts keep their
 /// last run), of `y` against cameras.
-fn series(report: &CapacityReport, y: fn(&super::report::Step) -> f64) -> Vec<Series> {
+fn series(report: &CapacityReport, y: fn(&Step) -> f64) -> Vec<Series> {
     let modes = [
         ("plaintext", PLAIN, report.modes.plain.as_ref()),
         ("TLS", TLS, report.modes.tls.as_ref()),
@@ -67,7 +67,7 @@ fn answer(name: &str, m: Option<&ModeResult>) -> String {
 }
 
 /// Renders the page.
-pub fn render(report: &CapacityReport) -> String {
+pub(super) fn render(report: &CapacityReport) -> String {
     let mut out = String::new();
     let e = &report.environment;
     let _ = write!(

@@ -12,25 +12,33 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use simulators::transport::Mode;
 
-use super::markdown::{
-    frames, kernel, measurement_line, negotiated, overhead, ratio, ratio_range, scenario_name,
-    short_summary, title, too_wide, trust, us,
-};
-use super::{Export, ExportError, Exporter};
+mod capacity;
+mod handshakes;
+
+use super::{Document, Export, ExportError, Exporter};
 use crate::output::escape_html as esc;
+use crate::output::figures::{
+    frames, kernel, measurement_line, negotiated, overhead, ratio_range, scenario_name, title,
+};
 use crate::output::svg::{
     bar_chart, line_plot, Bar, BarGroup, LinePlot, Series, XAxis, YUnit, PLAIN, TLS,
 };
+use crate::report::verdicts::{short_summary, too_wide, trust};
 use crate::report::{Cost, LinkResult, Report};
-use crate::units::format_mbit;
+use crate::units::{format_mbit, format_ratio, format_us};
 
 /// `--export-html`.
 #[derive(Debug, Default)]
 pub struct HtmlExporter;
 
 impl Exporter for HtmlExporter {
-    fn export(&self, report: &Report) -> Result<Export, ExportError> {
-        Ok(Export::Document(render(report).into_bytes()))
+    fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {
+        let page = match doc {
+            Document::Run(r) => render(r),
+            Document::Capacity(r) => capacity::render(r),
+            Document::Handshakes(r) => handshakes::render(r),
+        };
+        Ok(Export::Document(page.into_bytes()))
     }
 }
 
@@ -127,7 +135,7 @@ fn ratio_cell(c: &Cost, v: Option<f64>, key: &str, higher_is_worse: bool) -> Str
     format!(
         r#"<td class="{}">{}{small}</td>"#,
         class.trim(),
-        esc(&ratio(v))
+        esc(&format_ratio(v))
     )
 }
 
@@ -290,18 +298,18 @@ fn figures_table(rows: &[&LinkResult]) -> String {
             },
             f.late_frames,
             f.dropped_frames,
-            esc(&us(f.latency_us.p50)),
-            esc(&us(f.latency_us.p99)),
-            esc(&us(f.latency_us.p999)),
-            esc(&us(f.latency_us.max)),
-            esc(&us(f.uncorrected_latency_us.p99)),
+            esc(&format_us(f.latency_us.p50)),
+            esc(&format_us(f.latency_us.p99)),
+            esc(&format_us(f.latency_us.p999)),
+            esc(&format_us(f.latency_us.max)),
+            esc(&format_us(f.uncorrected_latency_us.p99)),
             if r.mode == Mode::Tls && f.handshake_us > 0 {
-                esc(&us(f.handshake_us))
+                esc(&format_us(f.handshake_us))
             } else {
                 "–".to_owned()
             },
             if f.ttff_us > 0 {
-                esc(&us(f.ttff_us))
+                esc(&format_us(f.ttff_us))
             } else {
                 "–".to_owned()
             },
@@ -334,9 +342,9 @@ fn cost_table(report: &Report) -> String {
             ratio_cell(c, c.goodput_ratio, "goodput_ratio", false),
             ratio_cell(c, c.latency_p99_ratio, "latency_p99_ratio", true),
             ratio_cell(c, c.cpu_per_gb_ratio, "cpu_per_gb_ratio", true),
-            esc(&ratio(c.cpu_server_per_gb_ratio)),
-            esc(&ratio(c.cpu_client_per_gb_ratio)),
-            esc(&us(c.handshake_us)),
+            esc(&format_ratio(c.cpu_server_per_gb_ratio)),
+            esc(&format_ratio(c.cpu_client_per_gb_ratio)),
+            esc(&format_us(c.handshake_us)),
             esc(&trust(c)),
         );
     }
@@ -426,13 +434,13 @@ fn handshake_chart(report: &Report) -> String {
             let bar = |label: &str, v: u64| Bar {
                 label: label.to_owned(),
                 value: v as f64,
-                text: us(v),
+                text: format_us(v),
                 color: TLS,
             };
             let mut bars = vec![Bar {
                 label: "TCP connect".into(),
                 value: f.connect_us as f64,
-                text: us(f.connect_us),
+                text: format_us(f.connect_us),
                 color: PLAIN,
             }];
             bars.push(bar("TLS client, median", f.handshake_us));
@@ -605,7 +613,7 @@ fn render(report: &Report) -> String {
                 o.at_s,
                 o.streams_recovered,
                 o.streams,
-                esc(&us(o.recovery_all_us)),
+                esc(&format_us(o.recovery_all_us)),
                 o.frames_lost
             );
         }

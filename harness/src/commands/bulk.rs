@@ -1,0 +1,99 @@
+//! `vmsbench bulk`: unpaced frames through one or more connections, the link's ceiling,
+//! in plaintext and over TLS.
+
+use clap::Args;
+use simulators::clock::RunClock;
+use tokio_util::sync::CancellationToken;
+
+use super::measure::{finish, now_rfc3339, repeat_phases, Header};
+use super::run::apply_common;
+use crate::cli::{parse_frame_size, parse_u32_count, MeasureArgs, ThreadArgs, TlsArgs};
+use crate::engine::credentials::Credentials;
+use crate::engine::deployment::{run_bulk_phase_with, BulkLoad};
+use crate::engine::scenario::file;
+use crate::report::{Collector, Report};
+use crate::sys::environment::Environment;
+
+/// `vmsbench bulk`.
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    /// Measurement flags.
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+    /// Parallel connections.
+    #[arg(long, default_value = "1", value_parser = parse_u32_count)]
+    pub connections: u32,
+    /// Payload bytes per frame (e.g. 64KiB, 146KB).
+    #[arg(long, default_value = "64KiB", value_parser = parse_frame_size)]
+    pub frame_size: usize,
+    /// TLS flags.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Thread flags.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
+}
+
+/// `vmsbench bulk`: the unpaced link ceiling.
+pub async fn run(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Result<Report> {
+    let mut scenario = file::load_preset("small")?;
+    scenario.name = format!(
+        "bulk: {} connection(s), {} B frames",
+        args.connections, args.frame_size
+    );
+    apply_common(&mut scenario, &args.tls, &args.threads);
+    let started_at = now_rfc3339();
+    let environment = Environment::detect();
+    let creds = Credentials::for_scenario(&scenario)?;
+    let clock = RunClock::new();
+    let load = BulkLoad {
+        connections: args.connections,
+        frame_size: args.frame_size,
+    };
+    let mut collector = Collector::default();
+    let t = args.measure.timing();
+    let (scenario_ref, creds_ref) = (&scenario, &creds);
+    let completed = repeat_phases(
+        &args.measure,
+        t,
+        interrupt,
+        &mut collector,
+        |mode, options| async move {
+            run_bulk_phase_with(
+                scenario_ref,
+                creds_ref,
+                mode,
+                load,
+                clock,
+                t,
+                interrupt,
+                &options,
+            )
+            .await
+        },
+    )
+    .await?;
+    let scenario_json = serde_json::json!({
+        "name": scenario.name,
+        "connections": args.connections,
+        "frame_size_bytes": args.frame_size,
+        "tls": scenario.tls,
+        "key": scenario.key,
+        "server_threads": scenario.server_threads,
+        "client_threads": scenario.client_threads,
+    });
+    let header = Header {
+        command: "bulk",
+        started_at,
+        environment,
+        scenario: scenario_json,
+        certificates: creds.summary(),
+    };
+    Ok(finish(
+        header,
+        &args.measure,
+        completed,
+        collector,
+        interrupt,
+    ))
+}

@@ -1,0 +1,164 @@
+//! Markdown for pull-request comments and wikis: a short-fall line when a run fell short of
+//! the due frame rate, the cost of TLS per link, then each link's key figures per mode, the
+//! environment and the warnings.
+
+use std::fmt::Write as _;
+
+use simulators::transport::Mode;
+
+mod capacity;
+mod handshakes;
+
+use super::{Document, Export, ExportError, Exporter};
+use crate::output::figures::{
+    frames, kernel, measurement_line, negotiated, overhead, ratio_range, title,
+};
+use crate::report::verdicts::{short_summary, trust};
+use crate::report::Report;
+use crate::units::{format_mbit, format_ratio, format_us};
+
+/// `--export-markdown`.
+#[derive(Debug, Default)]
+pub struct MarkdownExporter;
+
+impl Exporter for MarkdownExporter {
+    fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {
+        let text = match doc {
+            Document::Run(r) => render(r),
+            Document::Capacity(r) => capacity::render(r),
+            Document::Handshakes(r) => handshakes::render(r),
+        };
+        Ok(Export::Document(text.into_bytes()))
+    }
+}
+
+/// Text for a table cell: a `|` would end the cell.
+pub(super) fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}\n", cell(&title(report)));
+    if let Some(short) = short_summary(report) {
+        let _ = writeln!(out, "> **⚠ {}**\n", cell(&short));
+    }
+
+    let pairs = report.cost.iter().map(|c| c.pairs).max().unwrap_or(0);
+    let _ = writeln!(out, "## Cost of TLS per link\n");
+    if report.cost.is_empty() {
+        let _ = writeln!(out, "No link was measured in both modes.\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "TLS ÷ plaintext, median over {pairs} interleaved pair{} (range over the pairs \
+             below each ratio). Goodput below ×1 means TLS delivered less; latency and CPU \
+             above ×1 mean TLS costs more.\n",
+            if pairs == 1 { "" } else { "s" }
+        );
+        let _ = writeln!(
+            out,
+            "| link | goodput | p99 latency | CPU per GB | server CPU per GB | client CPU per GB | handshake | trust |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+        for c in &report.cost {
+            let with_range = |v: Option<f64>, key: &str| {
+                let r = ratio_range(c, key);
+                if r.is_empty() {
+                    format_ratio(v)
+                } else {
+                    format!("{} ({r})", format_ratio(v))
+                }
+            };
+            let short = report.results.iter().any(|r| r.link == c.link && r.short);
+            let _ = writeln!(
+                out,
+                "| {}{} | {} | {} | {} | {} | {} | +{} | {} |",
+                cell(&c.link),
+                if short { " **SHORT**" } else { "" },
+                with_range(c.goodput_ratio, "goodput_ratio"),
+                with_range(c.latency_p99_ratio, "latency_p99_ratio"),
+                with_range(c.cpu_per_gb_ratio, "cpu_per_gb_ratio"),
+                format_ratio(c.cpu_server_per_gb_ratio),
+                format_ratio(c.cpu_client_per_gb_ratio),
+                format_us(c.handshake_us),
+                trust(c),
+            );
+        }
+        let _ = writeln!(out);
+    }
+
+    let _ = writeln!(out, "## Per link and mode\n");
+    let _ = writeln!(out, "Medians over the repeats. Latency is frame latency corrected for coordinated omission (last byte read − scheduled time).\n");
+    let _ = writeln!(
+        out,
+        "| link | mode | goodput | frames recv/due | late | dropped | p50 | p99 | p99.9 | max | handshake | ttff | server CPU s/GB | client CPU s/GB | wire overhead | kernel check |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let gb = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"));
+    for r in &report.results {
+        let f = &r.figures;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            cell(&r.link),
+            r.mode,
+            format_mbit(f.goodput_mbit_s),
+            frames(r),
+            f.late_frames,
+            f.dropped_frames,
+            format_us(f.latency_us.p50),
+            format_us(f.latency_us.p99),
+            format_us(f.latency_us.p999),
+            format_us(f.latency_us.max),
+            if r.mode == Mode::Tls && f.handshake_us > 0 {
+                format_us(f.handshake_us)
+            } else {
+                "–".to_owned()
+            },
+            if f.ttff_us > 0 {
+                format_us(f.ttff_us)
+            } else {
+                "–".to_owned()
+            },
+            gb(f.cpu_server_s_per_gb),
+            gb(f.cpu_client_s_per_gb),
+            overhead(r),
+            kernel(r),
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "**Environment:** {}  ",
+        cell(&report.environment.summary_line())
+    );
+    let _ = writeln!(
+        out,
+        "**Measurement:** {}  ",
+        cell(&measurement_line(report))
+    );
+    for t in negotiated(report) {
+        let _ = writeln!(out, "**TLS negotiated:** {}  ", cell(&t));
+    }
+    let _ = writeln!(out);
+    let certificates = report.certificate_lines();
+    if !certificates.is_empty() {
+        let _ = writeln!(out, "## Certificate faults and events\n");
+        for line in &certificates {
+            let _ = writeln!(out, "- {}", cell(line));
+        }
+        let _ = writeln!(out);
+    }
+    if !report.warnings.is_empty() {
+        let _ = writeln!(out, "## Warnings\n");
+        for w in &report.warnings {
+            let _ = writeln!(out, "- {w}");
+        }
+        let _ = writeln!(out);
+    }
+    out
+}

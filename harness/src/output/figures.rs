@@ -1,0 +1,108 @@
+//! Figures as every format writes them (terminal, Markdown, HTML): a ratio's range, frames
+//! received of those due, the kernel cross-check, the TLS parameters negotiated, the
+//! measurement in one line, the report's title.
+
+use std::fmt::Write as _;
+
+use crate::report::verdicts::worst_short;
+use crate::report::{Cost, LinkResult, Report};
+
+/// A ratio's range over the pairs as `1.20–1.31` (empty with fewer than two pairs).
+pub(crate) fn ratio_range(c: &Cost, key: &str) -> String {
+    match c.spread.get(key) {
+        Some(s) if c.pairs > 1 => format!("{:.2}–{:.2}", s.min, s.max),
+        _ => String::new(),
+    }
+}
+
+/// Frames received of those due (medians); when some repeat fell short, that repeat's
+/// figures instead, marked `SHORT`.
+pub(crate) fn frames(r: &LinkResult) -> String {
+    if let Some(w) = worst_short(r) {
+        return format!("{}/{} SHORT", w.frames_received, w.frames_due);
+    }
+    let f = &r.figures;
+    if f.frames_due == 0 {
+        return format!("{}", f.frames_received);
+    }
+    format!("{}/{}", f.frames_received, f.frames_due)
+}
+
+/// The kernel cross-check in a few characters: `Δ −0.01 %`.
+pub(crate) fn kernel(r: &LinkResult) -> String {
+    r.figures.kernel_check.map_or_else(
+        || "–".to_owned(),
+        |k| format!("Δ {:+.2} %", k.discrepancy_pct),
+    )
+}
+
+/// Wire bytes beyond the payload, percent.
+pub(crate) fn overhead(r: &LinkResult) -> String {
+    r.figures
+        .kernel_check
+        .map_or_else(|| "–".to_owned(), |k| format!("{:.2} %", k.overhead_pct))
+}
+
+/// The TLS parameters negotiated, once if every link agrees.
+pub(crate) fn negotiated(report: &Report) -> Vec<String> {
+    let tls: Vec<(&str, String)> = report
+        .results
+        .iter()
+        .filter_map(|r| {
+            let t = r.tls.as_ref()?;
+            Some((
+                r.link.as_str(),
+                format!("{} {} {}", t.version, t.suite, t.group),
+            ))
+        })
+        .collect();
+    let Some((_, first)) = tls.first() else {
+        return Vec::new();
+    };
+    if tls.iter().all(|(_, t)| t == first) {
+        return vec![format!("{first} (every encrypted link)")];
+    }
+    tls.iter().map(|(l, t)| format!("{l}: {t}")).collect()
+}
+
+/// The measurement in one line.
+pub(crate) fn measurement_line(report: &Report) -> String {
+    let m = &report.measurement;
+    let mut s = format!(
+        "vmsbench {} · {} s warm-up, {} s window, {} of {} repeats, {} · started {}",
+        report.command,
+        m.warmup_s,
+        m.duration_s,
+        m.repeats_completed,
+        m.repeat,
+        m.order,
+        report.started_at
+    );
+    if let Some(stall) = m.inject_stall_s {
+        let _ = write!(s, " · {stall} s stall injected mid-window");
+    }
+    if report.partial {
+        s.push_str(" · PARTIAL (interrupted)");
+    }
+    s
+}
+
+/// The scenario's name, if it has one.
+pub(crate) fn scenario_name(report: &Report) -> String {
+    report
+        .scenario
+        .get("name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// `vmsbench run: small`, `vmsbench bulk: 1 connection(s), …`.
+pub(crate) fn title(report: &Report) -> String {
+    let name = scenario_name(report);
+    let prefix = format!("{}: ", report.command);
+    match name.strip_prefix(&prefix) {
+        Some(rest) => format!("vmsbench {}: {rest}", report.command),
+        None => format!("vmsbench {}: {name}", report.command),
+    }
+}

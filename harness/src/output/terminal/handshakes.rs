@@ -1,0 +1,86 @@
+//! The terminal table of `vmsbench handshakes`.
+
+use std::fmt::Write as _;
+
+use crate::report::handshakes::HandshakesReport;
+use crate::units::format_duration_us;
+
+pub(crate) fn cpu_cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "–".to_owned(), format_duration_us)
+}
+
+impl HandshakesReport {
+    /// The terminal table.
+    pub fn render_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", self.environment.summary_line());
+        let m = &self.measurement;
+        let _ = writeln!(
+            out,
+            "handshakes · {} s per cell after {} s warm-up · {} client connection(s) in flight · \
+             server {} thread(s), clients {} thread(s) · {} · loopback{}",
+            m.duration_s,
+            m.warmup_s,
+            m.concurrency,
+            m.server_threads,
+            m.client_threads,
+            m.cipher,
+            if self.partial {
+                " · PARTIAL (interrupted)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(out);
+        let header = [
+            "version",
+            "key",
+            "group",
+            "handshake",
+            "hs/s",
+            "p50",
+            "p99",
+            "srv CPU/hs",
+            "cli CPU/hs",
+            "resumed",
+            "suite",
+            "errors",
+        ];
+        let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+        for r in &self.results {
+            let errors: u64 = r.errors.values().sum();
+            rows.push(vec![
+                r.version.to_string(),
+                r.key.to_string(),
+                r.group.to_string(),
+                r.resumption.as_str().to_owned(),
+                format!("{:.0}", r.handshakes_per_s),
+                format_duration_us(r.latency_us.p50 as f64),
+                format_duration_us(r.latency_us.p99 as f64),
+                cpu_cell(r.cpu_server_us_per_handshake),
+                cpu_cell(r.cpu_client_us_per_handshake),
+                format!("{:.0} %", r.resumed_fraction * 100.0),
+                r.negotiated
+                    .as_ref()
+                    .map_or_else(|| "–".to_owned(), |n| n.suite.clone()),
+                errors.to_string(),
+            ]);
+        }
+        crate::output::table::render_rows(&mut out, &rows, |c| c < 4);
+        for s in &self.skipped {
+            let _ = writeln!(
+                out,
+                "skipped: TLS {} {} {} {}: {}",
+                s.version,
+                s.key,
+                s.group,
+                s.resumption.as_str(),
+                s.reason
+            );
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        out
+    }
+}

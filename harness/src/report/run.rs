@@ -1,0 +1,387 @@
+//! The records of a `run` or `bulk` report.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use simulators::transport::Mode;
+
+use super::stats::Spread;
+use super::{decode_histogram, Percentiles, TlsInfo};
+use crate::engine::credentials::CertificateSummary;
+use crate::engine::deployment::{
+    CertificateEventOutcome, FailoverOutcome, HostOutcome, Incompatibility,
+};
+use crate::sys::environment::Environment;
+
+/// A whole report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// Version of this layout.
+    pub schema_version: u32,
+    /// `run` or `bulk`.
+    pub command: String,
+    /// When the run started (RFC 3339, UTC).
+    pub started_at: String,
+    /// True when the run was interrupted: figures cover only what was measured.
+    pub partial: bool,
+    /// How and where it was measured.
+    pub environment: Environment,
+    /// The deployment or load that was simulated.
+    pub scenario: serde_json::Value,
+    /// Warm-up, window, repeats and order.
+    pub measurement: Measurement,
+    /// One entry per link and mode: medians over the repeats.
+    pub results: Vec<LinkResult>,
+    /// Per link: what TLS costs relative to plaintext.
+    pub cost: Vec<Cost>,
+    /// Per role and mode: CPU of each simulated role (medians over the repeats).
+    pub roles: Vec<RoleResult>,
+    /// Failovers that happened during the windows, per mode and repeat.
+    pub failovers: Vec<FailoverResult>,
+    /// Clients that cannot work with their server in some mode (e.g. an integration that
+    /// cannot speak TLS pointed at an encrypted recording server).
+    pub incompatibilities: Vec<Incompatibility>,
+    /// Per server host and mode, summed over the repeats: what its clients and the server
+    /// itself counted (shows which hosts' links a fault failed, and that the others ran).
+    #[serde(default)]
+    pub hosts: Vec<HostResult>,
+    /// Certificates that expired or were renewed during the windows, per repeat.
+    #[serde(default)]
+    pub certificate_events: Vec<CertificateEventResult>,
+    /// Where the servers' certificates came from and what each presented (`null` for
+    /// the bulk test).
+    #[serde(default)]
+    pub certificates: Option<CertificateSummary>,
+    /// Things a reader must know before trusting the figures.
+    pub warnings: Vec<String>,
+    /// Per link and mode: the frame-latency histograms of every repeat merged (for
+    /// percentile plots and `.hgrm` files).
+    #[serde(default)]
+    pub histograms: Vec<HistogramRecord>,
+    /// Per second of each window, per repeat, mode and link: what was delivered.
+    #[serde(default)]
+    pub intervals: Vec<IntervalRecord>,
+}
+
+/// The latency histograms of one link in one mode, all repeats merged, in HdrHistogram's
+/// compressed V2 encoding (DEFLATE) in base64 — what `HistogramLogReader`s and the
+/// `hdrhistogram` crate's `Deserializer` read. Values are µs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistogramRecord {
+    /// Link id.
+    pub link: String,
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// Repeats merged.
+    pub repeats: usize,
+    /// Frame latency (last byte read − scheduled time), µs, V2+DEFLATE, base64.
+    pub latency_us: String,
+    /// Uncorrected latency (last byte read − sent time), µs, V2+DEFLATE, base64.
+    pub uncorrected_latency_us: String,
+}
+
+impl HistogramRecord {
+    /// The corrected latency histogram (`None` if the encoding is damaged).
+    pub fn latency(&self) -> Option<Histogram<u64>> {
+        decode_histogram(&self.latency_us)
+    }
+
+    /// The uncorrected latency histogram.
+    pub fn uncorrected_latency(&self) -> Option<Histogram<u64>> {
+        decode_histogram(&self.uncorrected_latency_us)
+    }
+}
+
+/// What one link delivered in one second of one window (the NDJSON export's lines).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IntervalRecord {
+    /// End of the interval, seconds after the window opened.
+    pub t_s: f64,
+    /// Which repeat (1-based).
+    pub repeat: usize,
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// Link id.
+    pub link: String,
+    /// Payload bit rate received in the interval, Mbit/s.
+    pub goodput_mbit_s: f64,
+    /// Frames received in the interval (of those scheduled in the window).
+    pub frames: u64,
+    /// Their latency, µs (zeros when no frame arrived).
+    pub latency_us: IntervalLatency,
+    /// Length of the interval, seconds (1 but for a last, shorter one).
+    pub interval_s: f64,
+}
+
+/// Latency percentiles of one interval, µs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntervalLatency {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest value.
+    pub max: u64,
+}
+
+/// The kernel cross-check of goodput: between the same two points of each connection (the
+/// first frame scheduled inside the window, and the first scheduled at or after its end),
+/// the bytes the application read from its sockets and the bytes the kernel's TCP stack
+/// handed it (`TCP_INFO` `tcpi_bytes_received` less the bytes still unread, `SIOCINQ`).
+/// Summed over the link's connections. With the payload bytes between the same points it
+/// ties goodput to what crossed the wire: `overhead_pct` should be the 40-byte frame
+/// headers (plus TLS's record overhead, about 22 bytes per 16 KiB record).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KernelCheck {
+    /// Bytes the application read from the sockets (below TLS).
+    pub app_wire_bytes: u64,
+    /// Bytes of TCP payload the kernel handed to the application.
+    pub kernel_bytes: u64,
+    /// (app − kernel) / kernel, percent.
+    pub discrepancy_pct: f64,
+    /// Frame payload bytes the application decoded between the points.
+    pub payload_bytes: u64,
+    /// Frame header bytes (40 per frame) between the points.
+    pub header_bytes: u64,
+    /// (wire − payload) / payload, percent: frame headers, and for TLS its record overhead.
+    pub overhead_pct: f64,
+    /// Connections measured.
+    pub connections: u64,
+}
+
+impl KernelCheck {
+    pub(crate) fn of(w: &simulators::metrics::WireCount) -> Option<KernelCheck> {
+        if w.connections == 0 {
+            return None;
+        }
+        let pct = |a: u64, b: u64| {
+            if b == 0 {
+                0.0
+            } else {
+                (a as f64 - b as f64) / b as f64 * 100.0
+            }
+        };
+        Some(KernelCheck {
+            app_wire_bytes: w.app_bytes,
+            kernel_bytes: w.kernel_bytes,
+            discrepancy_pct: pct(w.app_bytes, w.kernel_bytes),
+            payload_bytes: w.payload_bytes,
+            header_bytes: w.messages * simulators::wire::HEADER_LEN as u64,
+            overhead_pct: pct(w.app_bytes, w.payload_bytes),
+            connections: w.connections,
+        })
+    }
+}
+
+/// How the figures were taken.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Measurement {
+    /// Seconds between starting the roles and opening the window.
+    pub warmup_s: f64,
+    /// Seconds in each measured window.
+    pub duration_s: f64,
+    /// Repeats asked for (pairs of plain and TLS phases when both modes run).
+    pub repeat: u32,
+    /// Repeats that completed.
+    pub repeats_completed: u32,
+    /// Modes in the order each repeat ran them (`plain`, `tls`).
+    pub modes: Vec<Mode>,
+    /// Factor applied to the warm-up and window asked for (`--multiplier`).
+    pub multiplier: f64,
+    /// Length of the stall injected into every recording server at the middle of each
+    /// window (`--inject-stall`), seconds; null when none was.
+    #[serde(default)]
+    pub inject_stall_s: Option<f64>,
+    /// How the repeats were ordered.
+    pub order: String,
+}
+
+/// The figures of one phase (one repeat of one link in one mode).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Payload bytes received of frames scheduled in the window.
+    pub bytes_received: u64,
+    /// `bytes_received` over the window, Mbit/s.
+    pub goodput_mbit_s: f64,
+    /// What the streams should deliver (cameras watched × bitrate), Mbit/s; 0 for bulk.
+    pub offered_mbit_s: f64,
+    /// Frames scheduled in the window for the streams subscribed (0 for unpaced bulk).
+    pub frames_due: u64,
+    /// Frames the sender wrote in the window.
+    pub frames_sent: u64,
+    /// Frames received.
+    pub frames_received: u64,
+    /// Frames received more than one frame interval after they were due.
+    pub late_frames: u64,
+    /// Frames the sender dropped (slow consumer: queue full, then until the next I-frame).
+    pub dropped_frames: u64,
+    /// Frames missing from the received sequences.
+    pub sequence_gaps: u64,
+    /// Frames received per second.
+    pub frames_per_s: f64,
+    /// Last byte read − scheduled time (coordinated-omission corrected), µs.
+    pub latency_us: Percentiles,
+    /// Last byte read − sent time, µs.
+    pub uncorrected_latency_us: Percentiles,
+    /// Median TCP connect time, µs.
+    pub connect_us: u64,
+    /// Median client-side TLS handshake time, µs (0 for plaintext).
+    pub handshake_us: u64,
+    /// 99th percentile of the client-side handshake time, µs.
+    pub handshake_us_p99: u64,
+    /// Median server-side TLS handshake time, µs.
+    pub server_handshake_us: u64,
+    /// Median time to first frame (subscribe → first key frame received) per stream, µs.
+    pub ttff_us: u64,
+    /// 99th percentile of the time to first frame, µs.
+    pub ttff_us_p99: u64,
+    /// CPU seconds of the server role in the window.
+    pub cpu_server_s: f64,
+    /// CPU seconds of the client role in the window.
+    pub cpu_client_s: f64,
+    /// CPU seconds (user + system) of the whole process in the window.
+    pub cpu_process_s: f64,
+    /// Server CPU seconds per GB (10⁹ bytes) of payload delivered.
+    pub cpu_server_s_per_gb: Option<f64>,
+    /// Client CPU seconds per GB of payload delivered.
+    pub cpu_client_s_per_gb: Option<f64>,
+    /// Server cores busy on average during the window.
+    pub cores_server: f64,
+    /// Client cores busy on average during the window.
+    pub cores_client: f64,
+    /// Peak resident memory of the process during the phase, bytes.
+    pub peak_rss_bytes: u64,
+    /// (Peak RSS − RSS before the phase) per stream, bytes.
+    pub rss_per_stream_bytes: Option<f64>,
+    /// Client connections set up.
+    pub connections: u64,
+    /// Streams subscribed.
+    pub streams: u64,
+    /// Seconds in the window.
+    pub window_s: f64,
+    /// Connections re-established after a server went away (failover).
+    pub reconnects: u64,
+    /// Longest time from losing a connection to a stream flowing again, µs.
+    pub recovery_us_max: u64,
+    /// Median whole-transfer time (configuration download), µs.
+    pub transfer_us: u64,
+    /// The kernel cross-check of the bytes received (null where not measured: request and
+    /// response links, or a kernel without `TCP_INFO` byte counts).
+    #[serde(default)]
+    pub kernel_check: Option<KernelCheck>,
+}
+
+/// One role's CPU in one mode.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RoleResult {
+    /// Role (runtime) name: `mgmt`, `recorder-1`, `viewers`, …
+    pub role: String,
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// CPU seconds in the window (median over the repeats).
+    pub cpu_s: f64,
+    /// Cores busy on average (median over the repeats).
+    pub cores: f64,
+}
+
+/// One server host in one mode, summed over the repeats.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostResult {
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// Repeats summed.
+    pub repeats: usize,
+    /// The counts.
+    #[serde(flatten)]
+    pub outcome: HostOutcome,
+}
+
+/// A certificate event in one phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CertificateEventResult {
+    /// Which repeat (1-based).
+    pub repeat: usize,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: CertificateEventOutcome,
+}
+
+/// A failover in one phase.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailoverResult {
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// Which repeat (1-based).
+    pub repeat: usize,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: FailoverOutcome,
+}
+
+/// One link in one mode: medians over the repeats, their spread, and each repeat.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LinkResult {
+    /// Link id (`viewer-recorder`, `bulk`, …).
+    pub link: String,
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// The encryption group that covers the link (`server`, `streaming_media`, …).
+    pub group: Option<String>,
+    /// Whether the link was encrypted in this mode (a group may be off in the TLS phase).
+    pub encrypted: bool,
+    /// True when some repeat received fewer frames than were due: the run fell short of
+    /// the due frame rate, and latency figures describe only the frames that arrived.
+    #[serde(default)]
+    pub short: bool,
+    /// How CPU was attributed: `exclusive` (the roles serve only this link) or
+    /// `shared_by_bytes` (a role's CPU split among its links by payload bytes).
+    pub cpu_attribution: String,
+    /// What TLS negotiated (null for plaintext).
+    pub tls: Option<TlsInfo>,
+    /// Medians over the repeats.
+    #[serde(flatten)]
+    pub figures: Sample,
+    /// Failures by category, summed over the repeats (client and server side).
+    pub errors: BTreeMap<String, u64>,
+    /// The distinct failure messages seen.
+    pub error_messages: Vec<String>,
+    /// Repeats measured.
+    pub repeats: usize,
+    /// Min and max of each figure over the repeats, by field path.
+    pub spread: BTreeMap<String, Spread>,
+    /// Every repeat's figures, in order.
+    pub samples: Vec<Sample>,
+}
+
+/// What TLS costs on one link: TLS figure / plaintext figure, pair by pair, summarised.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Cost {
+    /// Link id.
+    pub link: String,
+    /// TLS goodput / plaintext goodput (below 1: TLS delivers less).
+    pub goodput_ratio: Option<f64>,
+    /// TLS p99 frame latency / plaintext p99.
+    pub latency_p99_ratio: Option<f64>,
+    /// TLS CPU per GB / plaintext CPU per GB, server and client together.
+    pub cpu_per_gb_ratio: Option<f64>,
+    /// The same for the server role alone.
+    pub cpu_server_per_gb_ratio: Option<f64>,
+    /// The same for the client role alone.
+    pub cpu_client_per_gb_ratio: Option<f64>,
+    /// Median TLS handshake time the client adds to connection setup, µs.
+    pub handshake_us: u64,
+    /// Plain/TLS pairs the ratios come from.
+    pub pairs: usize,
+    /// False when the goodput or p99-latency ratio cannot be trusted: fewer than 3 pairs,
+    /// or a max/min over the pairs above 1.10 (see `warnings`).
+    #[serde(default)]
+    pub reliable: bool,
+    /// Min and max of each ratio over the pairs.
+    pub spread: BTreeMap<String, Spread>,
+}
+
+/// The first 8 hex digits of a serial number.
+pub(crate) fn short_serial(serial: &str) -> &str {
+    serial.get(..8).unwrap_or(serial)
+}

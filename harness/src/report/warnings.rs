@@ -1,0 +1,233 @@
+//! The warnings a report carries: what a reader must know before trusting its figures
+//! (a debug build, a busy machine, certificates near their end, staged faults, frames that
+//! fell short or came late, failures, a kernel count that disagrees, cost ratios that spread
+//! too wide).
+
+use simulators::transport::Mode;
+
+use super::run::{short_serial, HostResult, Report};
+use super::verdicts::ratio_spread;
+use crate::units::format_ratio;
+
+/// A cost ratio is trusted when its max/min over the plain/TLS pairs is at most this.
+///
+/// The rule (checked for the goodput ratio and the p99-latency ratio of every link): with
+/// fewer than [`MIN_PAIRS`] pairs, or with the largest pair's ratio more than 10 % above
+/// the smallest, the median cannot be told apart from the noise between repeats; the report
+/// then says so in `warnings` and marks the link's cost `reliable: false`. What helps: a
+/// longer `--duration` (more frames per window, steadier percentiles) and more `--repeat`
+/// (more pairs).
+pub const MAX_RATIO_SPREAD: f64 = 1.10;
+
+/// Fewest plain/TLS pairs whose spread can be judged at all (see [`MAX_RATIO_SPREAD`]).
+pub const MIN_PAIRS: usize = 3;
+
+/// The kernel cross-check flags a link whose application and kernel byte counts are
+/// further apart than this, in percent (when at least [`KERNEL_CHECK_MIN_BYTES`] moved).
+pub const KERNEL_CHECK_TOLERANCE_PCT: f64 = 1.0;
+
+/// A load average (before the run) of this much per core or more means the machine was
+/// busy with other work: the report says so.
+pub const BUSY_LOAD_PER_CORE: f64 = 0.75;
+
+/// A certificate brought from files that expires within this many days is warned about.
+pub const EXPIRY_WARNING_DAYS: f64 = 30.0;
+
+/// Below this many bytes the kernel cross-check is reported but not judged.
+pub const KERNEL_CHECK_MIN_BYTES: u64 = 1 << 20;
+
+impl Report {
+    /// Warnings derived from the figures themselves: shortfalls, late and dropped frames,
+    /// failures, a debug build.
+    pub fn derive_warnings(&mut self) {
+        if self.environment.build_profile.starts_with("debug") {
+            self.warnings.push(
+                "this is a debug build: figures are not representative; build with --release"
+                    .into(),
+            );
+        }
+        if self.partial {
+            self.warnings
+                .push("the run was interrupted: figures cover only what was measured".into());
+        }
+        let env = &self.environment;
+        if env.cores > 0 && env.load_average_1m >= (env.cores as f64 * BUSY_LOAD_PER_CORE).max(1.0)
+        {
+            self.warnings.push(format!(
+                "the machine was busy before the run started (1-minute load average {:.2} on \
+                 {} cores): other work competed for the CPUs, so figures are noisier; measure \
+                 on a quiet machine",
+                env.load_average_1m, env.cores
+            ));
+        }
+        // Certificates brought from files can be near their end (or past it); generated
+        // ones are made for the run.
+        if let Some(c) = self.certificates.as_ref().filter(|c| c.source == "files") {
+            for h in c.hosts.iter().filter(|h| h.days_left < EXPIRY_WARNING_DAYS) {
+                let when = if h.days_left < 0.0 {
+                    format!("expired {:.0} day(s) ago", -h.days_left)
+                } else {
+                    format!("expires in {:.0} day(s)", h.days_left)
+                };
+                self.warnings.push(format!(
+                    "the certificate of {} (serial {}) {when}: renew it before it does; the \
+                     seed system does not warn, and clients stop connecting once it has",
+                    h.host,
+                    short_serial(&h.serial)
+                ));
+            }
+        }
+        let faulty: Vec<&HostResult> = self
+            .hosts
+            .iter()
+            .filter(|h| h.mode == Mode::Tls && h.outcome.fault.is_some())
+            .collect();
+        if !faulty.is_empty() {
+            let mut links: Vec<&str> = faulty
+                .iter()
+                .flat_map(|h| h.outcome.links.iter().map(String::as_str))
+                .collect();
+            links.sort_unstable();
+            links.dedup();
+            self.warnings.push(format!(
+                "certificate faults were staged: in the TLS phase the links to the faulty hosts \
+                 ({}) carry failed clients, so their TLS/plain cost ratios measure the faults, \
+                 not the cost of TLS",
+                links.join(", ")
+            ));
+        }
+        for h in &faulty {
+            let o = &h.outcome;
+            let Some(fault) = &o.fault else { continue };
+            let Ok(kind) = fault.parse::<crate::engine::scenario::FaultKind>() else {
+                continue;
+            };
+            let category = kind.category();
+            if !o.client_errors.contains_key(category) && !o.server_errors.contains_key(category) {
+                self.warnings.push(format!(
+                    "fault {fault} on {}: no connection failed as {category}; are its links \
+                     encrypted in the TLS phase, and does anything connect to it?",
+                    o.host
+                ));
+            }
+        }
+        for r in &self.results {
+            let f = &r.figures;
+            let name = format!("{} ({})", r.link, r.mode);
+            let short: Vec<String> = r
+                .samples
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.frames_due > 0 && s.frames_received < s.frames_due)
+                .map(|(i, s)| {
+                    format!(
+                        "{}{} of {} frames due arrived ({:.1} % short)",
+                        if r.samples.len() > 1 {
+                            format!("in repeat {}, ", i + 1)
+                        } else {
+                            String::new()
+                        },
+                        s.frames_received,
+                        s.frames_due,
+                        100.0 * (s.frames_due - s.frames_received) as f64 / s.frames_due as f64
+                    )
+                })
+                .collect();
+            if !short.is_empty() {
+                self.warnings.push(format!(
+                    "{name}: fell short of the due frame rate: {}; latency figures describe \
+                     only the frames that arrived",
+                    short.join(", ")
+                ));
+            }
+            if f.late_frames > 0 {
+                self.warnings.push(format!(
+                    "{name}: {} frames arrived more than one frame interval late",
+                    f.late_frames
+                ));
+            }
+            if f.dropped_frames > 0 {
+                self.warnings.push(format!(
+                    "{name}: the recording server dropped {} frames for slow consumers",
+                    f.dropped_frames
+                ));
+            }
+            if !r.errors.is_empty() {
+                let list: Vec<String> = r.errors.iter().map(|(k, v)| format!("{k} ×{v}")).collect();
+                self.warnings
+                    .push(format!("{name}: failures: {}", list.join(", ")));
+            }
+            if let Some(k) = &f.kernel_check {
+                if k.kernel_bytes >= KERNEL_CHECK_MIN_BYTES
+                    && k.discrepancy_pct.abs() > KERNEL_CHECK_TOLERANCE_PCT
+                {
+                    self.warnings.push(format!(
+                        "{name}: the application read {} bytes from its sockets where the kernel \
+                         received {} ({:+.2} %, more than {KERNEL_CHECK_TOLERANCE_PCT} %): the \
+                         byte counts, and so goodput, are in doubt",
+                        k.app_wire_bytes, k.kernel_bytes, k.discrepancy_pct
+                    ));
+                }
+            }
+        }
+        self.derive_spread_warnings();
+    }
+
+    /// Warnings on cost ratios whose spread over the pairs is too wide to trust (the rule
+    /// of [`MAX_RATIO_SPREAD`] and [`MIN_PAIRS`]).
+    fn derive_spread_warnings(&mut self) {
+        let few = self
+            .cost
+            .iter()
+            .map(|c| c.pairs)
+            .filter(|p| *p < MIN_PAIRS)
+            .max();
+        if let Some(pairs) = few {
+            self.warnings.push(format!(
+                "the cost ratios come from {pairs} plain/TLS pair{}: at least {MIN_PAIRS} are \
+                 needed to see how far they spread; run with --repeat {MIN_PAIRS} or more",
+                if pairs == 1 { "" } else { "s" }
+            ));
+        }
+        for (what, key) in [
+            ("goodput", "goodput_ratio"),
+            ("p99 latency", "latency_p99_ratio"),
+        ] {
+            let wide: Vec<String> = self
+                .cost
+                .iter()
+                .filter(|c| c.pairs >= MIN_PAIRS)
+                .filter_map(|c| {
+                    let s = c.spread.get(key)?;
+                    let median = match key {
+                        "goodput_ratio" => c.goodput_ratio,
+                        _ => c.latency_p99_ratio,
+                    };
+                    (ratio_spread(s) > MAX_RATIO_SPREAD).then(|| {
+                        format!(
+                            "{} ×{:.2}–×{:.2} (median {})",
+                            c.link,
+                            s.min,
+                            s.max,
+                            format_ratio(median)
+                        )
+                    })
+                })
+                .collect();
+            if wide.is_empty() {
+                continue;
+            }
+            let pairs = self.cost.iter().map(|c| c.pairs).max().unwrap_or(0);
+            self.warnings.push(format!(
+                "the TLS/plain {what} ratio spread wider than {:.0} % (max/min over the {pairs} \
+                 pairs) on {} link{}: {}; such a median cannot be told apart from the noise \
+                 between repeats: run with a longer --duration (more frames per window) or more \
+                 --repeat (more pairs)",
+                (MAX_RATIO_SPREAD - 1.0) * 100.0,
+                wide.len(),
+                if wide.len() == 1 { "" } else { "s" },
+                wide.join(", ")
+            ));
+        }
+    }
+}
