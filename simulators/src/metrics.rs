@@ -15,9 +15,9 @@ use crate::transport::Negotiated;
 
 /// Highest latency a histogram is sized for when it is made, µs (10 ms); it grows when a
 /// larger value is recorded.
-pub const INITIAL_TRACKED_US: u64 = 10_000;
+const INITIAL_TRACKED_US: u64 = 10_000;
 /// Significant figures kept by every histogram.
-pub const SIGNIFICANT_FIGURES: u8 = 3;
+const SIGNIFICANT_FIGURES: u8 = 3;
 
 /// A latency histogram in µs (from 1 µs, 3 significant figures) that grows to the largest
 /// value recorded.
@@ -259,7 +259,7 @@ impl LinkMetrics {
     }
 
     /// Counts one failure of `category`.
-    pub fn record_error(&mut self, category: &str) {
+    pub(crate) fn record_error(&mut self, category: &str) {
         *self.errors.entry(category.to_owned()).or_default() += 1;
     }
 
@@ -300,21 +300,21 @@ impl LinkMetrics {
 /// What a sender counts for the window: frames offered to subscribers, frames and bytes
 /// written, frames it had to drop.
 #[derive(Debug, Default)]
-pub struct SenderCounters {
+pub(crate) struct SenderCounters {
     /// Frames scheduled in the window and offered to a subscriber (queued or dropped).
-    pub frames_offered: AtomicU64,
+    pub(crate) frames_offered: AtomicU64,
     /// Frames written whose scheduled time is in the window.
-    pub frames_sent: AtomicU64,
+    pub(crate) frames_sent: AtomicU64,
     /// Their payload bytes.
-    pub bytes_sent: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
     /// Frames scheduled in the window and dropped because a subscriber's queue was full
     /// (or because the stream was waiting for a key frame after such a drop).
-    pub dropped_frames: AtomicU64,
+    pub(crate) dropped_frames: AtomicU64,
 }
 
 impl SenderCounters {
     /// A plain-number copy.
-    pub fn snapshot(&self) -> SenderSnapshot {
+    pub(crate) fn snapshot(&self) -> SenderSnapshot {
         SenderSnapshot {
             frames_offered: self.frames_offered.load(Ordering::Relaxed),
             frames_sent: self.frames_sent.load(Ordering::Relaxed),
@@ -333,7 +333,7 @@ impl std::ops::AddAssign for SenderSnapshot {
     }
 }
 
-/// A copy of [`SenderCounters`].
+/// A copy of a sender's counts for the window, in plain numbers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SenderSnapshot {
     /// Frames offered to subscribers in the window.

@@ -319,7 +319,7 @@ impl Camera {
     }
 
     /// When frame `seq` is due: `start + phase + index/(fps·speed)`, exactly.
-    pub fn due_ns(&self, playback: Playback, start_ns: u64, seq: u64) -> u64 {
+    pub(crate) fn due_ns(&self, playback: Playback, start_ns: u64, seq: u64) -> u64 {
         let p = &self.profile;
         let index = if playback.iframes_only() {
             seq * u64::from(p.gop)
@@ -332,7 +332,7 @@ impl Camera {
     }
 
     /// The first sequence number due at or after `t_ns`.
-    pub fn first_seq_at(&self, playback: Playback, start_ns: u64, t_ns: u64) -> u64 {
+    pub(crate) fn first_seq_at(&self, playback: Playback, start_ns: u64, t_ns: u64) -> u64 {
         let origin = start_ns + self.phase_ns;
         if t_ns <= origin {
             return 0;

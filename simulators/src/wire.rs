@@ -29,7 +29,7 @@ pub const HEADER_LEN: usize = 40;
 /// the size of one configuration-download chunk.
 pub const MAX_PAYLOAD: u32 = 16 * 1024 * 1024;
 /// The most cameras one subscribe request may name.
-pub const MAX_SUBSCRIBE_CAMERAS: usize = 4096;
+const MAX_SUBSCRIBE_CAMERAS: usize = 4096;
 
 /// Header flag: the frame is a key (I) frame.
 pub const FLAG_KEYFRAME: u16 = 1;
@@ -251,7 +251,7 @@ pub async fn write_message<W: AsyncWrite + Unpin>(
 }
 
 /// The longest client label a subscribe request may carry.
-pub const MAX_LABEL: usize = 64;
+const MAX_LABEL: usize = 64;
 
 /// What a client asks a recording server for: a set of cameras, live or played back.
 #[derive(Clone, Debug, PartialEq, Eq)]

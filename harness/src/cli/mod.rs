@@ -1,6 +1,6 @@
 //! Arguments that several commands share, and the parsers of the values people type
-//! (`10s`, `64KiB`, `1k`). Each command owns its own arguments in [`crate::commands`]; what
-//! lives here names no command.
+//! (`10s`, `64KiB`, `1k`). Each command owns its own arguments (in `commands/`); what lives
+//! here names no command.
 
 mod export;
 mod measure;

@@ -1,5 +1,5 @@
 //! One module per subcommand, each owning its arguments and its way from them to a result;
-//! [`Opts`] is the whole command line and [`run`] executes it.
+//! [`Opts`] is the whole command line and [`run()`] executes it.
 //!
 //! Every command that makes a report hands it to [`deliver`]: the table on standard output
 //! (unless an export goes there), every export asked for, and the exit code.
@@ -65,12 +65,12 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     cancel_on_ctrl_c(interrupt.clone());
     match &opts.command {
         Command::Run(a) => {
-            let exports = ExportManager::from_args(&a.measure.export)?;
+            let exports = ExportManager::new(a.measure.export.requested())?;
             let report = run::run(a, &interrupt).await?;
             deliver(Document::Run(&report), &exports)
         }
         Command::Bulk(a) => {
-            let exports = ExportManager::from_args(&a.measure.export)?;
+            let exports = ExportManager::new(a.measure.export.requested())?;
             let report = bulk::run(a, &interrupt).await?;
             deliver(Document::Run(&report), &exports)
         }
@@ -108,7 +108,7 @@ pub fn deliver(doc: Document<'_>, exports: &ExportManager) -> anyhow::Result<Exi
 fn cancel_on_ctrl_c(token: CancellationToken) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\ninterrupted: finishing with what was measured so far");
+            crate::output::progress::note("\ninterrupted: finishing with what was measured so far");
             token.cancel();
         }
     });

@@ -20,7 +20,6 @@ mod tests;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::cli::ExportArgs;
 use crate::report::capacity::CapacityReport;
 use crate::report::handshakes::HandshakesReport;
 use crate::report::Report;
@@ -208,11 +207,6 @@ fn is_stdout(path: &Path) -> bool {
 impl ExportManager {
     /// The exports of the flags, checked before anything is measured: at most one to
     /// standard output, directories that exist.
-    pub fn from_args(args: &ExportArgs) -> Result<ExportManager, ExportError> {
-        ExportManager::new(args.requested())
-    }
-
-    /// The exports asked for, checked as [`ExportManager::from_args`] does.
     pub fn new(requested: Vec<(ExportType, &Path)>) -> Result<ExportManager, ExportError> {
         let mut m = ExportManager::default();
         for (kind, path) in requested {

@@ -456,25 +456,28 @@ fn exports_are_checked_before_anything_runs() {
         },
         ..ExportArgs::default()
     };
-    let two = ExportManager::from_args(&args("-", "-")).expect_err("two on stdout");
+    let two = ExportManager::new(args("-", "-").requested()).expect_err("two on stdout");
     assert_eq!(
         two.to_string(),
         "--export-json and --export-markdown both ask for standard output (-); only one export can go there"
     );
-    let missing = ExportManager::from_args(&args("/nonexistent/dir/r.json", "r.md"))
+    let missing = ExportManager::new(args("/nonexistent/dir/r.json", "r.md").requested())
         .expect_err("missing directory");
     assert!(missing
         .to_string()
         .starts_with("--export-json /nonexistent/dir/r.json: the directory"));
-    let hgrm = ExportManager::from_args(&ExportArgs {
-        hgrm: Some("-".into()),
-        ..ExportArgs::default()
-    })
+    let hgrm = ExportManager::new(
+        ExportArgs {
+            hgrm: Some("-".into()),
+            ..ExportArgs::default()
+        }
+        .requested(),
+    )
     .expect_err("hgrm to stdout");
     assert!(hgrm
         .to_string()
         .starts_with("--export-hgrm writes one file per link"));
-    let ok = ExportManager::from_args(&args("-", "r.md")).expect("fine");
+    let ok = ExportManager::new(args("-", "r.md").requested()).expect("fine");
     assert!(ok.uses_stdout());
 }
 
@@ -482,7 +485,7 @@ fn exports_are_checked_before_anything_runs() {
 fn every_export_is_written_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = |name: &str| dir.path().join(name);
-    let m = ExportManager::from_args(&ExportArgs {
+    let args = ExportArgs {
         documents: DocumentExportArgs {
             json: Some(p("r.json")),
             markdown: Some(p("r.md")),
@@ -490,8 +493,8 @@ fn every_export_is_written_at_once() {
         },
         ndjson: Some(p("r.ndjson")),
         hgrm: Some(p("hgrm")),
-    })
-    .expect("valid");
+    };
+    let m = ExportManager::new(args.requested()).expect("valid");
     m.write_all(Document::Run(&synthetic_report()))
         .expect("written");
     for f in ["r.json", "r.md", "r.html", "r.ndjson"] {

@@ -1,5 +1,9 @@
-//! Progress on standard error while a run is going: which repeat and mode, warm-up or
-//! measuring, time left, and the goodput of the last second.
+//! Progress on standard error, for every command. [`Progress`] follows the phases of a
+//! measuring run (`run`, `bulk`): which repeat and mode, warm-up or measuring, time left, and
+//! the goodput of the last second. [`Steps`] follows a command that measures step by step
+//! (the capacity search, the handshake matrix): one line per step, with the time since
+//! the command began. [`note`] prints any other line (what is being prepared, an
+//! interruption).
 //!
 //! On a terminal one line is redrawn a few times a second. When standard error is not a
 //! terminal (CI logs, a pipe) or `NO_COLOR` is set, the line is not drawn; one plain line
@@ -92,6 +96,56 @@ impl State {
             ));
         }
         line
+    }
+}
+
+/// Prints one line of progress on standard error, on a line of its own.
+pub fn note(line: &str) {
+    eprintln!("{line}");
+}
+
+/// Progress of a command that measures step by step: `[  12 s] [ 3/30] label … result`.
+#[derive(Debug)]
+pub struct Steps {
+    began: Instant,
+    total: Option<usize>,
+    done: usize,
+}
+
+impl Steps {
+    /// Progress of `total` steps, if known, from now.
+    pub fn new(total: Option<usize>) -> Steps {
+        Steps {
+            began: Instant::now(),
+            total,
+            done: 0,
+        }
+    }
+
+    /// Time since the command began.
+    pub fn elapsed(&self) -> Duration {
+        self.began.elapsed()
+    }
+
+    /// A step starts: its number and label, then ` … ` to await its result.
+    pub fn begin(&mut self, label: &str) {
+        self.done += 1;
+        let count = match self.total {
+            Some(n) => format!("{:>width$}/{n}", self.done, width = n.to_string().len()),
+            None => format!("step {:>2}", self.done),
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "[{:>5.0} s] [{count}] {label} … ",
+            self.began.elapsed().as_secs_f64()
+        );
+        let _ = err.flush();
+    }
+
+    /// The step started last ended with `result`.
+    pub fn end(&self, result: &str) {
+        eprintln!("{result}");
     }
 }
 

@@ -10,8 +10,7 @@ use simulators::transport::Mode;
 
 use super::run::*;
 use super::stats::{summarize, summarize_samples};
-use super::verdicts::ratio_spread;
-use super::warnings::{MAX_RATIO_SPREAD, MIN_PAIRS};
+use super::verdicts::{ratio_spread, MAX_RATIO_SPREAD, MIN_PAIRS};
 use super::{encode_histogram, Percentiles, TlsInfo};
 use crate::engine::deployment::{HostOutcome, Incompatibility, LinkOutcome, PhaseOutcome};
 

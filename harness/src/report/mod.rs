@@ -2,8 +2,8 @@
 //! must know before trusting it; the same for a capacity search and the handshake matrix.
 //!
 //! The JSON form of each report is the documented interface (`schema_version` says which
-//! layout); the terminal table ([`crate::output::terminal`]) and the exports
-//! ([`crate::export`]) are rendered from the same structures.
+//! layout); the terminal table (`output/terminal`) and the exports
+//! (`export/`) are rendered from the same structures.
 //!
 //! - [`run`]: the records of a `run` or `bulk` report; [`collect`] builds them from the
 //!   phases' outcomes, with the cost of TLS per link; [`warnings`] and [`verdicts`] hold the

@@ -3,8 +3,20 @@
 //! of the frames due.
 
 use super::stats::Spread;
-use super::warnings::{MAX_RATIO_SPREAD, MIN_PAIRS};
 use super::{Cost, LinkResult, Report, Sample};
+
+/// A cost ratio is trusted when its max/min over the plain/TLS pairs is at most this.
+///
+/// The rule (checked for the goodput ratio and the p99-latency ratio of every link): with
+/// fewer than [`MIN_PAIRS`] pairs, or with the largest pair's ratio more than 10 % above
+/// the smallest, the median cannot be told apart from the noise between repeats; the report
+/// then says so in `warnings` and marks the link's cost `reliable: false`. What helps: a
+/// longer `--duration` (more frames per window, steadier percentiles) and more `--repeat`
+/// (more pairs).
+pub const MAX_RATIO_SPREAD: f64 = 1.10;
+
+/// Fewest plain/TLS pairs whose spread can be judged at all (see [`MAX_RATIO_SPREAD`]).
+pub const MIN_PAIRS: usize = 3;
 
 /// max/min of a ratio over the pairs (infinite when the smallest is not positive).
 pub fn ratio_spread(s: &Spread) -> f64 {

@@ -6,21 +6,8 @@
 use simulators::transport::Mode;
 
 use super::run::{short_serial, HostResult, Report};
-use super::verdicts::ratio_spread;
+use super::verdicts::{ratio_spread, MAX_RATIO_SPREAD, MIN_PAIRS};
 use crate::units::format_ratio;
-
-/// A cost ratio is trusted when its max/min over the plain/TLS pairs is at most this.
-///
-/// The rule (checked for the goodput ratio and the p99-latency ratio of every link): with
-/// fewer than [`MIN_PAIRS`] pairs, or with the largest pair's ratio more than 10 % above
-/// the smallest, the median cannot be told apart from the noise between repeats; the report
-/// then says so in `warnings` and marks the link's cost `reliable: false`. What helps: a
-/// longer `--duration` (more frames per window, steadier percentiles) and more `--repeat`
-/// (more pairs).
-pub const MAX_RATIO_SPREAD: f64 = 1.10;
-
-/// Fewest plain/TLS pairs whose spread can be judged at all (see [`MAX_RATIO_SPREAD`]).
-pub const MIN_PAIRS: usize = 3;
 
 /// The kernel cross-check flags a link whose application and kernel byte counts are
 /// further apart than this, in percent (when at least [`KERNEL_CHECK_MIN_BYTES`] moved).

@@ -15,9 +15,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::transport::TlsSettings;
 
+use super::identity::HostIdentity;
 use super::pem::pem_encode;
-use super::weak_rsa::{ProviderRng, WEAK_RSA_BITS};
-use super::{hex, random_serial, san, HostIdentity, HostKey, KeyType, PkiError, Validity};
+use super::weak_rsa::ProviderRng;
+use super::{hex, random_serial, san, HostKey, KeyType, PkiError, Validity, WEAK_RSA_BITS};
 
 /// A deliberate defect in a server certificate, for staging the failures clients must
 /// report; see [`CertificateAuthority::issue_flawed`].

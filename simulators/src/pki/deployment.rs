@@ -7,10 +7,10 @@ use rustls::{ClientConfig, ServerConfig};
 
 use crate::transport::TlsSettings;
 
-use super::{
-    CertificateAuthority, HostIdentity, KeyType, PkiError, ReloadableIdentity, Validity,
-    DEFAULT_CA_NAME,
-};
+use super::authority::CertificateAuthority;
+use super::identity::HostIdentity;
+use super::reloadable::ReloadableIdentity;
+use super::{KeyType, PkiError, Validity, DEFAULT_CA_NAME};
 
 /// A CA plus one identity per host, all with the same key type.
 #[derive(Debug)]

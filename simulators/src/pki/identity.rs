@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::ResolvesServerCert;
-use rustls::sign::{CertifiedKey, Signer, SigningKey, SingleCertAndKey};
-use rustls::{ServerConfig, SignatureScheme};
+use rustls::sign::{CertifiedKey, SigningKey, SingleCertAndKey};
+use rustls::ServerConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::transport::{Diagnosis, FailureCategory, TlsSettings};
 
-use super::reloadable::certified_key;
+use super::signing::{load_signing_key, UnreadableKey};
 use super::{hex, HostKey, KeyType, PkiError, Validity};
 
 /// One host's certificate (issued by the deployment's CA, or read with
@@ -157,41 +157,77 @@ impl HostIdentity {
     /// The provider and protocol versions come from `tls`.
     pub fn server_config(&self, tls: &TlsSettings) -> Result<Arc<ServerConfig>, PkiError> {
         let provider = tls.provider()?;
-        let key = certified_key(&provider, self)?;
+        let key = self.certified_key(&provider)?;
         server_config_with(provider, tls, Arc::new(SingleCertAndKey::from(key)))
     }
 
     /// A server configuration for a server that has its certificate but could not read its
     /// private key (e.g. the key file is unreadable: `reason` says why). It accepts
     /// connections and answers with this identity's chain, but its handshakes fail when it
-    /// has to sign: the server side's handshake error is a [`Diagnosis`] of category
-    /// [`FailureCategory::KeyUnreadable`] whose message names `reason` (see
-    /// [`crate::transport::Incoming::handshake`]).
+    /// has to sign: the server side's handshake error
+    /// ([`crate::transport::Incoming::handshake`]) is a [`ConnectError`] of category
+    /// [`FailureCategory::KeyUnreadable`] whose message names `reason`.
     ///
     /// The signature is part of the server's first flight, so nothing of it reaches the
     /// client, not even the certificate: rustls sends no alert for a failed signature, and
     /// the client sees the connection closed during the handshake
     /// ([`FailureCategory::Reset`]).
+    ///
+    /// [`ConnectError`]: crate::transport::ConnectError
     pub fn server_config_without_key(
         &self,
         tls: &TlsSettings,
         reason: &str,
     ) -> Result<Arc<ServerConfig>, PkiError> {
-        let key = UnreadableKey {
-            kind: self.key_kind,
-            diagnosis: Diagnosis::new(
-                FailureCategory::KeyUnreadable,
-                format!(
-                    "the server for {} presents its certificate (serial {}) but cannot read \
-                     its private key: {reason}; check the key file's path, permissions and \
-                     format",
-                    self.host,
-                    self.serial_hex()
-                ),
+        let diagnosis = Diagnosis::new(
+            FailureCategory::KeyUnreadable,
+            format!(
+                "the server for {} presents its certificate (serial {}) but cannot read its \
+                 private key: {reason}; check the key file's path, permissions and format",
+                self.host,
+                self.serial_hex()
             ),
-        };
+        );
+        let key = UnreadableKey::new(self.key_kind, diagnosis);
         let key = CertifiedKey::new(self.chain.clone(), Arc::new(key));
         server_config_with(tls.provider()?, tls, Arc::new(SingleCertAndKey::from(key)))
+    }
+}
+
+impl HostIdentity {
+    /// This identity's chain with its key loaded by `provider`, checked to belong together.
+    pub(super) fn certified_key(
+        &self,
+        provider: &CryptoProvider,
+    ) -> Result<Arc<CertifiedKey>, PkiError> {
+        let signing_key = load_signing_key(provider, self.key_kind, &self.key)?;
+        self.certify(signing_key)
+    }
+
+    /// This identity's chain with `signing_key`, checked to belong together.
+    pub(super) fn certify(
+        &self,
+        signing_key: Arc<dyn SigningKey>,
+    ) -> Result<Arc<CertifiedKey>, PkiError> {
+        let key = CertifiedKey::new(self.chain.clone(), signing_key);
+        match key.keys_match() {
+            // A key whose public half the provider cannot tell is accepted, as rustls's own
+            // `with_single_cert` does.
+            Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+            Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+                return Err(PkiError::KeyMismatch {
+                    host: self.host.clone(),
+                    serial: self.serial_hex(),
+                })
+            }
+            Err(source) => {
+                return Err(PkiError::Rustls {
+                    what: "server certificate and key",
+                    source,
+                })
+            }
+        }
+        Ok(Arc::new(key))
     }
 }
 
@@ -211,45 +247,4 @@ pub(super) fn server_config_with(
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     Ok(Arc::new(config))
-}
-
-/// The signing key of a server that could not read its private key
-/// ([`HostIdentity::server_config_without_key`]): it chooses the scheme the real key would
-/// have chosen, so that the handshake gets as far as signing, and every signature then fails
-/// with its [`Diagnosis`] ([`FailureCategory::KeyUnreadable`]).
-#[derive(Debug)]
-struct UnreadableKey {
-    kind: HostKey,
-    diagnosis: Diagnosis,
-}
-
-impl SigningKey for UnreadableKey {
-    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        let scheme = self.kind.choose_scheme(offered)?;
-        Some(Box::new(UnreadableSigner {
-            scheme,
-            diagnosis: self.diagnosis.clone(),
-        }))
-    }
-
-    fn algorithm(&self) -> rustls::SignatureAlgorithm {
-        self.kind.tls_algorithm()
-    }
-}
-
-/// The signer of an [`UnreadableKey`]: every signature fails.
-#[derive(Debug)]
-struct UnreadableSigner {
-    scheme: SignatureScheme,
-    diagnosis: Diagnosis,
-}
-
-impl Signer for UnreadableSigner {
-    fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
-        Err(self.diagnosis.clone().into_rustls())
-    }
-
-    fn scheme(&self) -> SignatureScheme {
-        self.scheme
-    }
 }

@@ -18,6 +18,17 @@
 //! Private keys never appear in `Debug` output; only [`HostIdentity::key_pem`] and
 //! [`CertificateAuthority::key_pem`] hand them out, for export.
 //!
+//! One file per part; each imports only the parts listed above it:
+//!
+//! - `mod.rs`: [`KeyType`], [`Validity`], [`PkiError`] and what every part shares.
+//! - `weak_rsa`: RSA-1024 keys, which aws-lc-rs neither generates nor loads.
+//! - `signing`: the keys a server signs with (loaded, RSA-1024, or unreadable).
+//! - `identity`: [`HostIdentity`] and the server configurations presenting it.
+//! - `reloadable`: [`ReloadableIdentity`], a certificate replaced while the server runs.
+//! - `pem`: identities read from PEM files ([`HostIdentity::from_pem`]), PEM encoding.
+//! - `authority`: [`CertificateAuthority`] and the (possibly [`Flaw`]ed) certificates it issues.
+//! - `deployment`: [`Pki`], a CA plus one identity per host.
+//!
 //! [`TlsSettings::provider`]: crate::transport::TlsSettings::provider
 
 mod authority;
@@ -25,6 +36,7 @@ mod deployment;
 mod identity;
 mod pem;
 mod reloadable;
+mod signing;
 mod weak_rsa;
 
 pub use authority::{CertificateAuthority, Flaw};
@@ -43,10 +55,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::transport::SettingsError;
 
-use weak_rsa::WEAK_RSA_BITS;
-
 /// The common name of the CA that [`Pki::generate`] creates.
 pub const DEFAULT_CA_NAME: &str = "vmsbench deployment CA";
+
+/// The modulus size of the weak RSA keys of [`Flaw::Rsa1024`].
+const WEAK_RSA_BITS: usize = 1024;
 
 /// Length in bytes of the random serial numbers given to certificates (RFC 5280 allows at
 /// most 20; 16 random bytes make collisions negligible).

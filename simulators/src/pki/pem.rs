@@ -12,8 +12,9 @@ use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer as _;
 use x509_parser::public_key::PublicKey;
 
-use super::reloadable::{certify, load_signing_key};
-use super::{hex, HostIdentity, HostKey, KeyType, PkiError, Validity};
+use super::identity::HostIdentity;
+use super::signing::load_signing_key;
+use super::{hex, HostKey, KeyType, PkiError, Validity};
 
 impl HostIdentity {
     /// An identity from certificate and key files made elsewhere (by `vmsbench certs
@@ -156,7 +157,7 @@ impl HostIdentity {
             HostKey::Rsa1024 => HostKey::Offered(KeyType::Rsa2048),
         };
         match load_signing_key(&provider, key_kind, &identity.key) {
-            Ok(signing_key) => certify(&identity, signing_key)?,
+            Ok(signing_key) => identity.certify(signing_key)?,
             Err(_) if load_signing_key(&provider, other_kind, &identity.key).is_ok() => {
                 return Err(mismatch())
             }

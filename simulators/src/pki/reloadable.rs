@@ -1,19 +1,18 @@
-//! Server certificates that can be replaced while the server runs, and loading an
-//! identity's key for rustls.
+//! Server certificates that can be replaced while the server runs
+//! ([`ReloadableIdentity`], [`HostIdentity::server_config_reloadable`]).
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
-use rustls::sign::{CertifiedKey, SigningKey};
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
-use rustls_pki_types::PrivateKeyDer;
 
 use crate::transport::TlsSettings;
 
-use super::weak_rsa::WeakRsaKey;
-use super::{hex, HostIdentity, HostKey, PkiError, Validity};
+use super::identity::{server_config_with, HostIdentity};
+use super::{hex, PkiError, Validity};
 
 impl HostIdentity {
     /// A server configuration presenting this identity through a [`ReloadableIdentity`],
@@ -27,7 +26,7 @@ impl HostIdentity {
     ) -> Result<(Arc<ServerConfig>, Arc<ReloadableIdentity>), PkiError> {
         let provider = tls.provider()?;
         let identity = Arc::new(ReloadableIdentity::with_provider(self, provider.clone())?);
-        let config = super::identity::server_config_with(provider, tls, identity.clone())?;
+        let config = server_config_with(provider, tls, identity.clone())?;
         Ok((config, identity))
     }
 }
@@ -78,11 +77,11 @@ impl ReloadableIdentity {
     }
 
     /// A resolver presenting `identity`, loading keys with `provider`'s key loader.
-    pub fn with_provider(
+    pub(crate) fn with_provider(
         identity: &HostIdentity,
         provider: Arc<CryptoProvider>,
     ) -> Result<Self, PkiError> {
-        let key = certified_key(&provider, identity)?;
+        let key = identity.certified_key(&provider)?;
         Ok(ReloadableIdentity {
             provider,
             current: RwLock::new(Presented {
@@ -103,7 +102,7 @@ impl ReloadableIdentity {
     /// compared with the old one; presenting a certificate for another name is how a
     /// wrong-host incident is staged.
     pub fn replace(&self, identity: &HostIdentity) -> Result<(), PkiError> {
-        let key = certified_key(&self.provider, identity)?;
+        let key = identity.certified_key(&self.provider)?;
         let mut p = self.current.write().unwrap_or_else(PoisonError::into_inner);
         *p = Presented {
             key,
@@ -164,58 +163,4 @@ impl ResolvesServerCert for ReloadableIdentity {
     fn resolve(&self, _client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current())
     }
-}
-
-/// `identity`'s chain with its key loaded by `provider`, checked to belong together.
-pub(super) fn certified_key(
-    provider: &CryptoProvider,
-    identity: &HostIdentity,
-) -> Result<Arc<CertifiedKey>, PkiError> {
-    let signing_key = load_signing_key(provider, identity.key_kind, &identity.key)?;
-    certify(identity, signing_key)
-}
-
-/// `key`, of kind `kind`, loaded by `provider`, or for an RSA-1024 key (which aws-lc-rs
-/// refuses) by the rsa crate ([`WeakRsaKey`]).
-pub(super) fn load_signing_key(
-    provider: &CryptoProvider,
-    kind: HostKey,
-    key: &PrivateKeyDer<'_>,
-) -> Result<Arc<dyn SigningKey>, PkiError> {
-    match kind {
-        HostKey::Rsa1024 => Ok(Arc::new(WeakRsaKey::from_pkcs8(key.secret_der())?)),
-        HostKey::Offered(_) => provider
-            .key_provider
-            .load_private_key(key.clone_key())
-            .map_err(|source| PkiError::Rustls {
-                what: "server private key",
-                source,
-            }),
-    }
-}
-
-/// `identity`'s chain with `signing_key`, checked to belong together.
-pub(super) fn certify(
-    identity: &HostIdentity,
-    signing_key: Arc<dyn SigningKey>,
-) -> Result<Arc<CertifiedKey>, PkiError> {
-    let key = CertifiedKey::new(identity.chain.clone(), signing_key);
-    match key.keys_match() {
-        // A key whose public half the provider cannot tell is accepted, as rustls's own
-        // `with_single_cert` does.
-        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            return Err(PkiError::KeyMismatch {
-                host: identity.host.clone(),
-                serial: identity.serial_hex(),
-            })
-        }
-        Err(source) => {
-            return Err(PkiError::Rustls {
-                what: "server certificate and key",
-                source,
-            })
-        }
-    }
-    Ok(Arc::new(key))
 }

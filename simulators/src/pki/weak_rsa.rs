@@ -19,11 +19,6 @@ use rustls_pki_types::{alg_id, SubjectPublicKeyInfoDer};
 
 use super::{HostKey, PkiError};
 
-/// The modulus size of the weak RSA keys of [`Flaw::Rsa1024`].
-///
-/// [`Flaw::Rsa1024`]: super::Flaw::Rsa1024
-pub(super) const WEAK_RSA_BITS: usize = 1024;
-
 /// The rsa crate's randomness, drawn from aws-lc-rs's secure RNG like every other key and
 /// serial number here.
 pub(super) struct ProviderRng(&'static dyn SecureRandom);

@@ -3,10 +3,10 @@
 //!
 //! One request/response protocol over the wire codec serves every link to it. A request
 //! (`Kind::Request`) names its operation in the header's stream-id field:
-//! - [`OP_STATUS`]: a registered server's status or configuration poll; answered with a
+//! - status (1): a registered server's status or configuration poll; answered with a
 //!   `Kind::Reply` of the configured size;
-//! - [`OP_TELEMETRY`]: a data collector's monitoring message; answered with a short ack;
-//! - [`OP_LOGIN`]: a client's login; answered with the configuration as `Kind::Chunk`
+//! - telemetry (3): a data collector's monitoring message; answered with a short ack;
+//! - login (2): a client's login; answered with the configuration as `Kind::Chunk`
 //!   messages, then a `Kind::Reply` carrying its size (u64) and SHA-256 (32 bytes), so the
 //!   client can check that it arrived whole.
 //!
@@ -27,21 +27,21 @@ use crate::transport::{Incoming, Listener};
 use crate::wire::{self, Header, Kind, WireError};
 
 /// Status or configuration poll of a registered server.
-pub const OP_STATUS: u32 = 1;
+pub(crate) const OP_STATUS: u32 = 1;
 /// Client login followed by the configuration download.
-pub const OP_LOGIN: u32 = 2;
+pub(crate) const OP_LOGIN: u32 = 2;
 /// Monitoring telemetry from a data collector.
-pub const OP_TELEMETRY: u32 = 3;
+pub(crate) const OP_TELEMETRY: u32 = 3;
 /// Largest request accepted.
-pub const MAX_REQUEST: u32 = 256 * 1024;
+const MAX_REQUEST: u32 = 256 * 1024;
 /// Size of one configuration chunk.
-pub const CHUNK_BYTES: usize = 64 * 1024;
+const CHUNK_BYTES: usize = 64 * 1024;
 /// Size of a login reply: the configuration's length and SHA-256.
-pub const LOGIN_REPLY_BYTES: usize = 8 + 32;
+pub(crate) const LOGIN_REPLY_BYTES: usize = 8 + 32;
 /// Size of a telemetry acknowledgement.
-pub const ACK_BYTES: usize = 16;
+const ACK_BYTES: usize = 16;
 /// How long a connection may stay silent before the server closes it.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How to build a management server.
 #[derive(Clone, Debug)]

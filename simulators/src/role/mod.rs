@@ -22,7 +22,7 @@ use tokio::runtime::{Builder, Handle, Runtime};
 use tokio::task::JoinHandle;
 
 /// How long a role waits for a peer to accept the end of a connection.
-pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Shuts down the sending side of a connection (for TLS: sends close_notify), giving up
 /// after [`CLOSE_TIMEOUT`] when the peer no longer reads.
@@ -35,29 +35,29 @@ pub(crate) async fn close_gently<W: AsyncWrite + Unpin>(wr: &mut W) {
 #[derive(Debug, Default)]
 pub(crate) struct ServerCore {
     /// Cancelled when the server stops.
-    pub cancel: tokio_util::sync::CancellationToken,
+    pub(crate) cancel: tokio_util::sync::CancellationToken,
     /// Every task the server started.
-    pub tasks: tokio_util::task::TaskTracker,
+    pub(crate) tasks: tokio_util::task::TaskTracker,
     failures: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl ServerCore {
     /// Counts one failed connection of `category`.
-    pub fn fail(&self, category: &str) {
+    pub(crate) fn fail(&self, category: &str) {
         if let Ok(mut f) = self.failures.lock() {
             *f.entry(category.to_owned()).or_default() += 1;
         }
     }
 
     /// Failures so far, by category.
-    pub fn failures(&self) -> std::collections::BTreeMap<String, u64> {
+    pub(crate) fn failures(&self) -> std::collections::BTreeMap<String, u64> {
         self.failures.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
     /// Accepts connections until the server stops, serving each on a task of its own
     /// (started on the current runtime: the role's). Accept errors (out of file
     /// descriptors, say) are counted and back off instead of ending the server or spinning.
-    pub async fn accept_loop<F, Fut>(&self, listener: crate::transport::Listener, serve: F)
+    pub(crate) async fn accept_loop<F, Fut>(&self, listener: crate::transport::Listener, serve: F)
     where
         F: Fn(crate::transport::Incoming) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
@@ -81,7 +81,7 @@ impl ServerCore {
 
     /// Completes an accepted connection's handshake, unless the server stops first;
     /// a failed handshake is counted under its category.
-    pub async fn handshake(
+    pub(crate) async fn handshake(
         &self,
         incoming: crate::transport::Incoming,
     ) -> Option<crate::transport::Accepted> {
@@ -99,7 +99,7 @@ impl ServerCore {
     }
 
     /// Stops every task and waits for them.
-    pub async fn stop(&self) {
+    pub(crate) async fn stop(&self) {
         self.cancel.cancel();
         self.tasks.close();
         self.tasks.wait().await;
@@ -109,7 +109,7 @@ impl ServerCore {
 /// CPU time of a set of threads: the live ones read from their CPU clocks, the ones that
 /// have exited remembered from their last reading.
 #[derive(Debug, Default)]
-pub struct ThreadCpu {
+pub(crate) struct ThreadCpu {
     inner: Mutex<CpuInner>,
 }
 
@@ -131,7 +131,7 @@ fn clock_ns(clock: libc::clockid_t) -> Option<u64> {
 
 impl ThreadCpu {
     /// Registers the calling thread.
-    pub fn enter(&self) {
+    pub(crate) fn enter(&self) {
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
         if let Ok(mut g) = self.inner.lock() {
@@ -141,7 +141,7 @@ impl ThreadCpu {
 
     /// Deregisters the calling thread, keeping its CPU time. Must run on the thread itself
     /// before it exits, which is what makes reading the other threads' clocks safe.
-    pub fn exit(&self) {
+    pub(crate) fn exit(&self) {
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
         let used = clock_ns(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or(0);
@@ -154,7 +154,7 @@ impl ThreadCpu {
     }
 
     /// Total CPU seconds (user + system) of every thread ever registered.
-    pub fn seconds(&self) -> f64 {
+    pub(crate) fn seconds(&self) -> f64 {
         let Ok(g) = self.inner.lock() else { return 0.0 };
         let mut ns = g.retired_ns;
         for t in &g.live {
@@ -173,7 +173,7 @@ impl ThreadCpu {
 /// clock), however long that takes in wall-clock time: a deliberate, known cost per unit
 /// of work, so that a role's capacity can be predicted (see
 /// [`recorder::Recorder::set_cpu_per_frame`]).
-pub fn spin_thread_cpu(amount: Duration) {
+pub(crate) fn spin_thread_cpu(amount: Duration) {
     let amount = u64::try_from(amount.as_nanos()).unwrap_or(u64::MAX);
     let Some(start) = clock_ns(libc::CLOCK_THREAD_CPUTIME_ID) else {
         return;
@@ -320,7 +320,7 @@ impl RoleRuntime {
 
     /// The CPUs this role's threads are pinned to, if any: threads the role starts outside
     /// the runtime pin themselves with [`Affinity::apply`].
-    pub fn affinity(&self) -> Option<&Affinity> {
+    pub(crate) fn affinity(&self) -> Option<&Affinity> {
         self.affinity.as_ref()
     }
 
@@ -348,7 +348,7 @@ impl RoleRuntime {
 
     /// The CPU account of this role, for threads of its own that it starts outside the
     /// runtime (they call [`ThreadCpu::enter`] and [`ThreadCpu::exit`]).
-    pub fn cpu(&self) -> Arc<ThreadCpu> {
+    pub(crate) fn cpu(&self) -> Arc<ThreadCpu> {
         self.cpu.clone()
     }
 

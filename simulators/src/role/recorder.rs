@@ -33,9 +33,9 @@ use crate::wire::{self, Header, Kind, Subscribe, WireError, FLAG_KEYFRAME};
 /// slices, so this bounds memory per connection to a few hundred KiB of bookkeeping.
 pub const DEFAULT_QUEUE_FRAMES: usize = 1024;
 /// Largest request a client may send to a recording server.
-pub const MAX_REQUEST: u32 = 64 * 1024;
+const MAX_REQUEST: u32 = 64 * 1024;
 /// How long a new connection may take to send its subscribe request.
-pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a streaming server's frames come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,7 +27,7 @@ use crate::wire::{self, Header, Kind, WireError, MAX_PAYLOAD};
 /// A call that starts within this much of its due time is timed from when it started:
 /// the async timer wakes up to a millisecond late, and that is the harness's lateness,
 /// not the system's. A call held up any longer is timed from when it was due.
-pub const TIMER_SLOP_NS: u64 = 1_500_000;
+const TIMER_SLOP_NS: u64 = 1_500_000;
 
 /// What a client asks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub struct RpcConfig {
 
 impl RpcConfig {
     /// When call `k` is due.
-    pub fn due_ns(&self, k: u64) -> u64 {
+    pub(crate) fn due_ns(&self, k: u64) -> u64 {
         self.start_ns + self.phase_ns + k * self.interval.as_nanos() as u64
     }
 

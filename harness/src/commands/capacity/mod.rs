@@ -30,6 +30,7 @@ use crate::engine::deployment::{
     role_of_host, run_phase_with, PhaseOptions, PhaseOutcome, Timing, MAX_DRAIN,
 };
 use crate::engine::scenario::{file, LinkId, Pinning};
+use crate::output::progress::{self, Steps};
 use crate::report::capacity::{
     cost_pct, CapacityReport, ModeResult, Modes, ObjectiveInfo, Projection, SearchInfo, Step,
     StepLink, CAPACITY_SCHEMA_VERSION, SATURATED,
@@ -380,7 +381,7 @@ pub async fn run(
     };
     let mut searches = Searches::new(params, &modes);
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let began = Instant::now();
+    let mut steps = Steps::new(None);
     let placement = if plan.server_cpus.is_empty() {
         "not pinned: only one CPU, so the recording server shares it with its clients".to_owned()
     } else {
@@ -389,7 +390,7 @@ pub async fn run(
             plan.role, plan.server_cpus, plan.client_cpus
         )
     };
-    eprintln!(
+    progress::note(&format!(
         "capacity of {} ({}): objective {}, {} s per step after {} s warm-up, budget {}; {placement}",
         plan.role,
         plan.shape.base.name,
@@ -397,16 +398,20 @@ pub async fn run(
         t.duration.as_secs_f64(),
         t.warmup.as_secs_f64(),
         humantime::format_duration(args.budget),
-    );
+    ));
     let mut collected: Vec<(Mode, Collected)> =
         modes.iter().map(|m| (*m, Collected::default())).collect();
     let mut index = 0;
-    while let Some((mode, Probe { cameras, stage })) = searches.next(began.elapsed()) {
+    while let Some((mode, Probe { cameras, stage })) = searches.next(steps.elapsed()) {
         if interrupt.is_cancelled() {
             searches.stop_all(Stop::Interrupted);
             break;
         }
         index += 1;
+        steps.begin(&format!(
+            "{mode:<5} {:<7} {cameras:>6} cameras",
+            stage.as_str()
+        ));
         let step_began = Instant::now();
         let scenario = plan.shape.at(cameras);
         let phase = run_phase_with(&scenario, &creds, mode, clock, t, interrupt, &options);
@@ -434,11 +439,9 @@ pub async fn run(
             took: step_began.elapsed(),
         };
         searches.record(mode, cameras, &verdict);
-        eprintln!(
-            "[{:>5.0} s] step {index:>2} {mode:<5} {:<7} {cameras:>6} cameras ({} streams)  {}  \
-             p99 {}, late {}, dropped {}, server {:.2}/{} cores, clients {:.2} cores{}",
-            began.elapsed().as_secs_f64(),
-            stage.as_str(),
+        steps.end(&format!(
+            "{} streams  {}  p99 {}, late {}, dropped {}, server {:.2}/{} cores, clients {:.2} \
+             cores{}",
             f.streams,
             if pass { "pass" } else { "FAIL" },
             format_duration_us(m.latency_us.p99 as f64),
@@ -451,7 +454,7 @@ pub async fn run(
                 Some(l) => format!(" — {}: {}", l.describe(), reasons.join("; ")),
                 None => String::new(),
             }
-        );
+        ));
         let Some((_, c)) = collected.iter_mut().find(|(m, _)| *m == mode) else {
             continue;
         };
@@ -483,7 +486,7 @@ pub async fn run(
             links: f.links,
             peak_rss_bytes: m.peak_rss_bytes,
             window_s: outcome.window_s,
-            elapsed_s: began.elapsed().as_secs_f64(),
+            elapsed_s: steps.elapsed().as_secs_f64(),
         });
     }
     if interrupt.is_cancelled() {
@@ -538,7 +541,7 @@ pub async fn run(
             warmup_s: t.warmup.as_secs_f64(),
             step_duration_s: t.duration.as_secs_f64(),
             budget_s: args.budget.as_secs_f64(),
-            elapsed_s: began.elapsed().as_secs_f64(),
+            elapsed_s: steps.elapsed().as_secs_f64(),
             interleaved: modes.len() > 1,
             server_role: plan.role.clone(),
             server_cpus: plan.server_cpus.clone(),

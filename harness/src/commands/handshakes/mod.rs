@@ -29,7 +29,6 @@
 mod cell;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -40,6 +39,7 @@ use simulators::transport::{Cipher, KxGroup, TlsSettings, TlsVersion};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DocumentExportArgs, ThreadArgs};
+use crate::output::progress::{self, Steps};
 use crate::output::terminal::cpu_cell;
 use crate::report::handshakes::{
     HandshakeMeasurement, HandshakesReport, Resumption, SkippedCell, SCHEMA_VERSION,
@@ -211,7 +211,7 @@ pub async fn measure(
         if interrupt.is_cancelled() {
             break;
         }
-        eprintln!("generating a {key} CA and server certificate");
+        progress::note(&format!("generating a {key} CA and server certificate"));
         let pki =
             tokio::task::spawn_blocking(move || Pki::generate(&[SERVER_HOST], key, CERT_DAYS))
                 .await
@@ -231,15 +231,15 @@ pub async fn measure(
     };
 
     let mut results = Vec::new();
-    for (i, cell) in cells.iter().enumerate() {
+    let mut steps = Steps::new(Some(cells.len()));
+    for cell in &cells {
         if interrupt.is_cancelled() {
             break;
         }
         let Some(pki) = pkis.get(&cell.key) else {
             break;
         };
-        eprint!("[{:>2}/{}] {} … ", i + 1, cells.len(), cell.label());
-        let _ = std::io::stderr().flush();
+        steps.begin(&cell.label());
         let tls = TlsSettings {
             versions: vec![cell.version],
             ciphers: vec![args.cipher],
@@ -249,16 +249,16 @@ pub async fn measure(
             .await
             .with_context(|| format!("measuring {}", cell.label()))?;
         let Some(result) = outcome else {
-            eprintln!("interrupted");
+            steps.end("interrupted");
             break;
         };
-        eprintln!(
+        steps.end(&format!(
             "{:.0} handshakes/s, p50 {}, server {} / client {} CPU per handshake",
             result.handshakes_per_s,
             format_duration_us(result.latency_us.p50 as f64),
             cpu_cell(result.cpu_server_us_per_handshake),
             cpu_cell(result.cpu_client_us_per_handshake),
-        );
+        ));
         results.push(result);
     }
 

@@ -24,7 +24,8 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::transport::{ConnectError, FailureCategory, HANDSHAKE_TIMEOUT};
+use super::error::{ConnectError, FailureCategory};
+use super::handshake::HANDSHAKE_TIMEOUT;
 
 /// The protocol version TLS 1.1 puts in `client_version` (and in a ServerHello that
 /// accepts it).
