@@ -30,7 +30,8 @@ use crate::wire::{self, Header, Kind, WireError, MAX_PAYLOAD};
 const TIMER_SLOP_NS: u64 = 1_500_000;
 
 /// What a client asks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Call {
     /// A status poll with a request of this many bytes, over one long-lived connection.
     Status {
@@ -74,17 +75,22 @@ impl RpcConfig {
 
     /// How many calls fall due in `[from, to)`.
     pub fn calls_due(&self, from: u64, to: u64) -> u64 {
-        let first = self.start_ns + self.phase_ns;
-        let step = (self.interval.as_nanos() as u64).max(1);
-        let index = |t: u64| {
-            if t <= first {
-                0
-            } else {
-                (t - first).div_ceil(step)
-            }
-        };
-        index(to).saturating_sub(index(from))
+        calls_due(self.start_ns + self.phase_ns, self.interval, from, to)
     }
+}
+
+/// How many calls of a schedule whose first call is due at `first_ns`, one every
+/// `interval`, fall due in `[from, to)`.
+pub fn calls_due(first_ns: u64, interval: Duration, from: u64, to: u64) -> u64 {
+    let step = (interval.as_nanos() as u64).max(1);
+    let index = |t: u64| {
+        if t <= first_ns {
+            0
+        } else {
+            (t - first_ns).div_ceil(step)
+        }
+    };
+    index(to).saturating_sub(index(from))
 }
 
 /// A running RPC client.

@@ -8,13 +8,13 @@ pub mod file;
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use simulators::pki::KeyType;
 use simulators::transport::TlsSettings;
 use simulators::video::Profile;
 
 /// Every link of the seed system, by id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LinkId {
     /// Recording server → management server: registration, config pull, status.

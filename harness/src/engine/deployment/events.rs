@@ -1,0 +1,156 @@
+//! What happens during a window: recording servers stopped (their clients fail over),
+//! stalled, certificates that expire or are renewed. The certificates an event will present
+//! are issued before the window opens (key generation takes a while).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use simulators::clock::RunClock;
+use simulators::pki::HostIdentity;
+use simulators::transport::Mode;
+use tokio_util::sync::CancellationToken;
+
+use super::roles::RoleHandle;
+use crate::engine::credentials::Credentials;
+use crate::engine::scenario::{EventAction, Scenario, ScheduledEvent};
+
+/// A certificate replaced by a scheduled event.
+pub(super) struct Replaced {
+    pub host: String,
+    pub action: &'static str,
+    /// When it was due, from the window's opening.
+    pub at: Duration,
+    /// When the new certificate was in place (run clock): the boundary between the
+    /// watcher's attempts before and after.
+    pub done_ns: u64,
+    pub serial_before: String,
+    pub serial_after: String,
+}
+
+/// The scenario's events in the order they happen, with the certificates that
+/// certificate events will present (issued now, for a TLS phase).
+pub(super) struct Schedule {
+    events: Vec<ScheduledEvent>,
+    staged: BTreeMap<usize, HostIdentity>,
+}
+
+/// What the window's events did.
+#[derive(Default)]
+pub(super) struct Happened {
+    /// Recording servers stopped, and when (from the window's opening).
+    pub failovers: Vec<(String, Duration)>,
+    /// Certificates replaced.
+    pub replaced: Vec<Replaced>,
+    /// Whether an interruption cut the window short.
+    pub partial: bool,
+}
+
+impl Schedule {
+    /// The events of `scenario`, sorted, with the certificates of a TLS phase staged.
+    pub fn new(scenario: &Scenario, creds: &Credentials, mode: Mode) -> anyhow::Result<Schedule> {
+        let mut events = scenario.events.clone();
+        events.sort_by_key(|e| e.at);
+        let mut staged = BTreeMap::new();
+        if mode == Mode::Tls {
+            for (i, e) in events.iter().enumerate() {
+                let next = match &e.action {
+                    EventAction::ExpireCertificate { host } => creds.expired(host)?,
+                    EventAction::RenewCertificate { host } => creds.renewal(host)?,
+                    _ => continue,
+                };
+                staged.insert(i, next);
+            }
+        }
+        Ok(Schedule { events, staged })
+    }
+
+    /// Runs the events due in a window of `duration` opened at `start_ns`, each at its
+    /// time, on `roles`; stops early when `interrupt` fires.
+    pub async fn run(
+        mut self,
+        roles: &mut [RoleHandle],
+        clock: RunClock,
+        start_ns: u64,
+        duration: Duration,
+        interrupt: &CancellationToken,
+    ) -> anyhow::Result<Happened> {
+        let mut happened = Happened::default();
+        for (i, event) in self
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.at < duration)
+        {
+            let at = start_ns + event.at.as_nanos() as u64;
+            tokio::select! {
+                _ = interrupt.cancelled() => { happened.partial = true; break; }
+                _ = tokio::time::sleep_until(clock.instant_at(at).into()) => {}
+            }
+            match &event.action {
+                EventAction::StopRecorder { host } => {
+                    if stop_server(roles, host).await {
+                        happened.failovers.push((host.clone(), event.at));
+                    }
+                }
+                EventAction::StallRecorders { duration } => {
+                    for r in roles.iter().filter(|r| r.is_recording()) {
+                        r.stall(*duration);
+                    }
+                }
+                EventAction::ExpireCertificate { host }
+                | EventAction::RenewCertificate { host } => {
+                    let Some(next) = self.staged.remove(&i) else {
+                        continue;
+                    };
+                    if let Some(r) = replace(roles, host, &next, clock, event)? {
+                        happened.replaced.push(r);
+                    }
+                }
+            }
+        }
+        Ok(happened)
+    }
+}
+
+/// Stops the streaming server on `host`, if one runs.
+async fn stop_server(roles: &mut [RoleHandle], host: &str) -> bool {
+    for r in roles.iter_mut() {
+        if r.streaming_host() == Some(host) {
+            return r.stop_server().await;
+        }
+    }
+    false
+}
+
+/// Presents `next` on `host` from now on.
+fn replace(
+    roles: &[RoleHandle],
+    host: &str,
+    next: &HostIdentity,
+    clock: RunClock,
+    event: &ScheduledEvent,
+) -> anyhow::Result<Option<Replaced>> {
+    let Some((_, identity)) = roles
+        .iter()
+        .filter_map(RoleHandle::identity)
+        .find(|(h, _)| *h == host)
+    else {
+        return Ok(None);
+    };
+    let serial_before = identity.serial_hex();
+    identity
+        .replace(next)
+        .with_context(|| format!("replacing the certificate of {host}"))?;
+    Ok(Some(Replaced {
+        host: host.to_owned(),
+        action: match event.action {
+            EventAction::ExpireCertificate { .. } => "expire_certificate",
+            _ => "renew_certificate",
+        },
+        at: event.at,
+        done_ns: clock.now_ns(),
+        serial_before,
+        serial_after: next.serial_hex(),
+    }))
+}

@@ -1,0 +1,70 @@
+//! A scenario brought to life for one phase: every role started through one interface
+//! on its own runtime, a warm-up, a measured window (with its scheduled events), a drain,
+//! and everything each side counted, per link.
+//!
+//! - [`plan`]: the phase as a list of role descriptions (serialisable, naming hosts, never
+//!   addresses), built from the scenario before anything runs;
+//! - `roles`: the one way a role starts — a description in, a handle out that reports
+//!   what it counted and can be stopped — with one file per kind of role;
+//! - `phase`: the loop that starts the plan, runs the window and collects;
+//!   `events`: what happens during the window; `collect`: from counts to outcomes;
+//! - [`outcome`]: what a phase measured; `bulk`: the unpaced link-ceiling test.
+//!
+//! In the plaintext phase nothing is encrypted; in the TLS phase each link is encrypted
+//! when its encryption group is on in the scenario.
+
+mod bulk;
+mod collect;
+mod events;
+pub mod outcome;
+mod phase;
+pub mod plan;
+mod roles;
+
+use std::time::Duration;
+
+pub use bulk::{run_bulk_phase, run_bulk_phase_with, BulkLoad};
+pub use outcome::{
+    CertificateEventOutcome, FailoverOutcome, HostOutcome, Incompatibility, LinkOutcome,
+    PhaseOutcome, RoleCpu,
+};
+pub use phase::{run_phase, run_phase_with};
+pub use plan::role_of_host;
+
+use crate::engine::sampler::IntervalHook;
+
+/// How long a phase warms up and measures.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Time between starting the roles and opening the window.
+    pub warmup: Duration,
+    /// Length of the measured window.
+    pub duration: Duration,
+}
+
+/// Longest wait, after the window closes, for frames scheduled inside it to arrive.
+pub const MAX_DRAIN: Duration = Duration::from_secs(2);
+
+/// How long a bulk phase waits after its window for frames still in socket buffers.
+pub const BULK_DRAIN: Duration = Duration::from_millis(250);
+
+/// What a phase does besides measuring.
+#[derive(Clone, Default)]
+pub struct PhaseOptions {
+    /// Called with each second's interval samples while the window is open (live progress).
+    pub on_interval: Option<IntervalHook>,
+    /// Take no interval samples (`PhaseOutcome::intervals` stays empty). Sampling copies
+    /// every client's latency histogram once a second; with thousands of clients that
+    /// burst delays the clients sharing its CPU by tens of milliseconds, which a capacity
+    /// search would read as late frames.
+    pub no_intervals: bool,
+}
+
+impl std::fmt::Debug for PhaseOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhaseOptions")
+            .field("on_interval", &self.on_interval.is_some())
+            .field("no_intervals", &self.no_intervals)
+            .finish()
+    }
+}
