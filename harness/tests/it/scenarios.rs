@@ -754,3 +754,62 @@ fn scenarios_command_lists_prints_and_resolves() {
     assert_eq!(code, std::process::ExitCode::from(2));
     assert!(err.contains("above 0"), "{err}");
 }
+
+/// The built-in presets are part of the crate: every `include_str!` of the preset table
+/// names a file under the crate's own `presets/` folder, each preset loads from there, and
+/// `cargo package` ships them.
+#[test]
+fn presets_live_inside_the_crate_and_are_packaged() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let crate_dir = manifest.canonicalize().expect("crate directory");
+    let source = manifest.join("src/engine/scenario/file/mod.rs");
+    let text = std::fs::read_to_string(&source).expect("preset table source");
+    let dir = source.parent().expect("source directory");
+    let included: Vec<PathBuf> = text
+        .split("include_str!(\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|rel| dir.join(rel).canonicalize().expect("included file exists"))
+        .collect();
+    assert_eq!(included.len(), PRESET_NAMES.len(), "{included:?}");
+    for path in &included {
+        assert!(
+            path.starts_with(crate_dir.join("presets")),
+            "{} is outside the crate's presets/",
+            path.display()
+        );
+    }
+    for name in PRESET_NAMES {
+        let path = presets().join(format!("{name}.toml"));
+        assert!(
+            included.contains(&path.canonicalize().expect("preset file")),
+            "{name}"
+        );
+        assert_eq!(load_path(&path).ok(), load_preset(name).ok(), "{name}");
+    }
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "package",
+            "-p",
+            "vmsbench",
+            "--list",
+            "--allow-dirty",
+            "--offline",
+        ])
+        .current_dir(manifest)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for name in PRESET_NAMES {
+        let file = format!("presets/{name}.toml");
+        assert!(
+            listed.lines().any(|l| l == file),
+            "{file} not packaged:\n{listed}"
+        );
+    }
+}
