@@ -304,14 +304,16 @@ fn figures(plan: &Plan, out: &PhaseOutcome) -> Figures {
     }
 }
 
+/// The verdict on a step, as reported: whether it passed, why not, and what limited it.
+struct Judged {
+    pass: bool,
+    reasons: Vec<String>,
+    limit: Option<Limit>,
+}
+
 /// The verdict on a step: the objective's violations, the built-in memory guard, and
 /// which limit explains a failure (a saturated CPU first, since it causes the rest).
-fn judge(
-    objective: &Objective,
-    f: &Figures,
-    client_cpus: usize,
-    memory_bytes: u64,
-) -> (bool, Vec<String>, Option<Limit>) {
+fn judge(objective: &Objective, f: &Figures, client_cpus: usize, memory_bytes: u64) -> Judged {
     let m = &f.measured;
     let mut violations = objective.check(m);
     if memory_bytes > 0 && m.peak_rss_bytes as f64 > MEMORY_GUARD * memory_bytes as f64 {
@@ -334,11 +336,11 @@ fn judge(
     } else {
         violations.first().map(|v| v.limit)
     };
-    (
+    Judged {
         pass,
-        violations.into_iter().map(|v| v.reason).collect(),
+        reasons: violations.into_iter().map(|v| v.reason).collect(),
         limit,
-    )
+    }
 }
 
 /// One mode's steps so far, and what its TLS handshakes negotiated.
@@ -362,26 +364,77 @@ pub async fn run(
         .start
         .unwrap_or_else(|| plan.shape.base_cameras())
         .min(args.max);
+    let params = search_params(args, &plan, start);
+    // This thread starts, drains and stops every phase: keep it off the recording server's
+    // CPUs too.
+    let _pinned = PinGuard::pin(&plan.client_cpus)?;
+    let stepper = Stepper {
+        args,
+        plan: &plan,
+        creds: &creds,
+        clock,
+        // Per-second samples would cost the clients' CPU a burst every second (see
+        // `PhaseOptions::no_intervals`); a step is judged on its whole window.
+        options: PhaseOptions {
+            no_intervals: true,
+            ..PhaseOptions::default()
+        },
+        memory_bytes: environment.memory_bytes,
+        interrupt,
+    };
+    let mut searches = Searches::new(params, &modes);
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let mut steps = Steps::new(None);
+    announce(args, &plan);
+    let collected = stepper.search(&mut searches, &mut steps, &modes).await?;
+    if interrupt.is_cancelled() {
+        searches.stop_all(Stop::Interrupted);
+    }
+
+    let mut warnings = search_warnings(&environment, &plan);
+    let results = mode_results(collected, &searches, &mut warnings);
+    let capacity = |m: &Option<ModeResult>| m.as_ref()?.max_cameras.map(f64::from);
+    let capacity_cost_pct = cost_pct(capacity(&results.plain), capacity(&results.tls));
+    let projection = args
+        .project_cores
+        .map(|n| Projection::linear(n, results.plain.as_ref(), results.tls.as_ref()));
+    Ok(CapacityReport {
+        schema_version: CAPACITY_SCHEMA_VERSION,
+        command: "capacity".into(),
+        started_at,
+        partial: interrupt.is_cancelled(),
+        environment,
+        scenario: serde_json::to_value(plan.shape.at(start))?,
+        objective: ObjectiveInfo {
+            text: args.objective.to_string(),
+            parsed: args.objective.clone(),
+        },
+        search: search_info(args, &plan, start, steps.elapsed(), modes.len() > 1),
+        modes: results,
+        capacity_cost_pct,
+        projection,
+        warnings,
+        notes: plan.shape.notes.clone(),
+    })
+}
+
+/// Where the search starts and how far and fine it goes; a step's estimated time is its
+/// warm-up, window, longest drain and [`STEP_OVERHEAD`].
+fn search_params(args: &CapacityArgs, plan: &Plan, start: u32) -> SearchParams {
     let t = plan.timing;
-    let params = SearchParams {
+    SearchParams {
         start,
         max: args.max,
         precision: args.precision,
         budget: args.budget,
         step_estimate: t.warmup + t.duration + MAX_DRAIN + STEP_OVERHEAD,
-    };
-    // This thread starts, drains and stops every phase: keep it off the recording server's
-    // CPUs too.
-    let _pinned = PinGuard::pin(&plan.client_cpus)?;
-    // Per-second samples would cost the clients' CPU a burst every second (see
-    // `PhaseOptions::no_intervals`); a step is judged on its whole window.
-    let options = PhaseOptions {
-        no_intervals: true,
-        ..PhaseOptions::default()
-    };
-    let mut searches = Searches::new(params, &modes);
-    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let mut steps = Steps::new(None);
+    }
+}
+
+/// Prints on stderr what is searched, against which objective, for how long, and where
+/// the recording server and its clients run.
+fn announce(args: &CapacityArgs, plan: &Plan) {
+    let t = plan.timing;
     let placement = if plan.server_cpus.is_empty() {
         "not pinned: only one CPU, so the recording server shares it with its clients".to_owned()
     } else {
@@ -399,76 +452,134 @@ pub async fn run(
         t.warmup.as_secs_f64(),
         humantime::format_duration(args.budget),
     ));
-    let mut collected: Vec<(Mode, Collected)> =
-        modes.iter().map(|m| (*m, Collected::default())).collect();
-    let mut index = 0;
-    while let Some((mode, Probe { cameras, stage })) = searches.next(steps.elapsed()) {
-        if interrupt.is_cancelled() {
-            searches.stop_all(Stop::Interrupted);
-            break;
+}
+
+/// What every step of a search shares: the scenario and its placement, the credentials,
+/// how a phase runs, and the interrupt that stops the search.
+struct Stepper<'a> {
+    args: &'a CapacityArgs,
+    plan: &'a Plan,
+    creds: &'a Credentials,
+    clock: RunClock,
+    options: PhaseOptions,
+    /// Physical memory, for the memory guard (0 if unknown).
+    memory_bytes: u64,
+    interrupt: &'a CancellationToken,
+}
+
+impl Stepper<'_> {
+    /// Runs the steps the searches ask for until they are done, the budget is spent or
+    /// the run is interrupted; returns each mode's steps.
+    async fn search(
+        &self,
+        searches: &mut Searches,
+        steps: &mut Steps,
+        modes: &[Mode],
+    ) -> anyhow::Result<Vec<(Mode, Collected)>> {
+        let mut collected: Vec<(Mode, Collected)> =
+            modes.iter().map(|m| (*m, Collected::default())).collect();
+        let mut index = 0;
+        while let Some((mode, probe)) = searches.next(steps.elapsed()) {
+            if self.interrupt.is_cancelled() {
+                searches.stop_all(Stop::Interrupted);
+                break;
+            }
+            index += 1;
+            let Some((step, tls)) = self.step(index, mode, probe, searches, steps).await? else {
+                searches.stop_all(Stop::Interrupted);
+                break;
+            };
+            let Some((_, c)) = collected.iter_mut().find(|(m, _)| *m == mode) else {
+                continue;
+            };
+            if tls.is_some() {
+                c.tls = tls;
+            }
+            c.steps.push(step);
         }
-        index += 1;
+        Ok(collected)
+    }
+
+    /// Step `index`: runs `probe` in `mode`, judges it, tells the search and the progress
+    /// line, and returns its record with what TLS negotiated; `None` if it was
+    /// interrupted.
+    async fn step(
+        &self,
+        index: usize,
+        mode: Mode,
+        probe: Probe,
+        searches: &mut Searches,
+        steps: &mut Steps,
+    ) -> anyhow::Result<Option<(Step, Option<TlsInfo>)>> {
+        let Probe { cameras, stage } = probe;
         steps.begin(&format!(
             "{mode:<5} {:<7} {cameras:>6} cameras",
             stage.as_str()
         ));
         let step_began = Instant::now();
-        let scenario = plan.shape.at(cameras);
-        let phase = run_phase_with(&scenario, &creds, mode, clock, t, interrupt, &options);
-        let Some(outcome) = phase.await? else {
-            searches.stop_all(Stop::Interrupted);
-            break;
+        let Some(outcome) = self.run_phase(mode, cameras).await? else {
+            return Ok(None);
         };
-        if outcome.partial {
-            searches.stop_all(Stop::Interrupted);
-            break;
-        }
-        let f = figures(&plan, &outcome);
-        let (pass, reasons, limit) = judge(
-            &args.objective,
+        let mut f = figures(self.plan, &outcome);
+        let judged = judge(
+            &self.args.objective,
             &f,
-            plan.client_cpus.len(),
-            environment.memory_bytes,
+            self.plan.client_cpus.len(),
+            self.memory_bytes,
         );
         let m = &f.measured;
         let load = (m.server_cores / m.server_cpus.max(1) as f64)
-            .max(f.clients_cores / plan.client_cpus.len().max(1) as f64);
+            .max(f.clients_cores / self.plan.client_cpus.len().max(1) as f64);
         let verdict = Verdict {
-            pass,
+            pass: judged.pass,
             load: Some(load),
             took: step_began.elapsed(),
         };
         searches.record(mode, cameras, &verdict);
-        steps.end(&format!(
-            "{} streams  {}  p99 {}, late {}, dropped {}, server {:.2}/{} cores, clients {:.2} \
-             cores{}",
-            f.streams,
-            if pass { "pass" } else { "FAIL" },
-            format_duration_us(m.latency_us.p99 as f64),
-            m.late_frames,
-            m.dropped_frames,
-            m.server_cores,
-            m.server_cpus,
-            f.clients_cores,
-            match limit {
-                Some(l) => format!(" — {}: {}", l.describe(), reasons.join("; ")),
-                None => String::new(),
-            }
-        ));
-        let Some((_, c)) = collected.iter_mut().find(|(m, _)| *m == mode) else {
-            continue;
-        };
-        if f.tls.is_some() {
-            c.tls.clone_from(&f.tls);
-        }
-        c.steps.push(Step {
+        steps.end(&step_line(&f, &judged));
+        let tls = f.tls.take();
+        let elapsed_s = steps.elapsed().as_secs_f64();
+        let step = self.step_record(index, probe, f, judged, outcome.window_s, elapsed_s);
+        Ok(Some((step, tls)))
+    }
+
+    /// Runs one phase of the scenario at `cameras` in `mode`; `None` if it was interrupted
+    /// (or cut short).
+    async fn run_phase(&self, mode: Mode, cameras: u32) -> anyhow::Result<Option<PhaseOutcome>> {
+        let scenario = self.plan.shape.at(cameras);
+        let phase = run_phase_with(
+            &scenario,
+            self.creds,
+            mode,
+            self.clock,
+            self.plan.timing,
+            self.interrupt,
+            &self.options,
+        );
+        Ok(phase.await?.filter(|outcome| !outcome.partial))
+    }
+
+    /// The report's record of step `index`: `probe`, what it measured and its verdict,
+    /// `window_s` its measured window and `elapsed_s` the search's time when it ended.
+    fn step_record(
+        &self,
+        index: usize,
+        probe: Probe,
+        f: Figures,
+        judged: Judged,
+        window_s: f64,
+        elapsed_s: f64,
+    ) -> Step {
+        let Probe { cameras, stage } = probe;
+        let m = &f.measured;
+        Step {
             index,
             stage,
             cameras,
             streams: f.streams,
-            pass,
-            reasons,
-            limit,
+            pass: judged.pass,
+            reasons: judged.reasons,
+            limit: judged.limit,
             latency_us: m.latency_us,
             frames_due: m.frames_due,
             frames_received: f.frames_received,
@@ -480,19 +591,41 @@ pub async fn run(
             cpu_server_cores: m.server_cores,
             server_cpus: m.server_cpus,
             cpu_clients_cores: f.clients_cores,
-            client_cpus: plan.client_cpus.len(),
+            client_cpus: self.plan.client_cpus.len(),
             cpu_per_camera_server_s: m.server_cores / f64::from(cameras.max(1)),
             cpu_roles_cores: f.roles,
             links: f.links,
             peak_rss_bytes: m.peak_rss_bytes,
-            window_s: outcome.window_s,
-            elapsed_s: steps.elapsed().as_secs_f64(),
-        });
+            window_s,
+            elapsed_s,
+        }
     }
-    if interrupt.is_cancelled() {
-        searches.stop_all(Stop::Interrupted);
-    }
+}
 
+/// A step's result on the progress line: streams, pass or FAIL, the key figures and, on a
+/// failure, the limit and why.
+fn step_line(f: &Figures, judged: &Judged) -> String {
+    let m = &f.measured;
+    format!(
+        "{} streams  {}  p99 {}, late {}, dropped {}, server {:.2}/{} cores, clients {:.2} \
+         cores{}",
+        f.streams,
+        if judged.pass { "pass" } else { "FAIL" },
+        format_duration_us(m.latency_us.p99 as f64),
+        m.late_frames,
+        m.dropped_frames,
+        m.server_cores,
+        m.server_cpus,
+        f.clients_cores,
+        match judged.limit {
+            Some(l) => format!(" — {}: {}", l.describe(), judged.reasons.join("; ")),
+            None => String::new(),
+        }
+    )
+}
+
+/// What a reader of the whole search must know: a debug build, an unpinned server.
+fn search_warnings(environment: &Environment, plan: &Plan) -> Vec<String> {
     let mut warnings = Vec::new();
     if environment.build_profile.starts_with("debug") {
         warnings.push(
@@ -506,6 +639,16 @@ pub async fn run(
                 .into(),
         );
     }
+    warnings
+}
+
+/// Each searched mode's result, from its search and its steps; what a reader of each must
+/// know is added to `warnings`.
+fn mode_results(
+    collected: Vec<(Mode, Collected)>,
+    searches: &Searches,
+    warnings: &mut Vec<String>,
+) -> Modes {
     let mut results = Modes::default();
     for (mode, c) in collected {
         let Some(search) = searches.of(mode) else {
@@ -518,43 +661,33 @@ pub async fn run(
             Mode::Tls => results.tls = Some(result),
         }
     }
-    let capacity = |m: &Option<ModeResult>| m.as_ref()?.max_cameras.map(f64::from);
-    let capacity_cost_pct = cost_pct(capacity(&results.plain), capacity(&results.tls));
-    let projection = args
-        .project_cores
-        .map(|n| Projection::linear(n, results.plain.as_ref(), results.tls.as_ref()));
-    Ok(CapacityReport {
-        schema_version: CAPACITY_SCHEMA_VERSION,
-        command: "capacity".into(),
-        started_at,
-        partial: interrupt.is_cancelled(),
-        environment,
-        scenario: serde_json::to_value(plan.shape.at(start))?,
-        objective: ObjectiveInfo {
-            text: args.objective.to_string(),
-            parsed: args.objective.clone(),
-        },
-        search: SearchInfo {
-            start,
-            max: args.max,
-            precision_pct: args.precision * 100.0,
-            warmup_s: t.warmup.as_secs_f64(),
-            step_duration_s: t.duration.as_secs_f64(),
-            budget_s: args.budget.as_secs_f64(),
-            elapsed_s: steps.elapsed().as_secs_f64(),
-            interleaved: modes.len() > 1,
-            server_role: plan.role.clone(),
-            server_cpus: plan.server_cpus.clone(),
-            client_cpus: plan.client_cpus.clone(),
-            server_threads: plan.shape.base.server_threads,
-            throttle_us_per_frame: args.throttle_us_per_frame,
-        },
-        modes: results,
-        capacity_cost_pct,
-        projection,
-        warnings,
-        notes: plan.shape.notes.clone(),
-    })
+    results
+}
+
+/// How the search was set up and placed, and how long it took (`elapsed`).
+fn search_info(
+    args: &CapacityArgs,
+    plan: &Plan,
+    start: u32,
+    elapsed: Duration,
+    interleaved: bool,
+) -> SearchInfo {
+    let t = plan.timing;
+    SearchInfo {
+        start,
+        max: args.max,
+        precision_pct: args.precision * 100.0,
+        warmup_s: t.warmup.as_secs_f64(),
+        step_duration_s: t.duration.as_secs_f64(),
+        budget_s: args.budget.as_secs_f64(),
+        elapsed_s: elapsed.as_secs_f64(),
+        interleaved,
+        server_role: plan.role.clone(),
+        server_cpus: plan.server_cpus.clone(),
+        client_cpus: plan.client_cpus.clone(),
+        server_threads: plan.shape.base.server_threads,
+        throttle_us_per_frame: args.throttle_us_per_frame,
+    }
 }
 
 /// What a reader of one mode's result must know.

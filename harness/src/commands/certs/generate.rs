@@ -122,79 +122,12 @@ pub(crate) fn run(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<u8
         check_name(name, "--san")?;
     }
     let (leaf_validity, ca_validity) = validities(args)?;
+    check_targets(args, &target_names(args, &hosts))?;
+    let (password, generated) = pfx_password(args)?;
 
-    // Every target, checked before anything is generated or written.
-    let mut names: Vec<String> = vec!["ca.pem".into(), "ca.key.pem".into()];
-    if args.intermediate {
-        names.extend(["intermediate.pem".into(), "intermediate.key.pem".into()]);
-    }
-    for host in &hosts {
-        for ext in ["pem", "chain.pem", "key.pem", "pfx"] {
-            names.push(format!("{host}.{ext}"));
-        }
-    }
-    if args.out.exists() && !args.out.is_dir() {
-        usage!("--out {} exists and is not a directory", args.out.display());
-    }
-    if !args.force {
-        for name in &names {
-            let path = args.out.join(name);
-            if fs::symlink_metadata(&path).is_ok() {
-                usage!(
-                    "{} already exists; nothing was written (pass --force to overwrite)",
-                    path.display()
-                );
-            }
-        }
-    }
-
-    let (password, generated) = match &args.pfx_password {
-        Some(p) if p.0.is_empty() => usage!("the PFX password must not be empty"),
-        Some(p) => (p.0.clone(), false),
-        None => (random_password()?, true),
-    };
-
-    let root =
-        CertificateAuthority::generate(&args.ca_name, args.key, ca_validity).map_err(pki_error)?;
-    let intermediate = if args.intermediate {
-        let name = format!("{} intermediate", args.ca_name);
-        Some(
-            root.issue_intermediate(&name, args.key, ca_validity)
-                .map_err(pki_error)?,
-        )
-    } else {
-        None
-    };
+    let (root, intermediate) = authorities(args, ca_validity)?;
     let issuer = intermediate.as_ref().unwrap_or(&root);
-
-    let mut outputs = vec![
-        Output {
-            path: args.out.join("ca.pem"),
-            contents: root.cert_pem().into_bytes(),
-            mode: PUBLIC_MODE,
-            what: "CA certificate: install it as trusted on every client".into(),
-        },
-        Output {
-            path: args.out.join("ca.key.pem"),
-            contents: root.key_pem().into_bytes(),
-            mode: SECRET_MODE,
-            what: "CA private key: keep it away from the servers".into(),
-        },
-    ];
-    if let Some(inter) = &intermediate {
-        outputs.push(Output {
-            path: args.out.join("intermediate.pem"),
-            contents: inter.cert_pem().into_bytes(),
-            mode: PUBLIC_MODE,
-            what: "intermediate CA certificate (also in every chain file)".into(),
-        });
-        outputs.push(Output {
-            path: args.out.join("intermediate.key.pem"),
-            contents: inter.key_pem().into_bytes(),
-            mode: SECRET_MODE,
-            what: "intermediate CA private key".into(),
-        });
-    }
+    let mut outputs = ca_outputs(&args.out, &root, intermediate.as_ref());
     let mut identities = Vec::with_capacity(hosts.len());
     for host in &hosts {
         let identity = issuer
@@ -202,30 +135,7 @@ pub(crate) fn run(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<u8
             .map_err(pki_error)?;
         let pfx = pfx(&identity, &root, host, &password, args.pfx_legacy)
             .with_context(|| format!("could not build the PKCS#12 file for {host}"))?;
-        outputs.push(Output {
-            path: args.out.join(format!("{host}.pem")),
-            contents: identity.cert_pem().into_bytes(),
-            mode: PUBLIC_MODE,
-            what: format!("{host}: certificate"),
-        });
-        outputs.push(Output {
-            path: args.out.join(format!("{host}.chain.pem")),
-            contents: identity.chain_pem().into_bytes(),
-            mode: PUBLIC_MODE,
-            what: format!("{host}: certificate, intermediates and CA"),
-        });
-        outputs.push(Output {
-            path: args.out.join(format!("{host}.key.pem")),
-            contents: identity.key_pem().into_bytes(),
-            mode: SECRET_MODE,
-            what: format!("{host}: private key (PKCS#8)"),
-        });
-        outputs.push(Output {
-            path: args.out.join(format!("{host}.pfx")),
-            contents: pfx,
-            mode: SECRET_MODE,
-            what: format!("{host}: PKCS#12 with key, certificate and chain"),
-        });
+        outputs.extend(host_outputs(&args.out, host, &identity, pfx));
         identities.push(identity);
     }
 
@@ -235,19 +145,180 @@ pub(crate) fn run(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<u8
         write_new(output, args.force)?;
     }
 
-    let via = match &intermediate {
+    print_files(
+        out,
+        args,
+        &root,
+        intermediate.as_ref(),
+        &outputs,
+        identities.len(),
+    )?;
+    print_expiries(out, &root, &identities)?;
+    if generated {
+        writeln!(
+            out,
+            "PFX password (generated, shown only this once): {password}"
+        )?;
+    } else {
+        writeln!(out, "PFX password: the one given")?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// The names of every file to write: the CA's, the intermediate CA's and each host's.
+fn target_names(args: &GenerateArgs, hosts: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = vec!["ca.pem".into(), "ca.key.pem".into()];
+    if args.intermediate {
+        names.extend(["intermediate.pem".into(), "intermediate.key.pem".into()]);
+    }
+    for host in hosts {
+        for ext in ["pem", "chain.pem", "key.pem", "pfx"] {
+            names.push(format!("{host}.{ext}"));
+        }
+    }
+    names
+}
+
+/// Checks every target before anything is generated or written: `--out` must be a
+/// directory (or not exist yet), and without `--force` none of `names` may exist in it.
+fn check_targets(args: &GenerateArgs, names: &[String]) -> anyhow::Result<()> {
+    if args.out.exists() && !args.out.is_dir() {
+        usage!("--out {} exists and is not a directory", args.out.display());
+    }
+    if !args.force {
+        for name in names {
+            let path = args.out.join(name);
+            if fs::symlink_metadata(&path).is_ok() {
+                usage!(
+                    "{} already exists; nothing was written (pass --force to overwrite)",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The PFX password, and whether it was generated: the one given (not empty), else a
+/// random one.
+fn pfx_password(args: &GenerateArgs) -> anyhow::Result<(String, bool)> {
+    Ok(match &args.pfx_password {
+        Some(p) if p.0.is_empty() => usage!("the PFX password must not be empty"),
+        Some(p) => (p.0.clone(), false),
+        None => (random_password()?, true),
+    })
+}
+
+/// The CA and, with `--intermediate`, an intermediate CA it signs.
+fn authorities(
+    args: &GenerateArgs,
+    validity: Validity,
+) -> anyhow::Result<(CertificateAuthority, Option<CertificateAuthority>)> {
+    let root =
+        CertificateAuthority::generate(&args.ca_name, args.key, validity).map_err(pki_error)?;
+    let intermediate = if args.intermediate {
+        let name = format!("{} intermediate", args.ca_name);
+        Some(
+            root.issue_intermediate(&name, args.key, validity)
+                .map_err(pki_error)?,
+        )
+    } else {
+        None
+    };
+    Ok((root, intermediate))
+}
+
+/// The files of the CA and of the intermediate CA, if any, in `dir`.
+fn ca_outputs(
+    dir: &Path,
+    root: &CertificateAuthority,
+    intermediate: Option<&CertificateAuthority>,
+) -> Vec<Output> {
+    let mut outputs = vec![
+        Output {
+            path: dir.join("ca.pem"),
+            contents: root.cert_pem().into_bytes(),
+            mode: PUBLIC_MODE,
+            what: "CA certificate: install it as trusted on every client".into(),
+        },
+        Output {
+            path: dir.join("ca.key.pem"),
+            contents: root.key_pem().into_bytes(),
+            mode: SECRET_MODE,
+            what: "CA private key: keep it away from the servers".into(),
+        },
+    ];
+    if let Some(inter) = intermediate {
+        outputs.push(Output {
+            path: dir.join("intermediate.pem"),
+            contents: inter.cert_pem().into_bytes(),
+            mode: PUBLIC_MODE,
+            what: "intermediate CA certificate (also in every chain file)".into(),
+        });
+        outputs.push(Output {
+            path: dir.join("intermediate.key.pem"),
+            contents: inter.key_pem().into_bytes(),
+            mode: SECRET_MODE,
+            what: "intermediate CA private key".into(),
+        });
+    }
+    outputs
+}
+
+/// The files of one host in `dir`: its certificate, its chain, its private key and its
+/// PKCS#12 file (`pfx`).
+fn host_outputs(dir: &Path, host: &str, identity: &HostIdentity, pfx: Vec<u8>) -> [Output; 4] {
+    [
+        Output {
+            path: dir.join(format!("{host}.pem")),
+            contents: identity.cert_pem().into_bytes(),
+            mode: PUBLIC_MODE,
+            what: format!("{host}: certificate"),
+        },
+        Output {
+            path: dir.join(format!("{host}.chain.pem")),
+            contents: identity.chain_pem().into_bytes(),
+            mode: PUBLIC_MODE,
+            what: format!("{host}: certificate, intermediates and CA"),
+        },
+        Output {
+            path: dir.join(format!("{host}.key.pem")),
+            contents: identity.key_pem().into_bytes(),
+            mode: SECRET_MODE,
+            what: format!("{host}: private key (PKCS#8)"),
+        },
+        Output {
+            path: dir.join(format!("{host}.pfx")),
+            contents: pfx,
+            mode: SECRET_MODE,
+            what: format!("{host}: PKCS#12 with key, certificate and chain"),
+        },
+    ]
+}
+
+/// Prints what was written: how many host certificates, by which CA, and every file with
+/// its mode and purpose.
+fn print_files(
+    out: &mut dyn Write,
+    args: &GenerateArgs,
+    root: &CertificateAuthority,
+    intermediate: Option<&CertificateAuthority>,
+    outputs: &[Output],
+    hosts: usize,
+) -> io::Result<()> {
+    let via = match intermediate {
         Some(i) => format!(" via intermediate {:?}", i.common_name()),
         None => String::new(),
     };
     writeln!(
         out,
         "wrote {} host certificate(s) into {}, issued by CA {:?}{via} ({} keys):",
-        identities.len(),
+        hosts,
         args.out.display(),
         root.common_name(),
         args.key
     )?;
-    for output in &outputs {
+    for output in outputs {
         writeln!(
             out,
             "  {}  (mode {:o})  {}",
@@ -256,6 +327,16 @@ pub(crate) fn run(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<u8
             output.what
         )?;
     }
+    Ok(())
+}
+
+/// Prints the serial number and expiry of the CA and of each host certificate, with the
+/// hosts' days left and names.
+fn print_expiries(
+    out: &mut dyn Write,
+    root: &CertificateAuthority,
+    identities: &[HostIdentity],
+) -> io::Result<()> {
     let now = unix_secs(SystemTime::now());
     writeln!(
         out,
@@ -264,7 +345,7 @@ pub(crate) fn run(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<u8
         root.serial_hex(),
         rfc3339(unix_secs(root.validity().not_after))
     )?;
-    for identity in &identities {
+    for identity in identities {
         let not_after = unix_secs(identity.validity().not_after);
         writeln!(
             out,
@@ -276,15 +357,7 @@ pub(crate) fn run(args: &GenerateArgs, out: &mut dyn Write) -> anyhow::Result<u8
             identity.subject_alt_names().join(", ")
         )?;
     }
-    if generated {
-        writeln!(
-            out,
-            "PFX password (generated, shown only this once): {password}"
-        )?;
-    } else {
-        writeln!(out, "PFX password: the one given")?;
-    }
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 /// The hosts, trimmed, without empty entries or duplicates (ignoring case), each checked to

@@ -461,14 +461,35 @@ fn handshake_chart(report: &Report) -> String {
     )
 }
 
+/// The run report's page, section by section from the top.
 fn render(report: &Report) -> String {
-    let name = scenario_name(report);
     let mut s = String::new();
+    page_head(&mut s, report);
+    heading(&mut s, report);
+    cost_section(&mut s, report);
+    warnings_section(&mut s, report);
+    links_section(&mut s, report);
+    cpu_section(&mut s, report);
+    setup_section(&mut s, report);
+    events_section(&mut s, report);
+    certificates_section(&mut s, report);
+    footer(&mut s, report);
+    s
+}
+
+/// The document up to the opening of `<main>`: title and style.
+fn page_head(s: &mut String, report: &Report) {
     let _ = write!(
         s,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<main>\n",
         esc(&title(report))
     );
+}
+
+/// The title, what was measured where, what TLS negotiated, and the banners: what fell
+/// short, and an injected stall.
+fn heading(s: &mut String, report: &Report) {
+    let name = scenario_name(report);
     let _ = write!(
         s,
         "<h1>What TLS costs, link by link</h1>\n<p class=\"sub\">Scenario <b>{}</b> · {}</p>\n<p class=\"sub\">{}</p>\n",
@@ -488,7 +509,10 @@ fn render(report: &Report) -> String {
             "<div class=\"banner note\">A stall of {stall} s was injected into every recording server in the middle of each window (<code>--inject-stall</code>): the corrected latency (solid lines) counts the wait from each frame's due time, the uncorrected latency (dashed) does not.</div>"
         );
     }
+}
 
+/// "Cost of TLS per link": how to read the ratios, and the table.
+fn cost_section(s: &mut String, report: &Report) {
     let pairs = report.cost.iter().map(|c| c.pairs).max().unwrap_or(0);
     let _ = writeln!(s, "<h2 id=\"cost\">Cost of TLS per link</h2>");
     if report.cost.is_empty() {
@@ -502,6 +526,10 @@ fn render(report: &Report) -> String {
         s.push_str(&cost_table(report));
         s.push('\n');
     }
+}
+
+/// "Before trusting these figures": the report's warnings, if any.
+fn warnings_section(s: &mut String, report: &Report) {
     if !report.warnings.is_empty() {
         let _ = writeln!(
             s,
@@ -512,7 +540,11 @@ fn render(report: &Report) -> String {
         }
         s.push_str("</ul>\n");
     }
+}
 
+/// "Per link": how to read the plots and tables, then one section per link in the
+/// order the results first name them.
+fn links_section(s: &mut String, report: &Report) {
     let _ = writeln!(
         s,
         "<h2 id=\"links\">Per link</h2>\n<p class=\"explain\">Frame latency is the time from a frame's <i>scheduled</i> instant to its last byte read (corrected for coordinated omission, solid); dashed lines are the uncorrected latency from the moment it was sent. Percentiles use every repeat's frames together; the tables show medians over the repeats. <i>Wire overhead</i>: bytes on the wire beyond the payload (40-byte frame headers, and TLS records). <i>Kernel check</i>: the bytes the application read from its sockets against the bytes the kernel handed it (TCP_INFO), Δ in percent; 0 means goodput is counted from exactly what crossed the wire. <span class=\"key\" style=\"background:var(--plain)\"></span>plaintext <span class=\"key\" style=\"background:var(--tls)\"></span>TLS</p>"
@@ -524,69 +556,83 @@ fn render(report: &Report) -> String {
         }
     }
     for link in links {
-        let rows: Vec<&LinkResult> = report.results.iter().filter(|r| r.link == link).collect();
-        let short = rows.iter().any(|r| r.short);
-        let first = rows.first();
+        link_section(s, report, link);
+    }
+}
+
+/// One link's section: its heading and setup, its plots, and its figures per mode.
+fn link_section(s: &mut String, report: &Report, link: &str) {
+    let rows: Vec<&LinkResult> = report.results.iter().filter(|r| r.link == link).collect();
+    let short = rows.iter().any(|r| r.short);
+    let first = rows.first();
+    let _ = write!(
+        s,
+        "<section class=\"link\" id=\"link-{}\"><h3>{}{}</h3>",
+        esc(link),
+        esc(link),
+        if short {
+            " <span class=\"badge short\">SHORT</span>"
+        } else {
+            ""
+        }
+    );
+    if let Some(r) = first {
+        let f = &r.figures;
         let _ = write!(
             s,
-            "<section class=\"link\" id=\"link-{}\"><h3>{}{}</h3>",
-            esc(link),
-            esc(link),
-            if short {
-                " <span class=\"badge short\">SHORT</span>"
+            "<p class=\"meta\">encryption group {} · {} stream(s) on {} connection(s){}</p>",
+            esc(r.group.as_deref().unwrap_or("–")),
+            f.streams,
+            f.connections,
+            if f.offered_mbit_s > 0.0 {
+                format!(" · offered {}", esc(&format_mbit(f.offered_mbit_s)))
             } else {
-                ""
+                String::new()
             }
         );
-        if let Some(r) = first {
-            let f = &r.figures;
-            let _ = write!(
-                s,
-                "<p class=\"meta\">encryption group {} · {} stream(s) on {} connection(s){}</p>",
-                esc(r.group.as_deref().unwrap_or("–")),
-                f.streams,
-                f.connections,
-                if f.offered_mbit_s > 0.0 {
-                    format!(" · offered {}", esc(&format_mbit(f.offered_mbit_s)))
-                } else {
-                    String::new()
-                }
-            );
-        }
-        let mut per_second: Vec<u64> = report
-            .intervals
-            .iter()
-            .filter(|i| i.link == link)
-            .map(|i| i.frames)
-            .collect();
-        per_second.sort_unstable();
-        let median_per_second = per_second.get(per_second.len() / 2).copied().unwrap_or(0);
-        if median_per_second >= MIN_FRAMES_PER_SECOND {
-            let _ = write!(
-                s,
-                "<div class=\"plots\">{}{}{}</div>",
-                latency_plot(report, link),
-                goodput_plot(report, link),
-                p99_plot(report, link)
-            );
-        } else {
-            let _ = write!(
-                s,
-                "<div class=\"plots\">{}<p class=\"note\">Fewer than {MIN_FRAMES_PER_SECOND} frames or calls a second on this link: per-second goodput and latency would show single messages, not a rate, so they are not plotted. With this few frames a high percentile is close to the largest value (n = frames measured).</p></div>",
-                latency_plot(report, link),
-            );
-        }
-        let repeats = rows.iter().map(|r| r.repeats).max().unwrap_or(0);
-        if repeats > 1 {
-            let _ = write!(
-                s,
-                "<p class=\"meta\">Figures below are medians over the {repeats} repeats; the percentile plot pools every repeat's frames, so its tail shows the worst repeat's.</p>"
-            );
-        }
-        s.push_str(&figures_table(&rows));
-        s.push_str("</section>\n");
     }
+    link_plots(s, report, link);
+    let repeats = rows.iter().map(|r| r.repeats).max().unwrap_or(0);
+    if repeats > 1 {
+        let _ = write!(
+            s,
+            "<p class=\"meta\">Figures below are medians over the {repeats} repeats; the percentile plot pools every repeat's frames, so its tail shows the worst repeat's.</p>"
+        );
+    }
+    s.push_str(&figures_table(&rows));
+    s.push_str("</section>\n");
+}
 
+/// A link's plots: the latency percentiles and, when the link carries at least
+/// [`MIN_FRAMES_PER_SECOND`] frames a second (median), goodput and p99 per second.
+fn link_plots(s: &mut String, report: &Report, link: &str) {
+    let mut per_second: Vec<u64> = report
+        .intervals
+        .iter()
+        .filter(|i| i.link == link)
+        .map(|i| i.frames)
+        .collect();
+    per_second.sort_unstable();
+    let median_per_second = per_second.get(per_second.len() / 2).copied().unwrap_or(0);
+    if median_per_second >= MIN_FRAMES_PER_SECOND {
+        let _ = write!(
+            s,
+            "<div class=\"plots\">{}{}{}</div>",
+            latency_plot(report, link),
+            goodput_plot(report, link),
+            p99_plot(report, link)
+        );
+    } else {
+        let _ = write!(
+            s,
+            "<div class=\"plots\">{}<p class=\"note\">Fewer than {MIN_FRAMES_PER_SECOND} frames or calls a second on this link: per-second goodput and latency would show single messages, not a rate, so they are not plotted. With this few frames a high percentile is close to the largest value (n = frames measured).</p></div>",
+            latency_plot(report, link),
+        );
+    }
+}
+
+/// "CPU": CPU per GB per link and side, and CPU by role.
+fn cpu_section(s: &mut String, report: &Report) {
     let _ = writeln!(s, "<h2 id=\"cpu\">CPU</h2>\n<p class=\"explain\">CPU seconds per GB of payload delivered, for the server and the client side of each link (a role serving several links has its CPU split among them by bytes: “shared by bytes”), and the CPU each simulated role used.</p>");
     let _ = writeln!(
         s,
@@ -594,9 +640,16 @@ fn render(report: &Report) -> String {
         cpu_per_gb_chart(report),
         roles_chart(report)
     );
+}
+
+/// "Connection setup": TCP connect and TLS handshake per link.
+fn setup_section(s: &mut String, report: &Report) {
     let _ = writeln!(s, "<h2 id=\"handshakes\">Connection setup</h2>");
     let _ = writeln!(s, "<div class=\"charts\">{}</div>", handshake_chart(report));
+}
 
+/// "Failovers and incompatibilities", if there were any.
+fn events_section(s: &mut String, report: &Report) {
     if !report.failovers.is_empty() || !report.incompatibilities.is_empty() {
         let _ = writeln!(
             s,
@@ -622,6 +675,10 @@ fn render(report: &Report) -> String {
         }
         s.push_str("</ul>\n");
     }
+}
+
+/// "Certificate faults and events", if there were any.
+fn certificates_section(s: &mut String, report: &Report) {
     let certificates = report.certificate_lines();
     if !certificates.is_empty() {
         let _ = writeln!(
@@ -633,11 +690,14 @@ fn render(report: &Report) -> String {
         }
         s.push_str("</ul>\n");
     }
+}
+
+/// The footer, and the end of the document.
+fn footer(s: &mut String, report: &Report) {
     let _ = writeln!(
         s,
         "<footer><p>vmsbench {} · report schema version {} · the same report as JSON: <code>--export-json</code></p></footer>\n</main>\n</body>\n</html>",
         esc(&report.environment.vmsbench_version),
         report.schema_version
     );
-    s
 }

@@ -12,16 +12,22 @@ use simulators::video::Profile;
 use toml::Spanned;
 
 use super::raw::{
-    CountKind, DurationKind, NumberKind, ProfileRef, Quantity, RawCertificates, RawEncryption,
-    RawManagement, RawProfile, RawRun, RawScenario, RawTls, SizeKind,
+    BitrateKind, CountKind, DurationKind, NumberKind, ProfileRef, Quantity, RawCertificates,
+    RawEncryption, RawManagement, RawProfile, RawRun, RawScenario, RawTls, SizeKind,
 };
 use super::{ScenarioError, Source};
 use crate::engine::scenario::{
-    default_threads, CameraGroup, Certificates, CollectorGroup, Encryption, EventAction,
-    EventServerSpec, Fault, FaultKind, IntegrationGroup, Management, MobileMode, MobileServerSpec,
-    PhoneGroup, RecorderSpec, Scenario, ScheduledEvent, ViewMode, ViewerGroup,
+    default_threads, Certificates, Encryption, Management, RecorderSpec, Scenario,
 };
 use crate::units;
+
+mod clients;
+mod events;
+mod faults;
+mod servers;
+
+use clients::Clients;
+use servers::Servers;
 
 type Result<T> = std::result::Result<T, ScenarioError>;
 
@@ -57,20 +63,16 @@ fn default_transcode_profile() -> Profile {
     }
 }
 
+/// Resolves the file's tables in order — name and seed, `[tls]`, `[encryption]`,
+/// `[management]`, the servers, the clients, `[certificates]`, the events, the faults and
+/// `[run]` — stopping at the first mistake.
 pub(super) fn resolve(raw: RawScenario, src: &Source<'_>) -> Result<Scenario> {
     let mut r = Resolver {
         src,
         hosts: HashMap::new(),
     };
 
-    let name = match &raw.name {
-        Some(n) => r.non_empty(n, "name")?,
-        None => Path::new(src.origin)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "scenario".into()),
-    };
+    let name = r.scenario_name(raw.name.as_ref())?;
     let seed = match &raw.seed {
         Some(q) => r.count(q, "seed")?,
         None => 1,
@@ -78,339 +80,33 @@ pub(super) fn resolve(raw: RawScenario, src: &Source<'_>) -> Result<Scenario> {
     let (tls, key) = r.tls(raw.tls.as_ref())?;
     let encryption = r.encryption(raw.encryption.as_ref())?;
     let management = r.management(raw.management.as_ref())?;
-
-    // Servers. Failovers first, so that recorders can refer to them.
-    let mut failovers = Vec::new();
-    for f in &raw.failover.0 {
-        failovers.push(r.host(&f.get_ref().host, "a failover recording server")?);
-    }
-    let mut recorders = Vec::new();
-    for rec in &raw.recorder.0 {
-        recorders.push(r.recorder(rec.get_ref(), &failovers)?);
-    }
-    if recorders.is_empty() {
-        return Err(src.error_at_top(
-            "a scenario needs at least one recording server: add [[recorder]] with host = \"recorder-1.vms.test\" and cameras = [{ profile = \"1080p\", count = 32 }]",
-        ));
-    }
-    let event_server = match &raw.event_server {
-        Some(e) => {
-            let e = e.get_ref();
-            Some(EventServerSpec {
-                host: r.host(&e.host, "the event server")?,
-                events_per_s: match &e.events_per_s {
-                    Some(q) => to_u32(r.count_within(q, "events_per_s", 1, MAX_GROUP, "")?),
-                    None => 2,
-                },
-                event_bytes: match &e.event_size {
-                    Some(q) => r.payload_size(q, "event_size")?,
-                    None => 400,
-                },
-            })
-        }
-        None => None,
-    };
-    let mobile_server = match &raw.mobile_server {
-        Some(m) => {
-            let m = m.get_ref();
-            let host = r.host(&m.host, "the mobile server")?;
-            let mode = match &m.mode {
-                None => MobileMode::Direct,
-                Some(s) => match s.get_ref().as_str() {
-                    "direct" => MobileMode::Direct,
-                    "transcoded" => MobileMode::Transcoded,
-                    other => {
-                        return Err(src.error(
-                            s.span(),
-                            format!("unknown mobile server mode {other:?}; valid modes are: direct (the camera stream passed through), transcoded (re-encoded to JPEG frames)"),
-                        ))
-                    }
-                },
-            };
-            let transcode_profile = match &m.transcode_profile {
-                Some(p) => r.profile(p, "transcoded")?,
-                None => default_transcode_profile(),
-            };
-            Some(MobileServerSpec {
-                host,
-                mode,
-                transcode_profile,
-            })
-        }
-        None => None,
-    };
-
-    // Clients.
-    let mut names = GroupNames::default();
-    let mut viewers = Vec::new();
-    for (i, v) in raw.viewer.0.iter().enumerate() {
-        let span = v.span();
-        let v = v.get_ref();
-        let name = names.claim(&r, "viewer", i, v.name.as_ref(), &span)?;
-        let recorder = r.recorder_ref(v.recorder.as_ref(), span, &recorders, &failovers)?;
-        let cameras = camera_count(&recorders, &recorder);
-        let view = r.count_within(
-            &v.view,
-            "view",
-            1,
-            MAX_VIEW,
-            " cameras (1, 4, 9 and 16 are the usual layouts)",
-        )?;
-        if view > cameras {
-            return Err(src.error(
-                v.view.span(),
-                format!("view {view} is more than the {cameras} cameras of {recorder}"),
-            ));
-        }
-        let mode = match &v.playback {
-            None => ViewMode::Live,
-            Some(q) => {
-                let speed = r.count_within(
-                    q,
-                    "playback speed",
-                    1,
-                    8,
-                    " (at 4 and above only I-frames are sent; leave playback out for live video)",
-                )?;
-                ViewMode::Playback(u8::try_from(speed).unwrap_or(8))
-            }
-        };
-        viewers.push(ViewerGroup {
-            name,
-            count: to_u32(r.count_within(&v.count, "count", 0, MAX_GROUP, "")?),
-            recorder,
-            view: to_u32(view),
-            mode,
-        });
-    }
-
-    let mut integrations = Vec::new();
-    for (i, g) in raw.integration.0.iter().enumerate() {
-        let span = g.span();
-        let g = g.get_ref();
-        let name = names.claim(&r, "integration", i, g.name.as_ref(), &span)?;
-        let recorder = r.recorder_ref(g.recorder.as_ref(), span, &recorders, &failovers)?;
-        let cameras = camera_count(&recorders, &recorder);
-        let streams = r.count_within(&g.streams, "streams", 1, MAX_GROUP, "")?;
-        if streams > cameras {
-            return Err(src.error(
-                g.streams.span(),
-                format!("streams {streams} is more than the {cameras} cameras of {recorder}"),
-            ));
-        }
-        integrations.push(IntegrationGroup {
-            name,
-            count: to_u32(r.count_within(&g.count, "count", 0, MAX_GROUP, "")?),
-            recorder,
-            streams: to_u32(streams),
-            tls_capable: g.tls.unwrap_or(true),
-        });
-    }
-
-    let mut phones = Vec::new();
-    for (i, p) in raw.phone.0.iter().enumerate() {
-        let span = p.span();
-        let p = p.get_ref();
-        if mobile_server.is_none() {
-            return Err(src.error(
-                span,
-                "phones connect through the mobile server, and there is none: add [mobile_server] with host = \"mobile.vms.test\"",
-            ));
-        }
-        let name = names.claim(&r, "phone", i, p.name.as_ref(), &span)?;
-        let recorder = r.recorder_ref(p.recorder.as_ref(), span, &recorders, &failovers)?;
-        let cameras = camera_count(&recorders, &recorder);
-        let cameras_each = match &p.cameras_each {
-            Some(q) => {
-                let n = r.count_within(q, "cameras_each", 1, MAX_PHONE_CAMERAS, "")?;
-                if n > cameras {
-                    return Err(src.error(
-                        q.span(),
-                        format!(
-                            "cameras_each {n} is more than the {cameras} cameras of {recorder}"
-                        ),
-                    ));
-                }
-                n
-            }
-            None => 1,
-        };
-        phones.push(PhoneGroup {
-            name,
-            count: to_u32(r.count_within(&p.count, "count", 0, MAX_GROUP, "")?),
-            recorder,
-            cameras_each: to_u32(cameras_each),
-        });
-    }
-
-    let mut collectors = Vec::new();
-    for (i, c) in raw.collector.0.iter().enumerate() {
-        let span = c.span();
-        let c = c.get_ref();
-        let name = names.claim(&r, "collector", i, c.name.as_ref(), &span)?;
-        let wan_delay = match &c.wan_delay {
-            Some(q) => {
-                let d = r.duration(q, "wan_delay")?;
-                if d > MAX_WAN_DELAY {
-                    return Err(src.error(
-                        q.span(),
-                        format!(
-                            "wan_delay must be at most {}, not {}",
-                            humantime::format_duration(MAX_WAN_DELAY),
-                            humantime::format_duration(d)
-                        ),
-                    ));
-                }
-                d
-            }
-            None => Duration::ZERO,
-        };
-        collectors.push(CollectorGroup {
-            name,
-            count: to_u32(r.count_within(&c.count, "count", 0, MAX_GROUP, "")?),
-            wan_delay,
-            interval: match &c.interval {
-                Some(q) => r.positive_duration(q, "interval")?,
-                None => Duration::from_secs(1),
-            },
-            telemetry_bytes: match &c.telemetry_size {
-                Some(q) => r.payload_size(q, "telemetry_size")?,
-                None => 2048,
-            },
-        });
-    }
+    let servers = r.servers(&raw)?;
+    let clients = r.clients(&raw, &servers)?;
 
     // Where certificates come from: paths are relative to the scenario file.
-    let server_hosts: Vec<String> = std::iter::once(management.host.clone())
-        .chain(recorders.iter().map(|r| r.host.clone()))
-        .chain(failovers.iter().cloned())
-        .chain(event_server.iter().map(|e| e.host.clone()))
-        .chain(mobile_server.iter().map(|m| m.host.clone()))
-        .collect();
+    let server_hosts = servers.hosts(&management);
     let files_span = raw.certificates.as_ref().map(|c| c.span());
     let certificates = match &raw.certificates {
         None => Certificates::Generated,
         Some(c) => r.certificates(c.get_ref())?,
     };
 
-    // Scheduled events.
-    let mut events = Vec::new();
-    let mut stopped: HashMap<String, Range<usize>> = HashMap::new();
-    for e in &raw.event.0 {
-        let e = e.get_ref();
-        let at = r.duration(&e.at, "at")?;
-        if at.is_zero() {
-            return Err(src.error(
-                e.at.span(),
-                "at must be after the measured window opens (more than 0s), e.g. at = \"3s\"",
-            ));
-        }
-        let action = match e.action.get_ref().as_str() {
-            "stop_recorder" => {
-                let host = e.host.get_ref();
-                if !recorders.iter().any(|rec| &rec.host == host) {
-                    let what = if failovers.contains(host) {
-                        format!("{host:?} is a failover server; stop_recorder stops a [[recorder]]")
-                    } else {
-                        format!("unknown recording server {host:?}")
-                    };
-                    return Err(src.error(
-                        e.host.span(),
-                        format!("{what}; recorders are: {}", host_list(&recorders)),
-                    ));
-                }
-                if let Some(first) = stopped.get(host) {
-                    let (line, _) = src.position(first.start);
-                    return Err(src.error(
-                        e.host.span(),
-                        format!("{host} is already stopped by the event at line {line}; a recorder stops once"),
-                    ));
-                }
-                stopped.insert(host.clone(), e.host.span());
-                EventAction::StopRecorder { host: host.clone() }
-            }
-            "expire_certificate" | "renew_certificate" => {
-                let host = e.host.get_ref();
-                if !server_hosts.contains(host) {
-                    return Err(src.error(
-                        e.host.span(),
-                        format!(
-                            "unknown server {host:?}; a certificate belongs to one of: {}",
-                            server_hosts.join(", ")
-                        ),
-                    ));
-                }
-                if e.action.get_ref() == "expire_certificate" {
-                    EventAction::ExpireCertificate { host: host.clone() }
-                } else {
-                    EventAction::RenewCertificate { host: host.clone() }
-                }
-            }
-            other => {
-                return Err(src.error(
-                    e.action.span(),
-                    format!("unknown action {other:?}; valid actions are: stop_recorder (a recording server stops; its clients move to its failover), expire_certificate (a server's certificate expires: new handshakes fail, established connections go on), renew_certificate (a server presents a newly issued certificate to new connections, without a restart)"),
-                ))
-            }
-        };
-        if let (
-            Some(span),
-            EventAction::ExpireCertificate { .. } | EventAction::RenewCertificate { .. },
-        ) = (&files_span, &action)
-        {
-            let (line, _) = src.position(span.start);
-            return Err(src.error(
-                e.action.span(),
-                format!("certificate events need certificates vmsbench issues itself, and the certificates come from files ([certificates] at line {line}); remove one or the other"),
-            ));
-        }
-        events.push(ScheduledEvent { at, action });
-    }
-    events.sort_by_key(|e| e.at);
-
-    // Certificate faults, at most one per host.
-    let mut faults: Vec<Fault> = Vec::new();
-    for f in &raw.fault.0 {
-        let f = f.get_ref();
-        let host = f.host.get_ref();
-        if !server_hosts.contains(host) {
-            return Err(src.error(
-                f.host.span(),
-                format!(
-                    "unknown server {host:?}; a fault is staged on one of: {}",
-                    server_hosts.join(", ")
-                ),
-            ));
-        }
-        let kind: FaultKind = f
-            .kind
-            .get_ref()
-            .parse()
-            .map_err(|why: String| src.error(f.kind.span(), why))?;
-        if faults.iter().any(|g| &g.host == host) {
-            return Err(src.error(
-                f.host.span(),
-                format!("{host} already has a fault; stage one fault per host"),
-            ));
-        }
-        if let (Some(span), true) = (&files_span, kind.needs_issuing()) {
-            let (line, _) = src.position(span.start);
-            return Err(src.error(
-                f.kind.span(),
-                format!(
-                    "fault {} needs a certificate vmsbench issues itself, and the certificates come from files ([certificates] at line {line}); with files, only key_unreadable and tls11_client can be staged",
-                    kind.as_str()
-                ),
-            ));
-        }
-        faults.push(Fault {
-            host: host.clone(),
-            kind,
-        });
-    }
-
+    let events = r.events(&raw.event.0, &servers, &server_hosts, files_span.as_ref())?;
+    let faults = r.faults(&raw.fault.0, &server_hosts, files_span.as_ref())?;
     let (queue_frames, server_threads, client_threads) = r.run(raw.run.as_ref())?;
 
+    let Servers {
+        failovers,
+        recorders,
+        event_server,
+        mobile_server,
+    } = servers;
+    let Clients {
+        viewers,
+        integrations,
+        phones,
+        collectors,
+    } = clients;
     Ok(Scenario {
         name,
         description: raw.description.unwrap_or_default(),
@@ -448,6 +144,18 @@ struct Resolver<'s> {
 impl Resolver<'_> {
     fn err(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
         self.src.error(span, message)
+    }
+
+    /// The scenario's name: the one given, else the file's stem, else "scenario".
+    fn scenario_name(&self, given: Option<&Spanned<String>>) -> Result<String> {
+        match given {
+            Some(n) => self.non_empty(n, "name"),
+            None => Ok(Path::new(self.src.origin)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "scenario".into())),
+        }
     }
 
     /// `[certificates]`: the directory must exist, and the CA file (default `ca.pem` in
@@ -721,93 +429,6 @@ impl Resolver<'_> {
         Ok(m)
     }
 
-    fn recorder(
-        &mut self,
-        raw: &super::raw::RawRecorder,
-        failovers: &[String],
-    ) -> Result<RecorderSpec> {
-        let host = self.host(&raw.host, "a recording server")?;
-        let failover = match &raw.failover {
-            None => None,
-            Some(f) => {
-                let name = f.get_ref();
-                if !failovers.contains(name) {
-                    let declared = if failovers.is_empty() {
-                        "none is declared".to_owned()
-                    } else {
-                        format!("declared failovers: {}", failovers.join(", "))
-                    };
-                    return Err(self.err(
-                        f.span(),
-                        format!("failover {name:?} is not declared; add [[failover]] with host = {name:?} ({declared})"),
-                    ));
-                }
-                Some(name.clone())
-            }
-        };
-        let mut cameras = Vec::new();
-        for g in raw.cameras.get_ref() {
-            let g = g.get_ref();
-            let profile = match &g.profile {
-                Some(p) => self.profile(p, "custom")?,
-                None => Profile::default_1080p(),
-            };
-            let count = self.count_within(&g.count, "count", 1, MAX_GROUP, "")?;
-            cameras.push(CameraGroup {
-                profile,
-                count: to_u32(count),
-            });
-        }
-        if cameras.is_empty() {
-            return Err(self.err(
-                raw.cameras.span(),
-                "a recording server needs cameras: e.g. cameras = [{ profile = \"1080p\", count = 32 }]",
-            ));
-        }
-        Ok(RecorderSpec {
-            host,
-            cameras,
-            failover,
-        })
-    }
-
-    /// The recording server a client group uses: the one named, or the only one.
-    fn recorder_ref(
-        &self,
-        named: Option<&Spanned<String>>,
-        table: Range<usize>,
-        recorders: &[RecorderSpec],
-        failovers: &[String],
-    ) -> Result<String> {
-        let Some(named) = named else {
-            return match recorders {
-                [only] => Ok(only.host.clone()),
-                _ => Err(self.err(
-                    table,
-                    format!(
-                        "name the recording server these clients use: recorder = \"…\"; recorders are: {}",
-                        host_list(recorders)
-                    ),
-                )),
-            };
-        };
-        let host = named.get_ref();
-        if recorders.iter().any(|r| &r.host == host) {
-            return Ok(host.clone());
-        }
-        let what = if failovers.contains(host) {
-            format!(
-                "{host:?} is a failover server; clients name the recording server it stands in for"
-            )
-        } else {
-            format!("unknown recording server {host:?}")
-        };
-        Err(self.err(
-            named.span(),
-            format!("{what}; recorders are: {}", host_list(recorders)),
-        ))
-    }
-
     /// A camera profile: a preset's name or an inline table.
     fn profile(&self, p: &Spanned<ProfileRef>, default_name: &str) -> Result<Profile> {
         const INLINE: &str =
@@ -831,17 +452,7 @@ impl Resolver<'_> {
             None => None,
         };
         let bitrate = match &raw.bitrate {
-            Some(q) => {
-                let b = units::parse_bitrate(&q.get_ref().text)
-                    .map_err(|e| self.err(q.span(), format!("bitrate: {e}")))?;
-                if !(1_000..=1_000_000_000).contains(&b) {
-                    return Err(self.err(
-                        q.span(),
-                        format!("bitrate must be 1 kbit/s to 1 Gbit/s, not {b} bit/s"),
-                    ));
-                }
-                Some(b)
-            }
+            Some(q) => Some(self.bitrate(q)?),
             None => None,
         };
         let (fps, bitrate_bps) = match (&base, fps, bitrate) {
@@ -873,16 +484,7 @@ impl Resolver<'_> {
                 .map_or(12.0, |b| b.ip_ratio),
         };
         let vbr = match &raw.vbr {
-            Some(q) => {
-                let v = self.number(q, "vbr")?;
-                if !(0.0..0.9).contains(&v) {
-                    return Err(self.err(
-                        q.span(),
-                        format!("vbr must be at least 0 and below 0.9 (0.1 = sizes vary by up to ±10 %), not {v}"),
-                    ));
-                }
-                v
-            }
+            Some(q) => self.vbr(q)?,
             None => base.as_ref().map_or(0.1, |b| b.vbr),
         };
         let profile = Profile {
@@ -908,6 +510,31 @@ impl Resolver<'_> {
             .validate()
             .map_err(|e| self.err(p.span(), e.to_string()))?;
         Ok(profile)
+    }
+
+    /// A profile's bitrate: 1 kbit/s to 1 Gbit/s.
+    fn bitrate(&self, q: &Spanned<Quantity<BitrateKind>>) -> Result<u64> {
+        let b = units::parse_bitrate(&q.get_ref().text)
+            .map_err(|e| self.err(q.span(), format!("bitrate: {e}")))?;
+        if !(1_000..=1_000_000_000).contains(&b) {
+            return Err(self.err(
+                q.span(),
+                format!("bitrate must be 1 kbit/s to 1 Gbit/s, not {b} bit/s"),
+            ));
+        }
+        Ok(b)
+    }
+
+    /// A profile's `vbr`, how much frame sizes vary: at least 0 and below 0.9.
+    fn vbr(&self, q: &Spanned<Quantity<NumberKind>>) -> Result<f64> {
+        let v = self.number(q, "vbr")?;
+        if !(0.0..0.9).contains(&v) {
+            return Err(self.err(
+                q.span(),
+                format!("vbr must be at least 0 and below 0.9 (0.1 = sizes vary by up to ±10 %), not {v}"),
+            ));
+        }
+        Ok(v)
     }
 
     fn run(&self, raw: Option<&RawRun>) -> Result<(usize, usize, usize)> {
@@ -1035,37 +662,6 @@ impl Resolver<'_> {
     }
 }
 
-/// Names of client groups: defaulted (`viewer-2`), non-empty, and unique within a kind.
-#[derive(Default)]
-struct GroupNames {
-    seen: HashMap<(&'static str, String), usize>,
-}
-
-impl GroupNames {
-    fn claim(
-        &mut self,
-        r: &Resolver<'_>,
-        kind: &'static str,
-        index: usize,
-        name: Option<&Spanned<String>>,
-        table: &Range<usize>,
-    ) -> Result<String> {
-        let (name, offset) = match name {
-            Some(n) => (r.non_empty(n, "name")?, n.span().start),
-            None => (format!("{kind}-{}", index + 1), table.start),
-        };
-        if let Some(first) = self.seen.get(&(kind, name.clone())) {
-            let (line, _) = r.src.position(*first);
-            return Err(r.err(
-                offset..offset,
-                format!("there is already a {kind} group named {name:?} (line {line}); give each [[{kind}]] a name of its own"),
-            ));
-        }
-        self.seen.insert((kind, name.clone()), offset);
-        Ok(name)
-    }
-}
-
 /// Whether `host` can be a certificate's DNS name: dot-separated labels of letters, digits
 /// and inner hyphens.
 fn check_host_name(host: &str) -> std::result::Result<(), &'static str> {
@@ -1090,13 +686,6 @@ fn check_host_name(host: &str) -> std::result::Result<(), &'static str> {
         }
     }
     Ok(())
-}
-
-fn camera_count(recorders: &[RecorderSpec], host: &str) -> u64 {
-    recorders
-        .iter()
-        .find(|r| r.host == host)
-        .map_or(0, |r| u64::from(r.camera_count()))
 }
 
 fn host_list(recorders: &[RecorderSpec]) -> String {
