@@ -6,16 +6,20 @@
 //!
 //! `ARCHITECTURE.md` at the workspace root maps the modules: [`commands`] (one per
 //! subcommand) drive the [`engine`] (scenario → plan → roles → measurements), whose outcomes
-//! become a [`report`], shown by [`output`] and written by [`export`].
+//! become a [`report`], shown by `output` and written by `export`.
+
+// What the integration tests and benches reach is public; everything else is the crate's
+// own, so that the compiler sees dead code and a change inside cannot break a user.
+#![warn(unreachable_pub)]
 
 pub mod cli;
 pub mod commands;
 pub mod engine;
-pub mod export;
-pub mod output;
+pub(crate) mod export;
+pub(crate) mod output;
 pub mod report;
 pub mod sys;
-pub mod units;
+pub(crate) mod units;
 
 use std::process::ExitCode;
 

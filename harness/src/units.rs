@@ -116,7 +116,7 @@ fn too_large(what: &str) -> String {
 /// to the nanosecond (rounded to the nearest one below that). Compound values
 /// like `1h 30m` or `1m30s` are passed to [`humantime::parse_duration`]
 /// (where `M` means months and `m` minutes).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = split_number(s, "duration", DURATION_EXAMPLES)?;
     if unit.chars().any(|c| c.is_ascii_digit()) {
@@ -162,7 +162,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 ///
 /// (Handwritten rather than `bytesize::ByteSize::from_str`, which saturates
 /// silently on overflow and goes through `f64` for fractions.)
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (number, unit) = split_number(s, "size", SIZE_EXAMPLES)?;
     let factor: u128 = match unit.to_ascii_lowercase().as_str() {
@@ -198,7 +198,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// `bps`, `bit/s`, `bits/s` or `b/s` (case-insensitive, except that a capital
 /// `B` alone, as in `MB/s`, means bytes and is rejected so that a byte rate
 /// is never silently read as a bit rate). Rounded to the nearest bit/s.
-pub fn parse_bitrate(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_bitrate(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (number, unit) = split_number(s, "bitrate", BITRATE_EXAMPLES)?;
     let (factor, rest): (u128, &str) = match unit.chars().next() {
@@ -237,7 +237,7 @@ pub fn parse_bitrate(s: &str) -> Result<u64, String> {
 /// Suffixes are SI (powers of 1000) and case-insensitive: `k` = 10³,
 /// `M` = 10⁶, `G` = 10⁹. The result must be a whole number (`1.5k` is fine,
 /// `1.0005k` is an error).
-pub fn parse_count(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_count(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let (number, unit) = split_number(s, "count", COUNT_EXAMPLES)?;
     let factor: u128 = match unit.to_ascii_lowercase().as_str() {
@@ -300,7 +300,7 @@ fn scaled(value: f64, units: &[&str]) -> String {
 /// and a fitting unit: `850 µs`, `12.3 ms`, `1.20 s`; below a microsecond in
 /// nanoseconds (`0.5` → `500 ns`); zero is `0 µs`.
 /// Durations of 1000 s and more are shown in whole seconds.
-pub fn format_duration_us(us: f64) -> String {
+pub(crate) fn format_duration_us(us: f64) -> String {
     if us == 0.0 {
         return "0 µs".to_owned();
     }
@@ -312,24 +312,24 @@ pub fn format_duration_us(us: f64) -> String {
 }
 
 /// Formats a whole number of microseconds as [`format_duration_us`] does.
-pub fn format_us(us: u64) -> String {
+pub(crate) fn format_us(us: u64) -> String {
     format_duration_us(us as f64)
 }
 
 /// Formats a ratio as `×1.23` (`–` when unknown).
-pub fn format_ratio(v: Option<f64>) -> String {
+pub(crate) fn format_ratio(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_owned(), |v| format!("×{v:.2}"))
 }
 
 /// Formats a byte count with IEC (1024-based) units and one decimal:
 /// `512 B`, `64.0 KiB`, `12.0 MiB`.
-pub fn format_bytes(b: u64) -> String {
+pub(crate) fn format_bytes(b: u64) -> String {
     bytesize::ByteSize::b(b).display().iec().to_string()
 }
 
 /// Formats a bitrate given in Mbit/s with three significant digits and a
 /// fitting SI unit: `850 kbit/s`, `4.00 Mbit/s`, `12.3 Gbit/s`.
-pub fn format_mbit(mbit_s: f64) -> String {
+pub(crate) fn format_mbit(mbit_s: f64) -> String {
     scaled(
         mbit_s * 1e6,
         &["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"],

@@ -31,7 +31,7 @@ use simulators::transport::TlsSettings;
 use crate::engine::scenario::{Certificates, FaultKind, Scenario};
 
 /// How long generated certificates are valid.
-pub const CERT_DAYS: u32 = 30;
+pub(crate) const CERT_DAYS: u32 = 30;
 
 /// What one server host presents.
 enum Presented {
@@ -79,7 +79,7 @@ pub struct CertificateSummary {
 }
 
 /// Every certificate of a deployment and the CA clients trust.
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// The CA that issued the hosts' certificates (generated runs only): it issues renewals
     /// and staged faults.
     ca: Option<CertificateAuthority>,
@@ -105,7 +105,7 @@ impl std::fmt::Debug for Credentials {
 impl Credentials {
     /// The certificates of every server host of `scenario`, generated or read from files,
     /// with its faults staged.
-    pub fn for_scenario(scenario: &Scenario) -> anyhow::Result<Credentials> {
+    pub(crate) fn for_scenario(scenario: &Scenario) -> anyhow::Result<Credentials> {
         let hosts = scenario.server_hosts();
         let faults: BTreeMap<String, FaultKind> = scenario
             .faults
@@ -233,7 +233,7 @@ impl Credentials {
     }
 
     /// A client configuration trusting the deployment's CA and checking host names.
-    pub fn client_config(&self, tls: &TlsSettings) -> anyhow::Result<Arc<ClientConfig>> {
+    pub(crate) fn client_config(&self, tls: &TlsSettings) -> anyhow::Result<Arc<ClientConfig>> {
         Ok(simulators::verify::client_config(self.roots.clone(), tls)?)
     }
 
@@ -247,7 +247,7 @@ impl Credentials {
     }
 
     /// The server configuration of `host`.
-    pub fn server_config(
+    pub(crate) fn server_config(
         &self,
         host: &str,
         tls: &TlsSettings,
@@ -262,7 +262,7 @@ impl Credentials {
 
     /// The server configuration of `host` through a [`ReloadableIdentity`], for hosts whose
     /// certificate expires or is renewed during the run.
-    pub fn server_config_reloadable(
+    pub(crate) fn server_config_reloadable(
         &self,
         host: &str,
         tls: &TlsSettings,
@@ -282,14 +282,14 @@ impl Credentials {
     }
 
     /// A newly issued certificate for `host` (new key and serial number), as a renewal.
-    pub fn renewal(&self, host: &str) -> anyhow::Result<HostIdentity> {
+    pub(crate) fn renewal(&self, host: &str) -> anyhow::Result<HostIdentity> {
         let ca = self.ca("renewing a certificate")?;
         Ok(ca.issue(host, &[], self.key, Validity::days_from_now(CERT_DAYS))?)
     }
 
     /// `host`'s certificate as it is once its not-after date has passed: the same name and
     /// key type, valid until two seconds ago.
-    pub fn expired(&self, host: &str) -> anyhow::Result<HostIdentity> {
+    pub(crate) fn expired(&self, host: &str) -> anyhow::Result<HostIdentity> {
         let ca = self.ca("expiring a certificate")?;
         let now = SystemTime::now();
         let validity = Validity {
@@ -299,17 +299,8 @@ impl Credentials {
         Ok(ca.issue(host, &[], self.key, validity)?)
     }
 
-    /// The hosts that a client offering only TLS 1.1 dials (the `tls11_client` faults).
-    pub fn tls11_hosts(&self) -> Vec<String> {
-        self.faults
-            .iter()
-            .filter(|(_, k)| **k == FaultKind::Tls11Client)
-            .map(|(h, _)| h.clone())
-            .collect()
-    }
-
     /// Where the certificates came from and what each host presents, for the report.
-    pub fn summary(&self) -> CertificateSummary {
+    pub(crate) fn summary(&self) -> CertificateSummary {
         let now = SystemTime::now();
         CertificateSummary {
             source: if self.ca.is_some() {

@@ -1,8 +1,8 @@
 //! The measuring engine: a scenario brought to life on real sockets, phase by phase.
 
-pub mod capacity;
-pub mod credentials;
-pub mod deployment;
-pub mod sampler;
+pub(crate) mod capacity;
+pub(crate) mod credentials;
+pub(crate) mod deployment;
+pub(crate) mod sampler;
 pub mod scenario;
-pub mod watcher;
+pub(crate) mod watcher;

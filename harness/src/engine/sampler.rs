@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How often the sampler takes a sample.
-pub const INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const INTERVAL: Duration = Duration::from_secs(1);
 
 /// A last interval shorter than this is not reported (it would be mostly noise).
 const MIN_LAST_INTERVAL: Duration = Duration::from_millis(100);
@@ -53,11 +53,11 @@ impl IntervalSample {
 }
 
 /// Called with every interval's samples (one per link) as they are taken: live progress.
-pub type IntervalHook = Arc<dyn Fn(&[IntervalSample]) + Send + Sync>;
+pub(crate) type IntervalHook = Arc<dyn Fn(&[IntervalSample]) + Send + Sync>;
 
 /// A running sampler.
 #[derive(Debug)]
-pub struct Sampler {
+pub(crate) struct Sampler {
     stop: CancellationToken,
     task: JoinHandle<Vec<IntervalSample>>,
 }
@@ -72,7 +72,7 @@ struct Client {
 impl Sampler {
     /// Starts sampling `probes` (link id, probe) every [`INTERVAL`] from `start_ns` (run
     /// clock; the moment the window opened), calling `hook` with each interval's samples.
-    pub fn start(
+    pub(crate) fn start(
         probes: Vec<(String, MetricsProbe)>,
         clock: RunClock,
         start_ns: u64,
@@ -117,7 +117,7 @@ impl Sampler {
     }
 
     /// Takes the last (partial) sample now and returns them all, in time order.
-    pub async fn finish(mut self) -> Vec<IntervalSample> {
+    pub(crate) async fn finish(mut self) -> Vec<IntervalSample> {
         self.stop.cancel();
         (&mut self.task).await.unwrap_or_default()
     }

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How often the watcher dials.
-pub const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+pub(crate) const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// How long the resuming connection waits for the server's session tickets.
 const TICKET_WAIT: Duration = Duration::from_millis(20);
 
@@ -90,14 +90,14 @@ impl Tally {
 
 /// A running watcher.
 #[derive(Debug)]
-pub struct Watcher {
+pub(crate) struct Watcher {
     cancel: CancellationToken,
     task: JoinHandle<Vec<Attempt>>,
 }
 
 impl Watcher {
     /// Starts watching `host` at `addr`, trusting what `client` trusts.
-    pub fn start(
+    pub(crate) fn start(
         rt: &tokio::runtime::Handle,
         client: &Arc<ClientConfig>,
         addr: SocketAddr,
@@ -161,7 +161,7 @@ impl Watcher {
     }
 
     /// Stops it and returns every attempt, in order.
-    pub async fn stop(self) -> Vec<Attempt> {
+    pub(crate) async fn stop(self) -> Vec<Attempt> {
         self.cancel.cancel();
         self.task.await.unwrap_or_default()
     }

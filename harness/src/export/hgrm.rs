@@ -16,13 +16,13 @@ use hdrhistogram::Histogram;
 use super::{Document, Export, ExportError, Exporter};
 
 /// µs per output unit (ms).
-pub const OUTPUT_SCALING: f64 = 1000.0;
+pub(crate) const OUTPUT_SCALING: f64 = 1000.0;
 /// Percentile ticks per halving distance, as HdrHistogram's own tools default to.
-pub const TICKS_PER_HALF_DISTANCE: u32 = 5;
+pub(crate) const TICKS_PER_HALF_DISTANCE: u32 = 5;
 
 /// `--export-hgrm DIR`.
 #[derive(Debug, Default)]
-pub struct HgrmExporter;
+pub(crate) struct HgrmExporter;
 
 impl Exporter for HgrmExporter {
     fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {
@@ -63,7 +63,7 @@ fn file_safe(s: &str) -> String {
 
 /// The percentile distribution of `h` as HdrHistogram's `outputPercentileDistribution`
 /// prints it, values divided by `scaling`.
-pub fn percentile_distribution(h: &Histogram<u64>, scaling: f64) -> String {
+pub(crate) fn percentile_distribution(h: &Histogram<u64>, scaling: f64) -> String {
     let digits = usize::from(h.sigfig());
     let mut out = String::new();
     let _ = write!(

@@ -6,7 +6,7 @@ use super::{Document, Export, ExportError, Exporter};
 
 /// `--export-json` (alias `--json`).
 #[derive(Debug, Default)]
-pub struct JsonExporter;
+pub(crate) struct JsonExporter;
 
 impl Exporter for JsonExporter {
     fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {

@@ -9,11 +9,11 @@
 //! of files and cannot go to standard output. Files are written to a temporary name and
 //! renamed, so that a reader never sees half a file.
 
-pub mod hgrm;
-pub mod html;
-pub mod json;
-pub mod markdown;
-pub mod ndjson;
+pub(crate) mod hgrm;
+pub(crate) mod html;
+pub(crate) mod json;
+pub(crate) mod markdown;
+pub(crate) mod ndjson;
 #[cfg(test)]
 mod tests;
 
@@ -64,7 +64,7 @@ impl Document<'_> {
     }
 
     /// The report as JSON.
-    pub fn to_json(&self) -> serde_json::Result<String> {
+    pub fn to_json(self) -> serde_json::Result<String> {
         match self {
             Document::Run(r) => serde_json::to_string_pretty(r),
             Document::Capacity(r) => serde_json::to_string_pretty(r),

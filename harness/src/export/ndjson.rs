@@ -13,7 +13,7 @@ use super::{Document, Export, ExportError, Exporter};
 
 /// `--export-ndjson`.
 #[derive(Debug, Default)]
-pub struct NdjsonExporter;
+pub(crate) struct NdjsonExporter;
 
 impl Exporter for NdjsonExporter {
     fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {

@@ -9,13 +9,15 @@ use simulators::transport::{Mode, Negotiated};
 use super::hgrm::percentile_distribution;
 use super::{Document, Export, ExportManager, ExportType};
 use crate::cli::{DocumentExportArgs, ExportArgs};
-use crate::engine::deployment::{LinkOutcome, PhaseOutcome, RoleCpu};
+use crate::engine::deployment::outcome::RoleCpu;
+use crate::engine::deployment::{LinkOutcome, PhaseOutcome};
 use crate::engine::sampler::IntervalSample;
 use crate::report::{Collector, Measurement, Report, SCHEMA_VERSION};
 use crate::sys::environment::{CpuFlags, Environment};
 
 // The report checks the end-to-end tests use too: one file, included by both.
 #[path = "../../tests/it/checks.rs"]
+#[allow(unreachable_pub)] // `pub` for the integration tests, which include it too.
 mod checks;
 use checks::{hgrm_p50_p99, validate};
 

@@ -2,12 +2,12 @@
 //! tables (one column renderer), live progress on standard error, files written
 //! atomically, and the SVG plots of the HTML pages.
 
-pub mod atomic;
-pub mod figures;
-pub mod progress;
-pub mod svg;
-pub mod table;
-pub mod terminal;
+pub(crate) mod atomic;
+pub(crate) mod figures;
+pub(crate) mod progress;
+pub(crate) mod svg;
+pub(crate) mod table;
+pub(crate) mod terminal;
 
 /// Escapes text for HTML (element content and quoted attribute values).
 pub(crate) fn escape_html(s: &str) -> String {

@@ -40,7 +40,7 @@ const REDRAW: Duration = Duration::from_millis(250);
 const PHASE_OVERHEAD: Duration = Duration::from_millis(1500);
 
 /// Whether to draw the live line: standard error is a terminal and `NO_COLOR` is not set.
-pub fn live_wanted() -> bool {
+pub(crate) fn live_wanted() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
@@ -100,13 +100,13 @@ impl State {
 }
 
 /// Prints one line of progress on standard error, on a line of its own.
-pub fn note(line: &str) {
+pub(crate) fn note(line: &str) {
     eprintln!("{line}");
 }
 
 /// Progress of a command that measures step by step: `[  12 s] [ 3/30] label … result`.
 #[derive(Debug)]
-pub struct Steps {
+pub(crate) struct Steps {
     began: Instant,
     total: Option<usize>,
     done: usize,
@@ -114,7 +114,7 @@ pub struct Steps {
 
 impl Steps {
     /// Progress of `total` steps, if known, from now.
-    pub fn new(total: Option<usize>) -> Steps {
+    pub(crate) fn new(total: Option<usize>) -> Steps {
         Steps {
             began: Instant::now(),
             total,
@@ -123,12 +123,12 @@ impl Steps {
     }
 
     /// Time since the command began.
-    pub fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         self.began.elapsed()
     }
 
     /// A step starts: its number and label, then ` … ` to await its result.
-    pub fn begin(&mut self, label: &str) {
+    pub(crate) fn begin(&mut self, label: &str) {
         self.done += 1;
         let count = match self.total {
             Some(n) => format!("{:>width$}/{n}", self.done, width = n.to_string().len()),
@@ -144,14 +144,14 @@ impl Steps {
     }
 
     /// The step started last ended with `result`.
-    pub fn end(&self, result: &str) {
+    pub(crate) fn end(&self, result: &str) {
         eprintln!("{result}");
     }
 }
 
 /// Progress of a run's phases.
 #[derive(Debug)]
-pub struct Progress {
+pub(crate) struct Progress {
     live: bool,
     state: Arc<Mutex<State>>,
     ticker: Option<JoinHandle<()>>,
@@ -194,12 +194,12 @@ fn clear() {
 impl Progress {
     /// Progress of `phases` phases of `timing` each; live on a terminal (see
     /// [`live_wanted`]). Call from within the runtime that runs the phases.
-    pub fn new(phases: usize, timing: Timing) -> Progress {
+    pub(crate) fn new(phases: usize, timing: Timing) -> Progress {
         Progress::with_live(phases, timing, live_wanted())
     }
 
     /// As [`Progress::new`], saying whether to draw the live line.
-    pub fn with_live(phases: usize, timing: Timing, live: bool) -> Progress {
+    pub(crate) fn with_live(phases: usize, timing: Timing, live: bool) -> Progress {
         let state = Arc::new(Mutex::new(State {
             timing,
             phases,
@@ -231,7 +231,7 @@ impl Progress {
     }
 
     /// A phase starts.
-    pub fn start_phase(&self, repeat: u32, repeats: u32, mode: Mode) {
+    pub(crate) fn start_phase(&self, repeat: u32, repeats: u32, mode: Mode) {
         if let Ok(mut s) = self.state.lock() {
             s.current = Some((repeat, repeats, mode, Instant::now()));
             s.goodput = None;
@@ -245,7 +245,7 @@ impl Progress {
     }
 
     /// The phase started last has ended.
-    pub fn end_phase(&self) {
+    pub(crate) fn end_phase(&self) {
         if let Ok(mut s) = self.state.lock() {
             if let Some((.., started)) = s.current.take() {
                 s.done.push(started.elapsed());
@@ -254,7 +254,7 @@ impl Progress {
     }
 
     /// A hook for the phases' interval samples: the live goodput.
-    pub fn hook(&self) -> IntervalHook {
+    pub(crate) fn hook(&self) -> IntervalHook {
         let state = self.state.clone();
         Arc::new(move |samples: &[IntervalSample]| {
             let total: f64 = samples.iter().map(IntervalSample::goodput_mbit_s).sum();

@@ -7,13 +7,13 @@ use std::fmt::Write as _;
 use super::escape_html as esc;
 
 /// Colour of plaintext figures.
-pub const PLAIN: &str = "#4c78a8";
+pub(crate) const PLAIN: &str = "#4c78a8";
 /// Colour of TLS figures.
-pub const TLS: &str = "#e4572e";
+pub(crate) const TLS: &str = "#e4572e";
 
 /// One line of a plot.
 #[derive(Debug, Clone)]
-pub struct Series {
+pub(crate) struct Series {
     /// Legend text (`None`: not in the legend, e.g. a second repeat of the same thing).
     pub label: Option<String>,
     /// Stroke colour.
@@ -26,7 +26,7 @@ pub struct Series {
 
 /// The x axis.
 #[derive(Debug, Clone)]
-pub enum XAxis {
+pub(crate) enum XAxis {
     /// Linear from 0, with a label.
     Linear(String),
     /// Percentiles on HdrHistogram's log scale: x = log10(1 / (1 − q)), from 0 (p0) to
@@ -36,7 +36,7 @@ pub enum XAxis {
 
 /// What the y values are, for units and tick labels.
 #[derive(Debug, Clone, Copy)]
-pub enum YUnit {
+pub(crate) enum YUnit {
     /// Microseconds, shown in µs, ms or s.
     Micros,
     /// Mbit/s, shown in kbit/s, Mbit/s or Gbit/s.
@@ -47,7 +47,7 @@ pub enum YUnit {
 
 /// A line plot.
 #[derive(Debug, Clone)]
-pub struct LinePlot {
+pub(crate) struct LinePlot {
     /// Title above the plot.
     pub title: String,
     /// The x axis.
@@ -113,7 +113,7 @@ fn num(v: f64) -> String {
 }
 
 /// Renders a line plot as an `<svg>` element.
-pub fn line_plot(p: &LinePlot) -> String {
+pub(crate) fn line_plot(p: &LinePlot) -> String {
     let (pw, ph) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
     let y_max_data = p
         .series
@@ -263,7 +263,7 @@ pub fn line_plot(p: &LinePlot) -> String {
 
 /// One bar of a bar chart.
 #[derive(Debug, Clone)]
-pub struct Bar {
+pub(crate) struct Bar {
     /// What it is (left of the bar).
     pub label: String,
     /// Its value.
@@ -276,7 +276,7 @@ pub struct Bar {
 
 /// A group of bars under a heading (one link, one role).
 #[derive(Debug, Clone)]
-pub struct BarGroup {
+pub(crate) struct BarGroup {
     /// The group's heading.
     pub name: String,
     /// Its bars.
@@ -285,7 +285,7 @@ pub struct BarGroup {
 
 /// Renders horizontal bars, grouped. With `per_group_scale` every group is scaled to its
 /// own largest bar (groups of very different magnitude stay readable; values are printed).
-pub fn bar_chart(title: &str, groups: &[BarGroup], per_group_scale: bool) -> String {
+pub(crate) fn bar_chart(title: &str, groups: &[BarGroup], per_group_scale: bool) -> String {
     const WIDTH: f64 = 620.0;
     const LABEL: f64 = 170.0;
     const BAR_H: f64 = 14.0;

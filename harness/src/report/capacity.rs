@@ -12,10 +12,10 @@ use crate::report::{Percentiles, TlsInfo};
 use crate::sys::environment::Environment;
 
 /// Version of the capacity JSON layout.
-pub const CAPACITY_SCHEMA_VERSION: u32 = 1;
+pub(crate) const CAPACITY_SCHEMA_VERSION: u32 = 1;
 
 /// Recording-server cores at or above this share of its CPUs count as saturated.
-pub const SATURATED: f64 = 0.9;
+pub(crate) const SATURATED: f64 = 0.9;
 
 /// A whole capacity report.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -227,7 +227,7 @@ pub struct Projection {
 }
 
 /// What a linear projection leaves out.
-pub const PROJECTION_CAVEATS: &[&str] = &[
+pub(crate) const PROJECTION_CAVEATS: &[&str] = &[
     "memory bandwidth: every stream's bytes are copied (and under TLS encrypted) once more \
      per client; more cores share the same memory channels",
     "NIC and kernel: here the bytes went over loopback, where the kernel often runs a \
@@ -261,7 +261,7 @@ impl Projection {
 }
 
 /// The share of the plaintext capacity that TLS loses, %.
-pub fn cost_pct(plain: Option<f64>, tls: Option<f64>) -> Option<f64> {
+pub(crate) fn cost_pct(plain: Option<f64>, tls: Option<f64>) -> Option<f64> {
     let (p, t) = (plain?, tls?);
     (p > 0.0).then(|| (p - t) / p * 100.0)
 }

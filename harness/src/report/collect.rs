@@ -31,7 +31,7 @@ struct Series {
 
 /// Accumulates phases into a report.
 #[derive(Debug, Default)]
-pub struct Collector {
+pub(crate) struct Collector {
     series: BTreeMap<(String, Mode), Series>,
     /// Link ids in the order they were first seen (the scenario's order).
     order: Vec<String>,
@@ -123,7 +123,7 @@ impl Sample {
 
 impl Collector {
     /// Adds one phase.
-    pub fn add(&mut self, p: &PhaseOutcome) {
+    pub(crate) fn add(&mut self, p: &PhaseOutcome) {
         let repeat = {
             let r = self.repeats.entry(p.mode).or_default();
             *r += 1;
@@ -233,7 +233,7 @@ impl Collector {
     }
 
     /// Per host and mode, in the scenario's host order (plaintext first).
-    pub fn hosts(&self) -> Vec<HostResult> {
+    pub(crate) fn hosts(&self) -> Vec<HostResult> {
         let mut out = Vec::new();
         for host in &self.host_order {
             for mode in [Mode::Plain, Mode::Tls] {
@@ -246,12 +246,12 @@ impl Collector {
     }
 
     /// Certificate events seen, in order.
-    pub fn certificate_events(&self) -> Vec<CertificateEventResult> {
+    pub(crate) fn certificate_events(&self) -> Vec<CertificateEventResult> {
         self.certificate_events.clone()
     }
 
     /// Per-role CPU medians.
-    pub fn roles(&self) -> Vec<RoleResult> {
+    pub(crate) fn roles(&self) -> Vec<RoleResult> {
         self.roles
             .iter()
             .map(|((role, mode), v)| {
@@ -268,22 +268,17 @@ impl Collector {
     }
 
     /// Failovers seen, in order.
-    pub fn failovers(&self) -> Vec<FailoverResult> {
+    pub(crate) fn failovers(&self) -> Vec<FailoverResult> {
         self.failovers.clone()
     }
 
     /// Incompatibilities seen.
-    pub fn incompatibilities(&self) -> Vec<Incompatibility> {
+    pub(crate) fn incompatibilities(&self) -> Vec<Incompatibility> {
         self.incompatibilities.clone()
     }
 
-    /// Whether anything was measured.
-    pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
-    }
-
     /// Every link's and mode's latency histograms, all repeats merged, in report order.
-    pub fn histograms(&self) -> Vec<HistogramRecord> {
+    pub(crate) fn histograms(&self) -> Vec<HistogramRecord> {
         let mut keys: Vec<&(String, Mode)> = self.series.keys().collect();
         keys.sort_by_key(|(l, m)| (self.order.iter().position(|o| o == l), *m));
         keys.into_iter()
@@ -303,12 +298,12 @@ impl Collector {
     }
 
     /// Every interval sample, in the order taken.
-    pub fn intervals(&self) -> Vec<IntervalRecord> {
+    pub(crate) fn intervals(&self) -> Vec<IntervalRecord> {
         self.intervals.clone()
     }
 
     /// Summarises everything into results and costs.
-    pub fn finish(&self) -> (Vec<LinkResult>, Vec<Cost>) {
+    pub(crate) fn finish(&self) -> (Vec<LinkResult>, Vec<Cost>) {
         let mut results = Vec::new();
         let mut keys: Vec<&(String, Mode)> = self.series.keys().collect();
         keys.sort_by_key(|(l, m)| (self.order.iter().position(|o| o == l), *m));

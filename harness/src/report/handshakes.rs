@@ -11,7 +11,7 @@ use crate::report::{Percentiles, TlsInfo};
 use crate::sys::environment::Environment;
 
 /// Version of the JSON layout of this report. Bumped when a field changes meaning or type.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// A resumed cell in which fewer handshakes than this resumed is flagged.
 const RESUMED_FLOOR: f64 = 0.99;
@@ -141,7 +141,7 @@ pub struct SkippedCell {
 }
 
 /// The protocol version name rustls reports for a version (`TLSv1_2`, `TLSv1_3`).
-pub fn rustls_version_name(v: TlsVersion) -> &'static str {
+pub(crate) fn rustls_version_name(v: TlsVersion) -> &'static str {
     match v {
         TlsVersion::Tls12 => "TLSv1_2",
         TlsVersion::Tls13 => "TLSv1_3",
@@ -149,7 +149,7 @@ pub fn rustls_version_name(v: TlsVersion) -> &'static str {
 }
 
 /// The group name rustls reports for a group (`X25519`, `secp256r1`, …).
-pub fn rustls_group_name(g: KxGroup) -> &'static str {
+pub(crate) fn rustls_group_name(g: KxGroup) -> &'static str {
     match g {
         KxGroup::X25519 => "X25519",
         KxGroup::Secp256r1 => "secp256r1",

@@ -5,28 +5,28 @@
 //! layout); the terminal table (`output/terminal`) and the exports
 //! (`export/`) are rendered from the same structures.
 //!
-//! - [`run`]: the records of a `run` or `bulk` report; [`collect`] builds them from the
-//!   phases' outcomes, with the cost of TLS per link; [`warnings`] and [`verdicts`] hold the
+//! - `run`: the records of a `run` or `bulk` report; `collect` builds them from the
+//!   phases' outcomes, with the cost of TLS per link; `warnings` and `verdicts` hold the
 //!   rules that decide what to trust.
-//! - [`capacity`] and [`objective`]: a capacity search's report and the objective its steps
-//!   are held to; [`handshakes`]: the handshake matrix's report.
-//! - [`stats`]: medians and spreads.
+//! - `capacity` and `objective`: a capacity search's report and the objective its steps
+//!   are held to; `handshakes`: the handshake matrix's report.
+//! - `stats`: medians and spreads.
 
-pub mod capacity;
-pub mod collect;
-pub mod handshakes;
-pub mod objective;
-pub mod run;
-pub mod stats;
-pub mod verdicts;
-pub mod warnings;
+pub(crate) mod capacity;
+pub(crate) mod collect;
+pub(crate) mod handshakes;
+pub(crate) mod objective;
+pub(crate) mod run;
+pub(crate) mod stats;
+pub(crate) mod verdicts;
+pub(crate) mod warnings;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use simulators::transport::Negotiated;
 
-pub use collect::Collector;
-pub use run::*;
+pub(crate) use collect::Collector;
+pub(crate) use run::*;
 
 /// Version of the JSON layout. Bumped when a field changes meaning or type; fields may be
 /// added without a bump. `harness/schema/report-v1.schema.json` describes version 1.

@@ -25,7 +25,7 @@ use crate::report::Percentiles;
 use crate::units::{format_bytes, format_duration_us, parse_duration, parse_size};
 
 /// The objective `vmsbench capacity` uses unless told otherwise.
-pub const DEFAULT_OBJECTIVE: &str = "p99<=200ms,late<=0.1%,dropped=0";
+pub(crate) const DEFAULT_OBJECTIVE: &str = "p99<=200ms,late<=0.1%,dropped=0";
 
 /// What a term measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -460,7 +460,7 @@ impl Objective {
 }
 
 /// Parses `--objective` (clap's `value_parser` signature).
-pub fn parse_objective(s: &str) -> Result<Objective, String> {
+pub(crate) fn parse_objective(s: &str) -> Result<Objective, String> {
     s.parse().map_err(|e: ObjectiveError| e.to_string())
 }
 

@@ -19,7 +19,7 @@ pub struct Spread {
 }
 
 /// Median of `values` (mean of the middle two for an even count). `None` when empty.
-pub fn median(values: &[f64]) -> Option<f64> {
+pub(crate) fn median(values: &[f64]) -> Option<f64> {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
     if v.is_empty() {
         return None;
@@ -34,7 +34,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
 }
 
 /// Median, min and max of `values`.
-pub fn summarize(values: &[f64]) -> Option<(f64, Spread)> {
+pub(crate) fn summarize(values: &[f64]) -> Option<(f64, Spread)> {
     let m = median(values)?;
     let finite = values.iter().copied().filter(|x| x.is_finite());
     let min = finite.clone().fold(f64::INFINITY, f64::min);
@@ -45,7 +45,7 @@ pub fn summarize(values: &[f64]) -> Option<(f64, Spread)> {
 /// Summarises samples of one type field by field: the returned value has the median of
 /// every numeric field; the map holds the spread under dotted paths (`latency_us.p99`).
 /// Non-numeric fields are taken from the first sample.
-pub fn summarize_samples<T>(samples: &[T]) -> Option<(T, BTreeMap<String, Spread>)>
+pub(crate) fn summarize_samples<T>(samples: &[T]) -> Option<(T, BTreeMap<String, Spread>)>
 where
     T: Serialize + for<'de> Deserialize<'de>,
 {

@@ -13,13 +13,13 @@ use super::{Cost, LinkResult, Report, Sample};
 /// then says so in `warnings` and marks the link's cost `reliable: false`. What helps: a
 /// longer `--duration` (more frames per window, steadier percentiles) and more `--repeat`
 /// (more pairs).
-pub const MAX_RATIO_SPREAD: f64 = 1.10;
+pub(crate) const MAX_RATIO_SPREAD: f64 = 1.10;
 
 /// Fewest plain/TLS pairs whose spread can be judged at all (see [`MAX_RATIO_SPREAD`]).
-pub const MIN_PAIRS: usize = 3;
+pub(crate) const MIN_PAIRS: usize = 3;
 
 /// max/min of a ratio over the pairs (infinite when the smallest is not positive).
-pub fn ratio_spread(s: &Spread) -> f64 {
+pub(crate) fn ratio_spread(s: &Spread) -> f64 {
     if s.min > 0.0 && s.max.is_finite() {
         s.max / s.min
     } else {

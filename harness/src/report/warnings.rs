@@ -11,17 +11,17 @@ use crate::units::format_ratio;
 
 /// The kernel cross-check flags a link whose application and kernel byte counts are
 /// further apart than this, in percent (when at least [`KERNEL_CHECK_MIN_BYTES`] moved).
-pub const KERNEL_CHECK_TOLERANCE_PCT: f64 = 1.0;
+pub(crate) const KERNEL_CHECK_TOLERANCE_PCT: f64 = 1.0;
 
 /// A load average (before the run) of this much per core or more means the machine was
 /// busy with other work: the report says so.
-pub const BUSY_LOAD_PER_CORE: f64 = 0.75;
+pub(crate) const BUSY_LOAD_PER_CORE: f64 = 0.75;
 
 /// A certificate brought from files that expires within this many days is warned about.
-pub const EXPIRY_WARNING_DAYS: f64 = 30.0;
+pub(crate) const EXPIRY_WARNING_DAYS: f64 = 30.0;
 
 /// Below this many bytes the kernel cross-check is reported but not judged.
-pub const KERNEL_CHECK_MIN_BYTES: u64 = 1 << 20;
+pub(crate) const KERNEL_CHECK_MIN_BYTES: u64 = 1 << 20;
 
 impl Report {
     /// Warnings derived from the figures themselves: shortfalls, late and dropped frames,

@@ -1,4 +1,4 @@
 //! What the operating system tells about this machine and this process.
 
 pub mod environment;
-pub mod process;
+pub(crate) mod process;

@@ -46,7 +46,7 @@ impl Sub for Usage {
 /// Reads the CPU time used so far by this process (all its threads, not
 /// including waited-for children).
 #[cfg(unix)]
-pub fn usage() -> io::Result<Usage> {
+pub(crate) fn usage() -> io::Result<Usage> {
     let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: `ru` points to writable memory large enough for a `rusage`,
     // which is all getrusage requires of its second argument.
@@ -81,14 +81,14 @@ const STATUS: &str = "/proc/self/status";
 
 /// Current resident set size of this process in bytes (`VmRSS` in
 /// `/proc/self/status`).
-pub fn rss_bytes() -> io::Result<u64> {
+pub(crate) fn rss_bytes() -> io::Result<u64> {
     status_field_bytes("VmRSS")
 }
 
 /// Peak resident set size of this process in bytes (`VmHWM`, the "high water
 /// mark", in `/proc/self/status`): the largest RSS since process start or
 /// since the last [`reset_peak_rss`].
-pub fn peak_rss_bytes() -> io::Result<u64> {
+pub(crate) fn peak_rss_bytes() -> io::Result<u64> {
     status_field_bytes("VmHWM")
 }
 
@@ -96,7 +96,7 @@ pub fn peak_rss_bytes() -> io::Result<u64> {
 /// RSS, so the peak of one measurement phase can be taken on its own.
 ///
 /// Writes `5` to `/proc/self/clear_refs` (Linux 4.0 and later).
-pub fn reset_peak_rss() -> io::Result<()> {
+pub(crate) fn reset_peak_rss() -> io::Result<()> {
     const CLEAR_REFS: &str = "/proc/self/clear_refs";
     fs::write(CLEAR_REFS, b"5").map_err(|e| {
         io::Error::new(
@@ -106,21 +106,6 @@ pub fn reset_peak_rss() -> io::Result<()> {
             ),
         )
     })
-}
-
-/// Number of file descriptors this process has open (entries of
-/// `/proc/self/fd`), not counting the one used to list that directory.
-pub fn open_fds() -> io::Result<usize> {
-    const FD_DIR: &str = "/proc/self/fd";
-    let context = |e: io::Error| io::Error::new(e.kind(), format!("listing {FD_DIR}: {e}"));
-    let mut count = 0usize;
-    for entry in fs::read_dir(FD_DIR).map_err(context)? {
-        entry.map_err(context)?;
-        count += 1;
-    }
-    // The directory handle being read is itself an open descriptor and shows
-    // up in the listing.
-    Ok(count.saturating_sub(1))
 }
 
 /// Reads `field` (a `kB` value) from `/proc/self/status`, in bytes.
@@ -227,22 +212,6 @@ mod tests {
         assert!(
             after + (32 << 20) < before,
             "peak did not drop after reset: before {before}, after {after}"
-        );
-    }
-
-    #[test]
-    fn counts_open_fds() {
-        let before = open_fds().expect("fd count");
-        assert!(before >= 1, "{before}");
-        let files: Vec<_> = (0..16)
-            .map(|_| fs::File::open("/proc/self/status").expect("open"))
-            .collect();
-        let during = open_fds().expect("fd count");
-        drop(files);
-        // Other tests run concurrently and may close descriptors: allow slack.
-        assert!(
-            during >= before + 8,
-            "before {before}, with 16 more {during}"
         );
     }
 

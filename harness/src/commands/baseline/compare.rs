@@ -56,14 +56,14 @@ impl FromStr for ThresholdArg {
 
 /// Thresholds in force: the defaults, overridden per family, overridden per metric.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Thresholds {
+pub(super) struct Thresholds {
     by_family: BTreeMap<Family, f64>,
     by_metric: BTreeMap<String, f64>,
 }
 
 impl Thresholds {
     /// The defaults with `args` applied (later ones win).
-    pub fn new(args: &[ThresholdArg]) -> Self {
+    pub(super) fn new(args: &[ThresholdArg]) -> Self {
         let mut t = Thresholds::default();
         for a in args {
             match Family::ALL.iter().find(|f| f.name() == a.target) {
@@ -79,7 +79,7 @@ impl Thresholds {
     }
 
     /// The threshold for `metric`, per cent.
-    pub fn for_metric(&self, metric: &Metric) -> f64 {
+    pub(super) fn for_metric(&self, metric: &Metric) -> f64 {
         self.by_metric
             .get(metric.path)
             .or_else(|| self.by_family.get(&metric.family))
@@ -119,7 +119,7 @@ impl Thresholds {
 
 /// What a comparison of one figure concluded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(super) enum Verdict {
     /// Worse by more than the threshold.
     Regression,
     /// Better by more than the threshold.
@@ -133,7 +133,12 @@ pub enum Verdict {
 
 /// Judges one figure. `change_pct` is signed: (new − baseline) / baseline × 100 (infinite
 /// when the baseline is 0 and the new value is not).
-pub fn judge(metric: &Metric, baseline: f64, new: f64, threshold_pct: f64) -> (Verdict, f64) {
+pub(super) fn judge(
+    metric: &Metric,
+    baseline: f64,
+    new: f64,
+    threshold_pct: f64,
+) -> (Verdict, f64) {
     let delta = new - baseline;
     let change_pct = if baseline != 0.0 {
         delta / baseline.abs() * 100.0
@@ -161,7 +166,7 @@ pub fn judge(metric: &Metric, baseline: f64, new: f64, threshold_pct: f64) -> (V
 
 /// Why a report cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum BaselineError {
+pub(super) enum BaselineError {
     /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -205,7 +210,7 @@ pub enum BaselineError {
 
 /// A field that differs between the result and the baseline.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Mismatch {
+pub(super) struct Mismatch {
     /// Dotted path, e.g. `scenario.cameras` or `environment.cpu_model`.
     pub field: String,
     /// The baseline's value (JSON; `absent` when missing).
@@ -226,7 +231,7 @@ impl fmt::Display for Mismatch {
 
 /// A report read from a file and checked for the fields `baseline` relies on.
 #[derive(Clone, Debug)]
-pub struct LoadedReport {
+pub(super) struct LoadedReport {
     /// Where it came from.
     pub path: PathBuf,
     /// The whole report.
@@ -239,7 +244,7 @@ pub struct LoadedReport {
 
 impl LoadedReport {
     /// Reads and validates `path`.
-    pub fn read(path: &Path) -> Result<Self, BaselineError> {
+    pub(super) fn read(path: &Path) -> Result<Self, BaselineError> {
         let raw = std::fs::read(path).map_err(|source| BaselineError::Read {
             path: path.to_owned(),
             source,
@@ -266,7 +271,7 @@ impl LoadedReport {
 }
 
 /// Checks that `json` is a complete report of a known kind and schema version.
-pub fn validate(json: &Value) -> Result<&'static ReportKind, String> {
+pub(super) fn validate(json: &Value) -> Result<&'static ReportKind, String> {
     let Some(obj) = json.as_object() else {
         return Err("not a vmsbench report (the top level is not a JSON object)".into());
     };
@@ -353,7 +358,7 @@ pub(super) fn diff(path: &str, a: Option<&Value>, b: Option<&Value>, out: &mut V
 }
 
 /// What makes two reports incomparable: another command, scenario or environment.
-pub fn mismatches(baseline: &LoadedReport, result: &LoadedReport) -> Vec<Mismatch> {
+pub(super) fn mismatches(baseline: &LoadedReport, result: &LoadedReport) -> Vec<Mismatch> {
     let mut out = Vec::new();
     diff(
         "command",
@@ -404,7 +409,7 @@ pub(super) fn measurement_notes(baseline: &LoadedReport, result: &LoadedReport) 
 
 /// One compared figure.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Row {
+pub(super) struct Row {
     /// The entry, as shown: its `link` and `mode` columns.
     pub entry: Vec<String>,
     /// The metric's path.
@@ -425,7 +430,7 @@ pub struct Row {
 
 /// The result of a check.
 #[derive(Clone, Debug, Default)]
-pub struct Outcome {
+pub(super) struct Outcome {
     /// Every compared figure.
     pub rows: Vec<Row>,
     /// Baseline entries the result does not have (each counts as a regression).
@@ -442,19 +447,19 @@ pub struct Outcome {
 
 impl Outcome {
     /// The figures that regressed.
-    pub fn regressions(&self) -> impl Iterator<Item = &Row> {
+    pub(super) fn regressions(&self) -> impl Iterator<Item = &Row> {
         self.rows
             .iter()
             .filter(|r| r.verdict == Verdict::Regression)
     }
 
     /// Whether nothing regressed and nothing is missing.
-    pub fn passed(&self) -> bool {
+    pub(super) fn passed(&self) -> bool {
         self.regressions().next().is_none() && self.missing.is_empty()
     }
 
     /// 0 when passed, 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
+    pub(super) fn exit_code(&self) -> u8 {
         if self.passed() {
             EXIT_PASS
         } else {
@@ -492,7 +497,11 @@ pub(super) fn spreads_overlap(baseline: &Value, result: &Value, path: &str) -> b
 /// is worse by more than its threshold (and its absolute floor) and, when both reports
 /// recorded the range of their repeats, the ranges do not overlap (otherwise the verdict is
 /// [`Verdict::WithinSpread`]).
-pub fn compare(baseline: &LoadedReport, result: &LoadedReport, thresholds: &Thresholds) -> Outcome {
+pub(super) fn compare(
+    baseline: &LoadedReport,
+    result: &LoadedReport,
+    thresholds: &Thresholds,
+) -> Outcome {
     let mut out = Outcome::default();
     for section in baseline.kind.sections {
         let entries = |r: &LoadedReport| -> Vec<Value> {

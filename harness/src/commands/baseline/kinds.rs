@@ -11,7 +11,7 @@ use Direction::{HigherIsBetter as Higher, LowerIsBetter as Lower};
 
 /// Whether a larger value of a figure is better or worse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
+pub(super) enum Direction {
     /// More is better (goodput, frames/s): a drop is a regression.
     HigherIsBetter,
     /// Less is better (latency, CPU, handshake time, losses, instructions): a rise is a
@@ -21,7 +21,7 @@ pub enum Direction {
 
 /// Figures that share a threshold because they share a noise level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Family {
+pub(super) enum Family {
     /// Goodput and frames per second (wall clock, fairly steady on one machine).
     Goodput,
     /// Frame-latency percentiles (wall clock, tails are noisy).
@@ -44,7 +44,7 @@ pub enum Family {
 
 impl Family {
     /// Every family, in the order they are listed.
-    pub const ALL: &'static [Family] = &[
+    pub(super) const ALL: &'static [Family] = &[
         Family::Goodput,
         Family::Latency,
         Family::Cpu,
@@ -57,7 +57,7 @@ impl Family {
     ];
 
     /// The name used by `--threshold`.
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Family::Goodput => "goodput",
             Family::Latency => "latency",
@@ -75,7 +75,7 @@ impl Family {
     /// shared machine (goodput varies by a few per cent run to run, latency tails and
     /// handshake times by tens of per cent); instruction counts repeat to within 0.1 %, so
     /// 1 % catches one extra copy of a frame.
-    pub fn default_threshold_pct(self) -> f64 {
+    pub(super) fn default_threshold_pct(self) -> f64 {
         match self {
             Family::Goodput => 5.0,
             Family::Latency => 25.0,
@@ -98,7 +98,7 @@ impl fmt::Display for Family {
 
 /// One figure that is checked.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Metric {
+pub(super) struct Metric {
     /// Dotted path inside an entry (`goodput_mbit_s`, `latency_us.p99`).
     pub path: &'static str,
     /// Is more better or worse?
@@ -179,7 +179,7 @@ pub(super) const P999: u64 = 10_000;
 pub(super) const PER_CONNECTION: u64 = 20;
 
 /// The figures of `run` and `bulk` results (one entry per link and mode).
-pub const LINK_METRICS: &[Metric] = &[
+pub(super) const LINK_METRICS: &[Metric] = &[
     ms("goodput_mbit_s", Higher, Family::Goodput, 0.0, RATE),
     ms("frames_per_s", Higher, Family::Goodput, 0.0, RATE),
     ms("latency_us.p50", Lower, Family::Latency, 20.0, RATE),
@@ -237,14 +237,14 @@ pub const LINK_METRICS: &[Metric] = &[
 ];
 
 /// The figures of the cost table (one entry per link: TLS / plaintext).
-pub const COST_METRICS: &[Metric] = &[
+pub(super) const COST_METRICS: &[Metric] = &[
     ms("goodput_ratio", Higher, Family::Cost, 0.0, RATE),
     ms("latency_p99_ratio", Lower, Family::Cost, 0.0, P99),
     ms("cpu_per_gb_ratio", Lower, Family::Cost, 0.0, RATE),
 ];
 
 /// The figures of the instruction-count bench (one entry per case).
-pub const INSTRUCTION_METRICS: &[Metric] = &[
+pub(super) const INSTRUCTION_METRICS: &[Metric] = &[
     m("instructions_per_frame", Lower, Family::Instructions, 0.0),
     m(
         "instructions_per_handshake",
@@ -255,7 +255,7 @@ pub const INSTRUCTION_METRICS: &[Metric] = &[
 ];
 
 /// The figures of `handshakes` cells (one entry per version, key, group and resumption).
-pub const HANDSHAKE_METRICS: &[Metric] = &[
+pub(super) const HANDSHAKE_METRICS: &[Metric] = &[
     ms("handshakes_per_s", Higher, Family::Handshake, 0.0, RATE),
     ms("latency_us.p50", Lower, Family::Handshake, 50.0, RATE),
     ms("latency_us.p99", Lower, Family::Handshake, 50.0, P99),
@@ -265,7 +265,7 @@ pub const HANDSHAKE_METRICS: &[Metric] = &[
 
 /// How many samples an entry rests on, given the whole report and the entry (`None`: not
 /// known, so never a reason to skip a figure).
-pub type Samples = fn(&Value, &Value) -> Option<f64>;
+pub(super) type Samples = fn(&Value, &Value) -> Option<f64>;
 
 /// Frames received by a link in one mode.
 pub(super) fn frames_received(_report: &Value, entry: &Value) -> Option<f64> {
@@ -295,7 +295,7 @@ pub(super) fn exact(_report: &Value, _entry: &Value) -> Option<f64> {
 }
 
 /// How an entry's key is shown: the table's `link` and `mode` columns.
-pub type Label = fn(&[String]) -> (String, String);
+pub(super) type Label = fn(&[String]) -> (String, String);
 
 /// `link`, then the other key fields (`tls`, `tls tls13_aes256gcm`).
 pub(super) fn link_and_mode(key: &[String]) -> (String, String) {
@@ -321,7 +321,7 @@ pub(super) fn handshake_cell(key: &[String]) -> (String, String) {
 
 /// One array of entries in a report.
 #[derive(Clone, Copy, Debug)]
-pub struct Section {
+pub(super) struct Section {
     /// The top-level field holding the array (`results`, `cost`).
     pub array: &'static str,
     /// The fields that identify an entry (absent fields count as empty).
@@ -336,7 +336,7 @@ pub struct Section {
 
 /// What one kind of report (by its `command`) is compared on.
 #[derive(Clone, Copy, Debug)]
-pub struct ReportKind {
+pub(super) struct ReportKind {
     /// The report's `command`.
     pub command: &'static str,
     /// Fields (dotted paths) that say what was measured: they must be present, and equal
@@ -386,7 +386,7 @@ pub(super) const LINK_SECTIONS: &[Section] = &[
 ];
 
 /// Every kind of report `baseline` knows; a new one (`capacity`) plugs in with a row.
-pub const KINDS: &[ReportKind] = &[
+pub(super) const KINDS: &[ReportKind] = &[
     ReportKind {
         command: "run",
         identity: &["scenario"],
@@ -437,7 +437,7 @@ pub(super) fn pointer(path: &str) -> String {
 }
 
 /// The kind of report with this `command`.
-pub fn kind(command: &str) -> Option<&'static ReportKind> {
+pub(super) fn kind(command: &str) -> Option<&'static ReportKind> {
     KINDS.iter().find(|k| k.command == command)
 }
 

@@ -24,7 +24,7 @@ pub(super) fn md_escape(s: &str) -> String {
 }
 
 /// The Markdown summary, for a pull-request comment.
-pub fn markdown(
+pub(super) fn markdown(
     outcome: &Outcome,
     baseline: &LoadedReport,
     result: &LoadedReport,

@@ -6,8 +6,8 @@
 //! profile mix and every client group (viewers, integrations, phones through the mobile
 //! server) is scaled by `N / cameras in the scenario`, so the share of cameras being watched
 //! stays the scenario's. Each step runs one phase of the deployment at one count in one mode
-//! and checks the [`objective`] on the streams the recording server serves; the
-//! [`search`] decides the next count. The recording server runs on CPUs of its own and
+//! and checks the `objective` on the streams the recording server serves; the
+//! `search` decides the next count. The recording server runs on CPUs of its own and
 //! every other role on the rest, so that its CPU (and its saturation) is not mixed up with
 //! its clients'.
 

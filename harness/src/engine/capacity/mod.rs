@@ -1,5 +1,5 @@
 //! The pieces of `vmsbench capacity` below the command: the deployment it grows
 //! ([`shape`]) and the search that decides which camera count to try next ([`search`]).
 
-pub mod search;
-pub mod shape;
+pub(crate) mod search;
+pub(crate) mod shape;

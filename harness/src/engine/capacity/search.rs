@@ -15,8 +15,8 @@
 //! are searched in turn, step by step, so that each sees the same machine state; the whole
 //! search stops when the next step would overrun the wall-clock budget.
 //!
-//! [`Searches`] is the state machine the real command drives; [`search`] runs it against
-//! any [`Evaluator`] (a closure in the tests).
+//! [`Searches`] is the state machine the real command drives; the tests run it against
+//! any evaluator (a closure in the tests).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,7 +26,7 @@ use simulators::transport::Mode;
 
 /// Where a search starts and how fine it gets.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SearchParams {
+pub(crate) struct SearchParams {
     /// First camera count tried (at least 1).
     pub start: u32,
     /// Largest camera count tried.
@@ -43,7 +43,7 @@ pub struct SearchParams {
 
 /// The verdict on one step.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// Whether the objective held.
     pub pass: bool,
     /// The busiest side's CPU load at this step (cores used / cores it had, 0–1), if known:
@@ -54,7 +54,7 @@ pub struct Verdict {
 }
 
 /// Runs of one count after which, if its last two runs still disagree, it fails.
-pub const MAX_RUNS: usize = 4;
+pub(crate) const MAX_RUNS: usize = 4;
 
 /// Whether a count with these runs passes, and whether that is settled.
 fn judged(runs: &[bool]) -> (bool, bool) {
@@ -97,7 +97,7 @@ impl Stage {
 
 /// The next step of one mode's search.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// Cameras on the recording server.
     pub cameras: u32,
     /// Why this count.
@@ -135,7 +135,7 @@ impl Stop {
 
 /// One mode's search.
 #[derive(Clone, Debug)]
-pub struct Search {
+pub(crate) struct Search {
     params: SearchParams,
     /// Every run so far, by camera count: pass or fail, in order.
     runs: BTreeMap<u32, Vec<bool>>,
@@ -147,7 +147,7 @@ pub struct Search {
 impl Search {
     /// A search that has run nothing yet. `start` and `max` are clamped so that
     /// `1 <= start <= max`.
-    pub fn new(params: SearchParams) -> Self {
+    pub(crate) fn new(params: SearchParams) -> Self {
         let max = params.max.max(1);
         Search {
             params: SearchParams {
@@ -173,7 +173,7 @@ impl Search {
     }
 
     /// The smallest failing count (settled or not).
-    pub fn first_fail(&self) -> Option<u32> {
+    pub(crate) fn first_fail(&self) -> Option<u32> {
         self.runs
             .iter()
             .find(|(_, r)| !judged(r).0)
@@ -181,7 +181,7 @@ impl Search {
     }
 
     /// The largest passing count below [`Search::first_fail`].
-    pub fn best_pass(&self) -> Option<u32> {
+    pub(crate) fn best_pass(&self) -> Option<u32> {
         let below = self.first_fail().unwrap_or(u32::MAX);
         self.runs
             .range(..below)
@@ -195,12 +195,12 @@ impl Search {
     }
 
     /// Why the search ended, if it has.
-    pub fn stopped(&self) -> Option<Stop> {
+    pub(crate) fn stopped(&self) -> Option<Stop> {
         self.stopped
     }
 
     /// Whether the count's runs disagree (a boundary that did not reproduce).
-    pub fn flaky(&self, cameras: u32) -> bool {
+    pub(crate) fn flaky(&self, cameras: u32) -> bool {
         self.runs
             .get(&cameras)
             .is_some_and(|r| r.contains(&true) && r.contains(&false))
@@ -262,7 +262,7 @@ impl Search {
     }
 
     /// The next step, or `None` when the search has ended (see [`Search::stopped`]).
-    pub fn next_probe(&mut self) -> Option<Probe> {
+    pub(crate) fn next_probe(&mut self) -> Option<Probe> {
         match self.decide() {
             Ok(p) => Some(p),
             Err(s) => {
@@ -273,7 +273,7 @@ impl Search {
     }
 
     /// Records the verdict of a run at `cameras`.
-    pub fn record(&mut self, cameras: u32, verdict: &Verdict) {
+    pub(crate) fn record(&mut self, cameras: u32, verdict: &Verdict) {
         if self
             .runs
             .keys()
@@ -286,14 +286,14 @@ impl Search {
     }
 
     /// Ends the search early (budget, interruption) unless it has already ended.
-    pub fn stop(&mut self, why: Stop) {
+    pub(crate) fn stop(&mut self, why: Stop) {
         self.stopped.get_or_insert(why);
     }
 }
 
 /// The searches of several modes, taking turns one step at a time, within one budget.
 #[derive(Clone, Debug)]
-pub struct Searches {
+pub(crate) struct Searches {
     params: SearchParams,
     modes: Vec<(Mode, Search)>,
     turn: usize,
@@ -303,7 +303,7 @@ pub struct Searches {
 
 impl Searches {
     /// One search per mode, in the order given.
-    pub fn new(params: SearchParams, modes: &[Mode]) -> Self {
+    pub(crate) fn new(params: SearchParams, modes: &[Mode]) -> Self {
         Searches {
             params,
             modes: modes.iter().map(|m| (*m, Search::new(params))).collect(),
@@ -313,7 +313,7 @@ impl Searches {
     }
 
     /// What a step at `cameras` is expected to take.
-    pub fn estimate(&self, cameras: u32) -> Duration {
+    pub(crate) fn estimate(&self, cameras: u32) -> Duration {
         self.params.step_estimate + self.per_camera * cameras
     }
 
@@ -321,7 +321,7 @@ impl Searches {
     /// ended. `elapsed` is the wall-clock time spent so far: when the next step would
     /// overrun the budget (see [`Searches::estimate`]), every unfinished search stops with
     /// [`Stop::Budget`].
-    pub fn next(&mut self, elapsed: Duration) -> Option<(Mode, Probe)> {
+    pub(crate) fn next(&mut self, elapsed: Duration) -> Option<(Mode, Probe)> {
         let n = self.modes.len();
         for i in 0..n {
             let k = (self.turn + i) % n;
@@ -339,7 +339,7 @@ impl Searches {
     }
 
     /// Records a step's verdict.
-    pub fn record(&mut self, mode: Mode, cameras: u32, verdict: &Verdict) {
+    pub(crate) fn record(&mut self, mode: Mode, cameras: u32, verdict: &Verdict) {
         let extra = verdict.took.saturating_sub(self.params.step_estimate);
         self.per_camera = self.per_camera.max(extra / cameras.max(1));
         if let Some((_, s)) = self.modes.iter_mut().find(|(m, _)| *m == mode) {
@@ -348,53 +348,53 @@ impl Searches {
     }
 
     /// Ends every unfinished search.
-    pub fn stop_all(&mut self, why: Stop) {
+    pub(crate) fn stop_all(&mut self, why: Stop) {
         for (_, s) in &mut self.modes {
             s.stop(why);
         }
     }
 
     /// The search of `mode`.
-    pub fn of(&self, mode: Mode) -> Option<&Search> {
+    pub(crate) fn of(&self, mode: Mode) -> Option<&Search> {
         self.modes.iter().find(|(m, _)| *m == mode).map(|(_, s)| s)
     }
-}
-
-/// Runs one step: whether `cameras` meet the objective in `mode`.
-pub trait Evaluator {
-    /// Evaluates one step.
-    fn evaluate(&mut self, mode: Mode, cameras: u32) -> Verdict;
-}
-
-impl<F: FnMut(Mode, u32) -> Verdict> Evaluator for F {
-    fn evaluate(&mut self, mode: Mode, cameras: u32) -> Verdict {
-        self(mode, cameras)
-    }
-}
-
-/// Runs the searches of `modes` to the end against `evaluator`, counting the time its
-/// steps say they took against the budget. Returns the finished searches and every step
-/// in the order it ran.
-pub fn search(
-    params: SearchParams,
-    modes: &[Mode],
-    mut evaluator: impl Evaluator,
-) -> (Searches, Vec<(Mode, Probe, bool)>) {
-    let mut searches = Searches::new(params, modes);
-    let mut elapsed = Duration::ZERO;
-    let mut steps = Vec::new();
-    while let Some((mode, probe)) = searches.next(elapsed) {
-        let verdict = evaluator.evaluate(mode, probe.cameras);
-        elapsed += verdict.took;
-        searches.record(mode, probe.cameras, &verdict);
-        steps.push((mode, probe, verdict.pass));
-    }
-    (searches, steps)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs one step: whether `cameras` meet the objective in `mode`.
+    trait Evaluator {
+        /// Evaluates one step.
+        fn evaluate(&mut self, mode: Mode, cameras: u32) -> Verdict;
+    }
+
+    impl<F: FnMut(Mode, u32) -> Verdict> Evaluator for F {
+        fn evaluate(&mut self, mode: Mode, cameras: u32) -> Verdict {
+            self(mode, cameras)
+        }
+    }
+
+    /// Runs the searches of `modes` to the end against `evaluator`, counting the time its
+    /// steps say they took against the budget. Returns the finished searches and every step
+    /// in the order it ran.
+    fn search(
+        params: SearchParams,
+        modes: &[Mode],
+        mut evaluator: impl Evaluator,
+    ) -> (Searches, Vec<(Mode, Probe, bool)>) {
+        let mut searches = Searches::new(params, modes);
+        let mut elapsed = Duration::ZERO;
+        let mut steps = Vec::new();
+        while let Some((mode, probe)) = searches.next(elapsed) {
+            let verdict = evaluator.evaluate(mode, probe.cameras);
+            elapsed += verdict.took;
+            searches.record(mode, probe.cameras, &verdict);
+            steps.push((mode, probe, verdict.pass));
+        }
+        (searches, steps)
+    }
 
     const SEC: Duration = Duration::from_secs(1);
 

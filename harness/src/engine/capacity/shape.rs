@@ -8,7 +8,7 @@ use crate::engine::scenario::Scenario;
 
 /// The deployment a capacity search grows: one recording server and its clients.
 #[derive(Clone, Debug)]
-pub struct Shape {
+pub(crate) struct Shape {
     /// At its own camera count.
     pub base: Scenario,
     /// What was changed to get there, for the report.
@@ -20,7 +20,7 @@ impl Shape {
     /// their clients, failovers, scheduled events and remote-site collectors go;
     /// integrations that cannot speak TLS go too (they cannot use an encrypted recording
     /// server at all, and the two modes must carry the same load).
-    pub fn new(mut s: Scenario) -> anyhow::Result<Shape> {
+    pub(crate) fn new(mut s: Scenario) -> anyhow::Result<Shape> {
         let mut notes = Vec::new();
         let Some(mut rec) = s.recorders.first().cloned() else {
             anyhow::bail!("scenario {} has no recording server", s.name);
@@ -71,12 +71,12 @@ impl Shape {
     }
 
     /// The recording server's host.
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         self.base.recorders.first().map_or("", |r| r.host.as_str())
     }
 
     /// Cameras on the recording server in the scenario as given.
-    pub fn base_cameras(&self) -> u32 {
+    pub(crate) fn base_cameras(&self) -> u32 {
         self.base
             .recorders
             .first()
@@ -88,7 +88,7 @@ impl Shape {
     /// Not [`Scenario::scaled`]: that rounds every camera group on its own (the total
     /// would miss `cameras`) and scales the streams of each integration as well as their
     /// number (the load would grow with the square of the factor).
-    pub fn at(&self, cameras: u32) -> Scenario {
+    pub(crate) fn at(&self, cameras: u32) -> Scenario {
         let mut s = self.base.clone();
         let base = self.base_cameras();
         let factor = f64::from(cameras) / f64::from(base);
@@ -152,7 +152,7 @@ fn apportion(weights: &[u32], total: u32) -> Vec<u32> {
 
 /// CPUs for the recording server and for everything else: the first `server` of the CPUs
 /// this process may use, and the rest. `None` on a single CPU.
-pub fn plan_cpus(server: Option<usize>) -> anyhow::Result<Option<(Vec<usize>, Vec<usize>)>> {
+pub(crate) fn plan_cpus(server: Option<usize>) -> anyhow::Result<Option<(Vec<usize>, Vec<usize>)>> {
     let allowed = simulators::role::allowed_cpus().context("reading this process's CPUs")?;
     if allowed.len() < 2 {
         if server.is_some() {

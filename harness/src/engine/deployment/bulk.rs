@@ -23,33 +23,16 @@ use crate::sys::process;
 
 /// What a bulk phase sends.
 #[derive(Clone, Copy, Debug)]
-pub struct BulkLoad {
+pub(crate) struct BulkLoad {
     /// Parallel connections.
     pub connections: u32,
     /// Payload bytes per frame.
     pub frame_size: usize,
 }
 
-/// Runs one phase of the unpaced link-ceiling test in `mode`.
-pub async fn run_bulk_phase(
-    scenario: &Scenario,
-    creds: &Credentials,
-    mode: Mode,
-    load: BulkLoad,
-    clock: RunClock,
-    timing: Timing,
-    interrupt: &CancellationToken,
-) -> anyhow::Result<Option<PhaseOutcome>> {
-    let options = PhaseOptions::default();
-    run_bulk_phase_with(
-        scenario, creds, mode, load, clock, timing, interrupt, &options,
-    )
-    .await
-}
-
 /// [`run_bulk_phase`] with [`PhaseOptions`].
 #[allow(clippy::too_many_arguments)]
-pub async fn run_bulk_phase_with(
+pub(crate) async fn run_bulk_phase_with(
     scenario: &Scenario,
     creds: &Credentials,
     mode: Mode,

@@ -48,7 +48,11 @@ pub(super) struct Happened {
 
 impl Schedule {
     /// The events of `scenario`, sorted, with the certificates of a TLS phase staged.
-    pub fn new(scenario: &Scenario, creds: &Credentials, mode: Mode) -> anyhow::Result<Schedule> {
+    pub(super) fn new(
+        scenario: &Scenario,
+        creds: &Credentials,
+        mode: Mode,
+    ) -> anyhow::Result<Schedule> {
         let mut events = scenario.events.clone();
         events.sort_by_key(|e| e.at);
         let mut staged = BTreeMap::new();
@@ -67,7 +71,7 @@ impl Schedule {
 
     /// Runs the events due in a window of `duration` opened at `start_ns`, each at its
     /// time, on `roles`; stops early when `interrupt` fires.
-    pub async fn run(
+    pub(super) async fn run(
         mut self,
         roles: &mut [RoleHandle],
         clock: RunClock,

@@ -16,20 +16,20 @@
 mod bulk;
 mod collect;
 mod events;
-pub mod outcome;
+pub(crate) mod outcome;
 mod phase;
-pub mod plan;
+pub(crate) mod plan;
 mod roles;
 
 use std::time::Duration;
 
-pub use bulk::{run_bulk_phase, run_bulk_phase_with, BulkLoad};
-pub use outcome::{
+pub(crate) use bulk::{run_bulk_phase_with, BulkLoad};
+pub(crate) use outcome::{
     CertificateEventOutcome, FailoverOutcome, HostOutcome, Incompatibility, LinkOutcome,
-    PhaseOutcome, RoleCpu,
+    PhaseOutcome,
 };
-pub use phase::{run_phase, run_phase_with};
-pub use plan::role_of_host;
+pub(crate) use phase::run_phase_with;
+pub(crate) use plan::role_of_host;
 
 use crate::engine::sampler::IntervalHook;
 
@@ -43,14 +43,14 @@ pub struct Timing {
 }
 
 /// Longest wait, after the window closes, for frames scheduled inside it to arrive.
-pub const MAX_DRAIN: Duration = Duration::from_secs(2);
+pub(crate) const MAX_DRAIN: Duration = Duration::from_secs(2);
 
 /// How long a bulk phase waits after its window for frames still in socket buffers.
-pub const BULK_DRAIN: Duration = Duration::from_millis(250);
+pub(crate) const BULK_DRAIN: Duration = Duration::from_millis(250);
 
 /// What a phase does besides measuring.
 #[derive(Clone, Default)]
-pub struct PhaseOptions {
+pub(crate) struct PhaseOptions {
     /// Called with each second's interval samples while the window is open (live progress).
     pub on_interval: Option<IntervalHook>,
     /// Take no interval samples (`PhaseOutcome::intervals` stays empty). Sampling copies

@@ -101,20 +101,6 @@ impl<'a> Deployment<'a> {
     }
 }
 
-/// Runs one phase of `scenario` in `mode`. `Ok(None)`: interrupted before anything was
-/// measured.
-pub async fn run_phase(
-    scenario: &Scenario,
-    creds: &Credentials,
-    mode: Mode,
-    clock: RunClock,
-    timing: Timing,
-    interrupt: &CancellationToken,
-) -> anyhow::Result<Option<PhaseOutcome>> {
-    let options = PhaseOptions::default();
-    run_phase_with(scenario, creds, mode, clock, timing, interrupt, &options).await
-}
-
 /// What the window measured before the drain.
 struct Measured {
     start_ns: u64,
@@ -127,7 +113,7 @@ struct Measured {
 }
 
 /// [`run_phase`] with [`PhaseOptions`].
-pub async fn run_phase_with(
+pub(crate) async fn run_phase_with(
     scenario: &Scenario,
     creds: &Credentials,
     mode: Mode,

@@ -21,7 +21,7 @@ use super::outcome::Incompatibility;
 use crate::engine::scenario::{EventAction, LinkId, MobileMode, Scenario, ViewMode};
 
 /// The runtime (and CPU account) of the management server.
-pub const MGMT_RUNTIME: &str = "mgmt";
+pub(crate) const MGMT_RUNTIME: &str = "mgmt";
 /// The runtime of the clients that offer only TLS 1.1.
 const PROBES_RUNTIME: &str = "legacy-clients";
 /// The runtime of the certificate watchers.
@@ -29,7 +29,7 @@ const WATCHERS_RUNTIME: &str = "watchers";
 
 /// Every role of one phase, in the order they start.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Plaintext or TLS phase.
     pub mode: Mode,
     /// Seed of the video model (frame sizes, payload bytes).
@@ -50,7 +50,7 @@ pub struct Plan {
 
 /// One role: what it is, where it runs, what it serves or dials.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RoleSpec {
+pub(crate) struct RoleSpec {
     /// The runtime (threads and CPU account) it runs on: `mgmt`, `recorder-1`, `viewers`, …
     /// Roles of one runtime run together.
     pub runtime: String,
@@ -66,7 +66,7 @@ pub struct RoleSpec {
 /// The kinds of role.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RoleKind {
+pub(crate) enum RoleKind {
     /// The management server.
     Management(ManagementRole),
     /// A server that streams: a recording or failover server, the event server, the mobile
@@ -83,7 +83,7 @@ pub enum RoleKind {
 /// How a client speaks to its server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Security {
+pub(crate) enum Security {
     /// Plaintext.
     Plain,
     /// TLS with the pinned settings and the deployment's trust store.
@@ -94,7 +94,7 @@ pub enum Security {
 
 /// The management server.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ManagementRole {
+pub(crate) struct ManagementRole {
     /// Its host name.
     pub host: String,
     /// Whether its certificate changes during the run.
@@ -114,7 +114,7 @@ pub struct ManagementRole {
 
 /// A camera of the deployment: its id and the name of its profile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CameraRef {
+pub(crate) struct CameraRef {
     /// Unique across the deployment.
     pub id: u32,
     /// A key of [`Plan::profiles`].
@@ -124,7 +124,7 @@ pub struct CameraRef {
 /// Where a streaming server's frames come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum FrameSource {
+pub(crate) enum FrameSource {
     /// Its own cameras, on schedule.
     Pacer,
     /// Frames its upstream clients receive, passed through (direct streaming).
@@ -133,7 +133,7 @@ pub enum FrameSource {
 
 /// A server that streams.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct StreamingRole {
+pub(crate) struct StreamingRole {
     /// Its host name.
     pub host: String,
     /// The links its clients may use; the first decides whether it is encrypted, and
@@ -165,7 +165,7 @@ pub struct StreamingRole {
 
 /// Clients of one link, started together on one runtime.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ClientGroup<C> {
+pub(crate) struct ClientGroup<C> {
     /// The link they use.
     pub link: LinkId,
     /// The clients.
@@ -174,7 +174,7 @@ pub struct ClientGroup<C> {
 
 /// A client that retrieves streams.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct VideoClientSpec {
+pub(crate) struct VideoClientSpec {
     /// The server host it dials.
     pub server: String,
     /// The host it moves to when the server goes away.
@@ -191,7 +191,7 @@ pub struct VideoClientSpec {
 
 /// A client that calls the management server.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RpcClientSpec {
+pub(crate) struct RpcClientSpec {
     /// The management server's host.
     pub server: String,
     /// Plaintext, TLS, or TLS 1.1 only.
@@ -210,7 +210,7 @@ pub struct RpcClientSpec {
 
 /// A watcher on one host's certificate.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct WatcherRole {
+pub(crate) struct WatcherRole {
     /// The host whose certificate changes.
     pub host: String,
     /// A link on which the host accepts TLS.
@@ -218,17 +218,8 @@ pub struct WatcherRole {
 }
 
 impl RoleSpec {
-    /// The server host this role is, if it is a server.
-    pub fn host(&self) -> Option<&str> {
-        match &self.kind {
-            RoleKind::Management(m) => Some(&m.host),
-            RoleKind::Streaming(s) => Some(&s.host),
-            _ => None,
-        }
-    }
-
     /// Each link this role takes part in, and whether as the server.
-    pub fn participation(&self) -> Vec<(LinkId, bool)> {
+    pub(crate) fn participation(&self) -> Vec<(LinkId, bool)> {
         let mut out = Vec::new();
         match &self.kind {
             RoleKind::Management(m) => out.extend(m.links.iter().map(|l| (*l, true))),
@@ -256,7 +247,7 @@ fn spread(seed: u64, key: &str, modulo: u64) -> u64 {
 }
 
 /// The runtime (and CPU account) of the streaming server on `host`: its first label.
-pub fn role_of_host(host: &str) -> &str {
+pub(crate) fn role_of_host(host: &str) -> &str {
     host.split('.').next().unwrap_or(host)
 }
 
@@ -337,7 +328,7 @@ struct Builder<'a> {
 impl Plan {
     /// The plan of one phase of `scenario` in `mode`, whose schedules start at `start_ns`
     /// on the run clock.
-    pub fn new(scenario: &Scenario, mode: Mode, start_ns: u64) -> Plan {
+    pub(crate) fn new(scenario: &Scenario, mode: Mode, start_ns: u64) -> Plan {
         let mut b = Builder {
             scenario,
             mode,
@@ -369,15 +360,10 @@ impl Plan {
         b.plan
     }
 
-    /// The cameras of `refs`, with their profiles.
-    pub fn profile(&self, camera: &CameraRef) -> Option<&Profile> {
-        self.profiles.get(&camera.profile)
-    }
-
     /// Frames (or calls) due in `[from_ns, to_ns)`, per link, from the schedules the plan
     /// sets up. Playback streams are left out: their schedules start when the server
     /// receives the subscription, so only the server knows them.
-    pub fn due(&self, from_ns: u64, to_ns: u64) -> BTreeMap<LinkId, u64> {
+    pub(crate) fn due(&self, from_ns: u64, to_ns: u64) -> BTreeMap<LinkId, u64> {
         let mut due: BTreeMap<LinkId, u64> = BTreeMap::new();
         // Schedules need no payload: one byte of pool will do.
         let pool = PayloadPool::new(1, self.seed);
@@ -425,7 +411,7 @@ impl Plan {
     }
 
     /// Each runtime's links and sides, for attributing its CPU.
-    pub fn participation(&self) -> BTreeMap<String, Vec<(LinkId, bool)>> {
+    pub(crate) fn participation(&self) -> BTreeMap<String, Vec<(LinkId, bool)>> {
         let mut out: BTreeMap<String, Vec<(LinkId, bool)>> = BTreeMap::new();
         for role in self.roles.iter().filter(|r| !r.probe) {
             let entry = out.entry(role.runtime.clone()).or_default();
@@ -1039,7 +1025,15 @@ mod tests {
     fn every_client_dials_a_server_of_the_plan() {
         for name in file::PRESET_NAMES {
             let p = plan(name, Mode::Tls);
-            let hosts: Vec<&str> = p.roles.iter().filter_map(RoleSpec::host).collect();
+            let hosts: Vec<&str> = p
+                .roles
+                .iter()
+                .filter_map(|r| match &r.kind {
+                    RoleKind::Management(m) => Some(m.host.as_str()),
+                    RoleKind::Streaming(s) => Some(s.host.as_str()),
+                    _ => None,
+                })
+                .collect();
             for r in &p.roles {
                 let dialled: Vec<&str> = match &r.kind {
                     RoleKind::VideoClients(g) => {

@@ -29,7 +29,7 @@ use crate::units::{format_mbit, format_ratio, format_us};
 
 /// `--export-html`.
 #[derive(Debug, Default)]
-pub struct HtmlExporter;
+pub(crate) struct HtmlExporter;
 
 impl Exporter for HtmlExporter {
     fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {

@@ -19,7 +19,7 @@ use crate::units::{format_mbit, format_ratio, format_us};
 
 /// `--export-markdown`.
 #[derive(Debug, Default)]
-pub struct MarkdownExporter;
+pub(crate) struct MarkdownExporter;
 
 impl Exporter for MarkdownExporter {
     fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {

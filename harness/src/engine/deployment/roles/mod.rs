@@ -121,7 +121,7 @@ impl std::fmt::Debug for Site<'_> {
 
 impl<'a> Site<'a> {
     /// A site for `plan`: no runtime and no server yet.
-    pub fn new(
+    pub(super) fn new(
         plan: &'a Plan,
         scenario: &'a Scenario,
         creds: &'a Credentials,
@@ -157,7 +157,7 @@ impl<'a> Site<'a> {
     }
 
     /// CPU seconds used so far by each runtime.
-    pub fn cpu(&self) -> BTreeMap<String, f64> {
+    pub(super) fn cpu(&self) -> BTreeMap<String, f64> {
         self.runtimes
             .map
             .iter()
@@ -285,7 +285,7 @@ pub(super) async fn start(spec: &RoleSpec, site: &mut Site<'_>) -> anyhow::Resul
 
 impl RoleHandle {
     /// The server host it is, if it is a streaming server that still runs.
-    pub fn streaming_host(&self) -> Option<&str> {
+    pub(super) fn streaming_host(&self) -> Option<&str> {
         match &self.running {
             Running::Streaming(s) => s.host(),
             _ => None,
@@ -293,7 +293,7 @@ impl RoleHandle {
     }
 
     /// A probe on every client's metrics, with its link.
-    pub fn probes(&self) -> Vec<(LinkId, MetricsProbe)> {
+    pub(super) fn probes(&self) -> Vec<(LinkId, MetricsProbe)> {
         match &self.running {
             Running::Streaming(s) => s.probes(),
             Running::Clients(c) => c.probes(),
@@ -302,13 +302,13 @@ impl RoleHandle {
     }
 
     /// Frames its server dropped for slow consumers so far.
-    pub fn dropped_frames(&self) -> u64 {
+    pub(super) fn dropped_frames(&self) -> u64 {
         self.server_count()
             .map_or(0, |c| c.stats.sent.dropped_frames)
     }
 
     /// What its streaming server counted so far (none once it was stopped).
-    pub fn server_count(&self) -> Option<ServerCount> {
+    pub(super) fn server_count(&self) -> Option<ServerCount> {
         match &self.running {
             Running::Streaming(s) => s.count(),
             _ => None,
@@ -316,7 +316,7 @@ impl RoleHandle {
     }
 
     /// The server's own failed connections so far, by category, with its host.
-    pub fn server_failures(&self) -> Option<(String, BTreeMap<String, u64>)> {
+    pub(super) fn server_failures(&self) -> Option<(String, BTreeMap<String, u64>)> {
         match &self.running {
             Running::Management(m) => Some(m.failures()),
             Running::Streaming(s) => s.count().map(|c| (c.host, c.stats.failures)),
@@ -325,12 +325,12 @@ impl RoleHandle {
     }
 
     /// Whether it is a recording (or failover) server.
-    pub fn is_recording(&self) -> bool {
+    pub(super) fn is_recording(&self) -> bool {
         matches!(&self.running, Running::Streaming(s) if s.is_recording())
     }
 
     /// Stalls its recording server for `duration`.
-    pub fn stall(&self, duration: std::time::Duration) {
+    pub(super) fn stall(&self, duration: std::time::Duration) {
         if let Running::Streaming(s) = &self.running {
             s.stall(duration);
         }
@@ -338,7 +338,7 @@ impl RoleHandle {
 
     /// The replaceable identity its server presents, if its certificate changes during
     /// the run: `(host, identity)`.
-    pub fn identity(&self) -> Option<(&str, &Arc<ReloadableIdentity>)> {
+    pub(super) fn identity(&self) -> Option<(&str, &Arc<ReloadableIdentity>)> {
         match &self.running {
             Running::Management(m) => m.identity(),
             Running::Streaming(s) => s.identity(),
@@ -348,7 +348,7 @@ impl RoleHandle {
 
     /// Stops its streaming server (a scheduled failure); its clients go on. False if it
     /// has none running.
-    pub async fn stop_server(&mut self) -> bool {
+    pub(super) async fn stop_server(&mut self) -> bool {
         match &mut self.running {
             Running::Streaming(s) => s.stop_server().await,
             _ => false,
@@ -356,7 +356,7 @@ impl RoleHandle {
     }
 
     /// Stops its watcher and returns what it saw: `(host, attempts)`.
-    pub async fn stop_watcher(&mut self) -> Option<(String, Vec<Attempt>)> {
+    pub(super) async fn stop_watcher(&mut self) -> Option<(String, Vec<Attempt>)> {
         match &mut self.running {
             Running::Watcher(w) => w.stop().await,
             _ => None,
@@ -364,7 +364,7 @@ impl RoleHandle {
     }
 
     /// Stops its clients and returns what each measured.
-    pub async fn stop_clients(&mut self) -> Vec<ClientOutcome> {
+    pub(super) async fn stop_clients(&mut self) -> Vec<ClientOutcome> {
         match &mut self.running {
             Running::Streaming(s) => s.stop_clients().await,
             Running::Clients(c) => c.stop().await,
@@ -373,7 +373,7 @@ impl RoleHandle {
     }
 
     /// Stops what is left: its server, its WAN links.
-    pub async fn stop(self) {
+    pub(super) async fn stop(self) {
         match self.running {
             Running::Management(m) => m.stop().await,
             Running::Streaming(s) => s.stop().await,

@@ -4,7 +4,7 @@
 use crate::engine::scenario::Scenario;
 
 /// The largest scale factor accepted.
-pub const MAX_SCALE: f64 = 1000.0;
+pub(super) const MAX_SCALE: f64 = 1000.0;
 
 impl Scenario {
     /// This scenario with every count multiplied by `factor` and rounded: cameras per group,
