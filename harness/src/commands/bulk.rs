@@ -11,7 +11,7 @@ use crate::cli::{parse_frame_size, parse_u32_count, MeasureArgs, ThreadArgs, Tls
 use crate::engine::credentials::Credentials;
 use crate::engine::deployment::{run_bulk_phase_with, BulkLoad};
 use crate::engine::scenario::file;
-use crate::report::{Collector, Report};
+use crate::report::Report;
 use crate::sys::environment::Environment;
 
 /// `vmsbench bulk`.
@@ -50,15 +50,10 @@ pub async fn run(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Resu
         connections: args.connections,
         frame_size: args.frame_size,
     };
-    let mut collector = Collector::default();
     let t = args.measure.timing();
     let (scenario_ref, creds_ref) = (&scenario, &creds);
-    let completed = repeat_phases(
-        &args.measure,
-        t,
-        interrupt,
-        &mut collector,
-        |mode, options| async move {
+    let (completed, collector) =
+        repeat_phases(&args.measure, t, interrupt, |mode, options| async move {
             run_bulk_phase_with(
                 scenario_ref,
                 creds_ref,
@@ -70,9 +65,8 @@ pub async fn run(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Resu
                 &options,
             )
             .await
-        },
-    )
-    .await?;
+        })
+        .await?;
     let scenario_json = serde_json::json!({
         "name": scenario.name,
         "connections": args.connections,

@@ -11,20 +11,20 @@ use crate::output::progress::Progress;
 use crate::report::{Collector, Measurement, Report, SCHEMA_VERSION};
 use crate::sys::environment::Environment;
 
-/// Runs every phase of `measure` (each repeat, each mode) with live progress, adding
-/// each phase's outcome to `collector`: `phase(mode, options)` runs one. Returns the repeats
-/// completed; an interruption or a partial phase ends the run early.
+/// Runs every phase of `measure` (each repeat, each mode) with live progress:
+/// `phase(mode, options)` runs one. Returns the repeats completed and every phase's outcome
+/// collected; an interruption or a partial phase ends the run early.
 pub(super) async fn repeat_phases<F, Fut>(
     measure: &MeasureArgs,
     t: Timing,
     interrupt: &CancellationToken,
-    collector: &mut Collector,
     mut phase: F,
-) -> anyhow::Result<u32>
+) -> anyhow::Result<(u32, Collector)>
 where
     F: FnMut(Mode, PhaseOptions) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Option<PhaseOutcome>>>,
 {
+    let mut collector = Collector::default();
     let progress = Progress::new(measure.phases(), t);
     let options = PhaseOptions {
         on_interval: Some(progress.hook()),
@@ -51,7 +51,7 @@ where
         }
         completed = i;
     }
-    Ok(completed)
+    Ok((completed, collector))
 }
 
 /// What a measuring command knows besides its phases' outcomes.

@@ -16,7 +16,7 @@ use crate::engine::scenario::file::parse_scale;
 use crate::engine::scenario::{
     file, CameraGroup, Certificates, EventAction, Fault, FaultKind, Scenario, ScheduledEvent,
 };
-use crate::report::{Collector, Report};
+use crate::report::Report;
 use crate::sys::environment::Environment;
 use crate::units::parse_duration;
 
@@ -188,18 +188,12 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     let environment = Environment::detect();
     let creds = Credentials::for_scenario(&scenario)?;
     let clock = RunClock::new();
-    let mut collector = Collector::default();
     let (scenario_ref, creds_ref) = (&scenario, &creds);
-    let completed = repeat_phases(
-        &args.measure,
-        t,
-        interrupt,
-        &mut collector,
-        |mode, options| async move {
+    let (completed, collector) =
+        repeat_phases(&args.measure, t, interrupt, |mode, options| async move {
             run_phase_with(scenario_ref, creds_ref, mode, clock, t, interrupt, &options).await
-        },
-    )
-    .await?;
+        })
+        .await?;
     let header = Header {
         command: "run",
         started_at,

@@ -163,12 +163,8 @@ impl HandshakesReport {
     /// resume (or resumed when they should not have), other parameters than pinned,
     /// failures, empty cells.
     pub fn derive_warnings(&mut self) {
-        if self.environment.build_profile.starts_with("debug") {
-            self.warnings.push(
-                "this is a debug build: figures are not representative; build with --release"
-                    .into(),
-            );
-        }
+        self.warnings
+            .extend(super::warnings::debug_build(&self.environment, "figures"));
         if self.partial {
             self.warnings.push(
                 "the run was interrupted: only the cells measured before are reported".into(),

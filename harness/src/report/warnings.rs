@@ -7,6 +7,7 @@ use simulators::transport::Mode;
 
 use super::run::{short_serial, HostResult, Report};
 use super::verdicts::{ratio_spread, MAX_RATIO_SPREAD, MIN_PAIRS};
+use crate::sys::environment::Environment;
 use crate::units::format_ratio;
 
 /// The kernel cross-check flags a link whose application and kernel byte counts are
@@ -23,16 +24,20 @@ pub(crate) const EXPIRY_WARNING_DAYS: f64 = 30.0;
 /// Below this many bytes the kernel cross-check is reported but not judged.
 pub(crate) const KERNEL_CHECK_MIN_BYTES: u64 = 1 << 20;
 
+/// The warning for a debug build, whose `what` (figures, capacities) are not
+/// representative.
+pub(crate) fn debug_build(env: &Environment, what: &str) -> Option<String> {
+    env.build_profile.starts_with("debug").then(|| {
+        format!("this is a debug build: {what} are not representative; build with --release")
+    })
+}
+
 impl Report {
     /// Warnings derived from the figures themselves: shortfalls, late and dropped frames,
     /// failures, a debug build.
     pub fn derive_warnings(&mut self) {
-        if self.environment.build_profile.starts_with("debug") {
-            self.warnings.push(
-                "this is a debug build: figures are not representative; build with --release"
-                    .into(),
-            );
-        }
+        self.warnings
+            .extend(debug_build(&self.environment, "figures"));
         if self.partial {
             self.warnings
                 .push("the run was interrupted: figures cover only what was measured".into());

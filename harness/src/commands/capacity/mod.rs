@@ -38,6 +38,7 @@ use crate::report::capacity::{
 use crate::report::objective::{
     self, parse_objective, Limit, Measured, Objective, DEFAULT_OBJECTIVE,
 };
+use crate::report::warnings::debug_build;
 use crate::report::{Percentiles, TlsInfo};
 use crate::sys::environment::Environment;
 use crate::units::{format_duration_us, parse_count, parse_duration};
@@ -626,12 +627,7 @@ fn step_line(f: &Figures, judged: &Judged) -> String {
 
 /// What a reader of the whole search must know: a debug build, an unpinned server.
 fn search_warnings(environment: &Environment, plan: &Plan) -> Vec<String> {
-    let mut warnings = Vec::new();
-    if environment.build_profile.starts_with("debug") {
-        warnings.push(
-            "this is a debug build: capacities are not representative; build with --release".into(),
-        );
-    }
+    let mut warnings: Vec<String> = debug_build(environment, "capacities").into_iter().collect();
     if plan.server_cpus.is_empty() {
         warnings.push(
             "the recording server was not pinned (a single CPU): its capacity includes its \

@@ -18,7 +18,9 @@ use simulators::transport::Mode;
 use simulators::video::{Camera, PayloadPool, Playback, Profile};
 
 use super::outcome::Incompatibility;
-use crate::engine::scenario::{EventAction, LinkId, MobileMode, Scenario, ViewMode};
+use crate::engine::scenario::{
+    EventAction, LinkId, MobileMode, MobileServerSpec, Scenario, ViewMode,
+};
 
 /// The runtime (and CPU account) of the management server.
 pub(crate) const MGMT_RUNTIME: &str = "mgmt";
@@ -425,7 +427,7 @@ impl Plan {
     }
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
     fn encrypted(&self, link: LinkId) -> bool {
         self.mode == Mode::Tls && self.scenario.encrypted(link)
     }
@@ -440,6 +442,14 @@ impl Builder<'_> {
 
     fn uses(&self, link: LinkId) -> bool {
         self.scenario.links().contains(&link)
+    }
+
+    /// The mobile server, if phones use it.
+    fn phones_server(&self) -> Option<&'a MobileServerSpec> {
+        let s: &'a Scenario = self.scenario;
+        s.mobile_server
+            .as_ref()
+            .filter(|_| self.uses(LinkId::PhoneMobile))
     }
 
     fn push(&mut self, runtime: &str, server: bool, kind: RoleKind) {
@@ -653,11 +663,7 @@ impl Builder<'_> {
     /// serves the phones, passing streams through or transcoding them.
     fn mobile_server(&mut self) {
         let s = self.scenario;
-        let Some(ms) = s
-            .mobile_server
-            .as_ref()
-            .filter(|_| self.uses(LinkId::PhoneMobile))
-        else {
+        let Some(ms) = self.phones_server() else {
             return;
         };
         // Which cameras, per recording server, the phones watch.
@@ -835,11 +841,7 @@ impl Builder<'_> {
     /// Phones, through the mobile server.
     fn phones(&mut self) {
         let s = self.scenario;
-        let Some(ms) = s
-            .mobile_server
-            .as_ref()
-            .filter(|_| self.uses(LinkId::PhoneMobile))
-        else {
+        let Some(ms) = self.phones_server() else {
             return;
         };
         let mut phones = Vec::new();

@@ -5,9 +5,8 @@ use std::fmt::Write as _;
 
 use crate::output::escape_html as esc;
 use crate::output::svg::{bar_chart, Bar, BarGroup, PLAIN, TLS};
-use crate::output::terminal::cpu_cell;
+use crate::output::terminal::cell_row;
 use crate::report::handshakes::{CellResult, HandshakesReport, Resumption};
-use crate::units::format_duration_us;
 
 fn color(c: &CellResult) -> &'static str {
     match c.resumption {
@@ -83,23 +82,17 @@ pub(super) fn render(r: &HandshakesReport) -> String {
                   <th>errors</th></tr>",
     );
     for c in &r.results {
+        let row = cell_row(c);
         let _ = write!(
             out,
-            "<tr><td class=\"text\">TLS {} {} {} {}</td><td>{:.0}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{:.0} %</td><td class=\"text\">{}</td><td>{}</td></tr>",
-            c.version,
-            c.key,
-            c.group,
-            c.resumption.as_str(),
-            c.handshakes_per_s,
-            format_duration_us(c.latency_us.p50 as f64),
-            format_duration_us(c.latency_us.p99 as f64),
-            cpu_cell(c.cpu_server_us_per_handshake),
-            cpu_cell(c.cpu_client_us_per_handshake),
-            c.resumed_fraction * 100.0,
-            esc(c.negotiated.as_ref().map_or("–", |n| n.suite.as_str())),
-            c.errors.values().sum::<u64>(),
+            "<tr><td class=\"text\">TLS {}</td>",
+            esc(&row[..4].join(" "))
         );
+        for (i, v) in row[4..].iter().enumerate() {
+            let class = if i == 6 { " class=\"text\"" } else { "" };
+            let _ = write!(out, "<td{class}>{}</td>", esc(v));
+        }
+        out.push_str("</tr>");
     }
     out.push_str("</table></div>");
     if !r.skipped.is_empty() {

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::cell;
+use super::{cell, environment_section, list_section};
 use crate::report::capacity::{CapacityReport, ModeResult, Step};
 use crate::units::{format_bytes, format_duration_us};
 
@@ -101,24 +101,8 @@ pub(super) fn render(r: &CapacityReport) -> String {
         }
     }
     out.push('\n');
-    if !r.notes.is_empty() {
-        out.push_str("## Notes\n\n");
-        for n in &r.notes {
-            let _ = writeln!(out, "- {n}");
-        }
-        out.push('\n');
-    }
-    if !r.warnings.is_empty() {
-        out.push_str("## Warnings\n\n");
-        for w in &r.warnings {
-            let _ = writeln!(out, "- {w}");
-        }
-        out.push('\n');
-    }
-    let _ = writeln!(
-        out,
-        "## Environment\n\n{}",
-        cell(&r.environment.summary_line())
-    );
+    list_section(&mut out, "Notes", &r.notes);
+    list_section(&mut out, "Warnings", &r.warnings);
+    environment_section(&mut out, &r.environment);
     out
 }

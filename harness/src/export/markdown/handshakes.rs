@@ -2,10 +2,9 @@
 
 use std::fmt::Write as _;
 
-use super::cell;
-use crate::output::terminal::cpu_cell;
+use super::{cell, environment_section, list_section};
+use crate::output::terminal::cell_row;
 use crate::report::handshakes::HandshakesReport;
-use crate::units::format_duration_us;
 
 /// Renders the document.
 pub(super) fn render(r: &HandshakesReport) -> String {
@@ -33,22 +32,7 @@ pub(super) fn render(r: &HandshakesReport) -> String {
          |---|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|\n",
     );
     for c in &r.results {
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.0} % | {} | {} |",
-            c.version,
-            c.key,
-            c.group,
-            c.resumption.as_str(),
-            c.handshakes_per_s,
-            format_duration_us(c.latency_us.p50 as f64),
-            format_duration_us(c.latency_us.p99 as f64),
-            cpu_cell(c.cpu_server_us_per_handshake),
-            cpu_cell(c.cpu_client_us_per_handshake),
-            c.resumed_fraction * 100.0,
-            c.negotiated.as_ref().map_or("–", |n| n.suite.as_str()),
-            c.errors.values().sum::<u64>(),
-        );
+        let _ = writeln!(out, "| {} |", cell_row(c).join(" | "));
     }
     out.push('\n');
     if !r.skipped.is_empty() {
@@ -66,17 +50,7 @@ pub(super) fn render(r: &HandshakesReport) -> String {
         }
         out.push('\n');
     }
-    if !r.warnings.is_empty() {
-        out.push_str("## Warnings\n\n");
-        for w in &r.warnings {
-            let _ = writeln!(out, "- {w}");
-        }
-        out.push('\n');
-    }
-    let _ = writeln!(
-        out,
-        "## Environment\n\n{}",
-        cell(&r.environment.summary_line())
-    );
+    list_section(&mut out, "Warnings", &r.warnings);
+    environment_section(&mut out, &r.environment);
     out
 }

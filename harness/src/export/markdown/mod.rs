@@ -32,6 +32,23 @@ impl Exporter for MarkdownExporter {
     }
 }
 
+/// A `## title` section listing `items`, if there are any.
+pub(super) fn list_section(out: &mut String, title: &str, items: &[String]) {
+    if items.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## {title}\n");
+    for i in items {
+        let _ = writeln!(out, "- {i}");
+    }
+    out.push('\n');
+}
+
+/// The closing section: the machine it was measured on.
+pub(super) fn environment_section(out: &mut String, env: &crate::sys::environment::Environment) {
+    let _ = writeln!(out, "## Environment\n\n{}", cell(&env.summary_line()));
+}
+
 /// Text for a table cell: a `|` would end the cell.
 pub(super) fn cell(s: &str) -> String {
     s.replace('|', "\\|")

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::handshakes::HandshakesReport;
+use crate::report::handshakes::{CellResult, HandshakesReport};
 use crate::units::format_duration_us;
 
 pub(crate) fn cpu_cell(v: Option<f64>) -> String {
@@ -47,25 +47,7 @@ impl HandshakesReport {
             "errors",
         ];
         let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
-        for r in &self.results {
-            let errors: u64 = r.errors.values().sum();
-            rows.push(vec![
-                r.version.to_string(),
-                r.key.to_string(),
-                r.group.to_string(),
-                r.resumption.as_str().to_owned(),
-                format!("{:.0}", r.handshakes_per_s),
-                format_duration_us(r.latency_us.p50 as f64),
-                format_duration_us(r.latency_us.p99 as f64),
-                cpu_cell(r.cpu_server_us_per_handshake),
-                cpu_cell(r.cpu_client_us_per_handshake),
-                format!("{:.0} %", r.resumed_fraction * 100.0),
-                r.negotiated
-                    .as_ref()
-                    .map_or_else(|| "–".to_owned(), |n| n.suite.clone()),
-                errors.to_string(),
-            ]);
-        }
+        rows.extend(self.results.iter().map(cell_row));
         crate::output::table::render_rows(&mut out, &rows, |c| c < 4);
         for s in &self.skipped {
             let _ = writeln!(
@@ -83,4 +65,25 @@ impl HandshakesReport {
         }
         out
     }
+}
+
+/// One cell's figures as text, in the table's columns: version, key, group, handshake,
+/// handshakes/s, p50, p99, server and client CPU per handshake, resumed, suite, errors.
+pub(crate) fn cell_row(r: &CellResult) -> Vec<String> {
+    vec![
+        r.version.to_string(),
+        r.key.to_string(),
+        r.group.to_string(),
+        r.resumption.as_str().to_owned(),
+        format!("{:.0}", r.handshakes_per_s),
+        format_duration_us(r.latency_us.p50 as f64),
+        format_duration_us(r.latency_us.p99 as f64),
+        cpu_cell(r.cpu_server_us_per_handshake),
+        cpu_cell(r.cpu_client_us_per_handshake),
+        format!("{:.0} %", r.resumed_fraction * 100.0),
+        r.negotiated
+            .as_ref()
+            .map_or_else(|| "–".to_owned(), |n| n.suite.clone()),
+        r.errors.values().sum::<u64>().to_string(),
+    ]
 }

@@ -5,4 +5,4 @@ mod capacity;
 mod handshakes;
 mod run;
 
-pub(crate) use handshakes::cpu_cell;
+pub(crate) use handshakes::{cell_row, cpu_cell};
