@@ -41,7 +41,9 @@ count = 8
 view = 1
 "#;
 
-fn capacity(args: &[&str]) -> (ExitCode, Value, String) {
+/// Runs `vmsbench capacity` on the throttled scenario with every document export: exit
+/// code, JSON, HTML page and Markdown.
+fn capacity(args: &[&str]) -> (ExitCode, Value, String, String) {
     let dir = TempDir::new().expect("temp dir");
     let scenario = dir.path().join("throttled.toml");
     std::fs::write(&scenario, SCENARIO).expect("scenario written");
@@ -51,9 +53,12 @@ fn capacity(args: &[&str]) -> (ExitCode, Value, String) {
     argv.extend(["--export-json".to_owned(), json.display().to_string()]);
     let html = dir.path().join("cap.html");
     argv.extend(["--export-html".to_owned(), html.display().to_string()]);
+    let md = dir.path().join("cap.md");
+    argv.extend(["--export-markdown".to_owned(), md.display().to_string()]);
     let code = try_run(&argv).expect("capacity runs");
     let page = std::fs::read_to_string(&html).expect("HTML written");
-    (code, read_json(&json), page)
+    let markdown = std::fs::read_to_string(&md).expect("Markdown written");
+    (code, read_json(&json), page, markdown)
 }
 
 fn u(v: &Value) -> u64 {
@@ -92,7 +97,7 @@ fn a_throttled_recorder_is_found_at_its_known_capacity_and_stricter_objectives_f
         capacity(&args)
     };
 
-    let (code, loose, page) = run("p99<=100ms,late<=0.1%,dropped=0", "32");
+    let (code, loose, page, markdown) = run("p99<=100ms,late<=0.1%,dropped=0", "32");
     assert_eq!(code, ExitCode::SUCCESS);
     assert_eq!(loose["schema_version"], 1);
     assert_eq!(loose["command"], "capacity");
@@ -118,6 +123,19 @@ fn a_throttled_recorder_is_found_at_its_known_capacity_and_stricter_objectives_f
     );
     assert_eq!(page.matches("<svg").count(), 2, "two plots");
     assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
+    // The Markdown gives the same answer, and one row per step.
+    assert!(
+        markdown.contains(&format!("| plain | **{best}** | {fail} |")),
+        "{markdown}"
+    );
+    assert_eq!(
+        markdown
+            .lines()
+            .filter(|l| l.starts_with("| plain | "))
+            .count(),
+        steps.len() + 1,
+        "{markdown}"
+    );
     if two_cpus {
         assert_eq!(
             loose["search"]["server_cpus"].as_array().map(Vec::len),
@@ -196,7 +214,7 @@ fn a_throttled_recorder_is_found_at_its_known_capacity_and_stricter_objectives_f
     }
 
     // Half the server's CPU as a term of its own: a strictly stricter objective.
-    let (_, strict, _) = run("p99<=100ms,late<=0.1%,dropped=0,cpu<=50%", "16");
+    let (_, strict, _, _) = run("p99<=100ms,late<=0.1%,dropped=0,cpu<=50%", "16");
     let strict_best = strict["modes"]["plain"]["max_cameras"]
         .as_u64()
         .unwrap_or(0);

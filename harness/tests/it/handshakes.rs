@@ -63,7 +63,24 @@ fn short_matrix_reports_every_cell_with_what_it_negotiated_and_whether_it_resume
         "--concurrency",
         "2",
     ];
-    let report = run_report(&args, "--json", &out);
+    let (md, html) = (dir.path().join("hs.md"), dir.path().join("hs.html"));
+    let mut with_exports: Vec<&str> = args.to_vec();
+    let (md_arg, html_arg) = (md.display().to_string(), html.display().to_string());
+    with_exports.extend(["--export-markdown", &md_arg, "--export-html", &html_arg]);
+    let report = run_report(&with_exports, "--json", &out);
+    // Markdown and HTML carry one row per cell.
+    let markdown = std::fs::read_to_string(&md).expect("Markdown written");
+    let page = std::fs::read_to_string(&html).expect("HTML written");
+    for version in ["1.2", "1.3"] {
+        for key in ["ecdsa-p256", "rsa2048"] {
+            for resumption in ["full", "resumed"] {
+                let row = format!("| {version} | {key} | x25519 | {resumption} |");
+                assert_eq!(markdown.matches(&row).count(), 1, "{row}\n{markdown}");
+                let label = format!("TLS {version} {key} x25519 {resumption}</td>");
+                assert_eq!(page.matches(&label).count(), 1, "{label}");
+            }
+        }
+    }
 
     assert_eq!(report["schema_version"], 1);
     assert_eq!(report["command"], "handshakes");
