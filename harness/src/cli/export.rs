@@ -10,14 +10,15 @@ use crate::export::ExportType;
 /// The document exports every command that makes a report offers: JSON, Markdown, HTML.
 #[derive(Debug, Default, Args)]
 pub struct DocumentExportArgs {
-    /// Write the whole report as JSON to FILE (schema: harness/schema/report-v1.schema.json
-    /// for run and bulk).
+    /// Write the whole report as JSON to FILE (`-` for standard output; the layout of run
+    /// and bulk reports: harness/schema/report-v1.schema.json).
     #[arg(long = "export-json", visible_alias = "json", value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Write Markdown tables (results, environment, warnings) to FILE.
+    /// Write the report as Markdown tables (results, environment, warnings) to FILE.
     #[arg(long = "export-markdown", value_name = "FILE")]
     pub markdown: Option<PathBuf>,
-    /// Write one self-contained HTML page with plots to FILE (readable offline).
+    /// Write the report as one self-contained HTML page with plots to FILE (readable
+    /// offline).
     #[arg(long = "export-html", value_name = "FILE")]
     pub html: Option<PathBuf>,
 }
