@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use simulators::video::{PayloadPool, Profile};
-use simulators::wire::{Header, Kind, FLAG_KEYFRAME, HEADER_LEN, MAX_PAYLOAD};
+use simulators::wire::{Header, Kind, FLAG_KEYFRAME, FLAG_POOLED, HEADER_LEN, MAX_PAYLOAD};
 
 use crate::BenchError;
 
@@ -86,12 +86,13 @@ pub fn frame_header(seq: u64, len: usize) -> Result<Header, BenchError> {
         )))?;
     Ok(Header {
         kind: Kind::Frame,
-        flags: FLAG_KEYFRAME,
+        flags: FLAG_KEYFRAME | FLAG_POOLED,
         stream_id: 0,
         seq,
         scheduled_ns: seq * 33_333_333,
         sent_ns: seq * 33_333_333 + 1_000,
         payload_len,
+        pool_offset: 0,
     })
 }
 

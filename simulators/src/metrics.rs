@@ -1,5 +1,11 @@
 //! What the roles measure, and the window that decides which frames count.
 //!
+//! Clients record into a [`Meter`] that a whole group of them shares (one link towards one
+//! server, say): counters are atomics, histograms live in a few shards each behind its own
+//! lock. Memory is per group, not per client — thousands of clients cost a few histograms,
+//! not thousands — and a sampler reads a group's counters and takes the latency histogram
+//! of the last interval without copying anything per client.
+//!
 //! A frame belongs to the measured window when its *scheduled* time falls inside it; its
 //! latency is then counted however late it arrives (coordinated-omission correction, as in
 //! wrk2). Connection setup (connect, handshake, time to first frame) is counted for every
@@ -7,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
 
@@ -169,44 +175,6 @@ impl std::ops::AddAssign for WireCount {
     }
 }
 
-/// What a client has received so far, taken cheaply while it runs (for interval samples):
-/// frames and payload bytes scheduled in the window, and their corrected latency.
-#[derive(Clone, Debug)]
-pub struct Progress {
-    /// Frames received whose scheduled time is in the window.
-    pub frames: u64,
-    /// Their payload bytes.
-    pub bytes: u64,
-    /// Their latency (last byte read − scheduled time), µs.
-    pub latency_us: Histogram<u64>,
-}
-
-/// A shared view of a running client's metrics, for sampling them while it runs.
-#[derive(Clone, Debug)]
-pub struct MetricsProbe(Arc<Mutex<LinkMetrics>>);
-
-impl MetricsProbe {
-    /// A probe on metrics a client updates.
-    pub fn new(metrics: Arc<Mutex<LinkMetrics>>) -> Self {
-        MetricsProbe(metrics)
-    }
-
-    /// The client's cumulative progress (copies one histogram under the client's lock).
-    pub fn progress(&self) -> Option<Progress> {
-        let m = self.0.lock().ok()?;
-        Some(Progress {
-            frames: m.frames,
-            bytes: m.bytes,
-            latency_us: m.latency_us.clone(),
-        })
-    }
-
-    /// Frames received so far (scheduled in the window), without copying anything.
-    pub fn frames(&self) -> Option<u64> {
-        self.0.lock().ok().map(|m| m.frames)
-    }
-}
-
 impl Default for LinkMetrics {
     fn default() -> Self {
         LinkMetrics {
@@ -256,11 +224,6 @@ impl LinkMetrics {
         self.latency_us.record_us(ns_to_us(corrected));
         self.uncorrected_latency_us
             .record_us(ns_to_us(recv_ns.saturating_sub(sent_ns)));
-    }
-
-    /// Counts one failure of `category`.
-    pub(crate) fn record_error(&mut self, category: &str) {
-        *self.errors.entry(category.to_owned()).or_default() += 1;
     }
 
     /// Adds another link's figures into this one (histograms merge losslessly).
@@ -381,5 +344,262 @@ mod tests {
         total.merge(&m);
         assert_eq!(total.frames, 4);
         assert_eq!(total.latency_us.len(), 4);
+    }
+}
+
+/// Histograms of one shard of a [`Meter`].
+#[derive(Debug)]
+struct Shard {
+    latency_us: Histogram<u64>,
+    uncorrected_latency_us: Histogram<u64>,
+    connect_us: Histogram<u64>,
+    handshake_us: Histogram<u64>,
+    ttff_us: Histogram<u64>,
+    recovery_us: Histogram<u64>,
+    transfer_us: Histogram<u64>,
+    /// Latency of the frames received since the sampler last took it.
+    interval_latency_us: Histogram<u64>,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            latency_us: latency_histogram(),
+            uncorrected_latency_us: latency_histogram(),
+            connect_us: latency_histogram(),
+            handshake_us: latency_histogram(),
+            ttff_us: latency_histogram(),
+            recovery_us: latency_histogram(),
+            transfer_us: latency_histogram(),
+            interval_latency_us: latency_histogram(),
+        }
+    }
+}
+
+/// Adds `from` into `into`; the histograms share their bounds, so adding cannot fail, and
+/// if it ever did the values are recorded one by one.
+fn add_into(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    if into.add(from).is_err() {
+        for v in from.iter_recorded() {
+            into.record_us_n(v.value_iterated_to(), v.count_at_value());
+        }
+    }
+}
+
+/// What a group of clients measures, shared by all of them.
+#[derive(Debug)]
+pub struct Meter {
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    late_frames: AtomicU64,
+    sequence_gaps: AtomicU64,
+    connections: AtomicU64,
+    reconnects: AtomicU64,
+    clients: AtomicU64,
+    shards: Box<[Mutex<Shard>]>,
+    errors: Mutex<BTreeMap<String, u64>>,
+    negotiated: Mutex<Option<Negotiated>>,
+    wire: Mutex<WireCount>,
+}
+
+/// The most shards a meter has: enough that the threads of a role rarely wait for each
+/// other, few enough that a group's histograms stay small.
+pub const MAX_SHARDS: usize = 4;
+
+impl Meter {
+    /// A meter for up to `clients` clients (at least one shard, at most [`MAX_SHARDS`]).
+    pub fn new(clients: usize) -> Arc<Meter> {
+        let shards = clients.clamp(1, MAX_SHARDS);
+        Arc::new(Meter {
+            frames: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            late_frames: AtomicU64::new(0),
+            sequence_gaps: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            clients: AtomicU64::new(0),
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            errors: Mutex::new(BTreeMap::new()),
+            negotiated: Mutex::new(None),
+            wire: Mutex::new(WireCount::default()),
+        })
+    }
+
+    /// A handle for the next client of the group: clients take the shards in turn.
+    pub fn client(self: &Arc<Self>) -> ClientMeter {
+        let index = self.clients.fetch_add(1, Ordering::Relaxed) as usize;
+        ClientMeter {
+            meter: self.clone(),
+            shard: index % self.shards.len(),
+        }
+    }
+
+    /// Clients that have taken a handle.
+    pub fn clients(&self) -> u64 {
+        self.clients.load(Ordering::Relaxed)
+    }
+
+    /// Frames received so far (scheduled in the window), without copying anything.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// Their payload bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Adds the latency of the frames received since the last call into `into`, and starts
+    /// the next interval (for per-second samples).
+    pub fn take_interval(&self, into: &mut Histogram<u64>) {
+        for shard in self.shards.iter() {
+            if let Ok(mut s) = shard.lock() {
+                add_into(into, &s.interval_latency_us);
+                s.interval_latency_us.reset();
+            }
+        }
+    }
+
+    /// Everything the group measured so far, merged.
+    pub fn snapshot(&self) -> LinkMetrics {
+        let mut m = LinkMetrics {
+            frames: self.frames(),
+            bytes: self.bytes(),
+            late_frames: self.late_frames.load(Ordering::Relaxed),
+            sequence_gaps: self.sequence_gaps.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            errors: self.errors.lock().map(|e| e.clone()).unwrap_or_default(),
+            negotiated: self.negotiated.lock().ok().and_then(|n| n.clone()),
+            wire: self.wire.lock().map(|w| *w).unwrap_or_default(),
+            ..LinkMetrics::default()
+        };
+        for shard in self.shards.iter() {
+            let Ok(s) = shard.lock() else { continue };
+            add_into(&mut m.latency_us, &s.latency_us);
+            add_into(&mut m.uncorrected_latency_us, &s.uncorrected_latency_us);
+            add_into(&mut m.connect_us, &s.connect_us);
+            add_into(&mut m.handshake_us, &s.handshake_us);
+            add_into(&mut m.ttff_us, &s.ttff_us);
+            add_into(&mut m.recovery_us, &s.recovery_us);
+            add_into(&mut m.transfer_us, &s.transfer_us);
+        }
+        m
+    }
+}
+
+/// One client's way into its group's [`Meter`].
+#[derive(Clone, Debug)]
+pub struct ClientMeter {
+    meter: Arc<Meter>,
+    shard: usize,
+}
+
+impl ClientMeter {
+    /// A meter of its own, for a client measured alone.
+    pub fn alone() -> ClientMeter {
+        Meter::new(1).client()
+    }
+
+    /// The group's meter.
+    pub fn meter(&self) -> &Arc<Meter> {
+        &self.meter
+    }
+
+    fn shard(&self) -> Option<MutexGuard<'_, Shard>> {
+        self.meter.shards.get(self.shard)?.lock().ok()
+    }
+
+    /// Counts one received frame: `recv_ns` is when its last byte was read.
+    #[inline]
+    pub fn record_frame(
+        &self,
+        payload_len: u32,
+        scheduled_ns: u64,
+        sent_ns: u64,
+        recv_ns: u64,
+        interval_ns: u64,
+    ) {
+        let m = &self.meter;
+        let corrected = ns_to_us(recv_ns.saturating_sub(scheduled_ns));
+        m.frames.fetch_add(1, Ordering::Relaxed);
+        m.bytes.fetch_add(u64::from(payload_len), Ordering::Relaxed);
+        if recv_ns.saturating_sub(scheduled_ns) > interval_ns {
+            m.late_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(mut s) = self.shard() {
+            s.latency_us.record_us(corrected);
+            s.interval_latency_us.record_us(corrected);
+            s.uncorrected_latency_us
+                .record_us(ns_to_us(recv_ns.saturating_sub(sent_ns)));
+        }
+    }
+
+    /// Counts frames missing from a stream (a gap in its sequence numbers).
+    pub fn record_gap(&self, frames: u64) {
+        if frames > 0 {
+            self.meter
+                .sequence_gaps
+                .fetch_add(frames, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a connection set up (again, after a loss, when `reconnect`), with its TCP
+    /// connect and (for TLS) handshake times and what the handshake negotiated.
+    pub fn record_connection(
+        &self,
+        reconnect: bool,
+        connect_ns: u64,
+        handshake: Option<(u64, &Negotiated)>,
+    ) {
+        let m = &self.meter;
+        m.connections.fetch_add(1, Ordering::Relaxed);
+        if reconnect {
+            m.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(mut s) = self.shard() {
+            s.connect_us.record_us(ns_to_us(connect_ns));
+            if let Some((ns, _)) = handshake {
+                s.handshake_us.record_us(ns_to_us(ns));
+            }
+        }
+        if let (Some((_, n)), Ok(mut slot)) = (handshake, m.negotiated.lock()) {
+            *slot = Some(n.clone());
+        }
+    }
+
+    /// A stream's time to first frame (subscribe → first key frame), ns.
+    pub fn record_ttff(&self, ns: u64) {
+        if let Some(mut s) = self.shard() {
+            s.ttff_us.record_us(ns_to_us(ns));
+        }
+    }
+
+    /// A stream's recovery after a lost connection (loss → first frame again), ns.
+    pub fn record_recovery(&self, ns: u64) {
+        if let Some(mut s) = self.shard() {
+            s.recovery_us.record_us(ns_to_us(ns));
+        }
+    }
+
+    /// A whole transfer (request → last byte of a configuration download), ns.
+    pub fn record_transfer(&self, ns: u64) {
+        if let Some(mut s) = self.shard() {
+            s.transfer_us.record_us(ns_to_us(ns));
+        }
+    }
+
+    /// Counts one failure of `category`.
+    pub fn record_error(&self, category: &str) {
+        if let Ok(mut e) = self.meter.errors.lock() {
+            *e.entry(category.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Adds one connection's kernel cross-check.
+    pub fn add_wire(&self, count: WireCount) {
+        if let Ok(mut w) = self.meter.wire.lock() {
+            *w += count;
+        }
     }
 }

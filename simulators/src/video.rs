@@ -194,6 +194,11 @@ impl PayloadPool {
         self.bytes.slice(offset..offset + len)
     }
 
+    /// The whole pool.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// The pool's size in bytes.
     pub fn len(&self) -> usize {
         self.bytes.len()
@@ -316,6 +321,12 @@ impl Camera {
     /// The payload bytes of a frame (a slice of the shared pool, no copy).
     pub fn payload(&self, f: &FrameSpec) -> Bytes {
         self.pool.slice(f.offset, f.len)
+    }
+
+    /// The same, for a frame that came from elsewhere: `None` if it does not fit the pool.
+    pub fn payload_checked(&self, f: &FrameSpec) -> Option<Bytes> {
+        let end = f.offset.checked_add(f.len)?;
+        (end <= self.pool.len()).then(|| self.pool.slice(f.offset, f.len))
     }
 
     /// When frame `seq` is due: `start + phase + index/(fps·speed)`, exactly.

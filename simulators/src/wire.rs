@@ -1,17 +1,22 @@
-//! The wire format every link speaks: a fixed 40-byte header, then the payload.
+//! The wire format every link speaks: a fixed 44-byte header, then the payload.
 //!
 //! ```text
 //! offset size field
 //!      0    4 magic "VMSB"
-//!      4    1 version (1)
+//!      4    1 version (2)
 //!      5    1 kind (see [`Kind`])
-//!      6    2 flags (bit 0: key frame)
+//!      6    2 flags (bit 0: key frame; bit 1: the payload comes from the payload pool)
 //!      8    4 stream id (camera id for video)
 //!     12    8 sequence number
 //!     20    8 scheduled time, ns on the run clock (when the frame was due)
 //!     28    8 sent time, ns on the run clock (when the sender started writing it)
 //!     36    4 payload length (at most [`MAX_PAYLOAD`] unless a smaller limit is given)
+//!     40    4 pool offset: where a pooled payload starts in the sender's payload pool
 //! ```
+//!
+//! A pooled payload is a slice of the deployment's payload pool, which every role builds
+//! alike from the seed: a receiver checks it byte for byte against its own copy without
+//! keeping it, and a relay forwards it by reference.
 //! All integers are big-endian. Requests (subscribe, …) use the same framing with their own
 //! kinds. Decoding never panics and checks a length before anything is allocated for it.
 
@@ -22,9 +27,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The four bytes every message starts with.
 pub const MAGIC: [u8; 4] = *b"VMSB";
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Size of the fixed header in bytes.
-pub const HEADER_LEN: usize = 40;
+pub const HEADER_LEN: usize = 44;
 /// The largest payload accepted: 16 MiB, well above a 4K MJPEG key frame (≈1 MiB) and
 /// the size of one configuration-download chunk.
 pub const MAX_PAYLOAD: u32 = 16 * 1024 * 1024;
@@ -33,6 +38,8 @@ const MAX_SUBSCRIBE_CAMERAS: usize = 4096;
 
 /// Header flag: the frame is a key (I) frame.
 pub const FLAG_KEYFRAME: u16 = 1;
+/// Header flag: the payload is the slice of the payload pool at the header's pool offset.
+pub const FLAG_POOLED: u16 = 2;
 
 /// What a message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -101,6 +108,14 @@ pub enum WireError {
         /// What was wrong.
         reason: &'static str,
     },
+    /// A pooled payload that differs from the pool: the bytes were damaged on the way.
+    #[error("the payload of frame {seq} of stream {stream_id} differs from what was sent")]
+    Corrupt {
+        /// The stream.
+        stream_id: u32,
+        /// The frame.
+        seq: u64,
+    },
     /// The connection ended in the middle of a message.
     #[error("connection closed in the middle of a message")]
     Truncated,
@@ -126,6 +141,8 @@ pub struct Header {
     pub sent_ns: u64,
     /// Payload length in bytes.
     pub payload_len: u32,
+    /// Where a pooled payload ([`FLAG_POOLED`]) starts in the payload pool.
+    pub pool_offset: u32,
 }
 
 impl Header {
@@ -139,12 +156,18 @@ impl Header {
             scheduled_ns: 0,
             sent_ns: 0,
             payload_len: 0,
+            pool_offset: 0,
         }
     }
 
     /// Whether the key-frame flag is set.
     pub fn is_keyframe(&self) -> bool {
         self.flags & FLAG_KEYFRAME != 0
+    }
+
+    /// Where the payload starts in the payload pool, if it is a pooled payload.
+    pub fn pooled_at(&self) -> Option<usize> {
+        (self.flags & FLAG_POOLED != 0).then_some(self.pool_offset as usize)
     }
 
     /// The header's bytes.
@@ -159,6 +182,7 @@ impl Header {
         b[20..28].copy_from_slice(&self.scheduled_ns.to_be_bytes());
         b[28..36].copy_from_slice(&self.sent_ns.to_be_bytes());
         b[36..40].copy_from_slice(&self.payload_len.to_be_bytes());
+        b[40..44].copy_from_slice(&self.pool_offset.to_be_bytes());
         b
     }
 
@@ -190,6 +214,7 @@ impl Header {
             scheduled_ns: u64_at(20),
             sent_ns: u64_at(28),
             payload_len,
+            pool_offset: u32_at(40),
         })
     }
 }
@@ -245,8 +270,31 @@ pub async fn write_message<W: AsyncWrite + Unpin>(
             len: u32::MAX,
             max: MAX_PAYLOAD,
         })?;
-    w.write_all(&header.encode()).await?;
-    w.write_all(payload).await?;
+    write_all_vectored(w, &header.encode(), payload).await?;
+    Ok(())
+}
+
+/// Writes `head` then `body` with vectored writes: one system call (or one pass through
+/// TLS) for both where the writer takes them together, never a copy into a buffer of ours.
+pub async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut head: &[u8],
+    mut body: &[u8],
+) -> io::Result<()> {
+    while !head.is_empty() || !body.is_empty() {
+        let n = if head.is_empty() {
+            w.write(body).await?
+        } else {
+            let bufs = [io::IoSlice::new(head), io::IoSlice::new(body)];
+            w.write_vectored(&bufs).await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
     Ok(())
 }
 
@@ -343,6 +391,7 @@ mod tests {
             scheduled_ns: 123_456_789_012,
             sent_ns: 123_456_799_999,
             payload_len: 98_765,
+            pool_offset: 4_000_001,
         }
     }
 

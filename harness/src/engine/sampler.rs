@@ -1,9 +1,10 @@
 //! Interval samples: what each link delivered in every second of a measured window.
 //!
 //! A task on the harness's own runtime wakes once a second (counted from the opening of the
-//! window), copies every client's cumulative progress (frames, payload bytes and the latency
-//! histogram; see [`MetricsProbe`]) and subtracts the previous copy, so that each sample
-//! describes that second alone. Frames are counted when they are received (and only those
+//! window) and reads what the clients' meters already keep: cumulative frames and payload
+//! bytes (atomics; the previous reading is subtracted) and the latency histogram of the
+//! interval, which each meter restarts when it is taken. Nothing is copied per client, so
+//! sampling stays on with thousands of clients. Frames are counted when they are received (and only those
 //! scheduled inside the window), so a stall shows as a second with nothing and then a burst.
 //! The last sample covers the rest of the window when its length is not a whole number of
 //! seconds.
@@ -14,7 +15,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use simulators::clock::RunClock;
-use simulators::metrics::{latency_histogram, MetricsProbe, Progress};
+use simulators::metrics::{latency_histogram, Meter};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -62,18 +63,19 @@ pub(crate) struct Sampler {
     task: JoinHandle<Vec<IntervalSample>>,
 }
 
-/// One client's previous reading.
+/// One meter's previous reading.
 struct Client {
     link: String,
-    probe: MetricsProbe,
-    last: Option<Progress>,
+    meter: Arc<Meter>,
+    /// Frames and bytes at the previous reading.
+    last: (u64, u64),
 }
 
 impl Sampler {
-    /// Starts sampling `probes` (link id, probe) every [`INTERVAL`] from `start_ns` (run
+    /// Starts sampling `meters` (link id, meter) every [`INTERVAL`] from `start_ns` (run
     /// clock; the moment the window opened), calling `hook` with each interval's samples.
     pub(crate) fn start(
-        probes: Vec<(String, MetricsProbe)>,
+        meters: Vec<(String, Arc<Meter>)>,
         clock: RunClock,
         start_ns: u64,
         hook: Option<IntervalHook>,
@@ -81,12 +83,16 @@ impl Sampler {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
-            let mut clients: Vec<Client> = probes
+            let mut clients: Vec<Client> = meters
                 .into_iter()
-                .map(|(link, probe)| Client {
-                    last: probe.progress(),
-                    link,
-                    probe,
+                .map(|(link, meter)| {
+                    // Start the first interval now.
+                    meter.take_interval(&mut latency_histogram());
+                    Client {
+                        last: (meter.frames(), meter.bytes()),
+                        link,
+                        meter,
+                    }
                 })
                 .collect();
             let mut samples = Vec::new();
@@ -131,14 +137,11 @@ impl Drop for Sampler {
     }
 }
 
-/// One sample per link: the clients' progress since their previous reading.
+/// One sample per link: what its meters counted since their previous reading.
 fn take(clients: &mut [Client], start_ns: u64, last_ns: u64, now_ns: u64) -> Vec<IntervalSample> {
     let mut by_link: BTreeMap<String, IntervalSample> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     for c in clients.iter_mut() {
-        let Some(now) = c.probe.progress() else {
-            continue;
-        };
         let sample = by_link.entry(c.link.clone()).or_insert_with(|| {
             order.push(c.link.clone());
             IntervalSample {
@@ -150,24 +153,11 @@ fn take(clients: &mut [Client], start_ns: u64, last_ns: u64, now_ns: u64) -> Vec
                 latency_us: latency_histogram(),
             }
         });
-        let mut delta = now.latency_us.clone();
-        match &c.last {
-            Some(last) => {
-                sample.frames += now.frames.saturating_sub(last.frames);
-                sample.bytes += now.bytes.saturating_sub(last.bytes);
-                // Cumulative counts never shrink, so subtracting cannot fail; if it ever
-                // did, the interval's latency is left out rather than made up.
-                if delta.subtract(&last.latency_us).is_err() {
-                    delta.reset();
-                }
-            }
-            None => {
-                sample.frames += now.frames;
-                sample.bytes += now.bytes;
-            }
-        }
-        let _ = sample.latency_us.add(&delta);
-        c.last = Some(now);
+        let now = (c.meter.frames(), c.meter.bytes());
+        sample.frames += now.0.saturating_sub(c.last.0);
+        sample.bytes += now.1.saturating_sub(c.last.1);
+        c.meter.take_interval(&mut sample.latency_us);
+        c.last = now;
     }
     order
         .into_iter()
@@ -178,29 +168,25 @@ fn take(clients: &mut [Client], start_ns: u64, last_ns: u64, now_ns: u64) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use simulators::metrics::LinkMetrics;
-    use std::sync::Mutex;
+    use simulators::metrics::ClientMeter;
 
     #[test]
     fn samples_are_deltas_per_link() {
-        let a = Arc::new(Mutex::new(LinkMetrics::default()));
-        let b = Arc::new(Mutex::new(LinkMetrics::default()));
+        let (a, b) = (ClientMeter::alone(), ClientMeter::alone());
         let mut clients = vec![
             Client {
                 link: "x".into(),
-                probe: MetricsProbe::new(a.clone()),
-                last: None,
+                meter: a.meter().clone(),
+                last: (0, 0),
             },
             Client {
                 link: "x".into(),
-                probe: MetricsProbe::new(b.clone()),
-                last: None,
+                meter: b.meter().clone(),
+                last: (0, 0),
             },
         ];
-        let record = |m: &Arc<Mutex<LinkMetrics>>, latency_ns: u64| {
-            if let Ok(mut m) = m.lock() {
-                m.record_frame(1000, 0, 0, latency_ns, u64::MAX);
-            }
+        let record = |m: &ClientMeter, latency_ns: u64| {
+            m.record_frame(1000, 0, 0, latency_ns, u64::MAX);
         };
         record(&a, 5_000_000);
         record(&b, 7_000_000);

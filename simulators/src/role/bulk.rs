@@ -76,6 +76,11 @@ impl BulkSender {
         self.addr
     }
 
+    /// The pool its payloads come from (receivers check them against it).
+    pub fn pool(&self) -> PayloadPool {
+        self.shared.pool.clone()
+    }
+
     /// What it sent (and failed) so far.
     pub fn stats(&self) -> (SenderSnapshot, BTreeMap<String, u64>) {
         (self.shared.counters.snapshot(), self.shared.core.failures())
@@ -145,12 +150,13 @@ async fn send_forever<W: tokio::io::AsyncWrite + Unpin>(
         let now = shared.clock.now_ns();
         let header = Header {
             kind: Kind::Frame,
-            flags: wire::FLAG_KEYFRAME,
+            flags: wire::FLAG_KEYFRAME | wire::FLAG_POOLED,
             stream_id: 0,
             seq,
             scheduled_ns: now,
             sent_ns: now,
             payload_len: 0,
+            pool_offset: 0,
         };
         wire::write_message(wr, header, &payload).await?;
         if shared.window.contains(now) {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -27,13 +27,15 @@ use crate::metrics::{
 use crate::role::{RoleRuntime, ServerCore, ThreadCpu};
 use crate::transport::{Incoming, Listener, Mode, Negotiated};
 use crate::video::{Camera, FrameSpec, Playback};
-use crate::wire::{self, Header, Kind, Subscribe, WireError, FLAG_KEYFRAME};
+use crate::wire::{self, Header, Kind, Subscribe, WireError, FLAG_KEYFRAME, FLAG_POOLED};
 
 /// Default capacity of one connection's frame queue. Queued frames hold shared payload
 /// slices, so this bounds memory per connection to a few hundred KiB of bookkeeping.
 pub const DEFAULT_QUEUE_FRAMES: usize = 1024;
 /// Largest request a client may send to a recording server.
 const MAX_REQUEST: u32 = 64 * 1024;
+/// Read buffer of a connection: requests are small.
+const REQUEST_BUFFER: usize = 1024;
 /// How long a new connection may take to send its subscribe request.
 pub(crate) const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -537,9 +539,14 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Offers a received frame (its header and payload) to every subscriber of its camera.
-    /// The payload is copied once, and only when someone is subscribed.
-    pub fn forward(&self, header: &Header, payload: &[u8]) {
+    /// Offers a received frame to every subscriber of its camera: the same pooled payload,
+    /// taken from this server's own copy of the pool (no copy, no allocation), with the
+    /// original sequence number and scheduled time. A frame that is not pooled is not
+    /// forwarded.
+    pub fn forward(&self, header: &Header) {
+        let Some(offset) = header.pooled_at() else {
+            return;
+        };
         let Some(slot) = self.shared.cameras.get(&header.stream_id) else {
             return;
         };
@@ -549,16 +556,20 @@ impl Relay {
         if subs.is_empty() {
             return;
         }
+        let spec = FrameSpec {
+            seq: header.seq,
+            keyframe: header.is_keyframe(),
+            len: header.payload_len as usize,
+            offset,
+            due_ns: header.scheduled_ns,
+        };
+        let Some(payload) = slot.camera.payload_checked(&spec) else {
+            return;
+        };
         let out = Outgoing {
             camera: header.stream_id,
-            spec: FrameSpec {
-                seq: header.seq,
-                keyframe: header.is_keyframe(),
-                len: payload.len(),
-                offset: 0,
-                due_ns: header.scheduled_ns,
-            },
-            payload: Bytes::copy_from_slice(payload),
+            spec,
+            payload,
         };
         let in_window = self.shared.window.contains(header.scheduled_ns);
         fan_out(&mut subs, &out, in_window);
@@ -583,9 +594,10 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
             *slot = Some(n);
         }
     }
-    let (rd, wr) = tokio::io::split(accepted.stream);
-    let mut rd = BufReader::new(rd);
-    let mut wr = BufWriter::with_capacity(64 * 1024, wr);
+    // Frames go out as they are (header and shared payload in one vectored write), so the
+    // writer keeps no buffer; the reader sees only a subscription and a goodbye.
+    let (rd, mut wr) = tokio::io::split(accepted.stream);
+    let mut rd = BufReader::with_capacity(REQUEST_BUFFER, rd);
 
     // The first message must be a subscription.
     let first = tokio::select! {
@@ -739,12 +751,13 @@ async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
         }
         let header = Header {
             kind: Kind::Frame,
-            flags: if out.spec.keyframe { FLAG_KEYFRAME } else { 0 },
+            flags: FLAG_POOLED | if out.spec.keyframe { FLAG_KEYFRAME } else { 0 },
             stream_id: out.camera,
             seq: out.spec.seq,
             scheduled_ns: out.spec.due_ns,
             sent_ns: shared.clock.now_ns(),
             payload_len: 0,
+            pool_offset: u32::try_from(out.spec.offset).unwrap_or(u32::MAX),
         };
         let write = wire::write_message(wr, header, &out.payload);
         tokio::select! {

@@ -8,7 +8,7 @@
 //! counted as one "frame" of its link, whose payload is the request's and the answer's
 //! bytes together; a login's frame carries the whole configuration.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::RunClock;
-use crate::metrics::{ns_to_us, LinkMetrics, MetricsProbe, RecordUs, Window};
+use crate::metrics::{ClientMeter, LinkMetrics, Meter, Window};
 use crate::role::management::{LOGIN_REPLY_BYTES, OP_LOGIN, OP_STATUS, OP_TELEMETRY};
 use crate::role::viewer::Endpoint;
 use crate::role::RoleRuntime;
@@ -65,6 +65,8 @@ pub struct RpcConfig {
     pub phase_ns: u64,
     /// The expected SHA-256 of the configuration (logins check what arrived).
     pub config_digest: Option<[u8; 32]>,
+    /// Where it records; `None` gives it a meter of its own.
+    pub meter: Option<ClientMeter>,
 }
 
 impl RpcConfig {
@@ -96,7 +98,7 @@ pub fn calls_due(first_ns: u64, interval: Duration, from: u64, to: u64) -> u64 {
 /// A running RPC client.
 #[derive(Debug)]
 pub struct RpcClient {
-    metrics: Arc<Mutex<LinkMetrics>>,
+    meter: ClientMeter,
     cancel: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -109,37 +111,43 @@ impl RpcClient {
         clock: RunClock,
         window: Arc<Window>,
     ) -> RpcClient {
-        let metrics = Arc::new(Mutex::new(LinkMetrics::default()));
+        let meter = config.meter.clone().unwrap_or_else(ClientMeter::alone);
         let cancel = CancellationToken::new();
         let caller = Caller {
             config,
             clock,
             window,
-            metrics: metrics.clone(),
+            meter: meter.clone(),
         };
         let task = runtime.spawn(caller.run(cancel.clone()));
         RpcClient {
-            metrics,
+            meter,
             cancel,
             task,
         }
     }
 
-    /// A copy of what it measured so far.
+    /// What its meter measured so far (its whole group's, if the meter is shared).
     pub fn metrics(&self) -> LinkMetrics {
-        self.metrics.lock().map(|m| m.clone()).unwrap_or_default()
+        self.meter.meter().snapshot()
     }
 
-    /// A probe on its metrics, for sampling them while it runs.
-    pub fn probe(&self) -> MetricsProbe {
-        MetricsProbe::new(self.metrics.clone())
+    /// The meter it records into.
+    pub fn meter(&self) -> &Arc<Meter> {
+        self.meter.meter()
     }
 
-    /// Stops it and returns what it measured.
+    /// Stops it and returns what its meter measured.
     pub async fn stop(self) -> LinkMetrics {
+        let meter = self.meter.meter().clone();
+        self.finish().await;
+        meter.snapshot()
+    }
+
+    /// Stops it; what it measured is in its meter.
+    pub async fn finish(self) {
         self.cancel.cancel();
         let _ = self.task.await;
-        self.metrics.lock().map(|m| m.clone()).unwrap_or_default()
     }
 }
 
@@ -149,14 +157,12 @@ struct Caller {
     config: RpcConfig,
     clock: RunClock,
     window: Arc<Window>,
-    metrics: Arc<Mutex<LinkMetrics>>,
+    meter: ClientMeter,
 }
 
 impl Caller {
     fn record_error(&self, category: &str) {
-        if let Ok(mut m) = self.metrics.lock() {
-            m.record_error(category);
-        }
+        self.meter.record_error(category);
     }
 
     async fn run(self, cancel: CancellationToken) {
@@ -205,16 +211,14 @@ impl Caller {
             Ok(c) => c,
             Err(e) => return Err(e.category.as_str()),
         };
-        if let Ok(mut m) = self.metrics.lock() {
-            m.connections += 1;
-            m.connect_us
-                .record_us(ns_to_us(connected.tcp_connect.as_nanos() as u64));
-            if connected.negotiated.is_some() {
-                m.handshake_us
-                    .record_us(ns_to_us(connected.handshake.as_nanos() as u64));
-                m.negotiated = connected.negotiated.clone();
-            }
-        }
+        self.meter.record_connection(
+            false,
+            connected.tcp_connect.as_nanos() as u64,
+            connected
+                .negotiated
+                .as_ref()
+                .map(|n| (connected.handshake.as_nanos() as u64, n)),
+        );
         let (rd, wr) = tokio::io::split(connected.stream);
         Ok((BufReader::with_capacity(64 * 1024, rd), wr))
     }
@@ -263,14 +267,13 @@ impl Caller {
             }
         }
         if self.window.contains(scheduled) {
-            if let Ok(mut m) = self.metrics.lock() {
-                let interval = self.config.interval.as_nanos() as u64;
-                // A call's payload is what crossed the link both ways: request and answer.
-                let len = u32::try_from(bytes + u64::from(body)).unwrap_or(u32::MAX);
-                m.record_frame(len, scheduled, request.sent_ns, recv_ns, interval);
-                if self.config.call == Call::Login {
-                    m.transfer_us.record_us(ns_to_us(recv_ns - scheduled));
-                }
+            let interval = self.config.interval.as_nanos() as u64;
+            // A call's payload is what crossed the link both ways: request and answer.
+            let len = u32::try_from(bytes + u64::from(body)).unwrap_or(u32::MAX);
+            self.meter
+                .record_frame(len, scheduled, request.sent_ns, recv_ns, interval);
+            if self.config.call == Call::Login {
+                self.meter.record_transfer(recv_ns - scheduled);
             }
         }
         if self.config.call == Call::Login {

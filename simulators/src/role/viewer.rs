@@ -10,22 +10,31 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::RunClock;
-use crate::metrics::{ns_to_us, LinkMetrics, MetricsProbe, RecordUs, Window, WireCount};
+use crate::metrics::{ClientMeter, LinkMetrics, Meter, Window, WireCount};
 use crate::role::RoleRuntime;
 use crate::transport::{ByteCounter, ConnectError, Connector};
-use crate::video::Playback;
+use crate::video::{PayloadPool, Playback};
 use crate::wire::{self, Header, Kind, Subscribe, WireError, MAX_PAYLOAD};
 
-/// Called with every frame received (header and payload): content checks in tests, or
-/// forwarding in a relay.
+/// Called with every frame received (header and whole payload): content checks in tests.
+/// A viewer with a hook keeps each frame's payload in a buffer; one without reads payloads
+/// through and keeps none.
 pub type FrameHook = Arc<dyn Fn(&Header, &[u8]) + Send + Sync>;
+
+/// Called with the header of every frame received whole and intact (forwarding in a
+/// relay, which takes the payload from its own pool).
+pub type HeaderHook = Arc<dyn Fn(&Header) + Send + Sync>;
+
+/// Bytes a viewer reads from its connection at a time: frames are read through this
+/// buffer, never gathered whole.
+pub const READ_BUFFER: usize = 8 * 1024;
 
 /// One stream a viewer wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,8 +69,15 @@ pub struct ViewerConfig {
     pub connector: Connector,
     /// What kind of client this is (a link id), sent to the server for its counts.
     pub label: String,
-    /// Optional hook called with every frame.
+    /// Optional hook called with every frame and its payload.
     pub on_frame: Option<FrameHook>,
+    /// Optional hook called with the header of every frame received intact.
+    pub on_header: Option<HeaderHook>,
+    /// The sender's payload pool, to check every pooled payload against byte for byte
+    /// (a mismatch ends the connection as `corrupt`); `None` reads payloads unchecked.
+    pub verify: Option<PayloadPool>,
+    /// Where it records; `None` gives it a meter of its own.
+    pub meter: Option<ClientMeter>,
 }
 
 impl std::fmt::Debug for ViewerConfig {
@@ -94,7 +110,7 @@ pub enum ViewerError {
 /// A running viewer.
 #[derive(Debug)]
 pub struct Viewer {
-    metrics: Arc<Mutex<LinkMetrics>>,
+    meter: ClientMeter,
     cancel: CancellationToken,
     task: JoinHandle<Result<(), ViewerError>>,
 }
@@ -115,31 +131,31 @@ impl Viewer {
         clock: RunClock,
         window: Arc<Window>,
     ) -> Viewer {
-        let metrics = Arc::new(Mutex::new(LinkMetrics::default()));
+        let meter = config.meter.clone().unwrap_or_else(ClientMeter::alone);
         let cancel = CancellationToken::new();
         let session = Session {
             config,
             clock,
             window,
-            metrics: metrics.clone(),
+            meter: meter.clone(),
             cancel: cancel.clone(),
         };
         let task = runtime.spawn(session.run());
         Viewer {
-            metrics,
+            meter,
             cancel,
             task,
         }
     }
 
-    /// A probe on its metrics, for sampling them while it runs.
-    pub fn probe(&self) -> MetricsProbe {
-        MetricsProbe::new(self.metrics.clone())
+    /// The meter it records into (shared with the rest of its group, if it has one).
+    pub fn meter(&self) -> &Arc<Meter> {
+        self.meter.meter()
     }
 
-    /// A copy of what it has measured so far.
+    /// What its meter has measured so far (its whole group's, if the meter is shared).
     pub fn metrics(&self) -> LinkMetrics {
-        self.metrics.lock().map(|m| m.clone()).unwrap_or_default()
+        self.meter.meter().snapshot()
     }
 
     /// Whether it has stopped (by itself, on an error).
@@ -147,15 +163,21 @@ impl Viewer {
         self.task.is_finished()
     }
 
-    /// Stops it and returns what it measured and how it ended.
+    /// Stops it and returns what its meter measured (its whole group's, if the meter is
+    /// shared) and how it ended.
     pub async fn stop(self) -> (LinkMetrics, Result<(), ViewerError>) {
+        let meter = self.meter.meter().clone();
+        let outcome = self.finish().await;
+        (meter.snapshot(), outcome)
+    }
+
+    /// Stops it and returns how it ended; what it measured is in its meter.
+    pub async fn finish(self) -> Result<(), ViewerError> {
         self.cancel.cancel();
-        let outcome = match self.task.await {
+        match self.task.await {
             Ok(r) => r,
             Err(e) => Err(ViewerError::Refused(format!("viewer task failed: {e}"))),
-        };
-        let m = self.metrics.lock().map(|m| m.clone()).unwrap_or_default();
-        (m, outcome)
+        }
     }
 }
 
@@ -173,15 +195,13 @@ struct Session {
     config: ViewerConfig,
     clock: RunClock,
     window: Arc<Window>,
-    metrics: Arc<Mutex<LinkMetrics>>,
+    meter: ClientMeter,
     cancel: CancellationToken,
 }
 
 impl Session {
     fn record_error(&self, category: &str) {
-        if let Ok(mut m) = self.metrics.lock() {
-            m.record_error(category);
-        }
+        self.meter.record_error(category);
     }
 
     async fn run(self) -> Result<(), ViewerError> {
@@ -237,22 +257,17 @@ impl Session {
                 return End::Fatal(e.into());
             }
         };
-        if let Ok(mut m) = self.metrics.lock() {
-            m.connections += 1;
-            if lost_at.is_some() {
-                m.reconnects += 1;
-            }
-            m.connect_us
-                .record_us(ns_to_us(connected.tcp_connect.as_nanos() as u64));
-            if connected.negotiated.is_some() {
-                m.handshake_us
-                    .record_us(ns_to_us(connected.handshake.as_nanos() as u64));
-                m.negotiated = connected.negotiated.clone();
-            }
-        }
+        self.meter.record_connection(
+            lost_at.is_some(),
+            connected.tcp_connect.as_nanos() as u64,
+            connected
+                .negotiated
+                .as_ref()
+                .map(|n| (connected.handshake.as_nanos() as u64, n)),
+        );
         let mut wire = WireProbe::new(connected.stream.byte_counter());
         let (rd, mut wr) = tokio::io::split(connected.stream);
-        let mut rd = BufReader::with_capacity(64 * 1024, rd);
+        let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
 
         let subscribe = Subscribe {
             cameras: self.config.streams.iter().map(|s| s.camera).collect(),
@@ -276,9 +291,7 @@ impl Session {
             .await;
         // The socket is still open: take the end reading now if no frame marked it.
         if let Some(count) = wire.finish() {
-            if let Ok(mut m) = self.metrics.lock() {
-                m.wire += count;
-            }
+            self.meter.add_wire(count);
         }
         // Leave politely; the server may already be gone, or no longer reading.
         let bye = async {
@@ -290,21 +303,30 @@ impl Session {
         end
     }
 
-    async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
+    async fn read_frames<R: AsyncRead + Unpin>(
         &self,
-        rd: &mut R,
+        rd: &mut BufReader<R>,
         streams: &mut HashMap<u32, StreamState>,
         subscribed_ns: u64,
         lost_at: Option<u64>,
         wire: &mut WireProbe,
     ) -> End {
+        // Only a viewer with a content hook (a test) keeps payloads.
         let mut buf = Vec::new();
+        let keep = self.config.on_frame.is_some();
         loop {
             let read = async {
                 let Some(h) = wire::read_header(rd, MAX_PAYLOAD).await? else {
                     return Ok(None);
                 };
-                wire::read_payload(rd, &h, &mut buf).await?;
+                if keep || h.kind != Kind::Frame {
+                    wire::read_payload(rd, &h, &mut buf).await?;
+                    if let Some(pool) = &self.config.verify {
+                        check_pooled(pool, &h, 0, &buf)?;
+                    }
+                } else {
+                    read_through(rd, &h, self.config.verify.as_ref()).await?;
+                }
                 Ok::<_, WireError>(Some((h, self.clock.now_ns())))
             };
             let (h, recv_ns) = tokio::select! {
@@ -318,6 +340,10 @@ impl Session {
                     Err(e @ (WireError::Io(_) | WireError::Truncated)) => {
                         self.record_error("io");
                         return End::Lost(e.into());
+                    }
+                    Err(e @ WireError::Corrupt { .. }) => {
+                        self.record_error("corrupt");
+                        return End::Fatal(e.into());
                     }
                     Err(e) => {
                         self.record_error("protocol");
@@ -342,34 +368,32 @@ impl Session {
                 }
             }
             if let Some(count) = wire.after_frame(&h, &self.window) {
-                if let Ok(mut m) = self.metrics.lock() {
-                    m.wire += count;
-                }
+                self.meter.add_wire(count);
             }
             if let Some(hook) = &self.config.on_frame {
                 hook(&h, &buf);
+            }
+            if let Some(hook) = &self.config.on_header {
+                hook(&h);
             }
             let Some(state) = streams.get_mut(&h.stream_id) else {
                 self.record_error("unrequested_stream");
                 continue;
             };
-            let Ok(mut m) = self.metrics.lock() else {
-                continue;
-            };
             if state.awaiting_first {
                 state.awaiting_first = false;
                 match lost_at {
-                    None => m
-                        .ttff_us
-                        .record_us(ns_to_us(recv_ns.saturating_sub(subscribed_ns))),
-                    Some(t) => m.recovery_us.record_us(ns_to_us(recv_ns.saturating_sub(t))),
+                    None => self
+                        .meter
+                        .record_ttff(recv_ns.saturating_sub(subscribed_ns)),
+                    Some(t) => self.meter.record_recovery(recv_ns.saturating_sub(t)),
                 }
             }
             if self.window.contains(h.scheduled_ns) {
                 if let Some(last) = state.last_seq {
-                    m.sequence_gaps += h.seq.saturating_sub(last + 1);
+                    self.meter.record_gap(h.seq.saturating_sub(last + 1));
                 }
-                m.record_frame(
+                self.meter.record_frame(
                     h.payload_len,
                     h.scheduled_ns,
                     h.sent_ns,
@@ -380,6 +404,47 @@ impl Session {
             state.last_seq = Some(h.seq);
         }
     }
+}
+
+/// Checks that `data`, found at `at` bytes into the payload of `h`, is what the sender's
+/// pool holds there (payloads that are not pooled are not checked).
+fn check_pooled(pool: &PayloadPool, h: &Header, at: usize, data: &[u8]) -> Result<(), WireError> {
+    let Some(offset) = h.pooled_at() else {
+        return Ok(());
+    };
+    let start = offset.saturating_add(at);
+    match pool.as_slice().get(start..start.saturating_add(data.len())) {
+        Some(expected) if expected == data => Ok(()),
+        _ => Err(WireError::Corrupt {
+            stream_id: h.stream_id,
+            seq: h.seq,
+        }),
+    }
+}
+
+/// Reads the payload of `h` through the reader's own buffer, checking each piece against
+/// the pool as it passes and keeping nothing: no copy, no allocation.
+async fn read_through<R: AsyncRead + Unpin>(
+    rd: &mut BufReader<R>,
+    h: &Header,
+    verify: Option<&PayloadPool>,
+) -> Result<(), WireError> {
+    let mut left = h.payload_len as usize;
+    let mut at = 0;
+    while left > 0 {
+        let chunk = rd.fill_buf().await?;
+        if chunk.is_empty() {
+            return Err(WireError::Truncated);
+        }
+        let n = chunk.len().min(left);
+        if let Some(pool) = verify {
+            check_pooled(pool, h, at, &chunk[..n])?;
+        }
+        rd.consume(n);
+        left -= n;
+        at += n;
+    }
+    Ok(())
 }
 
 /// The kernel cross-check of one connection: byte counts of the application and of the

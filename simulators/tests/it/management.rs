@@ -86,6 +86,7 @@ impl Site {
             start_ns: self.clock.now_ns(),
             phase_ns: 10_000_000,
             config_digest: digest,
+            meter: None,
         }
     }
 

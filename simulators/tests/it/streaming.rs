@@ -348,7 +348,7 @@ async fn subscribe_message(ids: &[u32]) -> Vec<u8> {
 fn garbage() -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(0x6a7b);
     let mut b = b"GARBAGE!".to_vec();
-    b.extend((0..32).map(|_| rng.u8(..)));
+    b.extend((0..wire::HEADER_LEN - 8).map(|_| rng.u8(..)));
     assert_ne!(b[0..4], MAGIC);
     b
 }
@@ -872,6 +872,9 @@ fn bulk_sender_streams_unpaced_frames() {
                     assert_eq!(h.payload_len as usize, FRAME);
                     assert_eq!((h.kind, h.stream_id), (Kind::Frame, 0));
                 })),
+                on_header: None,
+                verify: None,
+                meter: None,
             };
             let viewer = Viewer::start(&viewer_rt, config, clock, window.clone());
             let connected = wait_until(PATIENCE, || viewer.metrics().connections == 1).await;

@@ -196,6 +196,9 @@ pub fn live_viewer<'a>(
         connector,
         label: label.to_owned(),
         on_frame: None,
+        on_header: None,
+        verify: None,
+        meter: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use simulators::clock::RunClock;
-use simulators::metrics::{latency_histogram, LinkMetrics, Window};
+use simulators::metrics::{latency_histogram, Meter, Window};
 use simulators::role::bulk::BulkSender;
 use simulators::role::viewer::{Endpoint, StreamRequest, Viewer, ViewerConfig};
 use simulators::role::RoleRuntime;
@@ -63,6 +63,7 @@ pub(crate) async fn run_bulk_phase_with(
         .await
         .context("binding the bulk sender")?;
     let sender = BulkSender::start(&server, listener, load.frame_size, clock, window.clone())?;
+    let meter = Meter::new(load.connections as usize);
     let receivers: Vec<Viewer> = (0..load.connections)
         .map(|_| {
             let config = ViewerConfig {
@@ -79,6 +80,9 @@ pub(crate) async fn run_bulk_phase_with(
                 connector: connector.clone(),
                 label: "bulk".into(),
                 on_frame: None,
+                on_header: None,
+                verify: Some(sender.pool()),
+                meter: Some(meter.client()),
             };
             Viewer::start(&client, config, clock, window.clone())
         })
@@ -97,11 +101,8 @@ pub(crate) async fn run_bulk_phase_with(
         let usage0 = process::usage().unwrap_or_default();
         let start_ns = clock.now_ns();
         window.open(start_ns);
-        let probes = receivers
-            .iter()
-            .map(|r| ("bulk".to_owned(), r.probe()))
-            .collect();
-        let sampler = Sampler::start(probes, clock, start_ns, options.on_interval.clone());
+        let meters = vec![("bulk".to_owned(), meter.clone())];
+        let sampler = Sampler::start(meters, clock, start_ns, options.on_interval.clone());
         tokio::select! {
             _ = interrupt.cancelled() => partial = true,
             _ = tokio::time::sleep(timing.duration) => {}
@@ -118,15 +119,13 @@ pub(crate) async fn run_bulk_phase_with(
     }
     let (sent, server_failures) = sender.stats();
     let peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0);
-    let mut received = LinkMetrics::default();
     let mut client_errors = Vec::new();
     for r in receivers {
-        let (m, outcome) = r.stop().await;
-        received.merge(&m);
-        if let Err(e) = outcome {
+        if let Err(e) = r.finish().await {
             client_errors.push(e.to_string());
         }
     }
+    let received = meter.snapshot();
     sender.stop().await;
     let Some((start_ns, end_ns)) = window_bounds else {
         return Ok(None);

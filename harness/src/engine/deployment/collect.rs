@@ -122,7 +122,7 @@ pub(super) fn failover_outcome(
         host: host.to_owned(),
         failover: scenario.recorder(host).and_then(|r| r.failover.clone()),
         at_s: at.as_secs_f64(),
-        clients: affected.len() as u64,
+        clients: affected.iter().map(|c| c.clients).sum(),
         reconnects: 0,
         streams_recovered: 0,
         streams: 0,
@@ -248,7 +248,7 @@ pub(super) fn link_outcomes(c: &Counted<'_>) -> Vec<LinkOutcome> {
     for client in c.clients {
         let e = per_link.entry(client.link).or_default();
         e.0.merge(&client.metrics);
-        if let Some(err) = &client.error {
+        for err in &client.errors {
             if !e.1.contains(err) {
                 e.1.push(err.clone());
             }

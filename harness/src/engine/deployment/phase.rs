@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use simulators::clock::RunClock;
-use simulators::metrics::{MetricsProbe, Window};
+use simulators::metrics::{Meter, Window};
 use simulators::transport::Mode;
 use tokio_util::sync::CancellationToken;
 
@@ -61,12 +61,12 @@ impl<'a> Deployment<'a> {
         })
     }
 
-    /// A probe on every client's metrics, with its link.
-    fn probes(&self) -> Vec<(String, MetricsProbe)> {
+    /// Every meter the clients record into, with its link.
+    fn meters(&self) -> Vec<(String, Arc<Meter>)> {
         self.roles
             .iter()
-            .flat_map(RoleHandle::probes)
-            .map(|(link, probe)| (link.as_str().to_owned(), probe))
+            .flat_map(RoleHandle::meters)
+            .map(|(link, meter)| (link.as_str().to_owned(), meter))
             .collect()
     }
 
@@ -242,12 +242,12 @@ async fn measure_window(
     let usage0 = process::usage().unwrap_or_default();
     let start_ns = clock.now_ns();
     window.open(start_ns);
-    let probes = if options.no_intervals {
+    let meters = if options.no_intervals {
         Vec::new()
     } else {
-        deployment.probes()
+        deployment.meters()
     };
-    let sampler = Sampler::start(probes, clock, start_ns, options.on_interval.clone());
+    let sampler = Sampler::start(meters, clock, start_ns, options.on_interval.clone());
     let end_at = start_ns + timing.duration.as_nanos() as u64;
     let mut happened = schedule
         .run(
@@ -285,16 +285,15 @@ async fn measure_window(
     })
 }
 
-/// Waits until what was due has arrived (or was dropped), within [`MAX_DRAIN`]. The probes
-/// read each client's frame count without copying its histograms (with thousands of
-/// clients, copying them every 20 ms took seconds).
+/// Waits until what was due has arrived (or was dropped), within [`MAX_DRAIN`], reading
+/// the meters' frame counters.
 async fn drain(deployment: &Deployment<'_>, due: &BTreeMap<LinkId, u64>) {
     let drain_until = tokio::time::Instant::now() + MAX_DRAIN;
-    let probes = deployment.probes();
+    let meters = deployment.meters();
     while tokio::time::Instant::now() < drain_until {
         let mut received: BTreeMap<&str, u64> = BTreeMap::new();
-        for (link, probe) in &probes {
-            *received.entry(link.as_str()).or_default() += probe.frames().unwrap_or(0);
+        for (link, meter) in &meters {
+            *received.entry(link.as_str()).or_default() += meter.frames();
         }
         let dropped = deployment.dropped_frames();
         let missing: u64 = due

@@ -1,13 +1,18 @@
 //! Clients as roles: groups of video clients (viewers, integrations, phones, event clients,
 //! the mobile server's upstream streams) and of RPC clients (logins, status polls, remote
 //! collectors behind their WAN links), each client started on the group's runtime.
+//!
+//! Clients record into meters they share: one per link, server host and recording server
+//! started on (so that failovers and per-host counts stay apart). A thousand viewers of
+//! one recording server cost one meter, not a thousand.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use anyhow::Context as _;
-use simulators::metrics::{LinkMetrics, MetricsProbe};
+use simulators::metrics::{LinkMetrics, Meter};
 use simulators::role::rpc::{RpcClient, RpcConfig};
-use simulators::role::viewer::{Endpoint, FrameHook, StreamRequest, Viewer, ViewerConfig};
+use simulators::role::viewer::{Endpoint, HeaderHook, StreamRequest, Viewer, ViewerConfig};
 use simulators::role::wan::WanLink;
 use simulators::video::Playback;
 
@@ -20,108 +25,52 @@ use crate::engine::scenario::LinkId;
 /// The runtime of the WAN links in front of remote collectors.
 const WAN_RUNTIME: &str = "wan";
 
-/// One client's final figures.
+/// What one group of clients (one link, one server host, one recording server started on)
+/// measured.
 #[derive(Debug)]
 pub(in crate::engine::deployment) struct ClientOutcome {
     /// Its link.
     pub link: LinkId,
-    /// What it measured.
+    /// What its clients measured, merged.
     pub metrics: LinkMetrics,
-    /// Why it ended early, if it did.
-    pub error: Option<String>,
-    /// Live streams it had (1 for an RPC client).
+    /// Why clients ended early, distinct messages.
+    pub errors: Vec<String>,
+    /// Clients in the group.
+    pub clients: u64,
+    /// Live streams they had (1 per RPC client).
     pub streams: u64,
-    /// What its streams should carry, bit/s (0 for an RPC client).
+    /// What their streams should carry, bit/s (0 for RPC clients).
     pub offered_bps: f64,
-    /// The recording server it started on (for failover reports).
+    /// The recording server they started on (for failover reports).
     pub recorder: Option<String>,
-    /// The server host it dialled first.
+    /// The server host they dialled first.
     pub host: String,
+}
+
+/// Which meter a client records into.
+type GroupKey = (LinkId, String, Option<String>);
+
+/// A group's meter and what its clients add up to.
+#[derive(Debug)]
+struct Group {
+    meter: Arc<Meter>,
+    streams: u64,
+    offered_bps: f64,
 }
 
 /// A running client.
 #[derive(Debug)]
 enum Client {
-    Video {
-        viewer: Viewer,
-        offered_bps: f64,
-        live_streams: u64,
-        recorder: Option<String>,
-    },
-    Rpc {
-        client: RpcClient,
-    },
-}
-
-#[derive(Debug)]
-struct Started {
-    link: LinkId,
-    host: String,
-    client: Client,
+    Video(Viewer),
+    Rpc(RpcClient),
 }
 
 /// A running group of clients.
 #[derive(Debug, Default)]
 pub(super) struct Running {
-    clients: Vec<Started>,
+    groups: BTreeMap<GroupKey, Group>,
+    clients: Vec<(GroupKey, Client)>,
     wan: Vec<WanLink>,
-}
-
-/// Starts a video client of `link` on `runtime`, or none when its server is not running.
-pub(super) fn start_one_video(
-    c: &VideoClientSpec,
-    link: LinkId,
-    runtime: &str,
-    server: bool,
-    on_frame: Option<FrameHook>,
-    site: &mut Site<'_>,
-) -> anyhow::Result<Option<(Viewer, f64, u64)>> {
-    let Some(addr) = site.directory.lookup(&c.server, link) else {
-        return Ok(None);
-    };
-    let failover = c.failover.as_ref().and_then(|f| {
-        Some(Endpoint {
-            addr: site.directory.lookup(f, link)?,
-            host: f.clone(),
-        })
-    });
-    let cameras = site.cameras(&c.cameras);
-    let config = ViewerConfig {
-        server: Endpoint {
-            addr,
-            host: c.server.clone(),
-        },
-        failover,
-        streams: cameras
-            .iter()
-            .map(|cam| StreamRequest {
-                camera: cam.id,
-                interval_ns: frame_interval_ns(&cam.profile, c.playback),
-            })
-            .collect(),
-        playback: c.playback,
-        connector: site.connector(c.security)?,
-        label: link.as_str().into(),
-        on_frame,
-    };
-    let offered_bps = cameras
-        .iter()
-        .map(|cam| stream_bps(&cam.profile, c.playback))
-        .sum();
-    // Playback schedules start when the server receives the subscription; only the
-    // server knows them, so playback streams are counted from its offers instead.
-    let live = if c.playback == Playback::Live {
-        cameras.len() as u64
-    } else {
-        0
-    };
-    let (clock, window) = (site.clock, site.window.clone());
-    let rt = site.runtime(runtime, server)?;
-    Ok(Some((
-        Viewer::start(rt, config, clock, window),
-        offered_bps,
-        live,
-    )))
 }
 
 /// Starts every video client of `group` on `runtime`.
@@ -147,50 +96,92 @@ pub(super) async fn start_rpc(
     let mut running = Running::default();
     for c in &group.clients {
         running
-            .add_rpc(c, group.link, runtime, server, site)
+            .add_rpc(c, group.link, runtime, server, group.clients.len(), site)
             .await?;
     }
     Ok(running)
 }
 
 impl Running {
-    /// Starts video clients of `link` on `runtime`.
+    /// The meter of `key`, made for up to `clients` clients on first use.
+    fn group(&mut self, key: &GroupKey, clients: usize) -> &mut Group {
+        self.groups.entry(key.clone()).or_insert_with(|| Group {
+            meter: Meter::new(clients),
+            streams: 0,
+            offered_bps: 0.0,
+        })
+    }
+
+    /// Starts video clients of `link` on `runtime` (each but those whose server is not
+    /// running), calling `on_header` with every frame each receives intact.
     pub(super) fn add_video(
         &mut self,
         clients: &[VideoClientSpec],
         link: LinkId,
         runtime: &str,
         server: bool,
-        on_frame: Option<FrameHook>,
+        on_header: Option<HeaderHook>,
         site: &mut Site<'_>,
     ) -> anyhow::Result<()> {
         for c in clients {
-            let Some((viewer, offered_bps, live_streams)) =
-                start_one_video(c, link, runtime, server, on_frame.clone(), site)?
-            else {
+            let Some(addr) = site.directory.lookup(&c.server, link) else {
                 continue;
             };
-            self.clients.push(Started {
-                link,
-                host: c.server.clone(),
-                client: Client::Video {
-                    viewer,
-                    offered_bps,
-                    live_streams,
-                    recorder: c.recorder.clone(),
+            let key = (link, c.server.clone(), c.recorder.clone());
+            let cameras = site.cameras(&c.cameras);
+            let group = self.group(&key, clients.len());
+            group.offered_bps += cameras
+                .iter()
+                .map(|cam| stream_bps(&cam.profile, c.playback))
+                .sum::<f64>();
+            // Playback schedules start when the server receives the subscription; only
+            // the server knows them, so playback streams are counted from its offers.
+            if c.playback == Playback::Live {
+                group.streams += cameras.len() as u64;
+            }
+            let meter = group.meter.client();
+            let config = ViewerConfig {
+                server: Endpoint {
+                    addr,
+                    host: c.server.clone(),
                 },
-            });
+                failover: c.failover.as_ref().and_then(|f| {
+                    Some(Endpoint {
+                        addr: site.directory.lookup(f, link)?,
+                        host: f.clone(),
+                    })
+                }),
+                streams: cameras
+                    .iter()
+                    .map(|cam| StreamRequest {
+                        camera: cam.id,
+                        interval_ns: frame_interval_ns(&cam.profile, c.playback),
+                    })
+                    .collect(),
+                playback: c.playback,
+                connector: site.connector(c.security)?,
+                label: link.as_str().into(),
+                on_frame: None,
+                on_header: on_header.clone(),
+                verify: Some(site.pool.clone()),
+                meter: Some(meter),
+            };
+            let (clock, window) = (site.clock, site.window.clone());
+            let rt = site.runtime(runtime, server)?;
+            let viewer = Viewer::start(rt, config, clock, window);
+            self.clients.push((key, Client::Video(viewer)));
         }
         Ok(())
     }
 
-    /// Starts an RPC client of `link` on `runtime`.
+    /// Starts an RPC client of `link` on `runtime`, one of `of` in its group.
     pub(super) async fn add_rpc(
         &mut self,
         c: &RpcClientSpec,
         link: LinkId,
         runtime: &str,
         server: bool,
+        of: usize,
         site: &mut Site<'_>,
     ) -> anyhow::Result<()> {
         let addr = site
@@ -206,6 +197,10 @@ impl Running {
             }
             None => addr,
         };
+        let key = (link, c.server.clone(), None);
+        let group = self.group(&key, of);
+        group.streams += 1;
+        let meter = group.meter.client();
         let config = RpcConfig {
             server: Endpoint {
                 addr,
@@ -221,66 +216,55 @@ impl Running {
             } else {
                 None
             },
+            meter: Some(meter),
         };
         let (clock, window) = (site.clock, site.window.clone());
         let rt = site.runtime(runtime, server)?;
         let client = RpcClient::start(rt, config, clock, window);
-        self.clients.push(Started {
-            link,
-            host: c.server.clone(),
-            client: Client::Rpc { client },
-        });
+        self.clients.push((key, Client::Rpc(client)));
         Ok(())
     }
 
-    /// A probe on each client's metrics, with its link.
-    pub(super) fn probes(&self) -> Vec<(LinkId, MetricsProbe)> {
-        self.clients
+    /// Each group's meter, with its link.
+    pub(super) fn meters(&self) -> Vec<(LinkId, Arc<Meter>)> {
+        self.groups
             .iter()
-            .map(|s| {
-                let probe = match &s.client {
-                    Client::Video { viewer, .. } => viewer.probe(),
-                    Client::Rpc { client } => client.probe(),
-                };
-                (s.link, probe)
-            })
+            .map(|((link, _, _), g)| (*link, g.meter.clone()))
             .collect()
     }
 
-    /// Stops every client and returns what each measured.
+    /// Stops every client and returns what each group measured.
     pub(super) async fn stop(&mut self) -> Vec<ClientOutcome> {
-        let mut out = Vec::new();
-        for s in std::mem::take(&mut self.clients) {
-            out.push(match s.client {
-                Client::Video {
-                    viewer,
-                    offered_bps,
-                    live_streams,
-                    recorder,
-                } => {
-                    let (metrics, outcome) = viewer.stop().await;
-                    ClientOutcome {
-                        link: s.link,
-                        metrics,
-                        error: outcome.err().map(|e| e.to_string()),
-                        streams: live_streams,
-                        offered_bps,
-                        recorder,
-                        host: s.host,
-                    }
+        let mut errors: BTreeMap<GroupKey, Vec<String>> = BTreeMap::new();
+        for (key, client) in std::mem::take(&mut self.clients) {
+            let outcome = match client {
+                Client::Video(v) => v.finish().await.err().map(|e| e.to_string()),
+                Client::Rpc(c) => {
+                    c.finish().await;
+                    None
                 }
-                Client::Rpc { client } => ClientOutcome {
-                    link: s.link,
-                    metrics: client.stop().await,
-                    error: None,
-                    streams: 1,
-                    offered_bps: 0.0,
-                    recorder: None,
-                    host: s.host,
-                },
-            });
+            };
+            let list = errors.entry(key).or_default();
+            if let Some(e) = outcome.filter(|e| !list.contains(e)) {
+                list.push(e);
+            }
         }
-        out
+        std::mem::take(&mut self.groups)
+            .into_iter()
+            .map(|(key, g)| {
+                let (link, host, recorder) = key.clone();
+                ClientOutcome {
+                    link,
+                    metrics: g.meter.snapshot(),
+                    errors: errors.remove(&key).unwrap_or_default(),
+                    clients: g.meter.clients(),
+                    streams: g.streams,
+                    offered_bps: g.offered_bps,
+                    recorder,
+                    host,
+                }
+            })
+            .collect()
     }
 
     /// Stops the WAN links (after the clients and the servers).

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use rustls::ClientConfig;
 use simulators::clock::RunClock;
-use simulators::metrics::{MetricsProbe, Window};
+use simulators::metrics::{Meter, Window};
 use simulators::pki::ReloadableIdentity;
 use simulators::role::recorder::RecorderStats;
 use simulators::role::RoleRuntime;
@@ -105,6 +105,8 @@ pub(super) struct Site<'a> {
     /// Where servers listen.
     pub directory: Directory,
     runtimes: Runtimes,
+    /// The deployment's payload pool: every camera's frames are slices of it, and every
+    /// client checks what it receives against it.
     pool: PayloadPool,
     profiles: BTreeMap<String, Arc<Profile>>,
     client_config: Option<Arc<ClientConfig>>,
@@ -292,11 +294,11 @@ impl RoleHandle {
         }
     }
 
-    /// A probe on every client's metrics, with its link.
-    pub(super) fn probes(&self) -> Vec<(LinkId, MetricsProbe)> {
+    /// The meters its clients record into, with their links.
+    pub(super) fn meters(&self) -> Vec<(LinkId, Arc<Meter>)> {
         match &self.running {
-            Running::Streaming(s) => s.probes(),
-            Running::Clients(c) => c.probes(),
+            Running::Streaming(s) => s.meters(),
+            Running::Clients(c) => c.meters(),
             Running::Management(_) | Running::Watcher(_) => Vec::new(),
         }
     }
@@ -363,7 +365,7 @@ impl RoleHandle {
         }
     }
 
-    /// Stops its clients and returns what each measured.
+    /// Stops its clients and returns what each group of them measured.
     pub(super) async fn stop_clients(&mut self) -> Vec<ClientOutcome> {
         match &mut self.running {
             Running::Streaming(s) => s.stop_clients().await,

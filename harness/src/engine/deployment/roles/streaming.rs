@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use simulators::metrics::MetricsProbe;
+use simulators::metrics::Meter;
 use simulators::pki::ReloadableIdentity;
 use simulators::role::recorder::{Recorder, RecorderConfig, Source};
-use simulators::role::viewer::FrameHook;
+use simulators::role::viewer::HeaderHook;
 
 use super::{bind, clients, ClientOutcome, ServerCount, Site};
 use crate::engine::deployment::plan::{FrameSource, StreamingRole};
@@ -57,15 +57,15 @@ pub(super) async fn start(
     let mut clients = clients::Running::default();
     if let Some(link) = role.upstream_link {
         // Direct streaming: what the upstream clients receive goes out to the phones.
-        let hook: Option<FrameHook> = (role.source == FrameSource::Relay).then(|| {
+        let hook: Option<HeaderHook> = (role.source == FrameSource::Relay).then(|| {
             let relay = recorder.relay();
-            Arc::new(move |h: &_, p: &[u8]| relay.forward(h, p)) as FrameHook
+            Arc::new(move |h: &_| relay.forward(h)) as HeaderHook
         });
         clients.add_video(&role.upstream, link, runtime, server, hook, site)?;
     }
     if let Some((link, status)) = &role.status {
         clients
-            .add_rpc(status, *link, runtime, server, site)
+            .add_rpc(status, *link, runtime, server, 1, site)
             .await?;
     }
     Ok(Running {
@@ -99,9 +99,9 @@ impl Running {
         })
     }
 
-    /// Its clients' probes.
-    pub(super) fn probes(&self) -> Vec<(LinkId, MetricsProbe)> {
-        self.clients.probes()
+    /// Its clients' meters.
+    pub(super) fn meters(&self) -> Vec<(LinkId, Arc<Meter>)> {
+        self.clients.meters()
     }
 
     /// Stalls its server for `duration`, if it is a recording server.
