@@ -396,6 +396,7 @@ pub struct Meter {
     connections: AtomicU64,
     reconnects: AtomicU64,
     clients: AtomicU64,
+    settled: AtomicU64,
     shards: Box<[Mutex<Shard>]>,
     errors: Mutex<BTreeMap<String, u64>>,
     negotiated: Mutex<Option<Negotiated>>,
@@ -418,6 +419,7 @@ impl Meter {
             connections: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             clients: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
             shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
             errors: Mutex::new(BTreeMap::new()),
             negotiated: Mutex::new(None),
@@ -437,6 +439,17 @@ impl Meter {
     /// Clients that have taken a handle.
     pub fn clients(&self) -> u64 {
         self.clients.load(Ordering::Relaxed)
+    }
+
+    /// Clients that have settled: every stream flowing (or the client given up), a login
+    /// done; see [`ClientMeter::settle`].
+    pub fn settled(&self) -> u64 {
+        self.settled.load(Ordering::Relaxed)
+    }
+
+    /// Connections its clients have set up so far.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Frames received so far (scheduled in the window), without copying anything.
@@ -533,6 +546,12 @@ impl ClientMeter {
             s.uncorrected_latency_us
                 .record_us(ns_to_us(recv_ns.saturating_sub(sent_ns)));
         }
+    }
+
+    /// The client has settled: it has done what it does before steady state (every stream
+    /// has delivered its first frame, a login is done) or has given up. Call once.
+    pub fn settle(&self) {
+        self.meter.settled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts frames missing from a stream (a gap in its sequence numbers).

@@ -111,6 +111,7 @@ pub(super) fn finish(
         cost,
         roles,
         failovers,
+        ramps: collector.ramps(),
         incompatibilities,
         hosts: collector.hosts(),
         certificate_events: collector.certificate_events(),

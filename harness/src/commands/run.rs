@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::measure::{finish, now_rfc3339, repeat_phases, Header};
 use crate::cli::{parse_u32_count, parse_usize_count, MeasureArgs, ThreadArgs, TlsArgs};
 use crate::engine::credentials::Credentials;
-use crate::engine::deployment::run_phase_with;
+use crate::engine::deployment::{check_descriptors, run_phase_with};
 use crate::engine::scenario::file::parse_scale;
 use crate::engine::scenario::{
     file, CameraGroup, Certificates, EventAction, Fault, FaultKind, Scenario, ScheduledEvent,
@@ -51,6 +51,9 @@ pub struct RunArgs {
     /// Seed of the video model.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// How often each logged-in client checks for configuration changes (e.g. 10s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub config_check: Option<Duration>,
     /// Stage a certificate fault on a server host, as `[[fault]]` in a scenario would:
     /// HOST=KIND, e.g. recorder-1.vms.test=expired (kinds: expired, not_yet_valid,
     /// wrong_host, untrusted_ca, missing_intermediate, no_server_auth_eku, key_unreadable,
@@ -116,6 +119,16 @@ pub fn scenario_from(args: &RunArgs) -> anyhow::Result<Scenario> {
     if let Some(seed) = args.seed {
         s.seed = seed;
     }
+    if let Some(check) = args.config_check {
+        if check.is_zero() {
+            anyhow::bail!("--config-check must be longer than 0s");
+        }
+        s.management.config_check = check;
+        changed.push(format!(
+            "configuration checks every {}",
+            humantime::format_duration(check)
+        ));
+    }
     for f in &args.fault {
         let fault = fault_flag(&s, f)?;
         changed.push(format!("{} on {}", fault.kind.as_str(), fault.host));
@@ -168,6 +181,7 @@ fn fault_flag(s: &Scenario, flag: &str) -> anyhow::Result<Fault> {
 /// `vmsbench run`: a deployment streaming video, in plaintext and TLS.
 pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Result<Report> {
     let mut scenario = scenario_from(args)?;
+    check_descriptors(&scenario)?;
     let t = args.measure.timing();
     if let Some(stall) = args.inject_stall {
         if stall.is_zero() || stall >= t.duration / 2 {

@@ -143,6 +143,7 @@ fn phase(mode: Mode, repeat: u64) -> PhaseOutcome {
         baseline_rss_bytes: 40 << 20,
         partial: false,
         intervals,
+        ramp: Default::default(),
     }
 }
 
@@ -205,6 +206,7 @@ pub(crate) fn synthetic_report() -> Report {
         cost,
         roles: c.roles(),
         failovers: Vec::new(),
+        ramps: c.ramps(),
         hosts: Vec::new(),
         certificate_events: Vec::new(),
         certificates: None,

@@ -37,6 +37,7 @@ pub(crate) struct Collector {
     order: Vec<String>,
     roles: BTreeMap<(String, Mode), Vec<(f64, f64)>>,
     failovers: Vec<FailoverResult>,
+    ramps: Vec<RampResult>,
     incompatibilities: Vec<Incompatibility>,
     hosts: BTreeMap<(String, Mode), HostResult>,
     host_order: Vec<String>,
@@ -179,6 +180,14 @@ impl Collector {
                 .or_default()
                 .push((r.cpu_s, r.cpu_s / window_s));
         }
+        if p.ramp.clients > 0 {
+            self.ramps.push(RampResult {
+                mode: p.mode,
+                repeat,
+                outcome: p.ramp.clone(),
+                connections_per_s: p.ramp.connections as f64 / p.ramp.seconds.max(1e-9),
+            });
+        }
         for f in &p.failovers {
             self.failovers.push(FailoverResult {
                 mode: p.mode,
@@ -270,6 +279,11 @@ impl Collector {
     /// Failovers seen, in order.
     pub(crate) fn failovers(&self) -> Vec<FailoverResult> {
         self.failovers.clone()
+    }
+
+    /// How the clients started in each phase.
+    pub(crate) fn ramps(&self) -> Vec<RampResult> {
+        self.ramps.clone()
     }
 
     /// Incompatibilities seen.

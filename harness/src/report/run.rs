@@ -10,7 +10,7 @@ use super::stats::Spread;
 use super::{decode_histogram, Percentiles, TlsInfo};
 use crate::engine::credentials::CertificateSummary;
 use crate::engine::deployment::{
-    CertificateEventOutcome, FailoverOutcome, HostOutcome, Incompatibility,
+    CertificateEventOutcome, FailoverOutcome, HostOutcome, Incompatibility, RampOutcome,
 };
 use crate::sys::environment::Environment;
 
@@ -39,6 +39,10 @@ pub struct Report {
     pub roles: Vec<RoleResult>,
     /// Failovers that happened during the windows, per mode and repeat.
     pub failovers: Vec<FailoverResult>,
+    /// How the clients started in each phase (the ramp and its handshake storm), per mode
+    /// and repeat.
+    #[serde(default)]
+    pub ramps: Vec<RampResult>,
     /// Clients that cannot work with their server in some mode (e.g. an integration that
     /// cannot speak TLS pointed at an encrypted recording server).
     pub incompatibilities: Vec<Incompatibility>,
@@ -317,6 +321,20 @@ pub struct FailoverResult {
     /// What happened.
     #[serde(flatten)]
     pub outcome: FailoverOutcome,
+}
+
+/// How one phase's clients started: the ramp and its handshake storm, before the window.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RampResult {
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// Which repeat (1-based).
+    pub repeat: usize,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: RampOutcome,
+    /// Connections set up per second of the ramp.
+    pub connections_per_s: f64,
 }
 
 /// One link in one mode: medians over the repeats, their spread, and each repeat.

@@ -108,6 +108,57 @@ pub(crate) fn reset_peak_rss() -> io::Result<()> {
     })
 }
 
+/// This process's limit on open file descriptors: `(soft, hard)`.
+pub(crate) fn fd_limits() -> io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid out-pointer for getrlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("getrlimit(RLIMIT_NOFILE): {e}"),
+        ));
+    }
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
+/// Raises the soft limit on open file descriptors to the hard limit (a process may do so
+/// without privileges); returns the limits in force afterwards, `(soft, hard)`.
+pub(crate) fn raise_fd_limit() -> io::Result<(u64, u64)> {
+    let (soft, hard) = fd_limits()?;
+    if soft < hard {
+        let lim = libc::rlimit {
+            rlim_cur: hard,
+            rlim_max: hard,
+        };
+        // SAFETY: `lim` is a valid rlimit; setrlimit only reads it.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("setrlimit(RLIMIT_NOFILE): {e}"),
+            ));
+        }
+    }
+    fd_limits()
+}
+
+/// Number of file descriptors this process has open (entries of `/proc/self/fd`), not
+/// counting the one used to list that directory.
+pub(crate) fn open_fds() -> io::Result<u64> {
+    const FD_DIR: &str = "/proc/self/fd";
+    let context = |e: io::Error| io::Error::new(e.kind(), format!("listing {FD_DIR}: {e}"));
+    let mut count = 0u64;
+    for entry in fs::read_dir(FD_DIR).map_err(context)? {
+        entry.map_err(context)?;
+        count += 1;
+    }
+    Ok(count.saturating_sub(1))
+}
+
 /// Reads `field` (a `kB` value) from `/proc/self/status`, in bytes.
 fn status_field_bytes(field: &str) -> io::Result<u64> {
     let text = fs::read_to_string(STATUS)

@@ -82,7 +82,15 @@ fn check_results(report: &Value, links: &[&str]) {
 #[test]
 fn default_run_reports_every_contract_field_for_every_link_and_mode() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let report = run_once(dir.path(), &[], "2s", "1500ms", &[]);
+    // Logged-in clients check their configuration every 500 ms, so that a 2 s window sees
+    // client-mgmt calls.
+    let report = run_once(
+        dir.path(),
+        &[],
+        "2s",
+        "1500ms",
+        &["--config-check", "500ms"],
+    );
     assert_eq!(report["schema_version"], 1);
     assert_eq!(report["partial"], false);
     for key in [
@@ -239,7 +247,7 @@ fn medium_preset_scaled_down_reports_every_link_it_uses_in_both_modes() {
         &["medium", "--scale", "0.05"],
         "2s",
         "1500ms",
-        &[],
+        &["--config-check", "500ms"],
     );
     let links: Vec<String> = report["results"]
         .as_array()

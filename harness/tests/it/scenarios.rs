@@ -114,7 +114,11 @@ fn small_preset_matches_the_deployment_table() {
     assert_eq!(total(&s.phones, |p| p.count), 5);
     assert_eq!(s.queue_frames, 1024);
     assert_eq!(s.management.config_bytes, 2 << 20);
-    assert_eq!(s.management.config_refresh, Duration::from_secs(5));
+    assert_eq!(
+        s.management.config_refresh, None,
+        "downloaded once, at login"
+    );
+    assert_eq!(s.management.config_check, Duration::from_secs(10));
 }
 
 #[test]
@@ -509,7 +513,7 @@ client_threads = 3
         ),
         (
             1_500_000,
-            Duration::from_secs(10),
+            Some(Duration::from_secs(10)),
             Duration::from_millis(500),
             100,
             1024

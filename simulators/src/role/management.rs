@@ -8,7 +8,12 @@
 //! - telemetry (3): a data collector's monitoring message; answered with a short ack;
 //! - login (2): a client's login; answered with the configuration as `Kind::Chunk`
 //!   messages, then a `Kind::Reply` carrying its size (u64) and SHA-256 (32 bytes), so the
-//!   client can check that it arrived whole.
+//!   client can check that it arrived whole;
+//! - change check (4): a logged-in client asking whether its configuration changed;
+//!   answered with a short `Kind::Reply` carrying the configuration's size and SHA-256.
+//!
+//! The configuration is made once and every download streams slices of it: no connection
+//! keeps a buffer of its own.
 //!
 //! Replies echo the request's sequence number and scheduled time.
 
@@ -20,7 +25,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncWriteExt, BufReader};
 
 use crate::role::{RoleRuntime, ServerCore};
 use crate::transport::{Incoming, Listener};
@@ -32,11 +37,16 @@ pub(crate) const OP_STATUS: u32 = 1;
 pub(crate) const OP_LOGIN: u32 = 2;
 /// Monitoring telemetry from a data collector.
 pub(crate) const OP_TELEMETRY: u32 = 3;
+/// A logged-in client's check for configuration changes.
+pub(crate) const OP_CHECK: u32 = 4;
 /// Largest request accepted.
 const MAX_REQUEST: u32 = 256 * 1024;
 /// Size of one configuration chunk.
 const CHUNK_BYTES: usize = 64 * 1024;
-/// Size of a login reply: the configuration's length and SHA-256.
+/// Read buffer of a connection: requests are small.
+const REQUEST_BUFFER: usize = 1024;
+/// Size of a login reply (and of a change check's): the configuration's length and
+/// SHA-256.
 pub(crate) const LOGIN_REPLY_BYTES: usize = 8 + 32;
 /// Size of a telemetry acknowledgement.
 const ACK_BYTES: usize = 16;
@@ -162,14 +172,23 @@ impl Drop for ManagementServer {
     }
 }
 
+impl Shared {
+    /// The configuration's version: its size and SHA-256.
+    fn version(&self) -> [u8; LOGIN_REPLY_BYTES] {
+        let mut v = [0u8; LOGIN_REPLY_BYTES];
+        v[..8].copy_from_slice(&(self.config.len() as u64).to_be_bytes());
+        v[8..].copy_from_slice(&self.digest);
+        v
+    }
+}
+
 async fn serve(shared: Arc<Shared>, incoming: Incoming) {
     let Some(accepted) = shared.core.handshake(incoming).await else {
         return;
     };
     shared.accepted.fetch_add(1, Ordering::Relaxed);
-    let (rd, wr) = tokio::io::split(accepted.stream);
-    let mut rd = BufReader::new(rd);
-    let mut wr = BufWriter::with_capacity(CHUNK_BYTES + wire::HEADER_LEN, wr);
+    let (rd, mut wr) = tokio::io::split(accepted.stream);
+    let mut rd = BufReader::with_capacity(REQUEST_BUFFER, rd);
     let mut payload = Vec::new();
     loop {
         let request = async {
@@ -204,6 +223,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
             (Kind::Request, OP_STATUS) => reply(&mut wr, &h, &shared.status_reply).await,
             (Kind::Request, OP_TELEMETRY) => reply(&mut wr, &h, &[0u8; ACK_BYTES]).await,
             (Kind::Request, OP_LOGIN) => send_configuration(&shared, &mut wr, &h).await,
+            (Kind::Request, OP_CHECK) => reply(&mut wr, &h, &shared.version()).await,
             _ => {
                 shared.core.fail("protocol");
                 let reason = format!("unexpected {:?} with operation {}", h.kind, h.stream_id);
@@ -255,10 +275,7 @@ async fn send_configuration<W: tokio::io::AsyncWrite + Unpin>(
     for chunk in shared.config.chunks(CHUNK_BYTES) {
         wire::write_message(wr, answer(request, Kind::Chunk), chunk).await?;
     }
-    let mut done = [0u8; LOGIN_REPLY_BYTES];
-    done[..8].copy_from_slice(&(shared.config.len() as u64).to_be_bytes());
-    done[8..].copy_from_slice(&shared.digest);
-    reply(wr, request, &done).await?;
+    reply(wr, request, &shared.version()).await?;
     shared.downloads.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }

@@ -1,24 +1,25 @@
 //! Clients of the management server: registered servers polling status, data collectors
-//! sending telemetry, viewers and integrations logging in and downloading their
-//! configuration.
+//! sending telemetry, viewers and integrations logging in, downloading their configuration
+//! once and then checking now and then whether it changed.
 //!
 //! Calls are due on a fixed schedule (`start + phase + k·interval`). A call's latency runs
 //! from the moment it was due to the last byte of its answer, so a slow server delays the
 //! next calls and shows in their latency (coordinated omission corrected). Each call is
 //! counted as one "frame" of its link, whose payload is the request's and the answer's
-//! bytes together; a login's frame carries the whole configuration.
+//! bytes together; a login's frame carries the whole configuration, which is read through
+//! a small buffer and hashed as it passes, never gathered.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::RunClock;
 use crate::metrics::{ClientMeter, LinkMetrics, Meter, Window};
-use crate::role::management::{LOGIN_REPLY_BYTES, OP_LOGIN, OP_STATUS, OP_TELEMETRY};
+use crate::role::management::{LOGIN_REPLY_BYTES, OP_CHECK, OP_LOGIN, OP_STATUS, OP_TELEMETRY};
 use crate::role::viewer::Endpoint;
 use crate::role::RoleRuntime;
 use crate::transport::{Connector, Stream};
@@ -43,9 +44,26 @@ pub enum Call {
         /// Message size, bytes.
         bytes: u32,
     },
-    /// A login and configuration download, each over a new connection (handshake
-    /// included), as a client does when an operator logs in.
-    Login,
+    /// A client's session: call 0 logs in and downloads the configuration; every later
+    /// call checks whether the configuration changed (a short request). Each call goes over
+    /// a connection of its own (handshake included), as a polling client's does. With
+    /// `refresh_every: Some(n)` every n-th call downloads the whole configuration again.
+    Session {
+        /// Download the configuration again every this many calls (`None`: only at login).
+        refresh_every: Option<u32>,
+    },
+}
+
+impl Call {
+    /// Whether call `k` downloads the configuration.
+    pub fn downloads(self, k: u64) -> bool {
+        match self {
+            Call::Session { refresh_every } => {
+                k == 0 || refresh_every.is_some_and(|n| n > 0 && k.is_multiple_of(u64::from(n)))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// How to build an RPC client.
@@ -167,7 +185,15 @@ impl Caller {
 
     async fn run(self, cancel: CancellationToken) {
         let mut conn: Option<Conn> = None;
-        let first = self.config.calls_due(0, self.clock.now_ns());
+        // A session starts with its login, however late; other clients skip calls due
+        // before they started.
+        let first = match self.config.call {
+            Call::Session { .. } => 0,
+            _ => {
+                self.meter.settle();
+                self.config.calls_due(0, self.clock.now_ns())
+            }
+        };
         for k in first.. {
             let due = self.config.due_ns(k);
             tokio::select! {
@@ -188,6 +214,9 @@ impl Caller {
             if let Err(category) = result {
                 self.record_error(category);
                 conn = None;
+            }
+            if k == 0 && matches!(self.config.call, Call::Session { .. }) {
+                self.meter.settle();
             }
         }
         if let Some((_, mut wr)) = conn {
@@ -220,7 +249,7 @@ impl Caller {
                 .map(|n| (connected.handshake.as_nanos() as u64, n)),
         );
         let (rd, wr) = tokio::io::split(connected.stream);
-        Ok((BufReader::with_capacity(64 * 1024, rd), wr))
+        Ok((BufReader::with_capacity(READ_BUFFER, rd), wr))
     }
 
     /// One call. Errors are failure categories.
@@ -230,12 +259,15 @@ impl Caller {
         k: u64,
         scheduled: u64,
     ) -> Result<(), &'static str> {
+        let download = self.config.call.downloads(k);
         let (op, body) = match self.config.call {
             Call::Status { request_bytes } => (OP_STATUS, request_bytes),
             Call::Telemetry { bytes } => (OP_TELEMETRY, bytes),
-            Call::Login => (OP_LOGIN, 64),
+            Call::Session { .. } if download => (OP_LOGIN, 64),
+            Call::Session { .. } => (OP_CHECK, 64),
         };
-        if self.config.call == Call::Login {
+        let session = matches!(self.config.call, Call::Session { .. });
+        if session {
             *conn = None;
         }
         if conn.is_none() {
@@ -252,7 +284,7 @@ impl Caller {
             ..Header::new(Kind::Request)
         };
         let sent = async {
-            wire::write_message(wr, request, &vec![0xa5; body as usize]).await?;
+            wire::write_message(wr, request, &REQUEST_FILL[..body as usize]).await?;
             wr.flush().await.map_err(WireError::Io)
         };
         sent.await.map_err(|_| "io")?;
@@ -261,10 +293,16 @@ impl Caller {
             _ => "protocol",
         })?;
         let recv_ns = self.clock.now_ns();
-        if let (Call::Login, Some(expected)) = (self.config.call, self.config.config_digest) {
+        if let (true, Some(expected)) = (session, self.config.config_digest) {
             if digest != Some(expected) {
                 return Err("checksum");
             }
+        }
+        // Configuration downloads are timed whenever they happen (logins come before the
+        // window); calls count as frames when they were due inside it.
+        if download {
+            self.meter
+                .record_transfer(recv_ns.saturating_sub(scheduled));
         }
         if self.window.contains(scheduled) {
             let interval = self.config.interval.as_nanos() as u64;
@@ -272,11 +310,8 @@ impl Caller {
             let len = u32::try_from(bytes + u64::from(body)).unwrap_or(u32::MAX);
             self.meter
                 .record_frame(len, scheduled, request.sent_ns, recv_ns, interval);
-            if self.config.call == Call::Login {
-                self.meter.record_transfer(recv_ns - scheduled);
-            }
         }
-        if self.config.call == Call::Login {
+        if session {
             if let Some((_, mut wr)) = conn.take() {
                 super::close_gently(&mut wr).await;
             }
@@ -285,21 +320,45 @@ impl Caller {
     }
 }
 
+/// Read buffer of a client's connection: answers are read through it, never gathered.
+const READ_BUFFER: usize = 8 * 1024;
+/// The bytes of every request body (the largest request a client sends).
+static REQUEST_FILL: [u8; 64 * 1024] = [0xa5; 64 * 1024];
+
+/// Reads `len` payload bytes through the reader's buffer, handing each piece to `each`.
+async fn read_through<R: AsyncRead + Unpin>(
+    rd: &mut BufReader<R>,
+    len: u32,
+    mut each: impl FnMut(&[u8]),
+) -> Result<(), WireError> {
+    let mut left = len as usize;
+    while left > 0 {
+        let buf = rd.fill_buf().await?;
+        if buf.is_empty() {
+            return Err(WireError::Truncated);
+        }
+        let n = buf.len().min(left);
+        each(&buf[..n]);
+        rd.consume(n);
+        left -= n;
+    }
+    Ok(())
+}
+
 /// Reads the answer to request `k`: chunks (a configuration) then a reply. Returns the
-/// payload bytes received and, for a configuration, its SHA-256 if the size and digest in
-/// the reply match what arrived.
-async fn read_answer<R: tokio::io::AsyncRead + Unpin>(
-    rd: &mut R,
+/// payload bytes received and, when the reply carries the configuration's size and
+/// SHA-256, that digest if it matches what arrived (a download) or what the reply says (a
+/// change check). Chunks are hashed as they pass through the reader's buffer.
+async fn read_answer<R: AsyncRead + Unpin>(
+    rd: &mut BufReader<R>,
     k: u64,
 ) -> Result<(u64, Option<[u8; 32]>), WireError> {
-    let mut buf = Vec::new();
     let mut hasher = Sha256::new();
     let mut received = 0u64;
     loop {
         let Some(h) = wire::read_header(rd, MAX_PAYLOAD).await? else {
             return Err(WireError::Truncated);
         };
-        wire::read_payload(rd, &h, &mut buf).await?;
         if h.seq != k {
             return Err(WireError::Malformed {
                 kind: h.kind,
@@ -308,15 +367,33 @@ async fn read_answer<R: tokio::io::AsyncRead + Unpin>(
         }
         match h.kind {
             Kind::Chunk => {
-                hasher.update(&buf);
-                received += buf.len() as u64;
+                read_through(rd, h.payload_len, |chunk| hasher.update(chunk)).await?;
+                received += u64::from(h.payload_len);
             }
-            Kind::Reply if received == 0 => return Ok((buf.len() as u64, None)),
-            Kind::Reply if buf.len() == LOGIN_REPLY_BYTES => {
-                let mut size = [0u8; 8];
-                size.copy_from_slice(&buf[..8]);
-                let digest: [u8; 32] = hasher.finalize().into();
-                let whole = u64::from_be_bytes(size) == received && buf[8..] == digest;
+            Kind::Reply => {
+                let mut reply = [0u8; LOGIN_REPLY_BYTES];
+                if h.payload_len as usize != LOGIN_REPLY_BYTES {
+                    // A status or telemetry answer: its bytes are read and counted only.
+                    read_through(rd, h.payload_len, |_| {}).await?;
+                    return Ok((u64::from(h.payload_len), None));
+                }
+                tokio::io::AsyncReadExt::read_exact(rd, &mut reply)
+                    .await
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof => WireError::Truncated,
+                        _ => WireError::Io(e),
+                    })?;
+                let mut digest = [0u8; 32];
+                digest.copy_from_slice(&reply[8..]);
+                let size = u64::from_be_bytes([
+                    reply[0], reply[1], reply[2], reply[3], reply[4], reply[5], reply[6], reply[7],
+                ]);
+                if received == 0 {
+                    // A change check: the version the server holds.
+                    return Ok((LOGIN_REPLY_BYTES as u64, Some(digest)));
+                }
+                let computed: [u8; 32] = hasher.finalize().into();
+                let whole = size == received && computed == digest;
                 return Ok((received, whole.then_some(digest)));
             }
             _ => {

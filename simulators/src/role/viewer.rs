@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
@@ -78,6 +79,9 @@ pub struct ViewerConfig {
     pub verify: Option<PayloadPool>,
     /// Where it records; `None` gives it a meter of its own.
     pub meter: Option<ClientMeter>,
+    /// When to connect (run clock); `None`: at once. Clients of a large deployment start
+    /// one after another at a set rate (a ramp), not all at one instant.
+    pub start_at_ns: Option<u64>,
 }
 
 impl std::fmt::Debug for ViewerConfig {
@@ -134,6 +138,7 @@ impl Viewer {
         let meter = config.meter.clone().unwrap_or_else(ClientMeter::alone);
         let cancel = CancellationToken::new();
         let session = Session {
+            unstarted: AtomicUsize::new(config.streams.len()),
             config,
             clock,
             window,
@@ -197,6 +202,8 @@ struct Session {
     window: Arc<Window>,
     meter: ClientMeter,
     cancel: CancellationToken,
+    /// Streams yet to deliver their first frame on the first connection.
+    unstarted: AtomicUsize,
 }
 
 impl Session {
@@ -204,7 +211,39 @@ impl Session {
         self.meter.record_error(category);
     }
 
+    /// A stream delivered its first frame: the viewer settles with the last one.
+    fn started_one(&self) {
+        if self.unstarted.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.meter.settle();
+        }
+    }
+
     async fn run(self) -> Result<(), ViewerError> {
+        if self.config.streams.is_empty() {
+            self.meter.settle();
+        }
+        if let Some(at) = self.config.start_at_ns {
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    self.settle_if_unstarted();
+                    return Ok(());
+                }
+                _ = tokio::time::sleep_until(self.clock.instant_at(at).into()) => {}
+            }
+        }
+        let outcome = self.streams().await;
+        self.settle_if_unstarted();
+        outcome
+    }
+
+    /// Settles a viewer whose streams never all started (it failed or was stopped first).
+    fn settle_if_unstarted(&self) {
+        if self.unstarted.swap(0, Ordering::Relaxed) > 0 {
+            self.meter.settle();
+        }
+    }
+
+    async fn streams(&self) -> Result<(), ViewerError> {
         let mut streams: HashMap<u32, StreamState> = self
             .config
             .streams
@@ -383,9 +422,11 @@ impl Session {
             if state.awaiting_first {
                 state.awaiting_first = false;
                 match lost_at {
-                    None => self
-                        .meter
-                        .record_ttff(recv_ns.saturating_sub(subscribed_ns)),
+                    None => {
+                        self.meter
+                            .record_ttff(recv_ns.saturating_sub(subscribed_ns));
+                        self.started_one();
+                    }
                     Some(t) => self.meter.record_recovery(recv_ns.saturating_sub(t)),
                 }
             }

@@ -106,7 +106,13 @@ fn configuration_downloads_arrive_whole_and_a_wrong_checksum_is_caught() {
             let (_, digest) = configuration(&site.config);
             assert_eq!(digest, site.mgmt.config_digest());
 
-            let good = site.rpc(addr, Call::Login, Some(digest));
+            let good = site.rpc(
+                addr,
+                Call::Session {
+                    refresh_every: Some(1),
+                },
+                Some(digest),
+            );
             let m = site.run_for(good, Duration::from_millis(1000)).await;
             assert!(m.errors.is_empty(), "{mode}: {:?}", m.errors);
             assert!(m.frames >= 2, "{mode}: {} downloads", m.frames);
@@ -129,7 +135,13 @@ fn configuration_downloads_arrive_whole_and_a_wrong_checksum_is_caught() {
 
             let mut wrong = digest;
             wrong[0] ^= 1;
-            let bad = site.rpc(addr, Call::Login, Some(wrong));
+            let bad = site.rpc(
+                addr,
+                Call::Session {
+                    refresh_every: Some(1),
+                },
+                Some(wrong),
+            );
             let m = site.run_for(bad, Duration::from_millis(700)).await;
             assert!(
                 m.errors.get("checksum").copied().unwrap_or(0) >= 1,

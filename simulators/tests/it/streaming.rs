@@ -875,6 +875,7 @@ fn bulk_sender_streams_unpaced_frames() {
                 on_header: None,
                 verify: None,
                 meter: None,
+                start_at_ns: None,
             };
             let viewer = Viewer::start(&viewer_rt, config, clock, window.clone());
             let connected = wait_until(PATIENCE, || viewer.metrics().connections == 1).await;

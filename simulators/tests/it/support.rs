@@ -199,6 +199,7 @@ pub fn live_viewer<'a>(
         on_header: None,
         verify: None,
         meter: None,
+        start_at_ns: None,
     }
 }
 

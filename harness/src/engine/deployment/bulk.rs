@@ -83,6 +83,7 @@ pub(crate) async fn run_bulk_phase_with(
                 on_header: None,
                 verify: Some(sender.pool()),
                 meter: Some(meter.client()),
+                start_at_ns: None,
             };
             Viewer::start(&client, config, clock, window.clone())
         })
@@ -168,5 +169,6 @@ pub(crate) async fn run_bulk_phase_with(
         baseline_rss_bytes,
         partial,
         intervals,
+        ramp: super::outcome::RampOutcome::default(),
     }))
 }

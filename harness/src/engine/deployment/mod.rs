@@ -26,12 +26,17 @@ use std::time::Duration;
 pub(crate) use bulk::{run_bulk_phase_with, BulkLoad};
 pub(crate) use outcome::{
     CertificateEventOutcome, FailoverOutcome, HostOutcome, Incompatibility, LinkOutcome,
-    PhaseOutcome,
+    PhaseOutcome, RampOutcome,
 };
 pub(crate) use phase::run_phase_with;
 pub(crate) use plan::role_of_host;
 
+use anyhow::Context as _;
+use simulators::transport::Mode;
+
 use crate::engine::sampler::IntervalHook;
+use crate::engine::scenario::Scenario;
+use crate::sys::process;
 
 /// How long a phase warms up and measures.
 #[derive(Clone, Copy, Debug)]
@@ -67,4 +72,34 @@ impl std::fmt::Debug for PhaseOptions {
             .field("no_intervals", &self.no_intervals)
             .finish()
     }
+}
+
+/// Descriptors a process needs besides the plan's connections: its runtimes' event
+/// queues and wake-ups, standard streams, files it writes.
+const DESCRIPTOR_MARGIN: u64 = 256;
+
+/// Checks, before anything runs, that one process may open the descriptors every phase of
+/// `scenario` needs (raising its soft limit to the hard limit first); refuses with the
+/// count needed, the limit, and what to do.
+pub(crate) fn check_descriptors(scenario: &Scenario) -> anyhow::Result<()> {
+    let (soft, hard) = process::raise_fd_limit().context("reading the descriptor limit")?;
+    let open = process::open_fds().unwrap_or(0);
+    let needed = [Mode::Plain, Mode::Tls]
+        .iter()
+        .map(|m| plan::Plan::new(scenario, *m, 0, Duration::ZERO).descriptors())
+        .max()
+        .unwrap_or(0);
+    let total = needed + open + DESCRIPTOR_MARGIN;
+    if total > soft {
+        anyhow::bail!(
+            "scenario {} needs about {total} file descriptors in this process ({needed} for its \
+             connections, both ends here, and listeners; {open} already open; \
+             {DESCRIPTOR_MARGIN} to spare), but a process here may open at most {soft} (hard \
+             limit {hard}): raise the hard limit (as root: `ulimit -Hn {total}` in the shell \
+             that starts vmsbench, or LimitNOFILE= for a service), or simulate fewer clients \
+             (--viewers, --scale)",
+            scenario.name
+        );
+    }
+    Ok(())
 }

@@ -169,6 +169,25 @@ pub struct PhaseOutcome {
     pub baseline_rss_bytes: u64,
     /// Whether the window was cut short by an interruption.
     pub partial: bool,
+    /// How the clients started, before the window.
+    pub ramp: RampOutcome,
     /// Per second of the window and per link: what was delivered (see [`crate::engine::sampler`]).
     pub intervals: Vec<IntervalSample>,
+}
+
+/// How a phase's clients started (the ramp, with its handshake storm), before the window.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RampOutcome {
+    /// Clients of the phase (video and management clients).
+    pub clients: u64,
+    /// Those that had settled (streaming, logged in, or given up) when the window opened.
+    pub settled: u64,
+    /// Connections set up by then.
+    pub connections: u64,
+    /// From the start of the phase until every client had settled (or the wait gave up), s.
+    pub seconds: f64,
+    /// How long the ramp was planned to take (the last client's start), s.
+    pub planned_s: f64,
+    /// CPU seconds of each role during the ramp.
+    pub cpu: BTreeMap<String, f64>,
 }

@@ -14,7 +14,7 @@ use super::collect::{
     certificate_event_outcomes, failover_outcome, host_outcomes, link_outcomes, Counted,
 };
 use super::events::{Happened, Schedule};
-use super::outcome::{PhaseOutcome, RoleCpu};
+use super::outcome::{PhaseOutcome, RampOutcome, RoleCpu};
 use super::plan::Plan;
 use super::roles::{self, ClientOutcome, RoleHandle, Site};
 use super::{PhaseOptions, Timing, MAX_DRAIN};
@@ -70,6 +70,18 @@ impl<'a> Deployment<'a> {
             .collect()
     }
 
+    /// Clients that have settled (streaming, logged in, or given up), and clients.
+    fn settled(&self) -> (u64, u64) {
+        self.meters()
+            .iter()
+            .fold((0, 0), |(s, c), (_, m)| (s + m.settled(), c + m.clients()))
+    }
+
+    /// Connections set up so far, all clients together.
+    fn connections(&self) -> u64 {
+        self.meters().iter().map(|(_, m)| m.connections()).sum()
+    }
+
     /// Frames the streaming servers dropped for slow consumers so far.
     fn dropped_frames(&self) -> u64 {
         self.roles.iter().map(RoleHandle::dropped_frames).sum()
@@ -122,10 +134,11 @@ pub(crate) async fn run_phase_with(
     interrupt: &CancellationToken,
     options: &PhaseOptions,
 ) -> anyhow::Result<Option<PhaseOutcome>> {
+    super::check_descriptors(scenario)?;
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
     let _ = process::reset_peak_rss();
     let window = Arc::new(Window::default());
-    let plan = Plan::new(scenario, mode, clock.now_ns());
+    let plan = Plan::new(scenario, mode, clock.now_ns(), timing.warmup);
     let mut deployment = Deployment::start(&plan, scenario, creds, clock, window.clone()).await?;
     let schedule = match Schedule::new(scenario, creds, mode) {
         Ok(s) => s,
@@ -134,13 +147,10 @@ pub(crate) async fn run_phase_with(
             return Err(e);
         }
     };
-    tokio::select! {
-        _ = interrupt.cancelled() => {
-            deployment.shutdown().await;
-            return Ok(None);
-        }
-        _ = tokio::time::sleep(timing.warmup) => {}
-    }
+    let Some(ramp) = warm_up(&deployment, &plan, timing, interrupt).await else {
+        deployment.shutdown().await;
+        return Ok(None);
+    };
     let measured = match measure_window(
         &mut deployment,
         schedule,
@@ -224,7 +234,73 @@ pub(crate) async fn run_phase_with(
         baseline_rss_bytes,
         partial: happened.partial,
         intervals,
+        ramp,
     }))
+}
+
+/// How long a phase waits, beyond its warm-up and its ramp, for clients to settle.
+const SETTLE_GRACE: Duration = Duration::from_secs(15);
+/// Time given after a ramp that outlasted the warm-up, for the handshake storm's backlog
+/// to clear before the window opens.
+const AFTER_RAMP: Duration = Duration::from_millis(500);
+/// How often the warm-up checks whether the clients have settled.
+const SETTLE_POLL: Duration = Duration::from_millis(10);
+
+/// The warm-up: the clients start in their ramp, and the window opens once the warm-up
+/// is over and every client has settled (or [`SETTLE_GRACE`] after the ramp, if some never
+/// do). Returns what the ramp did; `None` if interrupted.
+async fn warm_up(
+    deployment: &Deployment<'_>,
+    plan: &Plan,
+    timing: Timing,
+    interrupt: &CancellationToken,
+) -> Option<RampOutcome> {
+    let clock = deployment.site.clock;
+    let start = plan.start_ns;
+    let warm_end = start + timing.warmup.as_nanos() as u64;
+    let give_up = start.max(warm_end) + plan.ramp.duration_ns() + SETTLE_GRACE.as_nanos() as u64;
+    let cpu0 = deployment.site.cpu();
+    let mut settled_at: Option<(u64, BTreeMap<String, f64>, u64)> = None;
+    loop {
+        let now = clock.now_ns();
+        let (settled, clients) = deployment.settled();
+        if settled_at.is_none() && settled >= clients {
+            settled_at = Some((now, deployment.site.cpu(), deployment.connections()));
+        }
+        if now >= warm_end && (settled_at.is_some() || now >= give_up) {
+            break;
+        }
+        tokio::select! {
+            _ = interrupt.cancelled() => return None,
+            _ = tokio::time::sleep(SETTLE_POLL) => {}
+        }
+    }
+    let (settled, clients) = deployment.settled();
+    let (end, cpu1, connections) = settled_at.unwrap_or_else(|| {
+        (
+            clock.now_ns(),
+            deployment.site.cpu(),
+            deployment.connections(),
+        )
+    });
+    if end > warm_end {
+        tokio::select! {
+            _ = interrupt.cancelled() => return None,
+            _ = tokio::time::sleep(AFTER_RAMP) => {}
+        }
+    }
+    let seconds = end.saturating_sub(start) as f64 / 1e9;
+    Some(RampOutcome {
+        clients,
+        settled,
+        connections,
+        seconds,
+        planned_s: plan.ramp.duration_ns() as f64 / 1e9,
+        cpu: cpu1
+            .iter()
+            .map(|(k, v)| (k.clone(), v - cpu0.get(k).copied().unwrap_or(0.0)))
+            .collect(),
+    })
 }
 
 /// Opens the window, runs its events, waits for its end and closes it: the CPU each role

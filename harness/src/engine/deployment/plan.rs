@@ -44,10 +44,30 @@ pub(crate) struct Plan {
     pub largest_frame: u64,
     /// The links the deployment uses, in report order.
     pub links: Vec<LinkId>,
+    /// How the clients start: one after another at a rate.
+    pub ramp: Ramp,
     /// The roles.
     pub roles: Vec<RoleSpec>,
     /// Clients that cannot work with the server they are pointed at.
     pub incompatibilities: Vec<Incompatibility>,
+}
+
+/// How a phase's clients start: viewers, integrations and phones one after another (each
+/// logging in as it starts), spread over the first half of the warm-up, or at the
+/// scenario's connect rate when that is slower.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(crate) struct Ramp {
+    /// Clients that start in the ramp.
+    pub clients: u64,
+    /// Time between two clients' starts, ns.
+    pub step_ns: u64,
+}
+
+impl Ramp {
+    /// How long the ramp lasts, ns: from the first client's start to the last's.
+    pub(crate) fn duration_ns(&self) -> u64 {
+        self.clients.saturating_sub(1).saturating_mul(self.step_ns)
+    }
 }
 
 /// One role: what it is, where it runs, what it serves or dials.
@@ -189,6 +209,9 @@ pub(crate) struct VideoClientSpec {
     pub security: Security,
     /// The recording server it starts on (for failover reports).
     pub recorder: Option<String>,
+    /// When it connects, after the phase starts (its place in the ramp), ns.
+    #[serde(default)]
+    pub start_offset_ns: u64,
 }
 
 /// A client that calls the management server.
@@ -294,6 +317,33 @@ pub(super) fn stream_bps(profile: &Profile, mode: Playback) -> f64 {
     }
 }
 
+/// The ramp of `scenario`'s clients: spread over the first half of `warmup`, or at the
+/// scenario's connect rate when that is slower.
+fn ramp(scenario: &Scenario, warmup: Duration) -> Ramp {
+    let present = |recorder: &str| scenario.recorder(recorder).is_some();
+    let clients: u64 = scenario
+        .viewers
+        .iter()
+        .filter(|g| present(&g.recorder))
+        .map(|g| u64::from(g.count))
+        .chain(
+            scenario
+                .integrations
+                .iter()
+                .filter(|g| present(&g.recorder))
+                .map(|g| u64::from(g.count)),
+        )
+        .chain(scenario.phones.iter().map(|g| u64::from(g.count)))
+        .sum();
+    let spread_ns = warmup.as_nanos() as u64 / 2;
+    let by_rate = 1_000_000_000 / u64::from(scenario.connect_rate.max(1));
+    let by_warmup = spread_ns / clients.max(1);
+    Ramp {
+        clients,
+        step_ns: by_rate.max(by_warmup),
+    }
+}
+
 /// The profile of the event server's notification stream.
 fn event_profile(events_per_s: u32, event_bytes: u32) -> Profile {
     Profile {
@@ -325,12 +375,15 @@ struct Builder<'a> {
     phone_cameras: Vec<CameraRef>,
     /// The event server's channel.
     event_channel: Option<CameraRef>,
+    /// Clients started in the ramp so far.
+    started: u64,
 }
 
 impl Plan {
     /// The plan of one phase of `scenario` in `mode`, whose schedules start at `start_ns`
-    /// on the run clock.
-    pub(crate) fn new(scenario: &Scenario, mode: Mode, start_ns: u64) -> Plan {
+    /// on the run clock and whose clients start within `warmup`.
+    pub(crate) fn new(scenario: &Scenario, mode: Mode, start_ns: u64, warmup: Duration) -> Plan {
+        let ramp = ramp(scenario, warmup);
         let mut b = Builder {
             scenario,
             mode,
@@ -341,12 +394,14 @@ impl Plan {
                 profiles: BTreeMap::new(),
                 largest_frame: 0,
                 links: scenario.links(),
+                ramp,
                 roles: Vec::new(),
                 incompatibilities: Vec::new(),
             },
             bases: BTreeMap::new(),
             phone_cameras: Vec::new(),
             event_channel: None,
+            started: 0,
         };
         b.profiles();
         b.management();
@@ -410,6 +465,25 @@ impl Plan {
             }
         }
         due
+    }
+
+    /// File descriptors the plan opens when every role runs in one process: both ends of
+    /// every connection, every listener, the WAN relays' second legs.
+    pub(crate) fn descriptors(&self) -> u64 {
+        let video = |n: usize| 2 * n as u64;
+        let rpc = |c: &RpcClientSpec| if c.wan_delay.is_some() { 5 } else { 2 };
+        self.roles
+            .iter()
+            .map(|r| match &r.kind {
+                RoleKind::Management(m) => m.listeners.len() as u64,
+                RoleKind::Streaming(s) => {
+                    1 + video(s.upstream.len()) + s.status.as_ref().map_or(0, |(_, c)| rpc(c))
+                }
+                RoleKind::VideoClients(g) => video(g.clients.len()),
+                RoleKind::RpcClients(g) => g.clients.iter().map(rpc).sum(),
+                RoleKind::Watcher(_) => 2,
+            })
+            .sum()
     }
 
     /// Each runtime's links and sides, for attributing its CPU.
@@ -537,15 +611,28 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// A login of `who`, with its configuration download.
-    fn login(&self, who: &str) -> RpcClientSpec {
+    /// The next client's start in the ramp, after the phase starts, ns.
+    fn next_start(&mut self) -> u64 {
+        let at = self.started * self.plan.ramp.step_ns;
+        self.started += 1;
+        at
+    }
+
+    /// The session of a client starting at `at` ns: its login (with the configuration
+    /// download) then a change check every `config_check`.
+    fn session(&self, at: u64) -> RpcClientSpec {
         let m = &self.scenario.management;
+        let check = m.config_check.as_nanos().max(1);
         RpcClientSpec {
             server: m.host.clone(),
             security: self.security(LinkId::ClientMgmt),
-            call: Call::Login,
-            interval: m.config_refresh,
-            phase_ns: spread(self.scenario.seed, who, m.config_refresh.as_nanos() as u64),
+            call: Call::Session {
+                refresh_every: m
+                    .config_refresh
+                    .map(|r| u32::try_from((r.as_nanos() / check).max(1)).unwrap_or(u32::MAX)),
+            },
+            interval: m.config_check,
+            phase_ns: at,
             checks_config: true,
             wan_delay: None,
         }
@@ -710,6 +797,7 @@ impl<'a> Builder<'a> {
                 playback: Playback::Live,
                 security: self.security(LinkId::MobileRecorder),
                 recorder: Some(host),
+                start_offset_ns: 0,
             })
             .collect();
         role.status = Some((
@@ -736,6 +824,7 @@ impl<'a> Builder<'a> {
             playback: Playback::Live,
             security: self.security(link),
             recorder: Some(recorder.to_owned()),
+            start_offset_ns: 0,
         }
     }
 
@@ -751,11 +840,13 @@ impl<'a> Builder<'a> {
             .filter(|g| s.recorder(&g.recorder).is_some())
         {
             for i in 0..g.count {
+                let at = self.next_start();
                 let mut client = self.recorder_client(
                     &g.recorder,
                     self.watched(&g.recorder, i, g.view),
                     LinkId::ViewerRecorder,
                 );
+                client.start_offset_ns = at;
                 client.playback = match g.mode {
                     ViewMode::Live => Playback::Live,
                     ViewMode::Playback(speed) => Playback::Speed(speed),
@@ -769,9 +860,10 @@ impl<'a> Builder<'a> {
                         playback: Playback::Live,
                         security: self.security(LinkId::ClientEvent),
                         recorder: None,
+                        start_offset_ns: at,
                     });
                 }
-                logins.push(self.login(&format!("{}-{i}", g.name)));
+                logins.push(self.session(at));
             }
         }
         self.push_group("viewers", LinkId::ViewerRecorder, video);
@@ -822,16 +914,18 @@ impl<'a> Builder<'a> {
                 });
             }
             for i in 0..g.count {
+                let at = self.next_start();
                 let mut client = self.recorder_client(
                     &g.recorder,
                     self.watched(&g.recorder, i, g.streams),
                     LinkId::SdkRecorder,
                 );
+                client.start_offset_ns = at;
                 if !g.tls_capable {
                     client.security = Security::Plain;
                 }
                 video.push(client);
-                logins.push(self.login(&format!("{}-{i}", g.name)));
+                logins.push(self.session(at));
             }
         }
         self.push_group("integrations", LinkId::SdkRecorder, video);
@@ -852,6 +946,7 @@ impl<'a> Builder<'a> {
                     .into_iter()
                     .filter_map(|w| self.phone_cameras.iter().find(|c| c.id == w.id).cloned())
                     .collect();
+                let start_offset_ns = self.next_start();
                 phones.push(VideoClientSpec {
                     server: ms.host.clone(),
                     failover: None,
@@ -859,6 +954,7 @@ impl<'a> Builder<'a> {
                     playback: Playback::Live,
                     security: self.security(LinkId::PhoneMobile),
                     recorder: None,
+                    start_offset_ns,
                 });
             }
         }
@@ -942,6 +1038,7 @@ impl<'a> Builder<'a> {
                 playback: Playback::Live,
                 security: legacy(self, link),
                 recorder: None,
+                start_offset_ns: 0,
             };
             self.push_group(PROBES_RUNTIME, link, vec![client]);
         }
@@ -983,7 +1080,7 @@ mod tests {
 
     fn plan(name: &str, mode: Mode) -> Plan {
         let s = file::load_preset(name).expect("preset");
-        Plan::new(&s, mode, 0)
+        Plan::new(&s, mode, 0, Duration::from_secs(2))
     }
 
     #[test]

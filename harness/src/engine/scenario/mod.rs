@@ -180,8 +180,12 @@ pub struct Management {
     pub host: String,
     /// Size of the configuration a client downloads at login, bytes (1–10 MB is typical).
     pub config_bytes: u64,
-    /// How often each client logs in again and downloads its configuration.
-    pub config_refresh: Duration,
+    /// How often each logged-in client checks whether its configuration changed (a short
+    /// request on a connection of its own).
+    pub config_check: Duration,
+    /// How often each client downloads its whole configuration again; `None` (the
+    /// default): only at login, as the seed system does.
+    pub config_refresh: Option<Duration>,
     /// How often registered servers (recording, event, mobile) send a status request.
     pub status_interval: Duration,
     /// Size of a status request, bytes.
@@ -535,6 +539,10 @@ pub struct Scenario {
     pub queue_frames: usize,
     /// Worker threads of each server role's runtime.
     pub server_threads: usize,
+    /// Clients (viewers, integrations, phones) that start per second: a deployment's
+    /// clients connect one after another at this rate, and the window opens once all of
+    /// them are streaming.
+    pub connect_rate: u32,
     /// Worker threads of each client role's runtime.
     pub client_threads: usize,
     /// CPUs each role's threads are pinned to (set by `vmsbench capacity`; not in files).

@@ -132,6 +132,9 @@ impl Report {
                 trust(c),
             );
         }
+        for line in self.ramp_lines() {
+            let _ = writeln!(out, "{line}");
+        }
         for line in self.certificate_lines() {
             let _ = writeln!(out, "{line}");
         }
@@ -259,4 +262,34 @@ fn counts(map: &BTreeMap<String, u64>) -> String {
         .map(|(k, v)| format!("{k} ×{v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+impl Report {
+    /// One line per mode on how the clients started (the slowest repeat's ramp).
+    pub(crate) fn ramp_lines(&self) -> Vec<String> {
+        [Mode::Plain, Mode::Tls]
+            .into_iter()
+            .filter_map(|mode| {
+                let r = self
+                    .ramps
+                    .iter()
+                    .filter(|r| r.mode == mode)
+                    .max_by(|a, b| a.outcome.seconds.total_cmp(&b.outcome.seconds))?;
+                let o = &r.outcome;
+                let unsettled = o.clients.saturating_sub(o.settled);
+                Some(format!(
+                    "Ramp ({mode}): {} clients set up {} connections in {:.2} s ({:.0} per s){}",
+                    o.clients,
+                    o.connections,
+                    o.seconds,
+                    r.connections_per_s,
+                    if unsettled > 0 {
+                        format!("; {unsettled} had not settled when the window opened")
+                    } else {
+                        String::new()
+                    }
+                ))
+            })
+            .collect()
+    }
 }

@@ -165,6 +165,8 @@ impl Running {
                 on_header: on_header.clone(),
                 verify: Some(site.pool.clone()),
                 meter: Some(meter),
+                start_at_ns: (c.start_offset_ns > 0)
+                    .then(|| site.plan.start_ns + c.start_offset_ns),
             };
             let (clock, window) = (site.clock, site.window.clone());
             let rt = site.runtime(runtime, server)?;

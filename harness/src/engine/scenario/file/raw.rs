@@ -70,6 +70,7 @@ pub(super) struct RawManagement {
     pub host: Option<Spanned<String>>,
     pub config_size: Option<Spanned<Quantity<SizeKind>>>,
     pub config_refresh: Option<Spanned<Quantity<DurationKind>>>,
+    pub config_check: Option<Spanned<Quantity<DurationKind>>>,
     pub status_interval: Option<Spanned<Quantity<DurationKind>>>,
     pub status_request_size: Option<Spanned<Quantity<SizeKind>>>,
     pub status_reply_size: Option<Spanned<Quantity<SizeKind>>>,
@@ -212,6 +213,7 @@ pub(super) struct RawFault {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRun {
     pub queue_frames: Option<Spanned<Quantity<CountKind>>>,
+    pub connect_rate: Option<Spanned<Quantity<CountKind>>>,
     pub server_threads: Option<Spanned<Quantity<CountKind>>>,
     pub client_threads: Option<Spanned<Quantity<CountKind>>>,
 }

@@ -45,6 +45,10 @@ const MAX_WAN_DELAY: Duration = Duration::from_secs(10);
 const MAX_THREADS: u64 = 1024;
 /// Most frames a connection may queue.
 const MAX_QUEUE_FRAMES: u64 = 1_000_000;
+/// The fastest clients may be made to connect, per second.
+const MAX_CONNECT_RATE: u64 = 1_000_000;
+/// Clients that start per second unless a scenario says otherwise.
+pub(crate) const DEFAULT_CONNECT_RATE: u32 = 1000;
 
 /// Host of the management server when the file names none.
 const DEFAULT_MANAGEMENT_HOST: &str = "mgmt.vms.test";
@@ -93,7 +97,12 @@ pub(super) fn resolve(raw: RawScenario, src: &Source<'_>) -> Result<Scenario> {
 
     let events = r.events(&raw.event.0, &servers, &server_hosts, files_span.as_ref())?;
     let faults = r.faults(&raw.fault.0, &server_hosts, files_span.as_ref())?;
-    let (queue_frames, server_threads, client_threads) = r.run(raw.run.as_ref())?;
+    let RunSettings {
+        queue_frames,
+        server_threads,
+        client_threads,
+        connect_rate,
+    } = r.run(raw.run.as_ref())?;
 
     let Servers {
         failovers,
@@ -128,10 +137,19 @@ pub(super) fn resolve(raw: RawScenario, src: &Source<'_>) -> Result<Scenario> {
         faults,
         queue_frames,
         server_threads,
+        connect_rate,
         client_threads,
         pinning: None,
         recorder_cpu_per_frame: None,
     })
+}
+
+/// The `[run]` settings.
+struct RunSettings {
+    queue_frames: usize,
+    server_threads: usize,
+    client_threads: usize,
+    connect_rate: u32,
 }
 
 /// Checks values against their span in the source; remembers every server's host.
@@ -397,7 +415,8 @@ impl Resolver<'_> {
         let mut m = Management {
             host: DEFAULT_MANAGEMENT_HOST.into(),
             config_bytes: 4 << 20,
-            config_refresh: Duration::from_secs(5),
+            config_check: Duration::from_secs(10),
+            config_refresh: None,
             status_interval: Duration::from_secs(2),
             status_request_bytes: 256,
             status_reply_bytes: 2048,
@@ -415,7 +434,13 @@ impl Resolver<'_> {
             m.config_bytes = self.size_within(q, "config_size", 1, MAX_CONFIG_BYTES)?;
         }
         if let Some(q) = &raw.config_refresh {
-            m.config_refresh = self.positive_duration(q, "config_refresh")?;
+            m.config_refresh = match q.get_ref().text.trim() {
+                "off" => None,
+                _ => Some(self.positive_duration(q, "config_refresh")?),
+            };
+        }
+        if let Some(q) = &raw.config_check {
+            m.config_check = self.positive_duration(q, "config_check")?;
         }
         if let Some(q) = &raw.status_interval {
             m.status_interval = self.positive_duration(q, "status_interval")?;
@@ -537,22 +562,33 @@ impl Resolver<'_> {
         Ok(v)
     }
 
-    fn run(&self, raw: Option<&RawRun>) -> Result<(usize, usize, usize)> {
-        let mut queue = simulators::role::recorder::DEFAULT_QUEUE_FRAMES;
-        let mut server = default_threads();
-        let mut client = default_threads();
-        if let Some(raw) = raw {
-            if let Some(q) = &raw.queue_frames {
-                queue = to_usize(self.count_within(q, "queue_frames", 1, MAX_QUEUE_FRAMES, "")?);
-            }
-            if let Some(q) = &raw.server_threads {
-                server = to_usize(self.count_within(q, "server_threads", 1, MAX_THREADS, "")?);
-            }
-            if let Some(q) = &raw.client_threads {
-                client = to_usize(self.count_within(q, "client_threads", 1, MAX_THREADS, "")?);
-            }
+    fn run(&self, raw: Option<&RawRun>) -> Result<RunSettings> {
+        let mut run = RunSettings {
+            queue_frames: simulators::role::recorder::DEFAULT_QUEUE_FRAMES,
+            server_threads: default_threads(),
+            client_threads: default_threads(),
+            connect_rate: DEFAULT_CONNECT_RATE,
+        };
+        let Some(raw) = raw else {
+            return Ok(run);
+        };
+        if let Some(q) = &raw.queue_frames {
+            run.queue_frames =
+                to_usize(self.count_within(q, "queue_frames", 1, MAX_QUEUE_FRAMES, "")?);
         }
-        Ok((queue, server, client))
+        if let Some(q) = &raw.server_threads {
+            run.server_threads =
+                to_usize(self.count_within(q, "server_threads", 1, MAX_THREADS, "")?);
+        }
+        if let Some(q) = &raw.client_threads {
+            run.client_threads =
+                to_usize(self.count_within(q, "client_threads", 1, MAX_THREADS, "")?);
+        }
+        if let Some(q) = &raw.connect_rate {
+            let rate = self.count_within(q, "connect_rate", 1, MAX_CONNECT_RATE, "")?;
+            run.connect_rate = u32::try_from(rate).unwrap_or(u32::MAX);
+        }
+        Ok(run)
     }
 
     /// Any count (`32`, `"10k"`).
