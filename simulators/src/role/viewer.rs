@@ -305,8 +305,9 @@ impl Session {
                 .map(|n| (connected.handshake.as_nanos() as u64, n)),
         );
         let mut wire = WireProbe::new(connected.stream.byte_counter());
-        let (rd, mut wr) = tokio::io::split(connected.stream);
-        let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
+        // The viewer writes only before and after it reads, so the stream is not split
+        // (a split stream takes a lock on every read).
+        let mut wr = connected.stream;
 
         let subscribe = Subscribe {
             cameras: self.config.streams.iter().map(|s| s.camera).collect(),
@@ -325,9 +326,11 @@ impl Session {
             self.record_error("io");
             return End::Lost(e.into());
         }
+        let mut rd = BufReader::with_capacity(READ_BUFFER, wr);
         let end = self
             .read_frames(&mut rd, streams, subscribed_ns, lost_at, &mut wire)
             .await;
+        let mut wr = rd.into_inner();
         // The socket is still open: take the end reading now if no frame marked it.
         if let Some(count) = wire.finish() {
             self.meter.add_wire(count);

@@ -17,8 +17,11 @@
 //! - [`legacy`]: a hand-built client that offers only TLS 1.1.
 //! - `listener`: the server side ([`Listener`], [`Incoming`], [`Accepted`]).
 //! - `connector`: the client side ([`Connector`], [`Connected`]).
+//! - `direct`: a server connection written from any thread with no task in between
+//!   ([`DirectIo`], [`Sent`]).
 
 mod connector;
+mod direct;
 mod error;
 mod handshake;
 pub mod legacy;
@@ -27,6 +30,7 @@ mod settings;
 mod stream;
 
 pub use connector::{Connected, Connector};
+pub use direct::{DirectIo, Sent};
 pub(crate) use error::Diagnosis;
 pub use error::{explain, ConnectError, FailureCategory};
 pub use handshake::HANDSHAKE_TIMEOUT;

@@ -45,6 +45,11 @@ impl CountedTcp {
     pub fn get_ref(&self) -> &TcpStream {
         &self.tcp
     }
+
+    /// The TCP stream inside, no longer counted.
+    pub fn into_inner(self) -> TcpStream {
+        self.tcp
+    }
 }
 
 impl AsyncRead for CountedTcp {

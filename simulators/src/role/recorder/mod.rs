@@ -10,32 +10,32 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio::io::AsyncWriteExt;
 
 use crate::clock::RunClock;
 use crate::metrics::{
     latency_histogram, ns_to_us, RecordUs, SenderCounters, SenderSnapshot, Window,
 };
 use crate::role::{RoleRuntime, ServerCore, ThreadCpu};
-use crate::transport::{Incoming, Listener, Mode, Negotiated};
+use crate::transport::{DirectIo, Incoming, Listener, Mode, Negotiated};
 use crate::video::{Camera, FrameSpec, Playback};
-use crate::wire::{self, Header, Kind, Subscribe, WireError, FLAG_KEYFRAME, FLAG_POOLED};
+use crate::wire::{self, Header, Kind, Subscribe, WireError, HEADER_LEN};
+
+mod conn;
+
+use conn::{Conn, Refused};
 
 /// Default capacity of one connection's frame queue. Queued frames hold shared payload
 /// slices, so this bounds memory per connection to a few hundred KiB of bookkeeping.
 pub const DEFAULT_QUEUE_FRAMES: usize = 1024;
 /// Largest request a client may send to a recording server.
 const MAX_REQUEST: u32 = 64 * 1024;
-/// Read buffer of a connection: requests are small.
-const REQUEST_BUFFER: usize = 1024;
 /// How long a new connection may take to send its subscribe request.
 pub(crate) const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -75,7 +75,7 @@ struct Outgoing {
 /// One subscriber of one camera.
 #[derive(Debug)]
 struct Subscriber {
-    tx: mpsc::Sender<Outgoing>,
+    conn: Arc<Conn>,
     waiting_for_key: bool,
     /// Whether a frame has been queued yet: frames skipped while a new subscriber waits
     /// for its first key frame are not drops (nothing was lost that it had).
@@ -91,36 +91,37 @@ enum Offer {
 }
 
 impl Subscriber {
-    fn new(tx: mpsc::Sender<Outgoing>, link: Arc<LinkCounters>) -> Self {
+    fn new(conn: Arc<Conn>, link: Arc<LinkCounters>) -> Self {
         // A new subscriber starts at a key frame, as a real client's decoder must.
         Subscriber {
-            tx,
+            conn,
             waiting_for_key: true,
             started: false,
             link,
         }
     }
 
-    /// Queues `out` for this subscriber, or drops it (queue full, or waiting for a key
-    /// frame after a drop). Frames due inside the window are counted.
-    fn offer(&mut self, out: &Outgoing, in_window: bool) -> Offer {
-        if self.tx.is_closed() {
+    /// Hands `out` to this subscriber's connection (written at once, or queued), or drops
+    /// it (queue full, or waiting for a key frame after a drop). Frames due inside the
+    /// window are counted.
+    fn offer(&mut self, shared: &Shared, out: &Outgoing, in_window: bool) -> Offer {
+        if self.conn.is_closed() {
             return Offer::Closed;
         }
         let offer = if self.waiting_for_key && !out.spec.keyframe {
             Offer::Dropped
         } else {
-            match self.tx.try_send(out.clone()) {
+            match self.conn.offer(shared, out, in_window) {
                 Ok(()) => {
                     self.waiting_for_key = false;
                     self.started = true;
                     Offer::Queued
                 }
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(Refused::Full) => {
                     self.waiting_for_key = true;
                     Offer::Dropped
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return Offer::Closed,
+                Err(Refused::Closed) => return Offer::Closed,
             }
         };
         if in_window && self.started {
@@ -151,8 +152,8 @@ impl Default for LinkCounters {
 }
 
 /// Offers a frame to every subscriber of a camera, forgetting those that have gone.
-fn fan_out(subscribers: &mut Vec<Subscriber>, out: &Outgoing, in_window: bool) {
-    subscribers.retain_mut(|sub| sub.offer(out, in_window) != Offer::Closed);
+fn fan_out(shared: &Shared, subscribers: &mut Vec<Subscriber>, out: &Outgoing, in_window: bool) {
+    subscribers.retain_mut(|sub| sub.offer(shared, out, in_window) != Offer::Closed);
 }
 
 #[derive(Debug)]
@@ -176,11 +177,22 @@ struct Shared {
     /// [`Recorder::set_cpu_per_frame`].
     cpu_per_frame_ns: AtomicU64,
     new_playbacks: Mutex<Vec<PlaybackFeed>>,
+    /// Set with `new_playbacks`, so that the pacer takes the lock only when there are some.
+    has_new_playbacks: AtomicBool,
+    /// Set when the server stops: what the pacer checks on every frame.
+    halted: AtomicBool,
     pacer: Mutex<Option<std::thread::Thread>>,
     core: ServerCore,
 }
 
 impl Shared {
+    /// Tells the pacer and every task to stop.
+    fn halt(&self) {
+        self.halted.store(true, Ordering::Release);
+        self.core.cancel.cancel();
+        self.wake_pacer();
+    }
+
     fn wake_pacer(&self) {
         if let Ok(p) = self.pacer.lock() {
             if let Some(t) = p.as_ref() {
@@ -262,6 +274,8 @@ impl Recorder {
             stall_until_ns: AtomicU64::new(0),
             cpu_per_frame_ns: AtomicU64::new(0),
             new_playbacks: Mutex::new(Vec::new()),
+            has_new_playbacks: AtomicBool::new(false),
+            halted: AtomicBool::new(false),
             pacer: Mutex::new(None),
             core: ServerCore::default(),
         });
@@ -371,8 +385,7 @@ impl Recorder {
 
     /// Stops the pacer and every task and waits for them to end.
     pub async fn stop(mut self) {
-        self.shared.core.cancel.cancel();
-        self.shared.wake_pacer();
+        self.shared.halt();
         self.shared.core.stop().await;
         if let Some(pacer) = self.pacer.take() {
             // Woken above, the pacer sees the cancellation at once.
@@ -385,8 +398,7 @@ impl Drop for Recorder {
     /// A recorder dropped without [`Recorder::stop`] (an early return, a panic) still ends
     /// its pacer thread and tasks instead of leaving them running for the process's life.
     fn drop(&mut self) {
-        self.shared.core.cancel.cancel();
-        self.shared.wake_pacer();
+        self.shared.halt();
     }
 }
 
@@ -404,7 +416,6 @@ struct PlaybackFeed {
     playback: Playback,
     start_ns: u64,
     subscriber: Subscriber,
-    conn: CancellationToken,
 }
 
 /// How long the pacer sleeps at most when nothing is due (it is woken early for new feeds
@@ -431,6 +442,7 @@ fn run_pacer(shared: Arc<Shared>, cpu: Arc<ThreadCpu>) {
     let mut feeds: Vec<Option<Feed>> = Vec::new();
     let mut due: BinaryHeap<Reverse<(u64, usize, u64)>> = BinaryHeap::new();
     let now = shared.clock.now_ns();
+    let mut waiter = Waiter::new(now);
     for (id, slot) in &shared.cameras {
         let seq = slot
             .camera
@@ -439,8 +451,9 @@ fn run_pacer(shared: Arc<Shared>, cpu: Arc<ThreadCpu>) {
         due.push(Reverse((at, feeds.len(), seq)));
         feeds.push(Some(Feed::Live { camera: *id }));
     }
-    while !shared.core.cancel.is_cancelled() {
-        if let Ok(mut new) = shared.new_playbacks.lock() {
+    while !shared.halted.load(Ordering::Acquire) {
+        let new_playbacks = shared.has_new_playbacks.swap(false, Ordering::AcqRel);
+        if let (true, Ok(mut new)) = (new_playbacks, shared.new_playbacks.lock()) {
             for feed in new.drain(..) {
                 let Some(slot) = shared.cameras.get(&feed.camera) else {
                     continue;
@@ -450,16 +463,14 @@ fn run_pacer(shared: Arc<Shared>, cpu: Arc<ThreadCpu>) {
                 feeds.push(Some(Feed::Playback(Box::new(feed))));
             }
         }
-        let now = shared.clock.now_ns();
         let next = due.peek().map_or(u64::MAX, |Reverse((at, _, _))| *at);
-        if next > now {
-            // Woken early by `Shared::wake_pacer` when a feed is added or on shutdown.
-            std::thread::park_timeout(Duration::from_nanos((next - now).min(PACER_IDLE_NS)));
+        if !waiter.wait_for(&shared, next) {
             continue;
         }
         let Some(Reverse((_, index, seq))) = due.pop() else {
             continue;
         };
+        waiter.emitted(shared.clock.now_ns());
         let keep = match feeds.get_mut(index).and_then(Option::as_mut) {
             Some(Feed::Live { camera }) => {
                 emit_live(&shared, *camera, seq);
@@ -492,6 +503,69 @@ fn run_pacer(shared: Arc<Shared>, cpu: Arc<ThreadCpu>) {
     cpu.exit();
 }
 
+/// Longest the pacer spins before a frame is due: more than a VM's wake-up latency.
+const SPIN_MARGIN_MAX_NS: u64 = 200_000;
+/// Share of a core the pacer may spend spinning, ns per second.
+const SPIN_BUDGET_NS_PER_S: u64 = 20_000_000;
+/// How often the pacer re-measures its frame rate.
+const RATE_PERIOD_NS: u64 = 100_000_000;
+
+/// How the pacer waits for the next frame: it sleeps on a high-resolution timer but wakes
+/// a margin early and spins the rest, so that a frame leaves at its instant rather than
+/// when the scheduler gets round to the thread (tens of µs late on a virtual machine). The
+/// margin shrinks as the frame rate grows, so that spinning never takes more than
+/// [`SPIN_BUDGET_NS_PER_S`] of a core: an idle link gets exact release, a busy server
+/// (whose frames come every few µs anyway) little spinning.
+#[derive(Debug)]
+struct Waiter {
+    frames: u64,
+    since_ns: u64,
+    margin_ns: u64,
+}
+
+impl Waiter {
+    fn new(now_ns: u64) -> Self {
+        Waiter {
+            frames: 0,
+            since_ns: now_ns,
+            margin_ns: SPIN_MARGIN_MAX_NS,
+        }
+    }
+
+    /// Waits towards `next`; true once it is due (false: woken early, look again).
+    fn wait_for(&self, shared: &Shared, next: u64) -> bool {
+        let now = shared.clock.now_ns();
+        if next <= now {
+            return true;
+        }
+        if next - now > self.margin_ns {
+            // Woken early by `Shared::wake_pacer` when a feed is added or on shutdown.
+            let sleep = (next - now - self.margin_ns).min(PACER_IDLE_NS);
+            std::thread::park_timeout(Duration::from_nanos(sleep));
+            return false;
+        }
+        while shared.clock.now_ns() < next {
+            if shared.halted.load(Ordering::Relaxed) {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+        true
+    }
+
+    /// Counts a frame emitted at `now_ns`, and adapts the margin to the rate.
+    fn emitted(&mut self, now_ns: u64) {
+        self.frames += 1;
+        let elapsed = now_ns.saturating_sub(self.since_ns);
+        if elapsed >= RATE_PERIOD_NS {
+            let per_s = self.frames * 1_000_000_000 / elapsed.max(1);
+            self.margin_ns = (SPIN_BUDGET_NS_PER_S / per_s.max(1)).min(SPIN_MARGIN_MAX_NS);
+            self.frames = 0;
+            self.since_ns = now_ns;
+        }
+    }
+}
+
 fn emit_live(shared: &Shared, id: u32, seq: u64) {
     let Some(slot) = shared.cameras.get(&id) else {
         return;
@@ -509,12 +583,12 @@ fn emit_live(shared: &Shared, id: u32, seq: u64) {
         spec,
         payload: camera.payload(&spec),
     };
-    fan_out(&mut subs, &out, shared.window.contains(spec.due_ns));
+    fan_out(shared, &mut subs, &out, shared.window.contains(spec.due_ns));
 }
 
 /// Returns whether the feed goes on.
 fn emit_playback(shared: &Shared, feed: &mut PlaybackFeed, seq: u64) -> bool {
-    if feed.conn.is_cancelled() {
+    if feed.subscriber.conn.is_closed() {
         return false;
     }
     let Some(slot) = shared.cameras.get(&feed.camera) else {
@@ -527,7 +601,7 @@ fn emit_playback(shared: &Shared, feed: &mut PlaybackFeed, seq: u64) -> bool {
         payload: slot.camera.payload(&spec),
     };
     feed.subscriber
-        .offer(&out, shared.window.contains(spec.due_ns))
+        .offer(shared, &out, shared.window.contains(spec.due_ns))
         != Offer::Closed
 }
 
@@ -572,7 +646,7 @@ impl Relay {
             payload,
         };
         let in_window = self.shared.window.contains(header.scheduled_ns);
-        fan_out(&mut subs, &out, in_window);
+        fan_out(&self.shared, &mut subs, &out, in_window);
     }
 }
 
@@ -594,15 +668,12 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
             *slot = Some(n);
         }
     }
-    // Frames go out as they are (header and shared payload in one vectored write), so the
-    // writer keeps no buffer; the reader sees only a subscription and a goodbye.
-    let (rd, mut wr) = tokio::io::split(accepted.stream);
-    let mut rd = BufReader::with_capacity(REQUEST_BUFFER, rd);
+    let mut stream = accepted.stream;
 
-    // The first message must be a subscription.
+    // The first message must be a subscription (read exactly: nothing is read ahead).
     let first = tokio::select! {
         _ = shared.core.cancel.cancelled() => return,
-        r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, read_request(&mut rd)) => r,
+        r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, read_request(&mut stream)) => r,
     };
     let subscribe = match first {
         Ok(Ok(Some((h, p)))) if h.kind == Kind::Subscribe => Subscribe::decode(&p),
@@ -618,7 +689,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         Ok(s) => s,
         Err(e) => {
             shared.core.fail(wire_category(&e));
-            let _ = refuse(&mut wr, &e.to_string()).await;
+            let _ = refuse(&mut stream, &e.to_string()).await;
             return;
         }
     };
@@ -629,7 +700,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
     {
         shared.core.fail("unknown_camera");
         let _ = refuse(
-            &mut wr,
+            &mut stream,
             &format!("no camera {bad} on this recording server"),
         )
         .await;
@@ -648,14 +719,42 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
             h.record_us(ns_to_us(accepted.handshake.as_nanos() as u64));
         }
     }
-    let (tx, rx) = mpsc::channel(shared.queue_frames);
-    let conn = shared.core.cancel.child_token();
+    // From here frames are written by whoever has them: the connection goes direct.
+    let io = match DirectIo::from_stream(stream) {
+        Ok(io) => io,
+        Err(_) => return shared.core.fail("io"),
+    };
+    let conn = Conn::new(io, shared.core.cancel.child_token(), link.clone());
+    subscribe_to(&shared, &subscribe, &conn, &link);
+    let flusher = tokio::spawn(conn.clone().flush_loop(shared.clone()));
+
+    // Watch for the client leaving (or misbehaving); then end the connection.
+    let outcome = tokio::select! {
+        _ = conn.ended.cancelled() => None,
+        r = read_goodbye(&conn) => Some(r),
+    };
+    match outcome {
+        None | Some(Ok(())) => {}
+        Some(Err(category)) => shared.core.fail(category),
+    }
+    conn.end();
+    let _ = flusher.await;
+    conn.close(super::CLOSE_TIMEOUT).await;
+}
+
+/// Registers `conn` with the cameras (live) or playback feeds `subscribe` asks for.
+fn subscribe_to(
+    shared: &Shared,
+    subscribe: &Subscribe,
+    conn: &Arc<Conn>,
+    link: &Arc<LinkCounters>,
+) {
     for id in &subscribe.cameras {
         match subscribe.playback_speed {
             None => {
                 if let Some(slot) = shared.cameras.get(id) {
                     if let Ok(mut subs) = slot.subscribers.lock() {
-                        subs.push(Subscriber::new(tx.clone(), link.clone()));
+                        subs.push(Subscriber::new(conn.clone(), link.clone()));
                     }
                 }
             }
@@ -667,47 +766,38 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
                     camera: *id,
                     playback: Playback::Speed(speed),
                     start_ns: shared.clock.now_ns().saturating_sub(phase),
-                    subscriber: Subscriber::new(tx.clone(), link.clone()),
-                    conn: conn.clone(),
+                    subscriber: Subscriber::new(conn.clone(), link.clone()),
                 };
                 if let Ok(mut new) = shared.new_playbacks.lock() {
                     new.push(feed);
+                    shared.has_new_playbacks.store(true, Ordering::Release);
                 }
                 shared.wake_pacer();
             }
         }
     }
-    drop(tx);
+}
 
-    // The reader watches for the client leaving (or misbehaving) and ends the connection.
-    let reader_conn = conn.clone();
-    let reader_shared = shared.clone();
-    shared.core.tasks.spawn(async move {
-        let outcome = tokio::select! {
-            _ = reader_conn.cancelled() => return,
-            r = read_request(&mut rd) => r,
-        };
-        match outcome {
-            Ok(None)
-            | Ok(Some((
-                Header {
-                    kind: Kind::Bye, ..
-                },
-                _,
-            ))) => {}
-            Ok(Some(_)) => reader_shared.core.fail("protocol"),
-            Err(e) => reader_shared.core.fail(wire_category(&e)),
-        }
-        reader_conn.cancel();
-    });
-
-    if let Err(e) = write_frames(&shared, &link.sent, rx, &mut wr, &conn).await {
-        if !conn.is_cancelled() {
-            shared.core.fail(wire_category(&e));
+/// Reads what a subscribed client sends: only a goodbye (or the end of the connection) is
+/// expected. `Err` is the failure category of anything else.
+async fn read_goodbye(conn: &Conn) -> Result<(), &'static str> {
+    let mut header = [0u8; HEADER_LEN];
+    let mut filled = 0;
+    while filled < HEADER_LEN {
+        match conn.read(&mut header[filled..]).await {
+            Ok(0) if filled == 0 => return Ok(()),
+            Ok(0) => return Err("io"),
+            Ok(n) => filled += n,
+            Err(_) => return Err("io"),
         }
     }
-    conn.cancel();
-    super::close_gently(&mut wr).await;
+    match Header::decode(&header, MAX_REQUEST) {
+        Ok(Header {
+            kind: Kind::Bye, ..
+        }) => Ok(()),
+        Ok(_) => Err("protocol"),
+        Err(e) => Err(wire_category(&e)),
+    }
 }
 
 async fn read_request<R: tokio::io::AsyncRead + Unpin>(
@@ -728,57 +818,4 @@ async fn refuse<W: tokio::io::AsyncWrite + Unpin>(
     wire::write_message(wr, Header::new(Kind::Error), reason.as_bytes()).await?;
     wr.flush().await?;
     Ok(())
-}
-
-async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
-    shared: &Shared,
-    counters: &SenderCounters,
-    mut rx: mpsc::Receiver<Outgoing>,
-    wr: &mut W,
-    conn: &CancellationToken,
-) -> Result<(), WireError> {
-    loop {
-        let out = tokio::select! {
-            _ = conn.cancelled() => return Ok(()),
-            o = rx.recv() => match o { Some(o) => o, None => return Ok(()) },
-        };
-        let stall = shared.stall_until_ns.load(Ordering::Acquire);
-        if stall > shared.clock.now_ns() {
-            tokio::select! {
-                _ = conn.cancelled() => return Ok(()),
-                _ = tokio::time::sleep_until(shared.clock.instant_at(stall).into()) => {}
-            }
-        }
-        let header = Header {
-            kind: Kind::Frame,
-            flags: FLAG_POOLED | if out.spec.keyframe { FLAG_KEYFRAME } else { 0 },
-            stream_id: out.camera,
-            seq: out.spec.seq,
-            scheduled_ns: out.spec.due_ns,
-            sent_ns: shared.clock.now_ns(),
-            payload_len: 0,
-            pool_offset: u32::try_from(out.spec.offset).unwrap_or(u32::MAX),
-        };
-        let write = wire::write_message(wr, header, &out.payload);
-        tokio::select! {
-            _ = conn.cancelled() => return Ok(()),
-            r = write => r?,
-        }
-        let cost = shared.cpu_per_frame_ns.load(Ordering::Relaxed);
-        if cost > 0 {
-            super::spin_thread_cpu(Duration::from_nanos(cost));
-        }
-        if shared.window.contains(out.spec.due_ns) {
-            counters.frames_sent.fetch_add(1, Ordering::Relaxed);
-            counters
-                .bytes_sent
-                .fetch_add(out.payload.len() as u64, Ordering::Relaxed);
-        }
-        if rx.is_empty() {
-            tokio::select! {
-                _ = conn.cancelled() => return Ok(()),
-                r = wr.flush() => r?,
-            }
-        }
-    }
 }
