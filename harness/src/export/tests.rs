@@ -144,6 +144,7 @@ fn phase(mode: Mode, repeat: u64) -> PhaseOutcome {
         partial: false,
         intervals,
         ramp: Default::default(),
+        steady: Default::default(),
     }
 }
 

@@ -107,6 +107,11 @@ impl Sample {
             rss_per_stream_bytes: (l.streams > 0).then(|| {
                 p.peak_rss_bytes.saturating_sub(p.baseline_rss_bytes) as f64 / l.streams as f64
             }),
+            steady_rss_bytes: p.steady.rss_bytes,
+            rss_per_connection_bytes: (p.steady.connections > 0).then(|| {
+                p.steady.rss_bytes.saturating_sub(p.baseline_rss_bytes) as f64
+                    / p.steady.connections as f64
+            }),
             connections: r.connections,
             streams: l.streams,
             window_s: p.window_s,

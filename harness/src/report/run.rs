@@ -258,6 +258,14 @@ pub struct Sample {
     pub peak_rss_bytes: u64,
     /// (Peak RSS − RSS before the phase) per stream, bytes.
     pub rss_per_stream_bytes: Option<f64>,
+    /// Resident memory of the process at the end of the window (steady state), bytes.
+    #[serde(default)]
+    pub steady_rss_bytes: u64,
+    /// (RSS at the end of the window − RSS before the phase) per connection open then,
+    /// both ends together (in one process they cannot be told apart, and the figure is the
+    /// phase's, the same for every link of it), bytes.
+    #[serde(default)]
+    pub rss_per_connection_bytes: Option<f64>,
     /// Client connections set up.
     pub connections: u64,
     /// Streams subscribed.

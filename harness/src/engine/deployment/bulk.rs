@@ -170,5 +170,6 @@ pub(crate) async fn run_bulk_phase_with(
         partial,
         intervals,
         ramp: super::outcome::RampOutcome::default(),
+        steady: super::outcome::Steady::default(),
     }))
 }

@@ -171,6 +171,8 @@ pub struct PhaseOutcome {
     pub partial: bool,
     /// How the clients started, before the window.
     pub ramp: RampOutcome,
+    /// The process at the end of the window.
+    pub steady: Steady,
     /// Per second of the window and per link: what was delivered (see [`crate::engine::sampler`]).
     pub intervals: Vec<IntervalSample>,
 }
@@ -190,4 +192,14 @@ pub struct RampOutcome {
     pub planned_s: f64,
     /// CPU seconds of each role during the ramp.
     pub cpu: BTreeMap<String, f64>,
+}
+
+/// The process at the end of a window: what its connections cost in steady state.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct Steady {
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+    /// Connections open (both ends in this process count as one): half the descriptors
+    /// opened since the phase began.
+    pub connections: u64,
 }

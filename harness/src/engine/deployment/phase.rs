@@ -14,7 +14,7 @@ use super::collect::{
     certificate_event_outcomes, failover_outcome, host_outcomes, link_outcomes, Counted,
 };
 use super::events::{Happened, Schedule};
-use super::outcome::{PhaseOutcome, RampOutcome, RoleCpu};
+use super::outcome::{PhaseOutcome, RampOutcome, RoleCpu, Steady};
 use super::plan::Plan;
 use super::roles::{self, ClientOutcome, RoleHandle, Site};
 use super::{PhaseOptions, Timing, MAX_DRAIN};
@@ -115,6 +115,7 @@ impl<'a> Deployment<'a> {
 
 /// What the window measured before the drain.
 struct Measured {
+    steady: Steady,
     start_ns: u64,
     end_ns: u64,
     cpu: BTreeMap<String, f64>,
@@ -136,6 +137,7 @@ pub(crate) async fn run_phase_with(
 ) -> anyhow::Result<Option<PhaseOutcome>> {
     super::check_descriptors(scenario)?;
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
+    let baseline_fds = process::open_fds().unwrap_or(0);
     let _ = process::reset_peak_rss();
     let window = Arc::new(Window::default());
     let plan = Plan::new(scenario, mode, clock.now_ns(), timing.warmup);
@@ -158,6 +160,7 @@ pub(crate) async fn run_phase_with(
         timing,
         interrupt,
         options,
+        baseline_fds,
     )
     .await
     {
@@ -201,6 +204,7 @@ pub(crate) async fn run_phase_with(
         participation: &participation,
     });
     let Measured {
+        steady,
         start_ns,
         end_ns,
         cpu,
@@ -235,6 +239,7 @@ pub(crate) async fn run_phase_with(
         partial: happened.partial,
         intervals,
         ramp,
+        steady,
     }))
 }
 
@@ -312,6 +317,7 @@ async fn measure_window(
     timing: Timing,
     interrupt: &CancellationToken,
     options: &PhaseOptions,
+    baseline_fds: u64,
 ) -> anyhow::Result<Measured> {
     let clock = deployment.site.clock;
     let cpu0 = deployment.site.cpu();
@@ -343,6 +349,13 @@ async fn measure_window(
     let end_ns = clock.now_ns();
     window.close(end_ns);
     let cpu1 = deployment.site.cpu();
+    let steady = Steady {
+        rss_bytes: process::rss_bytes().unwrap_or(0),
+        connections: process::open_fds()
+            .unwrap_or(0)
+            .saturating_sub(baseline_fds)
+            / 2,
+    };
     let watched = deployment.stop_watchers().await;
     let process_cpu = process::usage().unwrap_or_default() - usage0;
     let intervals = sampler.finish().await;
@@ -351,6 +364,7 @@ async fn measure_window(
         .map(|(k, v)| (k.clone(), v - cpu0.get(k).copied().unwrap_or(0.0)))
         .collect();
     Ok(Measured {
+        steady,
         start_ns,
         end_ns,
         cpu,

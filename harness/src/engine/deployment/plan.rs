@@ -22,6 +22,10 @@ use crate::engine::scenario::{
     EventAction, LinkId, MobileMode, MobileServerSpec, Scenario, ViewMode,
 };
 
+/// Session connections (logins, change checks) counted as open at once: each lasts one
+/// call, and the ramp spreads the logins out.
+pub(crate) const SESSION_CONNECTIONS: u64 = 512;
+
 /// The runtime (and CPU account) of the management server.
 pub(crate) const MGMT_RUNTIME: &str = "mgmt";
 /// The runtime of the clients that offer only TLS 1.1.
@@ -468,11 +472,16 @@ impl Plan {
     }
 
     /// File descriptors the plan opens when every role runs in one process: both ends of
-    /// every connection, every listener, the WAN relays' second legs.
+    /// every connection, every listener, the WAN relays' second legs. Sessions (logins and
+    /// change checks) hold a connection only while a call lasts; at most
+    /// [`SESSION_CONNECTIONS`] of them are counted as open at once.
     pub(crate) fn descriptors(&self) -> u64 {
         let video = |n: usize| 2 * n as u64;
         let rpc = |c: &RpcClientSpec| if c.wan_delay.is_some() { 5 } else { 2 };
-        self.roles
+        let is_session = |c: &RpcClientSpec| matches!(c.call, Call::Session { .. });
+        let mut sessions = 0u64;
+        let mut total: u64 = self
+            .roles
             .iter()
             .map(|r| match &r.kind {
                 RoleKind::Management(m) => m.listeners.len() as u64,
@@ -480,10 +489,15 @@ impl Plan {
                     1 + video(s.upstream.len()) + s.status.as_ref().map_or(0, |(_, c)| rpc(c))
                 }
                 RoleKind::VideoClients(g) => video(g.clients.len()),
-                RoleKind::RpcClients(g) => g.clients.iter().map(rpc).sum(),
+                RoleKind::RpcClients(g) => {
+                    sessions += g.clients.iter().filter(|c| is_session(c)).count() as u64;
+                    g.clients.iter().filter(|c| !is_session(c)).map(rpc).sum()
+                }
                 RoleKind::Watcher(_) => 2,
             })
-            .sum()
+            .sum();
+        total += 2 * sessions.min(SESSION_CONNECTIONS);
+        total
     }
 
     /// Each runtime's links and sides, for attributing its CPU.
