@@ -216,12 +216,28 @@ impl Environment {
     }
 }
 
-/// vmsbench installs no `#[global_allocator]`, so it uses the C library's.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// The `#[global_allocator]` the `vmsbench` binary installs (its features `jemalloc` and
+/// `mimalloc`), else the C library's.
+#[cfg(feature = "jemalloc")]
+const ALLOCATOR: &str = "jemalloc";
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+const ALLOCATOR: &str = "mimalloc";
+#[cfg(all(
+    not(any(feature = "jemalloc", feature = "mimalloc")),
+    target_os = "linux",
+    target_env = "gnu"
+))]
 const ALLOCATOR: &str = "system (glibc malloc)";
-#[cfg(all(target_os = "linux", target_env = "musl"))]
+#[cfg(all(
+    not(any(feature = "jemalloc", feature = "mimalloc")),
+    target_os = "linux",
+    target_env = "musl"
+))]
 const ALLOCATOR: &str = "system (musl malloc)";
-#[cfg(not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))]
+#[cfg(all(
+    not(any(feature = "jemalloc", feature = "mimalloc")),
+    not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))
+))]
 const ALLOCATOR: &str = "system";
 
 fn read_trimmed(path: &str) -> Option<String> {
