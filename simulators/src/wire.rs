@@ -22,7 +22,9 @@
 
 use std::io;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt,
+};
 
 /// The four bytes every message starts with.
 pub const MAGIC: [u8; 4] = *b"VMSB";
@@ -254,6 +256,28 @@ pub async fn read_payload<R: AsyncRead + Unpin>(
         io::ErrorKind::UnexpectedEof => WireError::Truncated,
         _ => WireError::Io(e),
     })?;
+    Ok(())
+}
+
+/// Reads `len` payload bytes through the reader's own buffer, handing each piece and its
+/// offset in the payload to `each`, keeping nothing: no copy, no allocation.
+pub async fn read_through<R: AsyncBufRead + Unpin>(
+    rd: &mut R,
+    len: u32,
+    mut each: impl FnMut(usize, &[u8]) -> Result<(), WireError>,
+) -> Result<(), WireError> {
+    let len = len as usize;
+    let mut at = 0;
+    while at < len {
+        let chunk = rd.fill_buf().await?;
+        if chunk.is_empty() {
+            return Err(WireError::Truncated);
+        }
+        let n = chunk.len().min(len - at);
+        each(at, &chunk[..n])?;
+        rd.consume(n);
+        at += n;
+    }
     Ok(())
 }
 

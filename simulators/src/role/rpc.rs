@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +22,7 @@ use crate::metrics::{ClientMeter, LinkMetrics, Meter, Window};
 use crate::role::management::{LOGIN_REPLY_BYTES, OP_CHECK, OP_LOGIN, OP_STATUS, OP_TELEMETRY};
 use crate::role::viewer::Endpoint;
 use crate::role::RoleRuntime;
-use crate::transport::{Connector, Stream};
+use crate::transport::{Connector, ReadAheadReader, Stream};
 use crate::wire::{self, Header, Kind, WireError, MAX_PAYLOAD};
 
 /// A call that starts within this much of its due time is timed from when it started:
@@ -169,7 +169,7 @@ impl RpcClient {
     }
 }
 
-type Conn = (BufReader<ReadHalf<Stream>>, WriteHalf<Stream>);
+type Conn = (ReadAheadReader<ReadHalf<Stream>>, WriteHalf<Stream>);
 
 struct Caller {
     config: RpcConfig,
@@ -249,7 +249,7 @@ impl Caller {
                 .map(|n| (connected.handshake.as_nanos() as u64, n)),
         );
         let (rd, wr) = tokio::io::split(connected.stream);
-        Ok((BufReader::with_capacity(READ_BUFFER, rd), wr))
+        Ok((ReadAheadReader::new(rd), wr))
     }
 
     /// One call. Errors are failure categories.
@@ -320,37 +320,15 @@ impl Caller {
     }
 }
 
-/// Read buffer of a client's connection: answers are read through it, never gathered.
-const READ_BUFFER: usize = 8 * 1024;
 /// The bytes of every request body (the largest request a client sends).
 static REQUEST_FILL: [u8; 64 * 1024] = [0xa5; 64 * 1024];
-
-/// Reads `len` payload bytes through the reader's buffer, handing each piece to `each`.
-async fn read_through<R: AsyncRead + Unpin>(
-    rd: &mut BufReader<R>,
-    len: u32,
-    mut each: impl FnMut(&[u8]),
-) -> Result<(), WireError> {
-    let mut left = len as usize;
-    while left > 0 {
-        let buf = rd.fill_buf().await?;
-        if buf.is_empty() {
-            return Err(WireError::Truncated);
-        }
-        let n = buf.len().min(left);
-        each(&buf[..n]);
-        rd.consume(n);
-        left -= n;
-    }
-    Ok(())
-}
 
 /// Reads the answer to request `k`: chunks (a configuration) then a reply. Returns the
 /// payload bytes received and, when the reply carries the configuration's size and
 /// SHA-256, that digest if it matches what arrived (a download) or what the reply says (a
 /// change check). Chunks are hashed as they pass through the reader's buffer.
 async fn read_answer<R: AsyncRead + Unpin>(
-    rd: &mut BufReader<R>,
+    rd: &mut ReadAheadReader<R>,
     k: u64,
 ) -> Result<(u64, Option<[u8; 32]>), WireError> {
     let mut hasher = Sha256::new();
@@ -367,14 +345,18 @@ async fn read_answer<R: AsyncRead + Unpin>(
         }
         match h.kind {
             Kind::Chunk => {
-                read_through(rd, h.payload_len, |chunk| hasher.update(chunk)).await?;
+                wire::read_through(rd, h.payload_len, |_, chunk| {
+                    hasher.update(chunk);
+                    Ok(())
+                })
+                .await?;
                 received += u64::from(h.payload_len);
             }
             Kind::Reply => {
                 let mut reply = [0u8; LOGIN_REPLY_BYTES];
                 if h.payload_len as usize != LOGIN_REPLY_BYTES {
                     // A status or telemetry answer: its bytes are read and counted only.
-                    read_through(rd, h.payload_len, |_| {}).await?;
+                    wire::read_through(rd, h.payload_len, |_, _| Ok(())).await?;
                     return Ok((u64::from(h.payload_len), None));
                 }
                 tokio::io::AsyncReadExt::read_exact(rd, &mut reply)

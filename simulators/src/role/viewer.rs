@@ -13,14 +13,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::RunClock;
 use crate::metrics::{ClientMeter, LinkMetrics, Meter, Window, WireCount};
 use crate::role::RoleRuntime;
-use crate::transport::{ByteCounter, ConnectError, Connector};
+use crate::transport::{ByteCounter, ConnectError, Connector, ReadAheadReader};
 use crate::video::{PayloadPool, Playback};
 use crate::wire::{self, Header, Kind, Subscribe, WireError, MAX_PAYLOAD};
 
@@ -32,10 +32,6 @@ pub type FrameHook = Arc<dyn Fn(&Header, &[u8]) + Send + Sync>;
 /// Called with the header of every frame received whole and intact (forwarding in a
 /// relay, which takes the payload from its own pool).
 pub type HeaderHook = Arc<dyn Fn(&Header) + Send + Sync>;
-
-/// Bytes a viewer reads from its connection at a time: frames are read through this
-/// buffer, never gathered whole.
-pub const READ_BUFFER: usize = 8 * 1024;
 
 /// One stream a viewer wants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -326,15 +322,15 @@ impl Session {
             self.record_error("io");
             return End::Lost(e.into());
         }
-        let mut rd = BufReader::with_capacity(READ_BUFFER, wr);
+        let mut rd = ReadAheadReader::new(wr);
         let end = self
             .read_frames(&mut rd, streams, subscribed_ns, lost_at, &mut wire)
             .await;
-        let mut wr = rd.into_inner();
         // The socket is still open: take the end reading now if no frame marked it.
-        if let Some(count) = wire.finish() {
+        if let Some(count) = wire.finish(rd.buffered().len()) {
             self.meter.add_wire(count);
         }
+        let mut wr = rd.into_inner();
         // Leave politely; the server may already be gone, or no longer reading.
         let bye = async {
             let _ = wire::write_message(&mut wr, Header::new(Kind::Bye), &[]).await;
@@ -347,7 +343,7 @@ impl Session {
 
     async fn read_frames<R: AsyncRead + Unpin>(
         &self,
-        rd: &mut BufReader<R>,
+        rd: &mut ReadAheadReader<R>,
         streams: &mut HashMap<u32, StreamState>,
         subscribed_ns: u64,
         lost_at: Option<u64>,
@@ -356,6 +352,9 @@ impl Session {
         // Only a viewer with a content hook (a test) keeps payloads.
         let mut buf = Vec::new();
         let keep = self.config.on_frame.is_some();
+        // Made once: a fresh one per frame would register with the token every time.
+        let cancelled = self.cancel.cancelled();
+        tokio::pin!(cancelled);
         loop {
             let read = async {
                 let Some(h) = wire::read_header(rd, MAX_PAYLOAD).await? else {
@@ -367,12 +366,17 @@ impl Session {
                         check_pooled(pool, &h, 0, &buf)?;
                     }
                 } else {
-                    read_through(rd, &h, self.config.verify.as_ref()).await?;
+                    let verify = self.config.verify.as_ref();
+                    wire::read_through(rd, h.payload_len, |at, piece| match verify {
+                        Some(pool) => check_pooled(pool, &h, at, piece),
+                        None => Ok(()),
+                    })
+                    .await?;
                 }
                 Ok::<_, WireError>(Some((h, self.clock.now_ns())))
             };
             let (h, recv_ns) = tokio::select! {
-                _ = self.cancel.cancelled() => return End::Stopped,
+                _ = &mut cancelled => return End::Stopped,
                 r = read => match r {
                     Ok(Some(x)) => x,
                     Ok(None) => {
@@ -409,7 +413,7 @@ impl Session {
                     return End::Fatal(e.into());
                 }
             }
-            if let Some(count) = wire.after_frame(&h, &self.window) {
+            if let Some(count) = wire.after_frame(&h, &self.window, rd.buffered().len()) {
                 self.meter.add_wire(count);
             }
             if let Some(hook) = &self.config.on_frame {
@@ -466,31 +470,6 @@ fn check_pooled(pool: &PayloadPool, h: &Header, at: usize, data: &[u8]) -> Resul
     }
 }
 
-/// Reads the payload of `h` through the reader's own buffer, checking each piece against
-/// the pool as it passes and keeping nothing: no copy, no allocation.
-async fn read_through<R: AsyncRead + Unpin>(
-    rd: &mut BufReader<R>,
-    h: &Header,
-    verify: Option<&PayloadPool>,
-) -> Result<(), WireError> {
-    let mut left = h.payload_len as usize;
-    let mut at = 0;
-    while left > 0 {
-        let chunk = rd.fill_buf().await?;
-        if chunk.is_empty() {
-            return Err(WireError::Truncated);
-        }
-        let n = chunk.len().min(left);
-        if let Some(pool) = verify {
-            check_pooled(pool, h, at, &chunk[..n])?;
-        }
-        rd.consume(n);
-        left -= n;
-        at += n;
-    }
-    Ok(())
-}
-
 /// The kernel cross-check of one connection: byte counts of the application and of the
 /// kernel, read at two points of the stream (see [`WireCount`]).
 #[derive(Debug)]
@@ -515,40 +494,46 @@ impl WireProbe {
     }
 
     /// Both counts now (`None` where the kernel does not give its count).
-    fn read(&self) -> Option<(u64, u64)> {
+    /// `above` bytes were read from the stream but not taken by the reader yet: they are
+    /// taken off both counts, so that they fall on the side of the point they belong to.
+    fn read(&self, above: usize) -> Option<(u64, u64)> {
         let kernel = self.counter.bytes_delivered_by_kernel()?;
-        Some((self.counter.bytes_read(), kernel))
+        let above = above as u64;
+        Some((
+            self.counter.bytes_read().saturating_sub(above),
+            kernel.saturating_sub(above),
+        ))
     }
 
     /// Called after each frame has been read: opens the span at the first frame scheduled
     /// in the window, closes it (returning the counts) at the first scheduled at or after
     /// its end.
-    fn after_frame(&mut self, h: &Header, window: &Window) -> Option<WireCount> {
+    fn after_frame(&mut self, h: &Header, window: &Window, above: usize) -> Option<WireCount> {
         if self.done {
             return None;
         }
         if self.start.is_none() {
             if window.contains(h.scheduled_ns) {
-                self.start = self.read();
+                self.start = self.read(above);
             }
             return None;
         }
         self.payload_bytes += u64::from(h.payload_len);
         self.messages += 1;
         match window.bounds() {
-            Some((_, end)) if end != u64::MAX && h.scheduled_ns >= end => self.finish(),
+            Some((_, end)) if end != u64::MAX && h.scheduled_ns >= end => self.finish(above),
             _ => None,
         }
     }
 
     /// Closes the span now, if it was opened and not closed yet.
-    fn finish(&mut self) -> Option<WireCount> {
+    fn finish(&mut self, above: usize) -> Option<WireCount> {
         if self.done {
             return None;
         }
         self.done = true;
         let (app0, kernel0) = self.start?;
-        let (app1, kernel1) = self.read()?;
+        let (app1, kernel1) = self.read(above)?;
         Some(WireCount {
             app_bytes: app1.saturating_sub(app0),
             kernel_bytes: kernel1.saturating_sub(kernel0),

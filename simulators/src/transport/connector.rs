@@ -112,7 +112,8 @@ impl Connector {
             )
         })?;
         let start = Instant::now();
-        let connect = TlsConnector::from(config.clone()).connect(name, CountedTcp::from(tcp));
+        let tcp = CountedTcp::from(tcp).reading_ahead();
+        let connect = TlsConnector::from(config.clone()).connect(name, tcp);
         let tls = within_timeout(host, addr, connect).await?;
         let handshake = start.elapsed();
         let negotiated = Some(Negotiated::from_common(tls.get_ref().1));

@@ -11,6 +11,8 @@
 //!   [`Cipher`], [`KxGroup`], [`SettingsError`]) and what it did ([`Negotiated`]).
 //! - `error`: why a connection failed ([`FailureCategory`], [`ConnectError`],
 //!   [`explain`]), including failures vmsbench's own checks diagnose (`Diagnosis`).
+//! - `readahead`: reads that lend their buffer out while a connection waits
+//!   ([`ReadAhead`], [`ReadAheadReader`]).
 //! - `stream`: a connected [`Stream`] over a byte-counting socket ([`CountedTcp`]) and
 //!   its byte counts, the application's and the kernel's ([`ByteCounter`]).
 //! - `handshake`: the deadline every handshake runs under ([`HANDSHAKE_TIMEOUT`]).
@@ -26,6 +28,7 @@ mod error;
 mod handshake;
 pub mod legacy;
 mod listener;
+mod readahead;
 mod settings;
 mod stream;
 
@@ -35,5 +38,6 @@ pub(crate) use error::Diagnosis;
 pub use error::{explain, ConnectError, FailureCategory};
 pub use handshake::HANDSHAKE_TIMEOUT;
 pub use listener::{Accepted, Incoming, Listener};
+pub use readahead::{ReadAhead, ReadAheadReader, READ_AHEAD};
 pub use settings::{Cipher, KxGroup, Mode, Negotiated, SettingsError, TlsSettings, TlsVersion};
 pub use stream::{ByteCounter, CountedTcp, Stream};

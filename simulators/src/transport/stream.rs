@@ -13,6 +13,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
 
+use super::readahead::{ReadAhead, READ_AHEAD};
+
 /// A connected stream, plaintext or TLS, client or server side.
 #[derive(Debug)]
 pub enum Stream {
@@ -24,30 +26,51 @@ pub enum Stream {
 
 /// A TCP stream that counts the bytes read from the socket: for TLS, below the TLS layer
 /// (records, headers, tags and all), so that what the application took off the wire can be
-/// checked against the kernel's own count ([`ByteCounter`]). One relaxed atomic add per read.
+/// checked against the kernel's own count ([`ByteCounter`]). A relaxed atomic add or two
+/// per read.
 #[derive(Debug)]
 pub struct CountedTcp {
     tcp: TcpStream,
-    read: Arc<AtomicU64>,
+    counts: Arc<Counts>,
+    /// Set for TLS: reads go through `ahead` (see [`CountedTcp::reading_ahead`]).
+    read_ahead: bool,
+    ahead: ReadAhead,
 }
 
 impl From<TcpStream> for CountedTcp {
     fn from(tcp: TcpStream) -> Self {
         CountedTcp {
             tcp,
-            read: Arc::new(AtomicU64::new(0)),
+            counts: Arc::default(),
+            read_ahead: false,
+            ahead: ReadAhead::default(),
         }
     }
 }
 
 impl CountedTcp {
+    /// Reads up to [`READ_AHEAD`] bytes at a time whatever the reader above asks for.
+    /// For TLS: rustls asks for 4 KiB at a time, which would take three system calls for
+    /// a 9 KB frame (and a fourth to find the socket empty); one read ahead takes it all,
+    /// and a short read tells the runtime the socket is empty. The buffer is held only
+    /// while bytes wait in it.
+    pub fn reading_ahead(mut self) -> Self {
+        self.read_ahead = true;
+        self
+    }
+
     /// The TCP stream inside.
     pub fn get_ref(&self) -> &TcpStream {
         &self.tcp
     }
 
-    /// The TCP stream inside, no longer counted.
+    /// The TCP stream inside, no longer counted. Server streams, which do not read ahead,
+    /// are the ones taken apart; bytes read ahead and not taken yet would be lost.
     pub fn into_inner(self) -> TcpStream {
+        debug_assert!(
+            self.ahead.buffered().is_empty(),
+            "bytes read ahead are dropped"
+        );
         self.tcp
     }
 }
@@ -59,11 +82,23 @@ impl AsyncRead for CountedTcp {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
+        if me.read_ahead && (!me.ahead.buffered().is_empty() || buf.remaining() < READ_AHEAD) {
+            return match me.ahead.poll_fill(cx, Pin::new(&mut me.tcp)) {
+                Poll::Ready(Ok(_)) => {
+                    let n = me.ahead.copy_to(buf);
+                    me.counts.read.fetch_add(n as u64, Ordering::Relaxed);
+                    let ahead = me.ahead.buffered().len() as u64;
+                    me.counts.ahead.store(ahead, Ordering::Relaxed);
+                    Poll::Ready(Ok(()))
+                }
+                other => other.map_ok(|_| ()),
+            };
+        }
         let before = buf.filled().len();
         let r = Pin::new(&mut me.tcp).poll_read(cx, buf);
         let n = buf.filled().len().saturating_sub(before);
         if n > 0 {
-            me.read.fetch_add(n as u64, Ordering::Relaxed);
+            me.counts.read.fetch_add(n as u64, Ordering::Relaxed);
         }
         r
     }
@@ -99,6 +134,15 @@ impl AsyncWrite for CountedTcp {
     }
 }
 
+/// What a [`CountedTcp`] has counted.
+#[derive(Debug, Default)]
+struct Counts {
+    /// Bytes handed to the reader above (TLS, or the application).
+    read: AtomicU64,
+    /// Bytes read from the socket ahead of it, not handed up yet.
+    ahead: AtomicU64,
+}
+
 /// Reads a connection's byte counts, also after its stream has been split into halves:
 /// the bytes the application read from the socket and the bytes the kernel's TCP stack
 /// received. Valid while the stream it came from is open (it refers to its descriptor).
@@ -106,13 +150,13 @@ impl AsyncWrite for CountedTcp {
 pub struct ByteCounter {
     #[cfg(unix)]
     fd: std::os::fd::RawFd,
-    read: Arc<AtomicU64>,
+    counts: Arc<Counts>,
 }
 
 impl ByteCounter {
-    /// Bytes read from the socket so far (below TLS).
+    /// Bytes read from the socket so far (below TLS) and handed up.
     pub fn bytes_read(&self) -> u64 {
-        self.read.load(Ordering::Relaxed)
+        self.counts.read.load(Ordering::Relaxed)
     }
 
     /// Bytes of TCP payload the kernel has received on this connection
@@ -144,12 +188,18 @@ impl ByteCounter {
         }
     }
 
-    /// Bytes the kernel has handed to the application: received minus still queued.
-    /// Compared with [`ByteCounter::bytes_read`] at the same instant, this checks the
-    /// application's own count against the kernel's.
+    /// Bytes the kernel has handed to the application and the application passed on:
+    /// received, minus still queued, minus read ahead and not passed on yet. Compared with
+    /// [`ByteCounter::bytes_read`] at the same instant, this checks the application's own
+    /// count against the kernel's.
     pub fn bytes_delivered_by_kernel(&self) -> Option<u64> {
         let received = self.bytes_received_by_kernel()?;
-        Some(received.saturating_sub(self.bytes_queued_in_kernel()?))
+        let ahead = self.counts.ahead.load(Ordering::Relaxed);
+        Some(
+            received
+                .saturating_sub(self.bytes_queued_in_kernel()?)
+                .saturating_sub(ahead),
+        )
     }
 }
 
@@ -252,7 +302,7 @@ impl Stream {
         ByteCounter {
             #[cfg(unix)]
             fd: std::os::fd::AsRawFd::as_raw_fd(&tcp.tcp),
-            read: tcp.read.clone(),
+            counts: tcp.counts.clone(),
         }
     }
 
