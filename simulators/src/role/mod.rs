@@ -274,6 +274,7 @@ impl Affinity {
 #[derive(Debug)]
 pub struct RoleRuntime {
     name: String,
+    workers: usize,
     runtime: Option<Runtime>,
     cpu: Arc<ThreadCpu>,
     affinity: Option<Affinity>,
@@ -312,6 +313,7 @@ impl RoleRuntime {
             .build()?;
         Ok(RoleRuntime {
             name: name.to_owned(),
+            workers: workers.max(1),
             runtime: Some(runtime),
             cpu,
             affinity,
@@ -322,6 +324,11 @@ impl RoleRuntime {
     /// the runtime pin themselves with [`Affinity::apply`].
     pub(crate) fn affinity(&self) -> Option<&Affinity> {
         self.affinity.as_ref()
+    }
+
+    /// How many worker threads its runtime has.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// The role's name (also its threads' name).

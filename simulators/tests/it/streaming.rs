@@ -1019,8 +1019,8 @@ fn thread_names() -> Vec<String> {
 #[test]
 fn a_dropped_recorder_does_not_leave_its_pacer_running() {
     block_on(async {
-        // A runtime name of this test's own: its pacer thread is "rec-drop-pacer".
-        let pacer = "rec-drop-pacer";
+        // A runtime name of this test's own: its (one) pacer thread is "rec-drop-pacer0".
+        let pacer = "rec-drop-pacer0";
         let rt = RoleRuntime::new("rec-drop", 1).expect("runtime");
         let pki = pki();
         let config = RecorderConfig {

@@ -1,7 +1,8 @@
 //! A recording server: cameras producing frames on schedule, and clients subscribing to them.
 //!
-//! A pacer thread wakes when each camera's next frame is due and offers the frame to
-//! every subscriber. Each client connection has a bounded queue; when it is full the frame
+//! Pacer threads (as many as the server's runtime has workers, each with its share of
+//! the cameras) wake when each camera's next frame is due and offer the frame to every
+//! subscriber. Each client connection has a bounded queue; when it is full the frame
 //! is dropped, and so is every frame of that camera until its next key frame (a decoder
 //! cannot use P-frames whose reference is missing). Drops are counted. Memory per
 //! connection is therefore bounded however slow the client is; payloads are shared slices,
@@ -176,28 +177,35 @@ struct Shared {
     /// Thread CPU time the writer burns per frame it sends (0: none); see
     /// [`Recorder::set_cpu_per_frame`].
     cpu_per_frame_ns: AtomicU64,
-    new_playbacks: Mutex<Vec<PlaybackFeed>>,
-    /// Set with `new_playbacks`, so that the pacer takes the lock only when there are some.
-    has_new_playbacks: AtomicBool,
-    /// Set when the server stops: what the pacer checks on every frame.
+    /// One per pacer thread.
+    pacers: Vec<PacerSlot>,
+    /// Which pacer takes the next playback.
+    next_pacer: AtomicU64,
+    /// Set when the server stops: what the pacers check on every frame.
     halted: AtomicBool,
-    pacer: Mutex<Option<std::thread::Thread>>,
     core: ServerCore,
 }
 
 impl Shared {
-    /// Tells the pacer and every task to stop.
+    /// Tells the pacers and every task to stop.
     fn halt(&self) {
         self.halted.store(true, Ordering::Release);
         self.core.cancel.cancel();
-        self.wake_pacer();
+        for p in &self.pacers {
+            p.wake();
+        }
     }
 
-    fn wake_pacer(&self) {
-        if let Ok(p) = self.pacer.lock() {
-            if let Some(t) = p.as_ref() {
-                t.unpark();
+    /// Hands a new playback to one of the pacers, in turn.
+    fn add_playback(&self, feed: PlaybackFeed) {
+        let n = self.pacers.len().max(1) as u64;
+        let i = (self.next_pacer.fetch_add(1, Ordering::Relaxed) % n) as usize;
+        if let Some(p) = self.pacers.get(i) {
+            if let Ok(mut new) = p.new_playbacks.lock() {
+                new.push(feed);
+                p.has_new_playbacks.store(true, Ordering::Release);
             }
+            p.wake();
         }
     }
 
@@ -205,6 +213,34 @@ impl Shared {
         match self.links.lock() {
             Ok(mut links) => links.entry(label.to_owned()).or_default().clone(),
             Err(_) => Arc::new(LinkCounters::default()),
+        }
+    }
+}
+
+/// What a pacer thread shares with the rest of the server.
+#[derive(Debug, Default)]
+struct PacerSlot {
+    thread: Mutex<Option<std::thread::Thread>>,
+    new_playbacks: Mutex<Vec<PlaybackFeed>>,
+    /// Set with `new_playbacks`, so that the pacer takes the lock only when there are some.
+    has_new_playbacks: AtomicBool,
+    /// The most a frame left after its due instant since [`Recorder::take_lag`] last
+    /// looked, ns: written by the pacer alone, so a plain load and store.
+    max_lag_ns: AtomicU64,
+}
+
+impl PacerSlot {
+    fn note_lag(&self, lag_ns: u64) {
+        if lag_ns > self.max_lag_ns.load(Ordering::Relaxed) {
+            self.max_lag_ns.store(lag_ns, Ordering::Relaxed);
+        }
+    }
+
+    fn wake(&self) {
+        if let Ok(p) = self.thread.lock() {
+            if let Some(t) = p.as_ref() {
+                t.unpark();
+            }
         }
     }
 }
@@ -235,7 +271,7 @@ pub struct Recorder {
     addr: SocketAddr,
     mode: Mode,
     shared: Arc<Shared>,
-    pacer: Option<std::thread::JoinHandle<()>>,
+    pacers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Recorder {
@@ -249,6 +285,7 @@ impl Recorder {
     ) -> std::io::Result<Recorder> {
         let addr = listener.local_addr()?;
         let mode = listener.mode();
+        let config_cameras = config.cameras.len();
         let cameras = config
             .cameras
             .into_iter()
@@ -262,6 +299,12 @@ impl Recorder {
                 )
             })
             .collect();
+        // One pacer per worker thread, so that the cameras' frames go out on as many cores
+        // as the server has; never more pacers than cameras.
+        let pacers = match config.source {
+            Source::Pacer => runtime.workers().min(config_cameras).max(1),
+            Source::Relay => 0,
+        };
         let shared = Arc::new(Shared {
             clock,
             window,
@@ -273,30 +316,27 @@ impl Recorder {
             negotiated: Mutex::new(None),
             stall_until_ns: AtomicU64::new(0),
             cpu_per_frame_ns: AtomicU64::new(0),
-            new_playbacks: Mutex::new(Vec::new()),
-            has_new_playbacks: AtomicBool::new(false),
+            pacers: (0..pacers).map(|_| PacerSlot::default()).collect(),
+            next_pacer: AtomicU64::new(0),
             halted: AtomicBool::new(false),
-            pacer: Mutex::new(None),
             core: ServerCore::default(),
         });
-        let pacer = match config.source {
-            Source::Pacer => {
-                let (s, cpu) = (shared.clone(), runtime.cpu());
-                let pin = runtime.affinity().cloned();
-                Some(
-                    std::thread::Builder::new()
-                        .name(format!("{}-pacer", runtime.name()))
-                        .spawn(move || {
-                            // The pacer shares its role's CPUs, like the runtime's threads.
-                            if let Some(pin) = pin {
-                                let _ = pin.apply();
-                            }
-                            run_pacer(s, cpu)
-                        })?,
-                )
-            }
-            Source::Relay => None,
-        };
+        let mut threads = Vec::with_capacity(shared.pacers.len());
+        for shard in 0..shared.pacers.len() {
+            let (s, cpu) = (shared.clone(), runtime.cpu());
+            let pin = runtime.affinity().cloned();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("{}-pacer{shard}", runtime.name()))
+                    .spawn(move || {
+                        // A pacer shares its role's CPUs, like the runtime's threads.
+                        if let Some(pin) = pin {
+                            let _ = pin.apply();
+                        }
+                        run_pacer(s, shard, cpu)
+                    })?,
+            );
+        }
         let s = shared.clone();
         let serving = async move {
             let server = s.clone();
@@ -309,7 +349,7 @@ impl Recorder {
             addr,
             mode,
             shared,
-            pacer,
+            pacers: threads,
         })
     }
 
@@ -339,6 +379,20 @@ impl Recorder {
     pub fn set_cpu_per_frame(&self, cost: Option<Duration>) {
         let ns = cost.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         self.shared.cpu_per_frame_ns.store(ns, Ordering::Relaxed);
+    }
+
+    /// How far behind its pacers have fallen: the most any frame left after its due
+    /// instant since the last call. A server that has absorbed a burst (the handshakes of a
+    /// ramp) and keeps up again shows a lag of microseconds. Zero for a relay.
+    pub fn take_lag(&self) -> Duration {
+        let ns = self
+            .shared
+            .pacers
+            .iter()
+            .map(|p| p.max_lag_ns.swap(0, Ordering::Relaxed))
+            .max()
+            .unwrap_or(0);
+        Duration::from_nanos(ns)
     }
 
     /// A copy of its counters.
@@ -383,20 +437,24 @@ impl Recorder {
         }
     }
 
-    /// Stops the pacer and every task and waits for them to end.
+    /// Stops the pacers and every task and waits for them to end.
     pub async fn stop(mut self) {
         self.shared.halt();
         self.shared.core.stop().await;
-        if let Some(pacer) = self.pacer.take() {
-            // Woken above, the pacer sees the cancellation at once.
-            let _ = tokio::task::spawn_blocking(move || pacer.join()).await;
-        }
+        let pacers = std::mem::take(&mut self.pacers);
+        // Woken above, the pacers see the cancellation at once.
+        let _ = tokio::task::spawn_blocking(move || {
+            for p in pacers {
+                let _ = p.join();
+            }
+        })
+        .await;
     }
 }
 
 impl Drop for Recorder {
     /// A recorder dropped without [`Recorder::stop`] (an early return, a panic) still ends
-    /// its pacer thread and tasks instead of leaving them running for the process's life.
+    /// its pacer threads and tasks instead of leaving them running for the process's life.
     fn drop(&mut self) {
         self.shared.halt();
     }
@@ -422,17 +480,21 @@ struct PlaybackFeed {
 /// and for shutdown).
 const PACER_IDLE_NS: u64 = 100_000_000;
 
-/// The pacer: one thread per recording server that wakes at each frame's due instant and
-/// hands the frame to its subscribers' queues.
+/// A pacer: a thread that wakes at each frame's due instant and hands the frame to its
+/// subscribers. Pacer `shard` of a server's pacers feeds every camera whose position
+/// (in id order) is `shard` modulo their number, and the playbacks handed to it.
 ///
 /// A dedicated thread rather than async timers: tokio's timers have millisecond
 /// granularity, which would add up to a millisecond to every frame's measured latency in
 /// both modes and blur the difference TLS makes. This thread sleeps with the kernel's
 /// high-resolution timers (slack lowered to 1 µs) and is charged to the recording server's
 /// CPU like its runtime threads.
-fn run_pacer(shared: Arc<Shared>, cpu: Arc<ThreadCpu>) {
+fn run_pacer(shared: Arc<Shared>, shard: usize, cpu: Arc<ThreadCpu>) {
+    let Some(slot) = shared.pacers.get(shard) else {
+        return;
+    };
     cpu.enter();
-    if let Ok(mut me) = shared.pacer.lock() {
+    if let Ok(mut me) = slot.thread.lock() {
         *me = Some(std::thread::current());
     }
     // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
@@ -443,17 +505,18 @@ fn run_pacer(shared: Arc<Shared>, cpu: Arc<ThreadCpu>) {
     let mut due: BinaryHeap<Reverse<(u64, usize, u64)>> = BinaryHeap::new();
     let now = shared.clock.now_ns();
     let mut waiter = Waiter::new(now);
-    for (id, slot) in &shared.cameras {
-        let seq = slot
+    let shards = shared.pacers.len();
+    for (id, cam) in shared.cameras.iter().skip(shard).step_by(shards) {
+        let seq = cam
             .camera
             .first_seq_at(Playback::Live, shared.start_ns, now);
-        let at = slot.camera.due_ns(Playback::Live, shared.start_ns, seq);
+        let at = cam.camera.due_ns(Playback::Live, shared.start_ns, seq);
         due.push(Reverse((at, feeds.len(), seq)));
         feeds.push(Some(Feed::Live { camera: *id }));
     }
     while !shared.halted.load(Ordering::Acquire) {
-        let new_playbacks = shared.has_new_playbacks.swap(false, Ordering::AcqRel);
-        if let (true, Ok(mut new)) = (new_playbacks, shared.new_playbacks.lock()) {
+        let new_playbacks = slot.has_new_playbacks.swap(false, Ordering::AcqRel);
+        if let (true, Ok(mut new)) = (new_playbacks, slot.new_playbacks.lock()) {
             for feed in new.drain(..) {
                 let Some(slot) = shared.cameras.get(&feed.camera) else {
                     continue;
@@ -467,10 +530,12 @@ fn run_pacer(shared: Arc<Shared>, cpu: Arc<ThreadCpu>) {
         if !waiter.wait_for(&shared, next) {
             continue;
         }
-        let Some(Reverse((_, index, seq))) = due.pop() else {
+        let Some(Reverse((at, index, seq))) = due.pop() else {
             continue;
         };
-        waiter.emitted(shared.clock.now_ns());
+        let now = shared.clock.now_ns();
+        slot.note_lag(now.saturating_sub(at));
+        waiter.emitted(now);
         let keep = match feeds.get_mut(index).and_then(Option::as_mut) {
             Some(Feed::Live { camera }) => {
                 emit_live(&shared, *camera, seq);
@@ -539,7 +604,7 @@ impl Waiter {
             return true;
         }
         if next - now > self.margin_ns {
-            // Woken early by `Shared::wake_pacer` when a feed is added or on shutdown.
+            // Woken early by `PacerSlot::wake` when a feed is added or on shutdown.
             let sleep = (next - now - self.margin_ns).min(PACER_IDLE_NS);
             std::thread::park_timeout(Duration::from_nanos(sleep));
             return false;
@@ -768,11 +833,7 @@ fn subscribe_to(
                     start_ns: shared.clock.now_ns().saturating_sub(phase),
                     subscriber: Subscriber::new(conn.clone(), link.clone()),
                 };
-                if let Ok(mut new) = shared.new_playbacks.lock() {
-                    new.push(feed);
-                    shared.has_new_playbacks.store(true, Ordering::Release);
-                }
-                shared.wake_pacer();
+                shared.add_playback(feed);
             }
         }
     }
