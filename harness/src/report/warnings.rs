@@ -21,6 +21,10 @@ pub(crate) const BUSY_LOAD_PER_CORE: f64 = 0.75;
 /// A certificate brought from files that expires within this many days is warned about.
 pub(crate) const EXPIRY_WARNING_DAYS: f64 = 30.0;
 
+/// A recording server whose frames leave later than this behind schedule (ms) had not
+/// caught up with its ramp when the window opened.
+pub(crate) const CAUGHT_UP_MS: f64 = 10.0;
+
 /// Below this many bytes the kernel cross-check is reported but not judged.
 pub(crate) const KERNEL_CHECK_MIN_BYTES: u64 = 1 << 20;
 
@@ -50,6 +54,18 @@ impl Report {
                  {} cores): other work competed for the CPUs, so figures are noisier; measure \
                  on a quiet machine",
                 env.load_average_1m, env.cores
+            ));
+        }
+        for r in self
+            .ramps
+            .iter()
+            .filter(|r| r.outcome.server_lag_ms > CAUGHT_UP_MS)
+        {
+            self.warnings.push(format!(
+                "{} repeat {}: the recording servers were still {:.0} ms behind schedule when \
+                 the window opened, {:.1} s into the phase: the window includes the backlog of \
+                 the ramp; give a longer --warmup or a lower connect_rate",
+                r.mode, r.repeat, r.outcome.server_lag_ms, r.outcome.window_opened_s
             ));
         }
         // Certificates brought from files can be near their end (or past it); generated

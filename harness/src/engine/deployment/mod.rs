@@ -7,13 +7,16 @@
 //! - `roles`: the one way a role starts — a description in, a handle out that reports
 //!   what it counted and can be stopped — with one file per kind of role;
 //! - `phase`: the loop that starts the plan, runs the window and collects;
-//!   `events`: what happens during the window; `collect`: from counts to outcomes;
+//!   `catch_up`: whether the servers keep up after the ramp, so that the window opens on
+//!   the steady state; `events`: what happens during the window; `collect`: from counts
+//!   to outcomes;
 //! - [`outcome`]: what a phase measured; `bulk`: the unpaced link-ceiling test.
 //!
 //! In the plaintext phase nothing is encrypted; in the TLS phase each link is encrypted
 //! when its encryption group is on in the scenario.
 
 mod bulk;
+mod catch_up;
 mod collect;
 mod events;
 pub(crate) mod outcome;

@@ -192,6 +192,14 @@ pub struct RampOutcome {
     pub planned_s: f64,
     /// CPU seconds of each role during the ramp.
     pub cpu: BTreeMap<String, f64>,
+    /// From the start of the phase until the window opened, s: the ramp, then the time
+    /// the servers took to catch up with their schedule.
+    #[serde(default)]
+    pub window_opened_s: f64,
+    /// How far behind schedule the recording servers' frames left just before the window
+    /// opened, ms: well under a millisecond when they had caught up.
+    #[serde(default)]
+    pub server_lag_ms: f64,
 }
 
 /// The process at the end of a window: what its connections cost in steady state.

@@ -10,6 +10,7 @@ use simulators::metrics::{Meter, Window};
 use simulators::transport::Mode;
 use tokio_util::sync::CancellationToken;
 
+use super::catch_up::CatchUp;
 use super::collect::{
     certificate_event_outcomes, failover_outcome, host_outcomes, link_outcomes, Counted,
 };
@@ -80,6 +81,15 @@ impl<'a> Deployment<'a> {
     /// Connections set up so far, all clients together.
     fn connections(&self) -> u64 {
         self.meters().iter().map(|(_, m)| m.connections()).sum()
+    }
+
+    /// The most any recording server's frames left behind schedule since the last call.
+    fn take_lag(&self) -> Duration {
+        self.roles
+            .iter()
+            .map(RoleHandle::take_lag)
+            .max()
+            .unwrap_or_default()
     }
 
     /// Frames the streaming servers dropped for slow consumers so far.
@@ -243,17 +253,17 @@ pub(crate) async fn run_phase_with(
     }))
 }
 
-/// How long a phase waits, beyond its warm-up and its ramp, for clients to settle.
+/// How long a phase waits, beyond its warm-up and its ramp, for clients to settle and
+/// servers to catch up.
 const SETTLE_GRACE: Duration = Duration::from_secs(15);
-/// Time given after a ramp that outlasted the warm-up, for the handshake storm's backlog
-/// to clear before the window opens.
-const AFTER_RAMP: Duration = Duration::from_millis(500);
-/// How often the warm-up checks whether the clients have settled.
+/// How often the warm-up checks whether the clients have settled and the servers keep up.
 const SETTLE_POLL: Duration = Duration::from_millis(10);
-
 /// The warm-up: the clients start in their ramp, and the window opens once the warm-up
-/// is over and every client has settled (or [`SETTLE_GRACE`] after the ramp, if some never
-/// do). Returns what the ramp did; `None` if interrupted.
+/// is over, every client has settled, and the recording servers have caught up with their
+/// schedule (a handshake storm can leave them far behind; a window opened then would
+/// measure the storm's backlog, not the steady state) or are plainly unable to (see
+/// [`CatchUp`]). It gives up [`SETTLE_GRACE`] after the warm-up and the ramp. Returns what
+/// the ramp did; `None` if interrupted.
 async fn warm_up(
     deployment: &Deployment<'_>,
     plan: &Plan,
@@ -266,13 +276,18 @@ async fn warm_up(
     let give_up = start.max(warm_end) + plan.ramp.duration_ns() + SETTLE_GRACE.as_nanos() as u64;
     let cpu0 = deployment.site.cpu();
     let mut settled_at: Option<(u64, BTreeMap<String, f64>, u64)> = None;
+    let _ = deployment.take_lag();
+    let mut catch_up = CatchUp::new(clock.now_ns());
     loop {
         let now = clock.now_ns();
         let (settled, clients) = deployment.settled();
         if settled_at.is_none() && settled >= clients {
             settled_at = Some((now, deployment.site.cpu(), deployment.connections()));
+            catch_up.watch(now);
         }
-        if now >= warm_end && (settled_at.is_some() || now >= give_up) {
+        catch_up.poll(now, deployment.take_lag());
+        let ready = settled_at.is_some() && catch_up.settled(now);
+        if now >= warm_end && (ready || now >= give_up) {
             break;
         }
         tokio::select! {
@@ -281,19 +296,9 @@ async fn warm_up(
         }
     }
     let (settled, clients) = deployment.settled();
-    let (end, cpu1, connections) = settled_at.unwrap_or_else(|| {
-        (
-            clock.now_ns(),
-            deployment.site.cpu(),
-            deployment.connections(),
-        )
-    });
-    if end > warm_end {
-        tokio::select! {
-            _ = interrupt.cancelled() => return None,
-            _ = tokio::time::sleep(AFTER_RAMP) => {}
-        }
-    }
+    let opened = clock.now_ns();
+    let (end, cpu1, connections) =
+        settled_at.unwrap_or_else(|| (opened, deployment.site.cpu(), deployment.connections()));
     let seconds = end.saturating_sub(start) as f64 / 1e9;
     Some(RampOutcome {
         clients,
@@ -305,6 +310,8 @@ async fn warm_up(
             .iter()
             .map(|(k, v)| (k.clone(), v - cpu0.get(k).copied().unwrap_or(0.0)))
             .collect(),
+        window_opened_s: opened.saturating_sub(start) as f64 / 1e9,
+        server_lag_ms: catch_up.lag(opened).as_secs_f64() * 1e3,
     })
 }
 

@@ -9,6 +9,7 @@ use simulators::transport::Mode;
 
 use crate::report::run::short_serial;
 use crate::report::verdicts::{short_summary, trust, worst_short};
+use crate::report::warnings::CAUGHT_UP_MS;
 use crate::report::{HostResult, Report};
 use crate::units::{format_bytes, format_mbit, format_ratio, format_us};
 
@@ -277,18 +278,20 @@ impl Report {
                     .max_by(|a, b| a.outcome.seconds.total_cmp(&b.outcome.seconds))?;
                 let o = &r.outcome;
                 let unsettled = o.clients.saturating_sub(o.settled);
-                Some(format!(
-                    "Ramp ({mode}): {} clients set up {} connections in {:.2} s ({:.0} per s){}",
-                    o.clients,
-                    o.connections,
-                    o.seconds,
-                    r.connections_per_s,
-                    if unsettled > 0 {
-                        format!("; {unsettled} had not settled when the window opened")
-                    } else {
-                        String::new()
-                    }
-                ))
+                let mut line = format!(
+                    "Ramp ({mode}): {} clients set up {} connections in {:.2} s ({:.0} per s); window opened at {:.2} s",
+                    o.clients, o.connections, o.seconds, r.connections_per_s, o.window_opened_s,
+                );
+                if unsettled > 0 {
+                    line += &format!("; {unsettled} had not settled");
+                }
+                if o.server_lag_ms > CAUGHT_UP_MS {
+                    line += &format!(
+                        "; recording servers still {:.0} ms behind schedule",
+                        o.server_lag_ms
+                    );
+                }
+                Some(line)
             })
             .collect()
     }

@@ -331,6 +331,15 @@ impl RoleHandle {
         matches!(&self.running, Running::Streaming(s) if s.is_recording())
     }
 
+    /// How far behind schedule its recording server's frames have left since the last
+    /// call.
+    pub(super) fn take_lag(&self) -> std::time::Duration {
+        match &self.running {
+            Running::Streaming(s) => s.take_lag(),
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
     /// Stalls its recording server for `duration`.
     pub(super) fn stall(&self, duration: std::time::Duration) {
         if let Running::Streaming(s) = &self.running {

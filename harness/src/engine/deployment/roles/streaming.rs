@@ -104,6 +104,15 @@ impl Running {
         self.clients.meters()
     }
 
+    /// How far behind schedule its recording server's frames have left since the last
+    /// call (zero for a relay).
+    pub(super) fn take_lag(&self) -> Duration {
+        match (self.recording, &self.server) {
+            (true, Some(s)) => s.take_lag(),
+            _ => Duration::ZERO,
+        }
+    }
+
     /// Stalls its server for `duration`, if it is a recording server.
     pub(super) fn stall(&self, duration: Duration) {
         if let (true, Some(s)) = (self.recording, &self.server) {
