@@ -23,8 +23,8 @@ use crate::units::parse_duration;
 /// `vmsbench run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A preset name (small, medium, large, multi-site, mixed-integrations, certificate-incidents) or a scenario
-    /// file (TOML). Default: small.
+    /// A preset name (small, medium, large, multi-site, mixed-integrations,
+    /// certificate-incidents, connections-8k) or a scenario file (TOML). Default: small.
     #[arg(value_name = "SCENARIO")]
     pub scenario: Option<String>,
     /// Scale the scenario's counts (cameras, clients) by F, e.g. 0.2 to fit a small machine.

@@ -20,7 +20,8 @@ use crate::engine::scenario::Scenario;
 /// `vmsbench scenarios`.
 #[derive(Debug, clap::Args)]
 pub struct ScenariosArgs {
-    /// A preset (small, medium, large, multi-site, mixed-integrations, certificate-incidents) or a scenario file.
+    /// A preset (small, medium, large, multi-site, mixed-integrations, certificate-incidents,
+    /// connections-8k) or a scenario file.
     /// Without it, the presets are listed.
     #[arg(value_name = "NAME")]
     pub name: Option<String>,

@@ -54,7 +54,8 @@ fn every_preset_parses_and_resolves() {
             "large",
             "multi-site",
             "mixed-integrations",
-            "certificate-incidents"
+            "certificate-incidents",
+            "connections-8k"
         ]
     );
     for name in PRESET_NAMES {
@@ -665,12 +666,12 @@ fn unknown_presets_and_unreadable_files_say_what_exists() {
     let e = load("huge").err().map(|e| e.to_string());
     assert_eq!(
         e.as_deref(),
-        Some("huge: no preset of that name and no such file; presets are: small, medium, large, multi-site, mixed-integrations, certificate-incidents (or give the path of a .toml file)")
+        Some("huge: no preset of that name and no such file; presets are: small, medium, large, multi-site, mixed-integrations, certificate-incidents, connections-8k (or give the path of a .toml file)")
     );
     let e = load_preset("huge").err().map(|e| e.to_string());
     assert_eq!(
         e.as_deref(),
-        Some("preset huge: no such preset; presets are: small, medium, large, multi-site, mixed-integrations, certificate-incidents")
+        Some("preset huge: no such preset; presets are: small, medium, large, multi-site, mixed-integrations, certificate-incidents, connections-8k")
     );
     let e = load("no/such/file.toml").err();
     let e = e.map(|e| {

@@ -77,6 +77,10 @@ const PRESETS: &[(&str, &str)] = &[
         "certificate-incidents",
         include_str!("../../../../presets/certificate-incidents.toml"),
     ),
+    (
+        "connections-8k",
+        include_str!("../../../../presets/connections-8k.toml"),
+    ),
 ];
 
 /// The built-in presets' names, smallest first.
@@ -87,6 +91,7 @@ pub const PRESET_NAMES: &[&str] = &[
     "multi-site",
     "mixed-integrations",
     "certificate-incidents",
+    "connections-8k",
 ];
 
 /// The preset `vmsbench run` uses when no scenario is named.
