@@ -318,6 +318,11 @@ impl Camera {
         }
     }
 
+    /// The payload pool its frames are slices of (what receivers check them against).
+    pub fn pool(&self) -> &PayloadPool {
+        &self.pool
+    }
+
     /// The payload bytes of a frame (a slice of the shared pool, no copy).
     pub fn payload(&self, f: &FrameSpec) -> Bytes {
         self.pool.slice(f.offset, f.len)

@@ -370,3 +370,53 @@ fn bad_flags_fail_with_a_message_naming_the_flag() {
         "{err}"
     );
 }
+
+#[test]
+fn a_scenario_needing_more_descriptors_than_allowed_is_refused_before_it_runs() {
+    use std::os::unix::process::CommandExt;
+    // A hard limit of 512 descriptors for the child: 2000 viewers need about 4000.
+    let limit: libc::rlim_t = 512;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vmsbench"));
+    cmd.args([
+        "run",
+        "--viewers",
+        "2000",
+        "--cameras",
+        "1",
+        "--profile",
+        "sub",
+        "--duration",
+        "1s",
+    ]);
+    // SAFETY: setrlimit is async-signal-safe and only changes the child's own limits.
+    unsafe {
+        cmd.pre_exec(move || {
+            let rl = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("run vmsbench");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The numbers: how many it needs, the limit, and what to do.
+    let needed: u64 = err
+        .split("needs about ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count needed in: {err}"));
+    assert!(needed > 4000, "{err}");
+    assert!(err.contains("at most 512 (hard limit 512)"), "{err}");
+    assert!(
+        err.contains("ulimit -Hn") && err.contains("--viewers"),
+        "{err}"
+    );
+    // Refused before anything ran: no phase started, nothing was measured.
+    assert!(!err.contains("warm-up"), "{err}");
+}

@@ -159,6 +159,50 @@ fn configuration_downloads_arrive_whole_and_a_wrong_checksum_is_caught() {
 }
 
 #[test]
+fn a_session_downloads_its_configuration_once_at_login_then_only_checks_for_changes() {
+    block_on(async {
+        for mode in [Mode::Plain, Mode::Tls] {
+            let site = Site::start(mode).await;
+            let (_, digest) = configuration(&site.config);
+            let session = site.rpc(
+                site.mgmt.addrs()[0],
+                Call::Session {
+                    refresh_every: None,
+                },
+                Some(digest),
+            );
+            let m = site.run_for(session, Duration::from_millis(1300)).await;
+            assert!(m.errors.is_empty(), "{mode}: {:?}", m.errors);
+            // One download, at login, whole and with the right checksum (a check or a
+            // download whose digest differs is an error above).
+            assert_eq!(m.transfer_us.len(), 1, "{mode}: one download");
+            assert_eq!(site.mgmt.stats().downloads, 1, "{mode}");
+            // Then change checks, every 300 ms, each on a connection of its own: the
+            // login, and at least three checks, each 64 bytes out and a 40-byte reply.
+            let checks = m.frames - 1;
+            assert!(checks >= 3, "{mode}: {checks} checks");
+            assert_eq!(
+                m.bytes,
+                (CONFIG_BYTES + 64) + checks * (64 + 40),
+                "{mode}: one whole configuration, then short checks"
+            );
+            // The last check may have been under way when the client stopped.
+            let answered = site.mgmt.stats().requests;
+            assert!(
+                answered == m.frames || answered == m.frames + 1,
+                "{mode}: {answered} answered, {} calls",
+                m.frames
+            );
+            assert!(
+                m.connections >= m.frames,
+                "{mode}: {} connections",
+                m.connections
+            );
+        }
+    });
+}
+
+#[test]
 fn status_polls_reuse_one_connection_and_count_every_call() {
     block_on(async {
         for mode in [Mode::Plain, Mode::Tls] {

@@ -1098,6 +1098,40 @@ mod tests {
     }
 
     #[test]
+    fn logins_are_spread_over_the_ramp_each_with_its_client_not_at_one_instant() {
+        let s = file::load_preset("medium").expect("preset");
+        let warmup = Duration::from_secs(4);
+        let p = Plan::new(&s, Mode::Tls, 0, warmup);
+        let mut logins: Vec<u64> = Vec::new();
+        let mut starts: Vec<u64> = Vec::new();
+        for r in &p.roles {
+            match &r.kind {
+                RoleKind::RpcClients(g) if g.link == LinkId::ClientMgmt => {
+                    logins.extend(g.clients.iter().map(|c| c.phase_ns));
+                }
+                RoleKind::VideoClients(g) if g.link != LinkId::PhoneMobile => {
+                    starts.extend(g.clients.iter().map(|c| c.start_offset_ns));
+                }
+                _ => {}
+            }
+        }
+        assert!(logins.len() >= 10, "{} logins", logins.len());
+        logins.sort_unstable();
+        starts.sort_unstable();
+        // An operator's event connection starts with its video.
+        starts.dedup();
+        // Each operator and integration logs in as it starts, one after another.
+        assert_eq!(logins, starts);
+        assert!(logins.windows(2).all(|w| w[0] < w[1]), "{logins:?}");
+        // Within the first half of the warm-up, or at the connect rate if that is slower.
+        let by_rate = logins.len() as u64 * 1_000_000_000 / u64::from(s.connect_rate);
+        let limit = (warmup.as_nanos() as u64 / 2).max(by_rate);
+        assert!(logins.last().is_some_and(|l| *l < limit), "{logins:?}");
+        // Phones start in the same ramp (they log in to the mobile server, not here).
+        assert!(logins.last().is_some_and(|l| *l <= p.ramp.duration_ns()));
+    }
+
+    #[test]
     fn a_plan_round_trips_through_json_and_names_no_address() {
         for name in file::PRESET_NAMES {
             for mode in [Mode::Plain, Mode::Tls] {
