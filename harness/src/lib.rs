@@ -12,20 +12,6 @@
 // own, so that the compiler sees dead code and a change inside cannot break a user.
 #![warn(unreachable_pub)]
 
-// The allocator is a measured choice: with a client population of thousands of TLS
-// connections in one process, jemalloc kept per-connection memory 17 % lower than glibc's
-// malloc and, on 2 cores, the only one with no late frame at 8 000 TLS connections (see
-// the closing note of the lean-engine work). Installed here, not in main.rs, so that the
-// tests and benches that link this library run on it too and every report's environment
-// names the allocator that was really in use.
-#[cfg(feature = "jemalloc")]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod cli;
 pub mod commands;
 pub mod engine;

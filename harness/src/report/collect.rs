@@ -72,6 +72,10 @@ fn per_gb(cpu_s: f64, bytes: u64) -> Option<f64> {
     (bytes > 0).then(|| cpu_s / (bytes as f64 / 1e9))
 }
 
+fn per_frame(cpu_s: f64, frames: u64) -> Option<f64> {
+    (frames > 0).then(|| cpu_s * 1e6 / frames as f64)
+}
+
 impl Sample {
     /// The figures of one link in one phase.
     pub fn from_link(l: &LinkOutcome, p: &PhaseOutcome) -> Sample {
@@ -101,6 +105,8 @@ impl Sample {
             cpu_process_s: p.process_cpu.total_s(),
             cpu_server_s_per_gb: per_gb(l.cpu_server_s, r.bytes),
             cpu_client_s_per_gb: per_gb(l.cpu_client_s, r.bytes),
+            cpu_server_us_per_frame: per_frame(l.cpu_server_s, r.frames),
+            cpu_client_us_per_frame: per_frame(l.cpu_client_s, r.frames),
             cores_server: l.cpu_server_s / window_s,
             cores_client: l.cpu_client_s / window_s,
             peak_rss_bytes: p.peak_rss_bytes,

@@ -250,6 +250,13 @@ pub struct Sample {
     pub cpu_server_s_per_gb: Option<f64>,
     /// Client CPU seconds per GB of payload delivered.
     pub cpu_client_s_per_gb: Option<f64>,
+    /// Server CPU per frame delivered, µs: what one more stream costs the server, at the
+    /// frame rate it runs at.
+    #[serde(default)]
+    pub cpu_server_us_per_frame: Option<f64>,
+    /// Client CPU per frame delivered, µs.
+    #[serde(default)]
+    pub cpu_client_us_per_frame: Option<f64>,
     /// Server cores busy on average during the window.
     pub cores_server: f64,
     /// Client cores busy on average during the window.

@@ -148,7 +148,7 @@ impl Environment {
             hostname,
             rustls_version: build_env!("VMSBENCH_RUSTLS_VERSION").to_owned(),
             crypto_provider: format!("aws-lc-rs {aws_lc_rs}"),
-            allocator: ALLOCATOR.to_owned(),
+            allocator: super::allocator::NAME.to_owned(),
             build_profile: build_env!("VMSBENCH_BUILD_PROFILE").to_owned(),
             rustc_version: build_env!("VMSBENCH_RUSTC_VERSION").to_owned(),
             vmsbench_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -215,30 +215,6 @@ impl Environment {
         )
     }
 }
-
-/// The `#[global_allocator]` the `vmsbench` binary installs (its features `jemalloc` and
-/// `mimalloc`), else the C library's.
-#[cfg(feature = "jemalloc")]
-const ALLOCATOR: &str = "jemalloc";
-#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
-const ALLOCATOR: &str = "mimalloc";
-#[cfg(all(
-    not(any(feature = "jemalloc", feature = "mimalloc")),
-    target_os = "linux",
-    target_env = "gnu"
-))]
-const ALLOCATOR: &str = "system (glibc malloc)";
-#[cfg(all(
-    not(any(feature = "jemalloc", feature = "mimalloc")),
-    target_os = "linux",
-    target_env = "musl"
-))]
-const ALLOCATOR: &str = "system (musl malloc)";
-#[cfg(all(
-    not(any(feature = "jemalloc", feature = "mimalloc")),
-    not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))
-))]
-const ALLOCATOR: &str = "system";
 
 fn read_trimmed(path: &str) -> Option<String> {
     let text = fs::read_to_string(path).ok()?;

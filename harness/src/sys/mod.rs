@@ -1,4 +1,5 @@
 //! What the operating system tells about this machine and this process.
 
+pub(crate) mod allocator;
 pub mod environment;
 pub(crate) mod process;

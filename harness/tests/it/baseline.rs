@@ -487,3 +487,43 @@ fn a_worse_median_within_the_spread_of_the_repeats_is_reported_but_does_not_fail
         r.out
     );
 }
+
+/// `fixtures/baseline/scale-sample.json`: 1000 viewers of one `sub` camera each.
+fn scale_fixture() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/baseline/scale-sample.json");
+    let text = std::fs::read_to_string(&path).expect("fixture present");
+    serde_json::from_str(&text).expect("fixture is JSON")
+}
+
+#[test]
+fn a_rise_in_the_cost_of_a_connection_at_scale_fails_the_check() {
+    let dir = TempDir::new().expect("tempdir");
+    let base = write(&dir, "base.json", &scale_fixture());
+    let unchanged = write(&dir, "same.json", &scale_fixture());
+    check(&unchanged, &base, &[]).assert_code(EXIT_PASS, "unchanged");
+    for (figure, factor) in [
+        // Memory per connection: its threshold is 20 %.
+        ("rss_per_connection_bytes", 1.3),
+        // CPU per frame on either side: 15 %.
+        ("cpu_server_us_per_frame", 1.3),
+        ("cpu_client_us_per_frame", 1.3),
+    ] {
+        let mut after = scale_fixture();
+        let e = entry(&mut after, "viewer-recorder", "tls");
+        assert!(
+            e["connections"].as_u64().expect("connections") >= 1000,
+            "the fixture measures 1000 connections"
+        );
+        scale_figure(e, figure, factor);
+        let result = write(&dir, "result.json", &after);
+        let r = check(&result, &base, &[]);
+        r.assert_code(EXIT_REGRESSION, figure);
+        let line = r
+            .out
+            .lines()
+            .find(|l| l.starts_with("| ❌"))
+            .unwrap_or_else(|| panic!("{figure}: no regression row:\n{}", r.out));
+        assert!(line.contains(&format!("`{figure}`")), "{line}");
+        assert!(line.contains("viewer-recorder"), "{line}");
+    }
+}

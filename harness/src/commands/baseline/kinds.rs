@@ -188,6 +188,8 @@ pub(super) const LINK_METRICS: &[Metric] = &[
     ms("latency_us.p999", Lower, Family::Latency, 20.0, P999),
     ms("cpu_server_s_per_gb", Lower, Family::Cpu, 0.0, RATE),
     ms("cpu_client_s_per_gb", Lower, Family::Cpu, 0.0, RATE),
+    ms("cpu_server_us_per_frame", Lower, Family::Cpu, 0.0, RATE),
+    ms("cpu_client_us_per_frame", Lower, Family::Cpu, 0.0, RATE),
     mc(
         "transfer_us",
         Lower,
@@ -234,6 +236,14 @@ pub(super) const LINK_METRICS: &[Metric] = &[
     m("dropped_frames", Lower, Family::Loss, 5.0),
     m("sequence_gaps", Lower, Family::Loss, 5.0),
     m("peak_rss_bytes", Lower, Family::Memory, 1_048_576.0),
+    mc(
+        "rss_per_connection_bytes",
+        Lower,
+        Family::Memory,
+        4_096.0,
+        "connections",
+        PER_CONNECTION,
+    ),
 ];
 
 /// The figures of the cost table (one entry per link: TLS / plaintext).

@@ -42,6 +42,7 @@ pub(crate) async fn run_bulk_phase_with(
     interrupt: &CancellationToken,
     options: &PhaseOptions,
 ) -> anyhow::Result<Option<PhaseOutcome>> {
+    crate::sys::allocator::release_free_memory();
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
     let _ = process::reset_peak_rss();
     let host = scenario

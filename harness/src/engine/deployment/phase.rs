@@ -146,6 +146,7 @@ pub(crate) async fn run_phase_with(
     options: &PhaseOptions,
 ) -> anyhow::Result<Option<PhaseOutcome>> {
     super::check_descriptors(scenario)?;
+    crate::sys::allocator::release_free_memory();
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
     let baseline_fds = process::open_fds().unwrap_or(0);
     let _ = process::reset_peak_rss();
