@@ -28,7 +28,6 @@ where
     let progress = Progress::new(measure.phases(), t);
     let options = PhaseOptions {
         on_interval: Some(progress.hook()),
-        ..PhaseOptions::default()
     };
     let modes = measure.mode.modes();
     let mut completed = 0;

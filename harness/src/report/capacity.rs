@@ -182,6 +182,11 @@ pub struct Step {
     pub cpu_roles_cores: BTreeMap<String, f64>,
     /// The recording server's links one by one: where frames were late or dropped.
     pub links: Vec<StepLink>,
+    /// The worst one-second p99 of its streams' latency in the window, µs: near the
+    /// step's p99 when frames were late throughout, far above it for a burst (null when no
+    /// second had a frame).
+    #[serde(default)]
+    pub worst_second_p99_us: Option<u64>,
     /// Peak resident memory of the process, bytes.
     pub peak_rss_bytes: u64,
     /// Seconds in the window.

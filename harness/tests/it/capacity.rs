@@ -209,6 +209,10 @@ fn a_throttled_recorder_is_found_at_its_known_capacity_and_stricter_objectives_f
             assert!(s["latency_us"][p].is_number(), "latency_us.{p} missing");
         }
         assert_eq!(s["streams"], s["cameras"], "one stream per camera: {s}");
+        // Per-second samples are taken in every step: the worst second is no better than
+        // the step's median.
+        let worst = u(&s["worst_second_p99_us"]);
+        assert!(worst >= u(&s["latency_us"]["p50"]), "{s}");
         let reasons = s["reasons"].as_array().expect("reasons");
         assert_eq!(s["pass"] == true, reasons.is_empty(), "{s}");
     }

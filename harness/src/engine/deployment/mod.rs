@@ -61,18 +61,12 @@ pub(crate) const BULK_DRAIN: Duration = Duration::from_millis(250);
 pub(crate) struct PhaseOptions {
     /// Called with each second's interval samples while the window is open (live progress).
     pub on_interval: Option<IntervalHook>,
-    /// Take no interval samples (`PhaseOutcome::intervals` stays empty). Sampling copies
-    /// every client's latency histogram once a second; with thousands of clients that
-    /// burst delays the clients sharing its CPU by tens of milliseconds, which a capacity
-    /// search would read as late frames.
-    pub no_intervals: bool,
 }
 
 impl std::fmt::Debug for PhaseOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PhaseOptions")
             .field("on_interval", &self.on_interval.is_some())
-            .field("no_intervals", &self.no_intervals)
             .finish()
     }
 }

@@ -332,12 +332,12 @@ async fn measure_window(
     let usage0 = process::usage().unwrap_or_default();
     let start_ns = clock.now_ns();
     window.open(start_ns);
-    let meters = if options.no_intervals {
-        Vec::new()
-    } else {
-        deployment.meters()
-    };
-    let sampler = Sampler::start(meters, clock, start_ns, options.on_interval.clone());
+    let sampler = Sampler::start(
+        deployment.meters(),
+        clock,
+        start_ns,
+        options.on_interval.clone(),
+    );
     let end_at = start_ns + timing.duration.as_nanos() as u64;
     let mut happened = schedule
         .run(
