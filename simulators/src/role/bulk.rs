@@ -34,6 +34,12 @@ struct Shared {
     core: ServerCore,
 }
 
+impl AsRef<ServerCore> for Shared {
+    fn as_ref(&self) -> &ServerCore {
+        &self.core
+    }
+}
+
 /// A running bulk sender.
 #[derive(Debug)]
 pub struct BulkSender {
@@ -60,14 +66,7 @@ impl BulkSender {
             counters: SenderCounters::default(),
             core: ServerCore::default(),
         });
-        let s = shared.clone();
-        let serving = async move {
-            let server = s.clone();
-            s.core
-                .accept_loop(listener, move |i| serve(server.clone(), i))
-                .await;
-        };
-        shared.core.tasks.spawn_on(serving, &runtime.handle());
+        ServerCore::spawn_accepting(&shared, listener, &runtime.handle(), serve);
         Ok(BulkSender { addr, shared })
     }
 

@@ -127,14 +127,7 @@ impl ManagementServer {
         });
         let handle = runtime.handle();
         for listener in listeners {
-            let s = shared.clone();
-            let serving = async move {
-                let server = s.clone();
-                s.core
-                    .accept_loop(listener, move |i| serve(server.clone(), i))
-                    .await;
-            };
-            shared.core.tasks.spawn_on(serving, &handle);
+            ServerCore::spawn_accepting(&shared, listener, &handle, serve);
         }
         Ok(ManagementServer { addrs, shared })
     }
@@ -169,6 +162,12 @@ impl ManagementServer {
 impl Drop for ManagementServer {
     fn drop(&mut self) {
         self.shared.core.cancel.cancel();
+    }
+}
+
+impl AsRef<ServerCore> for Shared {
+    fn as_ref(&self) -> &ServerCore {
+        &self.core
     }
 }
 

@@ -54,6 +54,29 @@ impl ServerCore {
         self.failures.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
+    /// Starts accepting on `listener`, on `runtime`, until the server stops: each
+    /// connection is handed to `serve` with the server's shared state (see
+    /// [`ServerCore::accept_loop`]).
+    pub(crate) fn spawn_accepting<S, F, Fut>(
+        shared: &Arc<S>,
+        listener: crate::transport::Listener,
+        runtime: &tokio::runtime::Handle,
+        serve: F,
+    ) where
+        S: AsRef<ServerCore> + Send + Sync + 'static,
+        F: Fn(Arc<S>, crate::transport::Incoming) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let s = shared.clone();
+        let serving = async move {
+            let server = s.clone();
+            let core: &ServerCore = (*s).as_ref();
+            core.accept_loop(listener, move |i| serve(server.clone(), i))
+                .await;
+        };
+        (**shared).as_ref().tasks.spawn_on(serving, runtime);
+    }
+
     /// Accepts connections until the server stops, serving each on a task of its own
     /// (started on the current runtime: the role's). Accept errors (out of file
     /// descriptors, say) are counted and back off instead of ending the server or spinning.

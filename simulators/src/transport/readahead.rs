@@ -110,6 +110,24 @@ impl ReadAhead {
         self.consume(n);
         n
     }
+
+    /// Reads from `src` into `dst` through the read-ahead (straight into `dst` when nothing
+    /// is buffered and `dst` has room for a whole read-ahead); the bytes put in `dst`.
+    pub fn poll_read<R: AsyncRead + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut src: Pin<&mut R>,
+        dst: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if self.buffered().is_empty() && dst.remaining() >= READ_AHEAD {
+            let before = dst.filled().len();
+            return src
+                .as_mut()
+                .poll_read(cx, dst)
+                .map_ok(|()| dst.filled().len().saturating_sub(before));
+        }
+        self.poll_fill(cx, src).map_ok(|_| self.copy_to(dst))
+    }
 }
 
 impl Drop for ReadAhead {
@@ -154,17 +172,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for ReadAheadReader<R> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
-        if me.ahead.buffered().is_empty() && buf.remaining() >= READ_AHEAD {
-            return Pin::new(&mut me.inner).poll_read(cx, buf);
-        }
-        match me.ahead.poll_fill(cx, Pin::new(&mut me.inner)) {
-            Poll::Ready(Ok(_)) => {
-                me.ahead.copy_to(buf);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+        me.ahead
+            .poll_read(cx, Pin::new(&mut me.inner), buf)
+            .map_ok(|_| ())
     }
 }
 

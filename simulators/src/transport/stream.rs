@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsStream;
 
-use super::readahead::{ReadAhead, READ_AHEAD};
+use super::readahead::ReadAhead;
 
 /// A connected stream, plaintext or TLS, client or server side.
 #[derive(Debug)]
@@ -82,25 +82,20 @@ impl AsyncRead for CountedTcp {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let me = self.get_mut();
-        if me.read_ahead && (!me.ahead.buffered().is_empty() || buf.remaining() < READ_AHEAD) {
-            return match me.ahead.poll_fill(cx, Pin::new(&mut me.tcp)) {
-                Poll::Ready(Ok(_)) => {
-                    let n = me.ahead.copy_to(buf);
-                    me.counts.read.fetch_add(n as u64, Ordering::Relaxed);
-                    let ahead = me.ahead.buffered().len() as u64;
-                    me.counts.ahead.store(ahead, Ordering::Relaxed);
-                    Poll::Ready(Ok(()))
-                }
-                other => other.map_ok(|_| ()),
-            };
-        }
-        let before = buf.filled().len();
-        let r = Pin::new(&mut me.tcp).poll_read(cx, buf);
-        let n = buf.filled().len().saturating_sub(before);
-        if n > 0 {
+        let polled = if me.read_ahead {
+            me.ahead.poll_read(cx, Pin::new(&mut me.tcp), buf)
+        } else {
+            let before = buf.filled().len();
+            Pin::new(&mut me.tcp)
+                .poll_read(cx, buf)
+                .map_ok(|()| buf.filled().len().saturating_sub(before))
+        };
+        if let Poll::Ready(Ok(n)) = polled {
             me.counts.read.fetch_add(n as u64, Ordering::Relaxed);
+            let ahead = me.ahead.buffered().len() as u64;
+            me.counts.ahead.store(ahead, Ordering::Relaxed);
         }
-        r
+        polled.map_ok(|_| ())
     }
 }
 

@@ -186,6 +186,12 @@ struct Shared {
     core: ServerCore,
 }
 
+impl AsRef<ServerCore> for Shared {
+    fn as_ref(&self) -> &ServerCore {
+        &self.core
+    }
+}
+
 impl Shared {
     /// Tells the pacers and every task to stop.
     fn halt(&self) {
@@ -337,14 +343,7 @@ impl Recorder {
                     })?,
             );
         }
-        let s = shared.clone();
-        let serving = async move {
-            let server = s.clone();
-            s.core
-                .accept_loop(listener, move |i| serve(server.clone(), i))
-                .await;
-        };
-        shared.core.tasks.spawn_on(serving, &runtime.handle());
+        ServerCore::spawn_accepting(&shared, listener, &runtime.handle(), serve);
         Ok(Recorder {
             addr,
             mode,
