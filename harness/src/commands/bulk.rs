@@ -82,6 +82,7 @@ pub async fn run(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Resu
         environment,
         scenario: scenario_json,
         certificates: creds.summary(),
+        server_tls: scenario.tls.accepted_by_servers(),
     };
     Ok(finish(
         header,

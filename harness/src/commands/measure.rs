@@ -1,7 +1,7 @@
 //! The measuring loop `run` and `bulk` share: every mode in every repeat, interleaved
 //! (plain, tls, plain, tls, …), with live progress, collected into one report.
 
-use simulators::transport::Mode;
+use simulators::transport::{Mode, TlsSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::MeasureArgs;
@@ -28,6 +28,7 @@ where
     let progress = Progress::new(measure.phases(), t);
     let options = PhaseOptions {
         on_interval: Some(progress.hook()),
+        on_listening: None,
     };
     let modes = measure.mode.modes();
     let mut completed = 0;
@@ -65,6 +66,8 @@ pub(super) struct Header {
     pub scenario: serde_json::Value,
     /// The certificates the servers presented.
     pub certificates: CertificateSummary,
+    /// What the TLS servers accepted (the clients pin the scenario's settings).
+    pub server_tls: TlsSettings,
 }
 
 /// The report of `completed` repeats, with its warnings.
@@ -81,6 +84,7 @@ pub(super) fn finish(
         environment,
         scenario,
         certificates,
+        server_tls,
     } = header;
     let (results, cost) = collector.finish();
     let (histograms, intervals) = (collector.histograms(), collector.intervals());
@@ -115,6 +119,7 @@ pub(super) fn finish(
         hosts: collector.hosts(),
         certificate_events: collector.certificate_events(),
         certificates: Some(certificates),
+        server_tls: Some(server_tls),
         warnings: Vec::new(),
         histograms,
         intervals,

@@ -1,21 +1,27 @@
 //! `vmsbench run`: a deployment streaming video, measured in plaintext and over TLS in
 //! interleaved repeats.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context as _;
 
 use clap::Args;
 use simulators::clock::RunClock;
+use simulators::transport::Mode;
 use simulators::video::Profile;
 use tokio_util::sync::CancellationToken;
 
 use super::measure::{finish, now_rfc3339, repeat_phases, Header};
 use crate::cli::{parse_u32_count, parse_usize_count, MeasureArgs, ThreadArgs, TlsArgs};
 use crate::engine::credentials::Credentials;
-use crate::engine::deployment::{check_descriptors, run_phase_with};
+use crate::engine::deployment::{check_descriptors, run_phase_with, Listening, ListeningHook};
 use crate::engine::scenario::file::parse_scale;
 use crate::engine::scenario::{
     file, CameraGroup, Certificates, EventAction, Fault, FaultKind, Scenario, ScheduledEvent,
 };
+use crate::output::atomic;
 use crate::report::Report;
 use crate::sys::environment::Environment;
 use crate::units::parse_duration;
@@ -70,6 +76,16 @@ pub struct RunArgs {
     /// Thread flags.
     #[command(flatten)]
     pub threads: ThreadArgs,
+    /// Write the certificates the run's clients trust (the run's CA, PEM) to FILE before
+    /// any server starts, so that a real client (openssl s_client, a player, another host)
+    /// can verify the simulated servers.
+    #[arg(long, value_name = "FILE")]
+    pub export_ca: Option<PathBuf>,
+    /// Write where every server listens to FILE (JSON: the phase's mode, and per listener
+    /// its host, link, address and whether it is encrypted) each time a phase's servers
+    /// are up; the file is replaced, never half-written.
+    #[arg(long, value_name = "FILE")]
+    pub export_listeners: Option<PathBuf>,
 }
 
 /// Builds the scenario `vmsbench run` describes: the preset or file named (default:
@@ -147,6 +163,19 @@ pub fn scenario_from(args: &RunArgs) -> anyhow::Result<Scenario> {
     Ok(s)
 }
 
+/// What writes `--export-listeners`: the phase's mode and its listeners, as JSON.
+fn listeners_writer(path: PathBuf) -> ListeningHook {
+    Arc::new(move |mode: Mode, listeners: &[Listening]| {
+        let doc = serde_json::json!({ "mode": mode, "listeners": listeners });
+        let written = serde_json::to_vec_pretty(&doc)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| atomic::write(&path, &bytes));
+        if let Err(e) = written {
+            eprintln!("vmsbench: writing the listeners to {}: {e}", path.display());
+        }
+    })
+}
+
 /// A `--fault HOST=KIND` flag, checked against `s`.
 fn fault_flag(s: &Scenario, flag: &str) -> anyhow::Result<Fault> {
     let Some((host, kind)) = flag.split_once('=') else {
@@ -201,11 +230,19 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     let started_at = now_rfc3339();
     let environment = Environment::detect();
     let creds = Credentials::for_scenario(&scenario)?;
+    if let Some(path) = &args.export_ca {
+        atomic::write(path, creds.trust_pem().as_bytes())
+            .with_context(|| format!("writing the run's CA to {}", path.display()))?;
+    }
+    let on_listening = args.export_listeners.clone().map(listeners_writer);
     let clock = RunClock::new();
     let (scenario_ref, creds_ref) = (&scenario, &creds);
     let (completed, collector) =
-        repeat_phases(&args.measure, t, interrupt, |mode, options| async move {
-            run_phase_with(scenario_ref, creds_ref, mode, clock, t, interrupt, &options).await
+        repeat_phases(&args.measure, t, interrupt, |mode, mut options| {
+            options.on_listening = on_listening.clone();
+            async move {
+                run_phase_with(scenario_ref, creds_ref, mode, clock, t, interrupt, &options).await
+            }
         })
         .await?;
     let header = Header {
@@ -214,6 +251,7 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
         environment,
         scenario: serde_json::to_value(&scenario)?,
         certificates: creds.summary(),
+        server_tls: scenario.tls.accepted_by_servers(),
     };
     let mut report = finish(header, &args.measure, completed, collector, interrupt);
     if let Some(stall) = args.inject_stall {

@@ -233,6 +233,12 @@ impl Credentials {
     }
 
     /// A client configuration trusting the deployment's CA and checking host names.
+    /// The certificates clients trust, as a PEM CA file for real clients (`openssl
+    /// s_client -CAfile`, another host's agent).
+    pub(crate) fn trust_pem(&self) -> String {
+        simulators::pki::certificates_pem(&self.roots)
+    }
+
     pub(crate) fn client_config(&self, tls: &TlsSettings) -> anyhow::Result<Arc<ClientConfig>> {
         Ok(simulators::verify::client_config(self.roots.clone(), tls)?)
     }

@@ -211,6 +211,7 @@ pub(crate) fn synthetic_report() -> Report {
         hosts: Vec::new(),
         certificate_events: Vec::new(),
         certificates: None,
+        server_tls: None,
         incompatibilities: Vec::new(),
         warnings: Vec::new(),
         histograms: c.histograms(),

@@ -65,6 +65,18 @@ pub(crate) fn negotiated(report: &Report) -> Vec<String> {
     tls.iter().map(|(l, t)| format!("{l}: {t}")).collect()
 }
 
+/// What the TLS servers accepted, in one line (`None` for reports that do not say).
+pub(crate) fn servers_accept(report: &Report) -> Option<String> {
+    let t = report.server_tls.as_ref()?;
+    let names = |v: Vec<&str>| v.join(", ");
+    Some(format!(
+        "TLS {}; {}; groups {} (clients pin the first of each)",
+        names(t.versions.iter().map(|v| v.name()).collect()),
+        names(t.ciphers.iter().map(|c| c.name()).collect()),
+        names(t.groups.iter().map(|g| g.name()).collect()),
+    ))
+}
+
 /// The measurement in one line.
 pub(crate) fn measurement_line(report: &Report) -> String {
     let m = &report.measurement;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
-use simulators::transport::Mode;
+use simulators::transport::{Mode, TlsSettings};
 
 use super::stats::Spread;
 use super::{decode_histogram, Percentiles, TlsInfo};
@@ -57,6 +57,11 @@ pub struct Report {
     /// the bulk test).
     #[serde(default)]
     pub certificates: Option<CertificateSummary>,
+    /// What the TLS servers accepted: the pinned settings first, then what real clients
+    /// commonly offer. Clients pin the scenario's `tls`, so that is what links negotiate
+    /// (`results[].tls` says what they did). `null` in reports from before this field.
+    #[serde(default)]
+    pub server_tls: Option<TlsSettings>,
     /// Things a reader must know before trusting the figures.
     pub warnings: Vec<String>,
     /// Per link and mode: the frame-latency histograms of every repeat merged (for

@@ -9,6 +9,7 @@ mod certs;
 mod checks;
 mod export;
 mod handshakes;
+mod interop;
 mod run;
 mod scenarios;
 mod support;

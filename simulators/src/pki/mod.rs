@@ -42,6 +42,7 @@ mod weak_rsa;
 pub use authority::{CertificateAuthority, Flaw};
 pub use deployment::Pki;
 pub use identity::HostIdentity;
+pub use pem::certificates_pem;
 pub use reloadable::ReloadableIdentity;
 
 use std::fmt;

@@ -283,6 +283,14 @@ fn pem_problem(e: &pem::Error) -> String {
     .to_owned()
 }
 
+/// Certificates as PEM, one block after another: what a CA file or a chain file holds.
+pub fn certificates_pem(certs: &[rustls_pki_types::CertificateDer<'_>]) -> String {
+    certs
+        .iter()
+        .map(|c| pem_encode("CERTIFICATE", c.as_ref()))
+        .collect()
+}
+
 /// `der` as a PEM block with `label` (64 base64 characters a line, LF line ends).
 pub(super) fn pem_encode(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);

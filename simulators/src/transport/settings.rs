@@ -176,6 +176,34 @@ impl Default for TlsSettings {
     }
 }
 
+impl TlsSettings {
+    /// What a server of the deployment accepts: the pinned settings first (so that a
+    /// client pinning them gets exactly them), then what real clients of a VMS commonly
+    /// offer — TLS 1.3 and 1.2; AES-256-GCM, AES-128-GCM and ChaCha20-Poly1305; the hybrid
+    /// group, X25519, P-256 and P-384 — as a real recording server accepts its clients'
+    /// offers. What a link negotiates is still what its client pinned.
+    pub fn accepted_by_servers(&self) -> TlsSettings {
+        fn union<T: Copy + PartialEq>(pinned: &[T], common: &[T]) -> Vec<T> {
+            let mut out = pinned.to_vec();
+            out.extend(common.iter().filter(|c| !pinned.contains(c)));
+            out
+        }
+        TlsSettings {
+            versions: union(&self.versions, &[TlsVersion::Tls13, TlsVersion::Tls12]),
+            ciphers: union(&self.ciphers, Cipher::ALL),
+            groups: union(
+                &self.groups,
+                &[
+                    KxGroup::X25519mlkem768,
+                    KxGroup::X25519,
+                    KxGroup::Secp256r1,
+                    KxGroup::Secp384r1,
+                ],
+            ),
+        }
+    }
+}
+
 /// Settings that cannot produce a working TLS configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {

@@ -24,6 +24,7 @@ mod phase;
 pub(crate) mod plan;
 mod roles;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) use bulk::{run_bulk_phase_with, BulkLoad};
@@ -38,7 +39,7 @@ use anyhow::Context as _;
 use simulators::transport::Mode;
 
 use crate::engine::sampler::IntervalHook;
-use crate::engine::scenario::Scenario;
+use crate::engine::scenario::{LinkId, Scenario};
 use crate::sys::process;
 
 /// How long a phase warms up and measures.
@@ -56,17 +57,36 @@ pub(crate) const MAX_DRAIN: Duration = Duration::from_secs(2);
 /// How long a bulk phase waits after its window for frames still in socket buffers.
 pub(crate) const BULK_DRAIN: Duration = Duration::from_millis(250);
 
+/// Where a server of a phase accepts one link.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct Listening {
+    /// The server's host name (what its certificate names).
+    pub host: String,
+    /// The link.
+    pub link: LinkId,
+    /// Where it listens.
+    pub address: std::net::SocketAddr,
+    /// Whether the link is encrypted in this phase.
+    pub tls: bool,
+}
+
+/// Called once a phase's servers all listen, with the phase's mode and its listeners.
+pub(crate) type ListeningHook = Arc<dyn Fn(Mode, &[Listening]) + Send + Sync>;
+
 /// What a phase does besides measuring.
 #[derive(Clone, Default)]
 pub(crate) struct PhaseOptions {
     /// Called with each second's interval samples while the window is open (live progress).
     pub on_interval: Option<IntervalHook>,
+    /// Called once every role has started, with where the servers listen.
+    pub on_listening: Option<ListeningHook>,
 }
 
 impl std::fmt::Debug for PhaseOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PhaseOptions")
             .field("on_interval", &self.on_interval.is_some())
+            .field("on_listening", &self.on_listening.is_some())
             .finish()
     }
 }

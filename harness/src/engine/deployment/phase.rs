@@ -153,6 +153,9 @@ pub(crate) async fn run_phase_with(
     let window = Arc::new(Window::default());
     let plan = Plan::new(scenario, mode, clock.now_ns(), timing.warmup);
     let mut deployment = Deployment::start(&plan, scenario, creds, clock, window.clone()).await?;
+    if let Some(hook) = &options.on_listening {
+        hook(mode, &deployment.site.directory.listeners());
+    }
     let schedule = match Schedule::new(scenario, creds, mode) {
         Ok(s) => s,
         Err(e) => {

@@ -18,7 +18,8 @@ mod handshakes;
 use super::{Document, Export, ExportError, Exporter};
 use crate::output::escape_html as esc;
 use crate::output::figures::{
-    frames, kernel, measurement_line, negotiated, overhead, ratio_range, scenario_name, title,
+    frames, kernel, measurement_line, negotiated, overhead, ratio_range, scenario_name,
+    servers_accept, title,
 };
 use crate::output::svg::{
     bar_chart, line_plot, Bar, BarGroup, LinePlot, Series, XAxis, YUnit, PLAIN, TLS,
@@ -499,6 +500,13 @@ fn heading(s: &mut String, report: &Report) {
     );
     for t in negotiated(report) {
         let _ = writeln!(s, "<p class=\"sub\">TLS negotiated: {}</p>", esc(&t));
+    }
+    if let Some(accepted) = servers_accept(report) {
+        let _ = writeln!(
+            s,
+            "<p class=\"sub\">Servers accepted: {}</p>",
+            esc(&accepted)
+        );
     }
     if let Some(short) = short_summary(report) {
         let _ = writeln!(s, "<div class=\"banner short\">⚠ {}</div>", esc(&short));

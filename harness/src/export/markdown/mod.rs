@@ -11,7 +11,7 @@ mod handshakes;
 
 use super::{Document, Export, ExportError, Exporter};
 use crate::output::figures::{
-    frames, kernel, measurement_line, negotiated, overhead, ratio_range, title,
+    frames, kernel, measurement_line, negotiated, overhead, ratio_range, servers_accept, title,
 };
 use crate::report::verdicts::{short_summary, trust};
 use crate::report::Report;
@@ -160,6 +160,9 @@ fn render(report: &Report) -> String {
     );
     for t in negotiated(report) {
         let _ = writeln!(out, "**TLS negotiated:** {}  ", cell(&t));
+    }
+    if let Some(accepted) = servers_accept(report) {
+        let _ = writeln!(out, "**Servers accepted:** {}  ", cell(&accepted));
     }
     let _ = writeln!(out);
     let certificates = report.certificate_lines();

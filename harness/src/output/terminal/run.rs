@@ -117,6 +117,9 @@ impl Report {
                 }
             }
         }
+        if let Some(accepted) = crate::output::figures::servers_accept(self) {
+            let _ = writeln!(out, "Servers accepted: {accepted}");
+        }
         for c in &self.cost {
             let _ = writeln!(
                 out,

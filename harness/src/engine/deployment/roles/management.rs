@@ -40,12 +40,13 @@ pub(super) async fn start(
     };
     let rt = site.runtime(runtime, server)?;
     let mgmt = ManagementServer::start(rt, listeners, &config)?;
-    for ((link, _), addr) in role.listeners.iter().zip(mgmt.addrs()) {
-        site.directory.register(&role.host, *link, *addr);
+    for ((link, tls), addr) in role.listeners.iter().zip(mgmt.addrs()) {
+        site.directory.register(&role.host, *link, *addr, *tls);
     }
     for (link, via) in &role.also {
+        let tls = role.listeners.iter().any(|(l, tls)| l == via && *tls);
         if let Some(addr) = site.directory.lookup(&role.host, *via) {
-            site.directory.register(&role.host, *link, addr);
+            site.directory.register(&role.host, *link, addr, tls);
         }
     }
     site.directory.config_digest = Some(mgmt.config_digest());

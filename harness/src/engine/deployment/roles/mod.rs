@@ -33,30 +33,50 @@ use crate::engine::credentials::Credentials;
 use crate::engine::scenario::{LinkId, Pinning, Scenario};
 use crate::engine::watcher::Attempt;
 
+use super::Listening;
+
 pub(super) use clients::{offered, ClientOutcome};
 
 /// Where each server of the phase listens, by host and link.
 #[derive(Debug, Default)]
 pub(super) struct Directory {
-    addrs: BTreeMap<String, BTreeMap<LinkId, SocketAddr>>,
+    addrs: BTreeMap<String, BTreeMap<LinkId, (SocketAddr, bool)>>,
     /// The digest of the management server's configuration, for clients that check what
     /// they download.
     config_digest: Option<[u8; 32]>,
 }
 
 impl Directory {
-    fn register(&mut self, host: &str, link: LinkId, addr: SocketAddr) {
+    fn register(&mut self, host: &str, link: LinkId, addr: SocketAddr, tls: bool) {
         self.addrs
             .entry(host.to_owned())
             .or_default()
-            .insert(link, addr);
+            .insert(link, (addr, tls));
     }
 
     /// Where `host` accepts connections on `link`; a streaming server accepts every link
     /// it serves on one listener.
     pub(super) fn lookup(&self, host: &str, link: LinkId) -> Option<SocketAddr> {
         let links = self.addrs.get(host)?;
-        links.get(&link).or_else(|| links.values().next()).copied()
+        links
+            .get(&link)
+            .or_else(|| links.values().next())
+            .map(|(addr, _)| *addr)
+    }
+
+    /// Every listener: where each host accepts each link.
+    pub(super) fn listeners(&self) -> Vec<Listening> {
+        self.addrs
+            .iter()
+            .flat_map(|(host, links)| {
+                links.iter().map(|(link, (addr, tls))| Listening {
+                    host: host.clone(),
+                    link: *link,
+                    address: *addr,
+                    tls: *tls,
+                })
+            })
+            .collect()
     }
 }
 
@@ -201,22 +221,19 @@ impl<'a> Site<'a> {
         })
     }
 
-    /// The server configuration of `host`: through a replaceable identity when its
-    /// certificate changes during the run.
+    /// The server configuration of `host`, accepting what real clients commonly offer
+    /// (see [`TlsSettings::accepted_by_servers`](simulators::transport::TlsSettings)):
+    /// through a replaceable identity when its certificate changes during the run.
     fn server_tls(&self, host: &str, tls: bool, reloadable: bool) -> anyhow::Result<ServerTls> {
         if !tls {
             return Ok((None, None));
         }
+        let accepted = self.scenario.tls.accepted_by_servers();
         if reloadable {
-            let (config, identity) = self
-                .creds
-                .server_config_reloadable(host, &self.scenario.tls)?;
+            let (config, identity) = self.creds.server_config_reloadable(host, &accepted)?;
             return Ok((Some(config), Some(identity)));
         }
-        Ok((
-            Some(self.creds.server_config(host, &self.scenario.tls)?),
-            None,
-        ))
+        Ok((Some(self.creds.server_config(host, &accepted)?), None))
     }
 }
 

@@ -52,7 +52,8 @@ pub(super) async fn start(
     let recorder = Recorder::start(rt, listener, config, clock, window)?;
     recorder.set_cpu_per_frame(role.cpu_per_frame);
     for link in &role.links {
-        site.directory.register(&role.host, *link, recorder.addr());
+        site.directory
+            .register(&role.host, *link, recorder.addr(), role.tls);
     }
     let mut clients = clients::Running::default();
     if let Some(link) = role.upstream_link {
