@@ -50,6 +50,11 @@ pub struct ExportArgs {
     /// per link, mode and latency kind.
     #[arg(long = "export-hgrm", value_name = "DIR")]
     pub hgrm: Option<PathBuf>,
+    /// Write HdrHistogram interval logs (.hlog: the latency histogram of every second,
+    /// values in ms, each repeat tagged) into DIR, one file per link and mode, for
+    /// HdrHistogram's log tools.
+    #[arg(long = "export-hlog", value_name = "DIR")]
+    pub hlog: Option<PathBuf>,
 }
 
 impl ExportArgs {
@@ -60,6 +65,7 @@ impl ExportArgs {
             [
                 (ExportType::Ndjson, &self.ndjson),
                 (ExportType::Hgrm, &self.hgrm),
+                (ExportType::Hlog, &self.hlog),
             ]
             .into_iter()
             .filter_map(|(kind, path)| Some((kind, path.as_deref()?))),

@@ -49,7 +49,7 @@ impl Exporter for HgrmExporter {
 }
 
 /// Link ids are already file-safe; anything else is replaced, to be sure.
-fn file_safe(s: &str) -> String {
+pub(crate) fn file_safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {

@@ -10,6 +10,7 @@
 //! renamed, so that a reader never sees half a file.
 
 pub(crate) mod hgrm;
+pub(crate) mod hlog;
 pub(crate) mod html;
 pub(crate) mod json;
 pub(crate) mod markdown;
@@ -163,6 +164,9 @@ pub enum ExportType {
     Ndjson,
     /// HdrHistogram percentile distributions, one file per link, mode and latency kind.
     Hgrm,
+    /// HdrHistogram interval logs of the per-second latency histograms, one file per link
+    /// and mode.
+    Hlog,
 }
 
 impl ExportType {
@@ -174,6 +178,7 @@ impl ExportType {
             ExportType::Html => "--export-html",
             ExportType::Ndjson => "--export-ndjson",
             ExportType::Hgrm => "--export-hgrm",
+            ExportType::Hlog => "--export-hlog",
         }
     }
 
@@ -185,12 +190,13 @@ impl ExportType {
             ExportType::Html => Box::new(html::HtmlExporter),
             ExportType::Ndjson => Box::new(ndjson::NdjsonExporter),
             ExportType::Hgrm => Box::new(hgrm::HgrmExporter),
+            ExportType::Hlog => Box::new(hlog::HlogExporter),
         }
     }
 
     /// Whether it writes a directory rather than one document.
     fn is_directory(self) -> bool {
-        self == ExportType::Hgrm
+        matches!(self, ExportType::Hgrm | ExportType::Hlog)
     }
 }
 

@@ -327,6 +327,58 @@ fn hgrm_percentiles_match_the_report() {
 }
 
 #[test]
+fn hlog_holds_every_interval_histogram_unaltered_and_tagged_by_repeat() {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+
+    let report = synthetic_report();
+    let Export::Files(files) = ExportType::Hlog
+        .exporter()
+        .export(Document::Run(&report))
+        .expect("export")
+    else {
+        panic!("a directory of files")
+    };
+    assert_eq!(files.len(), 4, "two links, two modes");
+    for (name, bytes) in &files {
+        let text = std::str::from_utf8(bytes).expect("UTF-8");
+        assert!(
+            text.contains("#[StartTime: ") && text.contains("#[BaseTime: "),
+            "{text}"
+        );
+        let mut read = 0;
+        for entry in IntervalLogIterator::new(bytes) {
+            let LogEntry::Interval(i) = entry.expect("a valid log line") else {
+                continue;
+            };
+            let tag = i.tag().expect("tagged").as_str().to_owned();
+            let repeat: usize = tag.trim_start_matches('r').parse().expect("r<repeat>");
+            let t_s = i.start_timestamp().as_secs_f64() + i.duration().as_secs_f64();
+            let record = report
+                .intervals
+                .iter()
+                .find(|r| {
+                    name.starts_with(&format!("{}.{}.", r.link, r.mode))
+                        && r.repeat == repeat
+                        && (r.t_s - t_s).abs() < 1e-6
+                })
+                .unwrap_or_else(|| panic!("{name}: no interval {tag} at {t_s}"));
+            let b64 = i.encoded_histogram();
+            use base64::Engine as _;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .expect("base64");
+            let h: hdrhistogram::Histogram<u64> = Deserializer::new()
+                .deserialize(&mut raw.as_slice())
+                .expect("V2 histogram");
+            assert_eq!(Some(&h), record.histogram.as_ref(), "{name} {tag} {t_s}");
+            read += 1;
+        }
+        assert_eq!(read, 9, "{name}: three seconds of three repeats");
+    }
+}
+
+#[test]
 fn hgrm_layout_is_hdrhistograms() {
     let mut h = latency_histogram();
     for v in 1..=1000u64 {
@@ -499,6 +551,7 @@ fn every_export_is_written_at_once() {
         },
         ndjson: Some(p("r.ndjson")),
         hgrm: Some(p("hgrm")),
+        hlog: Some(p("hlog")),
     };
     let m = ExportManager::new(args.requested()).expect("valid");
     m.write_all(Document::Run(&synthetic_report()))
@@ -508,6 +561,7 @@ fn every_export_is_written_at_once() {
     }
     assert!(p("hgrm/viewer-recorder.tls.latency_ms.hgrm").is_file());
     assert!(p("hgrm/client-event.plain.uncorrected_latency_ms.hgrm").is_file());
+    assert!(p("hlog/viewer-recorder.tls.latency.hlog").is_file());
     assert!(!p("r.json.tmp").exists());
 }
 

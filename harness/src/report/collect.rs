@@ -182,6 +182,7 @@ impl Collector {
                     max: if h.is_empty() { 0 } else { h.max() },
                 },
                 interval_s: i.interval_s,
+                histogram: Some(h.clone()),
             });
         }
         let window_s = p.window_s.max(1e-9);

@@ -108,3 +108,77 @@ impl From<&Negotiated> for TlsInfo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use simulators::metrics::{latency_histogram, RecordUs as _};
+
+    /// A deterministic spread of latencies, 1 µs to about 30 s, heavy-tailed like the real
+    /// ones: mostly small, some very large.
+    fn latencies(n: usize) -> Vec<u64> {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let magnitude = (x % 25) as u32;
+                1 + (x >> 32) % (1u64 << magnitude)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_encoded_decoded_and_added_equal_the_histogram_of_the_whole() {
+        let values = latencies(200_000);
+        let mut whole = latency_histogram();
+        for v in &values {
+            whole.record_us(*v);
+        }
+        // Seven parts of unequal sizes, as agents with different loads would send them;
+        // each grows only to its own largest value.
+        let mut merged = latency_histogram();
+        let mut rest = values.as_slice();
+        for size in [1, 10, 1_000, 9_000, 40_000, 60_000] {
+            let (part, tail) = rest.split_at(size);
+            rest = tail;
+            let mut h = latency_histogram();
+            for v in part {
+                h.record_us(*v);
+            }
+            let text = encode_histogram(&h);
+            let decoded = decode_histogram(&text).expect("decodes");
+            assert_eq!(decoded, h, "the encoding loses nothing");
+            merged.add(&decoded).expect("one configuration everywhere");
+        }
+        let mut last = latency_histogram();
+        for v in rest {
+            last.record_us(*v);
+        }
+        merged
+            .add(decode_histogram(&encode_histogram(&last)).expect("decodes"))
+            .expect("adds");
+
+        assert_eq!(merged.len(), values.len() as u64);
+        assert_eq!(
+            merged
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect::<Vec<_>>(),
+            whole
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect::<Vec<_>>(),
+            "every bucket's count is the same"
+        );
+        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(
+                merged.value_at_quantile(q),
+                whole.value_at_quantile(q),
+                "q {q}"
+            );
+        }
+        assert_eq!((merged.min(), merged.max()), (whole.min(), whole.max()));
+    }
+}

@@ -121,6 +121,10 @@ pub struct IntervalRecord {
     pub latency_us: IntervalLatency,
     /// Length of the interval, seconds (1 but for a last, shorter one).
     pub interval_s: f64,
+    /// The interval's latency histogram, µs, for the interval log (`--export-hlog`); kept
+    /// in memory only, so that the JSON and NDJSON stay small.
+    #[serde(skip)]
+    pub histogram: Option<Histogram<u64>>,
 }
 
 /// Latency percentiles of one interval, µs.
