@@ -30,6 +30,15 @@ impl RunClock {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// This clock as a host whose clock runs `ahead` of this one would read it: what a
+    /// sender on another machine stamps its frames with when the clocks disagree. For
+    /// tests of figures that must not depend on clocks agreeing.
+    pub fn ahead_by(&self, ahead: Duration) -> RunClock {
+        RunClock {
+            epoch: self.epoch.checked_sub(ahead).unwrap_or(self.epoch),
+        }
+    }
+
     /// The [`Instant`] that corresponds to `ns` on this clock.
     pub fn instant_at(&self, ns: u64) -> Instant {
         self.epoch + Duration::from_nanos(ns)

@@ -121,6 +121,12 @@ pub struct LinkMetrics {
     pub latency_us: Histogram<u64>,
     /// Last byte read − sent time, µs (what a naive measurement would report).
     pub uncorrected_latency_us: Histogram<u64>,
+    /// Delay variation, µs: each frame's (last byte read − scheduled time) less the least
+    /// of its stream so far (RFC 5481's packet delay variation, per frame). A constant
+    /// offset between the sender's and the receiver's clocks cancels out of it, so it
+    /// holds across hosts whose clocks disagree; it is corrected for coordinated omission
+    /// like `latency_us`, and is `latency_us` less each stream's best.
+    pub delay_variation_us: Histogram<u64>,
     /// TCP connect time per connection, µs.
     pub connect_us: Histogram<u64>,
     /// TLS handshake time per connection (client side), µs.
@@ -184,6 +190,7 @@ impl Default for LinkMetrics {
             sequence_gaps: 0,
             latency_us: latency_histogram(),
             uncorrected_latency_us: latency_histogram(),
+            delay_variation_us: latency_histogram(),
             connect_us: latency_histogram(),
             handshake_us: latency_histogram(),
             ttff_us: latency_histogram(),
@@ -237,6 +244,7 @@ impl LinkMetrics {
         for (a, b) in [
             (&mut self.latency_us, &o.latency_us),
             (&mut self.uncorrected_latency_us, &o.uncorrected_latency_us),
+            (&mut self.delay_variation_us, &o.delay_variation_us),
             (&mut self.connect_us, &o.connect_us),
             (&mut self.handshake_us, &o.handshake_us),
             (&mut self.ttff_us, &o.ttff_us),
@@ -352,6 +360,7 @@ mod tests {
 struct Shard {
     latency_us: Histogram<u64>,
     uncorrected_latency_us: Histogram<u64>,
+    delay_variation_us: Histogram<u64>,
     connect_us: Histogram<u64>,
     handshake_us: Histogram<u64>,
     ttff_us: Histogram<u64>,
@@ -366,6 +375,7 @@ impl Default for Shard {
         Shard {
             latency_us: latency_histogram(),
             uncorrected_latency_us: latency_histogram(),
+            delay_variation_us: latency_histogram(),
             connect_us: latency_histogram(),
             handshake_us: latency_histogram(),
             ttff_us: latency_histogram(),
@@ -491,6 +501,7 @@ impl Meter {
             let Ok(s) = shard.lock() else { continue };
             add_into(&mut m.latency_us, &s.latency_us);
             add_into(&mut m.uncorrected_latency_us, &s.uncorrected_latency_us);
+            add_into(&mut m.delay_variation_us, &s.delay_variation_us);
             add_into(&mut m.connect_us, &s.connect_us);
             add_into(&mut m.handshake_us, &s.handshake_us);
             add_into(&mut m.ttff_us, &s.ttff_us);
@@ -533,6 +544,49 @@ impl ClientMeter {
         recv_ns: u64,
         interval_ns: u64,
     ) {
+        self.record(
+            payload_len,
+            scheduled_ns,
+            sent_ns,
+            recv_ns,
+            interval_ns,
+            None,
+        );
+    }
+
+    /// Counts one received frame of a stream whose delay variation is known, ns (see
+    /// [`LinkMetrics::delay_variation_us`]).
+    #[inline]
+    pub fn record_stream_frame(
+        &self,
+        payload_len: u32,
+        scheduled_ns: u64,
+        sent_ns: u64,
+        recv_ns: u64,
+        interval_ns: u64,
+        variation_ns: u64,
+    ) {
+        let variation = Some(variation_ns);
+        self.record(
+            payload_len,
+            scheduled_ns,
+            sent_ns,
+            recv_ns,
+            interval_ns,
+            variation,
+        );
+    }
+
+    #[inline]
+    fn record(
+        &self,
+        payload_len: u32,
+        scheduled_ns: u64,
+        sent_ns: u64,
+        recv_ns: u64,
+        interval_ns: u64,
+        variation_ns: Option<u64>,
+    ) {
         let m = &self.meter;
         let corrected = ns_to_us(recv_ns.saturating_sub(scheduled_ns));
         m.frames.fetch_add(1, Ordering::Relaxed);
@@ -545,6 +599,9 @@ impl ClientMeter {
             s.interval_latency_us.record_us(corrected);
             s.uncorrected_latency_us
                 .record_us(ns_to_us(recv_ns.saturating_sub(sent_ns)));
+            if let Some(v) = variation_ns {
+                s.delay_variation_us.record_us(ns_to_us(v));
+            }
         }
     }
 

@@ -94,6 +94,7 @@ impl Sample {
             frames_per_s: r.frames as f64 / window_s,
             latency_us: Percentiles::of(&r.latency_us),
             uncorrected_latency_us: Percentiles::of(&r.uncorrected_latency_us),
+            delay_variation_us: Percentiles::of(&r.delay_variation_us),
             connect_us: quantile(&r.connect_us, 0.5),
             handshake_us: quantile(&r.handshake_us, 0.5),
             handshake_us_p99: quantile(&r.handshake_us, 0.99),

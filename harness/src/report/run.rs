@@ -237,6 +237,12 @@ pub struct Sample {
     pub latency_us: Percentiles,
     /// Last byte read − sent time, µs.
     pub uncorrected_latency_us: Percentiles,
+    /// Delay variation, µs: each frame's latency less the least of its stream (the
+    /// receiver's own reference, so a clock offset between sender and receiver cancels
+    /// out). `latency_us` and `uncorrected_latency_us` need the two ends' clocks to agree;
+    /// this one does not. All zero for links whose clients track no stream (RPC calls).
+    #[serde(default)]
+    pub delay_variation_us: Percentiles,
     /// Median TCP connect time, µs.
     pub connect_us: u64,
     /// Median client-side TLS handshake time, µs (0 for plaintext).

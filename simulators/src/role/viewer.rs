@@ -121,6 +121,10 @@ struct StreamState {
     last_seq: Option<u64>,
     /// Waiting for the first frame on the current connection.
     awaiting_first: bool,
+    /// The least (receive − scheduled) time of the stream on the current connection, ns,
+    /// on two clocks that may disagree (the sender's schedule, the receiver's clock): the
+    /// reference of its delay variation. `i64::MAX` until its first frame.
+    least_delay_ns: i64,
 }
 
 impl Viewer {
@@ -249,6 +253,7 @@ impl Session {
                     interval_ns: s.interval_ns,
                     last_seq: None,
                     awaiting_first: true,
+                    least_delay_ns: i64::MAX,
                 };
                 (s.camera, state)
             })
@@ -267,6 +272,8 @@ impl Session {
                     lost_at = Some(self.clock.now_ns());
                     for s in streams.values_mut() {
                         s.awaiting_first = true;
+                        // Another server, perhaps on another clock.
+                        s.least_delay_ns = i64::MAX;
                     }
                 }
             }
@@ -437,16 +444,19 @@ impl Session {
                     Some(t) => self.meter.record_recovery(recv_ns.saturating_sub(t)),
                 }
             }
+            let delay = (recv_ns as i64).wrapping_sub(h.scheduled_ns as i64);
+            state.least_delay_ns = state.least_delay_ns.min(delay);
             if self.window.contains(h.scheduled_ns) {
                 if let Some(last) = state.last_seq {
                     self.meter.record_gap(h.seq.saturating_sub(last + 1));
                 }
-                self.meter.record_frame(
+                self.meter.record_stream_frame(
                     h.payload_len,
                     h.scheduled_ns,
                     h.sent_ns,
                     recv_ns,
                     state.interval_ns,
+                    delay.abs_diff(state.least_delay_ns),
                 );
             }
             state.last_seq = Some(h.seq);

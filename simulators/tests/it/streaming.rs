@@ -715,6 +715,78 @@ fn stalled_sender_shows_in_corrected_latency_only() {
 }
 
 #[test]
+fn a_clock_offset_distorts_latency_but_not_delay_variation() {
+    // How far the two clocks disagree: far more than any delay on loopback.
+    const OFFSET: Duration = Duration::from_secs(10);
+    block_on(async {
+        let base = RunClock::new();
+        // (sender's clock, viewer's clock): the sender 10 s ahead, then 10 s behind.
+        for (sender_clock, viewer_clock, ahead) in [
+            (base.ahead_by(OFFSET), base, true),
+            (base, base.ahead_by(OFFSET), false),
+        ] {
+            let pki = pki();
+            let recorder_rt = RoleRuntime::new("recorder-1", 1).expect("recorder runtime");
+            let viewer_rt = RoleRuntime::new("viewers", 1).expect("viewer runtime");
+            let listener = listener(Mode::Tls, &pki).await;
+            let window = Arc::new(Window::default());
+            let cameras = cameras("720p", 1);
+            let start_ns = sender_clock.now_ns() + crate::support::LEAD_NS;
+            let config = RecorderConfig {
+                host: HOST.to_owned(),
+                cameras: cameras.clone(),
+                queue_frames: DEFAULT_QUEUE_FRAMES,
+                start_ns,
+                source: Source::Pacer,
+            };
+            let recorder =
+                Recorder::start(&recorder_rt, listener, config, sender_clock, window.clone())
+                    .expect("recorder start");
+            let config = live_viewer(
+                recorder.addr(),
+                &cameras,
+                connector(Mode::Tls, &pki),
+                "viewer-recorder",
+            );
+            let viewer = Viewer::start(&viewer_rt, config, viewer_clock, window.clone());
+            let started = wait_until(PATIENCE, || viewer.metrics().ttff_us.len() == 1).await;
+            assert!(started, "ahead {ahead}: {:?}", viewer.metrics());
+
+            // Frames count by when they were due, on the sender's schedule.
+            let from = open_window(&sender_clock, &window);
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let to = close_window(&sender_clock, &window);
+            let due = cameras[0].frames_due(Playback::Live, start_ns, from, to);
+            wait_until(PATIENCE, || {
+                sender_clock.now_ns() > to && viewer.metrics().frames >= due
+            })
+            .await;
+            let (m, outcome) = viewer.stop().await;
+            assert!(outcome.is_ok(), "ahead {ahead}: {outcome:?}");
+            assert_eq!(m.frames, due, "ahead {ahead}");
+
+            // Latency from the schedule takes the offset in full: a sender ahead makes
+            // every frame seem early (read as 0), one behind makes every frame ≥ 10 s late.
+            let offset_us = OFFSET.as_micros() as u64;
+            if ahead {
+                // 0 µs, in the histogram's lowest bucket (1 µs).
+                assert!(m.latency_us.max() <= 1, "every frame seems early");
+            } else {
+                // (Histogram values are the lowest of their bucket.)
+                let floor = m.latency_us.lowest_equivalent(offset_us);
+                assert!(m.latency_us.min() >= floor, "{}", m.latency_us.min());
+                assert_eq!(m.late_frames, due);
+            }
+            // The delay variation of every frame is counted, and the offset cancels out.
+            assert_eq!(m.delay_variation_us.len(), due, "ahead {ahead}");
+            let worst = m.delay_variation_us.max();
+            assert!(worst < offset_us / 10, "ahead {ahead}: {worst} µs");
+            recorder.stop().await;
+        }
+    });
+}
+
+#[test]
 fn slow_viewer_is_dropped_until_next_keyframe_and_memory_stays_bounded() {
     block_on(async {
         for mode in MODES {
