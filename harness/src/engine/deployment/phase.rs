@@ -35,12 +35,11 @@ impl<'a> Deployment<'a> {
     /// Starts every role of `plan`.
     async fn start(
         plan: &'a Plan,
-        scenario: &'a Scenario,
         creds: &'a Credentials,
         clock: RunClock,
         window: Arc<Window>,
     ) -> anyhow::Result<Deployment<'a>> {
-        let mut site = Site::new(plan, scenario, creds, clock, window);
+        let mut site = Site::new(plan, creds, clock, window);
         let mut started = Vec::with_capacity(plan.roles.len());
         for spec in &plan.roles {
             match roles::start(spec, &mut site).await {
@@ -152,7 +151,7 @@ pub(crate) async fn run_phase_with(
     let _ = process::reset_peak_rss();
     let window = Arc::new(Window::default());
     let plan = Plan::new(scenario, mode, clock.now_ns(), timing.warmup);
-    let mut deployment = Deployment::start(&plan, scenario, creds, clock, window.clone()).await?;
+    let mut deployment = Deployment::start(&plan, creds, clock, window.clone()).await?;
     if let Some(hook) = &options.on_listening {
         hook(mode, &deployment.site.directory.listeners());
     }

@@ -14,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use simulators::role::rpc::{calls_due, Call};
-use simulators::transport::Mode;
+use simulators::transport::{Mode, TlsSettings};
 use simulators::video::{Camera, PayloadPool, Playback, Profile};
 
 use super::outcome::Incompatibility;
 use crate::engine::scenario::{
-    EventAction, LinkId, MobileMode, MobileServerSpec, Scenario, ViewMode,
+    EventAction, LinkId, MobileMode, MobileServerSpec, Pinning, Scenario, ViewMode,
 };
 
 /// Session connections (logins, change checks) counted as open at once: each lasts one
@@ -54,6 +54,22 @@ pub(crate) struct Plan {
     pub roles: Vec<RoleSpec>,
     /// Clients that cannot work with the server they are pointed at.
     pub incompatibilities: Vec<Incompatibility>,
+    /// How the process that starts the roles sets them up.
+    pub site: SiteSettings,
+}
+
+/// What a process starting roles of the plan needs besides the plan's roles and the
+/// deployment's certificates: the TLS settings and the runtimes' threads and CPUs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SiteSettings {
+    /// What clients pin (servers accept these first, then what real clients offer).
+    pub tls: TlsSettings,
+    /// Threads of each server role's runtime.
+    pub server_threads: usize,
+    /// Threads of each client role's runtime.
+    pub client_threads: usize,
+    /// Which CPUs the runtimes run on, if pinned.
+    pub pinning: Option<Pinning>,
 }
 
 /// How a phase's clients start: viewers, integrations and phones one after another (each
@@ -401,6 +417,12 @@ impl Plan {
                 ramp,
                 roles: Vec::new(),
                 incompatibilities: Vec::new(),
+                site: SiteSettings {
+                    tls: scenario.tls.clone(),
+                    server_threads: scenario.server_threads,
+                    client_threads: scenario.client_threads,
+                    pinning: scenario.pinning.clone(),
+                },
             },
             bases: BTreeMap::new(),
             phone_cameras: Vec::new(),

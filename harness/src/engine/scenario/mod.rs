@@ -556,7 +556,7 @@ pub struct Scenario {
 
 /// Which CPUs the roles run on: some roles on CPUs of their own, every other role on the
 /// rest, so that one role's CPU use (and capacity) is not mixed up with its clients'.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pinning {
     /// Role name (`recorder-1`, `viewers`, …) → its CPUs.
     pub roles: std::collections::BTreeMap<String, Vec<usize>>,

@@ -30,7 +30,7 @@ use simulators::video::{Camera, PayloadPool, Profile};
 
 use super::plan::{CameraRef, Plan, RoleKind, RoleSpec, Security};
 use crate::engine::credentials::Credentials;
-use crate::engine::scenario::{LinkId, Pinning, Scenario};
+use crate::engine::scenario::{LinkId, Pinning};
 use crate::engine::watcher::Attempt;
 
 use super::Listening;
@@ -116,8 +116,6 @@ pub(super) struct Site<'a> {
     pub plan: &'a Plan,
     /// The certificates and trust store of the deployment.
     pub creds: &'a Credentials,
-    /// The scenario (its TLS settings).
-    pub scenario: &'a Scenario,
     /// The run clock.
     pub clock: RunClock,
     /// The measured window.
@@ -145,7 +143,6 @@ impl<'a> Site<'a> {
     /// A site for `plan`: no runtime and no server yet.
     pub(super) fn new(
         plan: &'a Plan,
-        scenario: &'a Scenario,
         creds: &'a Credentials,
         clock: RunClock,
         window: Arc<Window>,
@@ -153,14 +150,13 @@ impl<'a> Site<'a> {
         Site {
             plan,
             creds,
-            scenario,
             clock,
             window,
             directory: Directory::default(),
             runtimes: Runtimes {
-                server_threads: scenario.server_threads,
-                client_threads: scenario.client_threads,
-                pinning: scenario.pinning.clone(),
+                server_threads: plan.site.server_threads,
+                client_threads: plan.site.client_threads,
+                pinning: plan.site.pinning.clone(),
                 map: BTreeMap::new(),
             },
             pool: PayloadPool::new(plan.largest_frame, plan.seed),
@@ -207,7 +203,7 @@ impl<'a> Site<'a> {
         if let Some(c) = &self.client_config {
             return Ok(c.clone());
         }
-        let c = self.creds.client_config(&self.scenario.tls)?;
+        let c = self.creds.client_config(&self.plan.site.tls)?;
         self.client_config = Some(c.clone());
         Ok(c)
     }
@@ -228,7 +224,7 @@ impl<'a> Site<'a> {
         if !tls {
             return Ok((None, None));
         }
-        let accepted = self.scenario.tls.accepted_by_servers();
+        let accepted = self.plan.site.tls.accepted_by_servers();
         if reloadable {
             let (config, identity) = self.creds.server_config_reloadable(host, &accepted)?;
             return Ok((Some(config), Some(identity)));
