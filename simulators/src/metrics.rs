@@ -534,51 +534,11 @@ impl ClientMeter {
         self.meter.shards.get(self.shard)?.lock().ok()
     }
 
-    /// Counts one received frame: `recv_ns` is when its last byte was read.
-    #[inline]
-    pub fn record_frame(
-        &self,
-        payload_len: u32,
-        scheduled_ns: u64,
-        sent_ns: u64,
-        recv_ns: u64,
-        interval_ns: u64,
-    ) {
-        self.record(
-            payload_len,
-            scheduled_ns,
-            sent_ns,
-            recv_ns,
-            interval_ns,
-            None,
-        );
-    }
-
-    /// Counts one received frame of a stream whose delay variation is known, ns (see
+    /// Counts one received frame: `recv_ns` is when its last byte was read;
+    /// `variation_ns` its delay variation when the receiver tracks its stream (see
     /// [`LinkMetrics::delay_variation_us`]).
     #[inline]
-    pub fn record_stream_frame(
-        &self,
-        payload_len: u32,
-        scheduled_ns: u64,
-        sent_ns: u64,
-        recv_ns: u64,
-        interval_ns: u64,
-        variation_ns: u64,
-    ) {
-        let variation = Some(variation_ns);
-        self.record(
-            payload_len,
-            scheduled_ns,
-            sent_ns,
-            recv_ns,
-            interval_ns,
-            variation,
-        );
-    }
-
-    #[inline]
-    fn record(
+    pub fn record_frame(
         &self,
         payload_len: u32,
         scheduled_ns: u64,

@@ -186,7 +186,7 @@ mod tests {
             },
         ];
         let record = |m: &ClientMeter, latency_ns: u64| {
-            m.record_frame(1000, 0, 0, latency_ns, u64::MAX);
+            m.record_frame(1000, 0, 0, latency_ns, u64::MAX, None);
         };
         record(&a, 5_000_000);
         record(&b, 7_000_000);

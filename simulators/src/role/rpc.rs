@@ -309,7 +309,7 @@ impl Caller {
             // A call's payload is what crossed the link both ways: request and answer.
             let len = u32::try_from(bytes + u64::from(body)).unwrap_or(u32::MAX);
             self.meter
-                .record_frame(len, scheduled, request.sent_ns, recv_ns, interval);
+                .record_frame(len, scheduled, request.sent_ns, recv_ns, interval, None);
         }
         if session {
             if let Some((_, mut wr)) = conn.take() {

@@ -450,13 +450,13 @@ impl Session {
                 if let Some(last) = state.last_seq {
                     self.meter.record_gap(h.seq.saturating_sub(last + 1));
                 }
-                self.meter.record_stream_frame(
+                self.meter.record_frame(
                     h.payload_len,
                     h.scheduled_ns,
                     h.sent_ns,
                     recv_ns,
                     state.interval_ns,
-                    delay.abs_diff(state.least_delay_ns),
+                    Some(delay.abs_diff(state.least_delay_ns)),
                 );
             }
             state.last_seq = Some(h.seq);
