@@ -38,7 +38,7 @@ pub struct Opts {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Stream video from a recording server to viewers, plaintext and TLS, and report the cost.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Push unpaced frames through one or more connections: the link's ceiling.
     Bulk(bulk::BulkArgs),
     /// Generate, inspect and check the certificates of a deployment.

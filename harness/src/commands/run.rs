@@ -76,6 +76,12 @@ pub struct RunArgs {
     /// Thread flags.
     #[command(flatten)]
     pub threads: ThreadArgs,
+    /// Where the servers listen: IP for every server host (e.g. 0.0.0.0, so that real
+    /// clients on other machines reach them), or HOST=IP for one host (e.g.
+    /// recorder-1.vms.test=127.0.0.2). Repeatable; default 127.0.0.1. Ports are chosen by
+    /// the system; `--export-listeners` says which.
+    #[arg(long, value_name = "IP|HOST=IP")]
+    pub listen: Vec<String>,
     /// Write the certificates the run's clients trust (the run's CA, PEM) to FILE before
     /// any server starts, so that a real client (openssl s_client, a player, another host)
     /// can verify the simulated servers.
@@ -145,6 +151,9 @@ pub fn scenario_from(args: &RunArgs) -> anyhow::Result<Scenario> {
             humantime::format_duration(check)
         ));
     }
+    for l in &args.listen {
+        listen_flag(&mut s, l)?;
+    }
     for f in &args.fault {
         let fault = fault_flag(&s, f)?;
         changed.push(format!("{} on {}", fault.kind.as_str(), fault.host));
@@ -174,6 +183,31 @@ fn listeners_writer(path: PathBuf) -> ListeningHook {
             eprintln!("vmsbench: writing the listeners to {}: {e}", path.display());
         }
     })
+}
+
+/// Applies a `--listen IP` or `--listen HOST=IP` flag to `s`.
+fn listen_flag(s: &mut Scenario, flag: &str) -> anyhow::Result<()> {
+    let (host, ip) = match flag.split_once('=') {
+        Some((host, ip)) => (Some(host), ip),
+        None => (None, flag),
+    };
+    let ip: std::net::IpAddr = ip.trim().parse().map_err(|e| {
+        anyhow::anyhow!("--listen {flag:?}: {ip:?} is not an IP address ({e}); write IP or HOST=IP")
+    })?;
+    let Some(host) = host else {
+        s.listen.default = ip;
+        return Ok(());
+    };
+    let hosts = s.server_hosts();
+    if !hosts.iter().any(|h| h == host) {
+        anyhow::bail!(
+            "--listen {flag:?}: {host:?} is not a server of scenario {}; its servers are: {}",
+            s.name,
+            hosts.join(", ")
+        );
+    }
+    s.listen.hosts.insert(host.to_owned(), ip);
+    Ok(())
 }
 
 /// A `--fault HOST=KIND` flag, checked against `s`.

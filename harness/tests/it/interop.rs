@@ -131,3 +131,69 @@ fn openssl_verifies_every_server_of_the_default_run_with_the_exported_ca() {
     assert_eq!(accepted["groups"][0], "x25519mlkem768");
     assert_eq!(accepted["groups"].as_array().map(Vec::len), Some(4));
 }
+
+#[test]
+fn servers_listen_where_the_run_says_and_clients_reach_them_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = dir.path().join("listeners.json");
+    let at_arg = at.to_str().expect("utf-8 path");
+    let report = crate::support::run_once(
+        dir.path(),
+        &["small"],
+        "2s",
+        "1s",
+        &[
+            "--mode",
+            "tls",
+            "--listen",
+            "127.0.0.3",
+            "--listen",
+            "recorder-1.vms.test=127.0.0.2",
+            "--export-listeners",
+            at_arg,
+        ],
+    );
+    let doc = read_json(&at);
+    let listeners = doc["listeners"].as_array().expect("listeners");
+    assert!(listeners.len() >= 4, "{doc}");
+    for l in listeners {
+        let host = l["host"].as_str().expect("host");
+        let address: std::net::SocketAddr = l["address"]
+            .as_str()
+            .expect("address")
+            .parse()
+            .expect("an address");
+        let want = if host == "recorder-1.vms.test" {
+            "127.0.0.2"
+        } else {
+            "127.0.0.3"
+        };
+        assert_eq!(address.ip().to_string(), want, "{host}");
+        assert_ne!(address.port(), 0, "{host}");
+    }
+    // Clients reached the servers there: every frame due arrived, with no failure.
+    for link in ["viewer-recorder", "mobile-recorder", "phone-mobile"] {
+        let r = result(&report, link, "tls");
+        assert_eq!(r["frames_received"], r["frames_due"], "{link}: {r}");
+        assert!(r["frames_received"].as_u64().unwrap_or(0) > 0, "{link}");
+        assert_eq!(r["errors"], serde_json::json!({}), "{link}: {r}");
+    }
+    assert_eq!(report["scenario"]["listen"]["default"], "127.0.0.3");
+}
+
+#[test]
+fn a_listen_flag_that_names_no_server_or_no_address_is_refused_before_running() {
+    for (flag, says) in [
+        ("nowhere.vms.test=127.0.0.2", "is not a server of scenario"),
+        ("banana", "is not an IP address"),
+        ("recorder-1.vms.test=300.1.1.1", "is not an IP address"),
+    ] {
+        let err = crate::support::try_run(&["run", "--listen", flag, "--duration", "1s"])
+            .expect_err("a bad --listen is an error");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(says) && text.contains("--listen"),
+            "{flag}: {text}"
+        );
+    }
+}

@@ -60,7 +60,7 @@ pub(crate) async fn run_bulk_phase_with(
     let server = RoleRuntime::new("bulk-sender", scenario.server_threads)?;
     let client = RoleRuntime::new("bulk-receivers", scenario.client_threads)?;
     let window = Arc::new(Window::default());
-    let listener = bind(&server, tls)
+    let listener = bind(&server, tls, scenario.listen.of(&host))
         .await
         .context("binding the bulk sender")?;
     let sender = BulkSender::start(&server, listener, load.frame_size, clock, window.clone())?;

@@ -19,7 +19,7 @@ use simulators::video::{Camera, PayloadPool, Playback, Profile};
 
 use super::outcome::Incompatibility;
 use crate::engine::scenario::{
-    EventAction, LinkId, MobileMode, MobileServerSpec, Pinning, Scenario, ViewMode,
+    EventAction, LinkId, Listen, MobileMode, MobileServerSpec, Pinning, Scenario, ViewMode,
 };
 
 /// Session connections (logins, change checks) counted as open at once: each lasts one
@@ -70,6 +70,8 @@ pub(crate) struct SiteSettings {
     pub client_threads: usize,
     /// Which CPUs the runtimes run on, if pinned.
     pub pinning: Option<Pinning>,
+    /// Where the servers listen.
+    pub listen: Listen,
 }
 
 /// How a phase's clients start: viewers, integrations and phones one after another (each
@@ -422,6 +424,7 @@ impl Plan {
                     server_threads: scenario.server_threads,
                     client_threads: scenario.client_threads,
                     pinning: scenario.pinning.clone(),
+                    listen: scenario.listen.clone(),
                 },
             },
             bases: BTreeMap::new(),
@@ -1159,7 +1162,10 @@ mod tests {
             for mode in [Mode::Plain, Mode::Tls] {
                 let p = plan(name, mode);
                 let json = serde_json::to_string(&p).expect("serialise");
-                assert!(!json.contains("127.0.0.1"), "{name}: {json}");
+                // Roles name hosts, never where they were found; only the site settings
+                // say which address servers bind (127.0.0.1 by default).
+                let roles = serde_json::to_string(&p.roles).expect("serialise");
+                assert!(!roles.contains("127.0.0.1"), "{name}: {roles}");
                 let back: Plan = serde_json::from_str(&json).expect("deserialise");
                 assert_eq!(
                     serde_json::to_value(&back).expect("value"),

@@ -496,6 +496,37 @@ pub enum Certificates {
     },
 }
 
+/// Where the servers listen: every server host on one address, or some hosts on
+/// addresses of their own (a port is always chosen by the system).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listen {
+    /// The address of every server host not named in `hosts`.
+    pub default: std::net::IpAddr,
+    /// Hosts that listen on an address of their own.
+    pub hosts: std::collections::BTreeMap<String, std::net::IpAddr>,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            default: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            hosts: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl Listen {
+    /// The address `host` listens on.
+    pub fn of(&self, host: &str) -> std::net::IpAddr {
+        self.hosts.get(host).copied().unwrap_or(self.default)
+    }
+
+    /// Whether every server listens on 127.0.0.1.
+    pub fn is_default(&self) -> bool {
+        *self == Listen::default()
+    }
+}
+
 /// A whole deployment.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Scenario {
@@ -545,6 +576,10 @@ pub struct Scenario {
     pub connect_rate: u32,
     /// Worker threads of each client role's runtime.
     pub client_threads: usize,
+    /// Where the servers listen (127.0.0.1 unless `run --listen` says otherwise; not in
+    /// files).
+    #[serde(skip_serializing_if = "Listen::is_default")]
+    pub listen: Listen,
     /// CPUs each role's threads are pinned to (set by `vmsbench capacity`; not in files).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pinning: Option<Pinning>,

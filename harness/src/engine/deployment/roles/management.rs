@@ -29,9 +29,10 @@ pub(super) async fn start(
     let any_tls = role.listeners.iter().any(|(_, tls)| *tls);
     let (config, identity) = site.server_tls(&role.host, any_tls, role.reloadable)?;
     let mut listeners = Vec::new();
+    let ip = site.plan.site.listen.of(&role.host);
     for (_, tls) in &role.listeners {
         let rt = site.runtime(runtime, server)?;
-        listeners.push(bind(rt, config.clone().filter(|_| *tls)).await?);
+        listeners.push(bind(rt, config.clone().filter(|_| *tls), ip).await?);
     }
     let config = ManagementConfig {
         config_bytes: role.config_bytes,

@@ -15,7 +15,7 @@ mod streaming;
 mod watcher;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -51,7 +51,7 @@ impl Directory {
         self.addrs
             .entry(host.to_owned())
             .or_default()
-            .insert(link, (addr, tls));
+            .insert(link, (dialable(addr), tls));
     }
 
     /// Where `host` accepts connections on `link`; a streaming server accepts every link
@@ -240,14 +240,31 @@ type ServerTls = (
     Option<Arc<ReloadableIdentity>>,
 );
 
-/// Binds 127.0.0.1 on a port the system chooses, registered with the role's own runtime
-/// so that its sockets are driven by the role's threads.
+/// Binds `ip` (127.0.0.1 unless the run says otherwise) on a port the system chooses,
+/// registered with the role's own runtime so that its sockets are driven by the role's
+/// threads.
 pub(super) async fn bind(
     rt: &RoleRuntime,
     tls: Option<Arc<rustls::ServerConfig>>,
+    ip: IpAddr,
 ) -> anyhow::Result<Listener> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    Ok(rt.spawn(Listener::bind(addr, tls)).await??)
+    let addr = SocketAddr::from((ip, 0));
+    let bound = rt.spawn(Listener::bind(addr, tls)).await?;
+    bound.with_context(|| format!("listening on {ip}"))
+}
+
+/// Where a client of this process reaches a listener bound at `addr`: the loopback
+/// address when it listens on every address.
+fn dialable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
 }
 
 /// A started role. Its CPU is its runtime's ([`Site::cpu`]), shared with the roles the

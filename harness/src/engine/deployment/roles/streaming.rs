@@ -47,8 +47,9 @@ pub(super) async fn start(
         },
     };
     let (clock, window) = (site.clock, site.window.clone());
+    let ip = site.plan.site.listen.of(&role.host);
     let rt = site.runtime(runtime, server)?;
-    let listener = bind(rt, tls).await?;
+    let listener = bind(rt, tls, ip).await?;
     let recorder = Recorder::start(rt, listener, config, clock, window)?;
     recorder.set_cpu_per_frame(role.cpu_per_frame);
     for link in &role.links {

@@ -17,7 +17,7 @@ use super::raw::{
 };
 use super::{ScenarioError, Source};
 use crate::engine::scenario::{
-    default_threads, Certificates, Encryption, Management, RecorderSpec, Scenario,
+    default_threads, Certificates, Encryption, Listen, Management, RecorderSpec, Scenario,
 };
 use crate::units;
 
@@ -139,6 +139,7 @@ pub(super) fn resolve(raw: RawScenario, src: &Source<'_>) -> Result<Scenario> {
         server_threads,
         connect_rate,
         client_threads,
+        listen: Listen::default(),
         pinning: None,
         recorder_cpu_per_frame: None,
     })
