@@ -85,6 +85,9 @@ pub(crate) struct Credentials {
     ca: Option<CertificateAuthority>,
     /// What clients trust.
     roots: Vec<CertificateDer<'static>>,
+    /// Names each healthy generated certificate carries besides its host name: the IP
+    /// address its host listens on, when the run gives it one.
+    sans: BTreeMap<String, Vec<String>>,
     hosts: BTreeMap<String, Presented>,
     faults: BTreeMap<String, FaultKind>,
     key: KeyType,
@@ -102,6 +105,28 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The IP address each server host of `scenario` listens on, when `run --listen` gives it
+/// a specific one: its certificate names that address too, so that a client dialling the
+/// address (rather than the name) can verify it.
+fn ip_sans(scenario: &Scenario) -> BTreeMap<String, Vec<String>> {
+    if scenario.listen.is_default() {
+        return BTreeMap::new();
+    }
+    scenario
+        .server_hosts()
+        .into_iter()
+        .filter_map(|h| {
+            let ip = scenario.listen.of(&h);
+            (!ip.is_unspecified()).then(|| (h, vec![ip.to_string()]))
+        })
+        .collect()
+}
+
+/// The extra names of `host`'s certificate.
+fn sans_of<'a>(sans: &'a BTreeMap<String, Vec<String>>, host: &str) -> &'a [String] {
+    sans.get(host).map_or(&[], Vec::as_slice)
+}
+
 impl Credentials {
     /// The certificates of every server host of `scenario`, generated or read from files,
     /// with its faults staged.
@@ -113,7 +138,9 @@ impl Credentials {
             .map(|f| (f.host.clone(), f.kind))
             .collect();
         let mut creds = match &scenario.certificates {
-            Certificates::Generated => Self::generate(&hosts, scenario.key, &faults)?,
+            Certificates::Generated => {
+                Self::generate(&hosts, scenario.key, &faults, &ip_sans(scenario))?
+            }
             Certificates::Files { dir, ca } => Self::from_files(&hosts, dir, ca)?,
         };
         creds.faults = faults;
@@ -153,6 +180,7 @@ impl Credentials {
         hosts: &[String],
         key: KeyType,
         faults: &BTreeMap<String, FaultKind>,
+        sans: &BTreeMap<String, Vec<String>>,
     ) -> anyhow::Result<Credentials> {
         let validity = Validity::days_from_now(CERT_DAYS);
         let ca = CertificateAuthority::generate(DEFAULT_CA_NAME, key, validity)
@@ -164,13 +192,14 @@ impl Credentials {
             }
             let identity = match faults.get(host) {
                 Some(kind) => issue_faulty(&ca, host, key, *kind)?,
-                None => ca.issue(host, &[], key, validity)?,
+                None => ca.issue(host, sans_of(sans, host), key, validity)?,
             };
             map.insert(host.clone(), Presented::Identity(identity));
         }
         Ok(Credentials {
             roots: vec![ca.root_cert_der().clone()],
             ca: Some(ca),
+            sans: sans.clone(),
             hosts: map,
             faults: BTreeMap::new(),
             key,
@@ -224,6 +253,7 @@ impl Credentials {
         Ok(Credentials {
             ca: None,
             roots,
+            sans: BTreeMap::new(),
             hosts: map,
             faults: BTreeMap::new(),
             key: key.unwrap_or_default(),
@@ -290,7 +320,8 @@ impl Credentials {
     /// A newly issued certificate for `host` (new key and serial number), as a renewal.
     pub(crate) fn renewal(&self, host: &str) -> anyhow::Result<HostIdentity> {
         let ca = self.ca("renewing a certificate")?;
-        Ok(ca.issue(host, &[], self.key, Validity::days_from_now(CERT_DAYS))?)
+        let validity = Validity::days_from_now(CERT_DAYS);
+        Ok(ca.issue(host, sans_of(&self.sans, host), self.key, validity)?)
     }
 
     /// `host`'s certificate as it is once its not-after date has passed: the same name and
@@ -302,7 +333,7 @@ impl Credentials {
             not_before: now - Duration::from_secs(u64::from(CERT_DAYS) * 86_400),
             not_after: now - Duration::from_secs(2),
         };
-        Ok(ca.issue(host, &[], self.key, validity)?)
+        Ok(ca.issue(host, sans_of(&self.sans, host), self.key, validity)?)
     }
 
     /// Where the certificates came from and what each host presents, for the report.

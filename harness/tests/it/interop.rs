@@ -1,6 +1,8 @@
 //! A real client against a running `vmsbench run`: openssl s_client (OpenSSL 3.0, which
 //! cannot offer the hybrid group the simulated clients pin) verifies every server of the
-//! default run with the CA the run exports, reaching them where the run says they listen.
+//! default run with the CA the run exports, reaching them where the run says they listen,
+//! by name, and by the IP address `--listen` gave a host. And `--listen` itself: servers
+//! listen where it says, and the run's clients reach them there.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -56,30 +58,69 @@ fn listeners(path: &Path) -> Vec<Value> {
     panic!("the run wrote no listeners within {SERVERS_UP:?}");
 }
 
+/// A `vmsbench run --mode tls` in a child process that exports its CA and listeners,
+/// with `extra` flags: the child, its directory, and the CA, listeners and report paths.
+struct LiveRun {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    ca: std::path::PathBuf,
+    at: std::path::PathBuf,
+    json: std::path::PathBuf,
+}
+
+impl LiveRun {
+    fn start(extra: &[&str]) -> LiveRun {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ca, at, json) = (
+            dir.path().join("ca.pem"),
+            dir.path().join("listeners.json"),
+            dir.path().join("report.json"),
+        );
+        let child = Command::new(env!("CARGO_BIN_EXE_vmsbench"))
+            .args(["run", "--mode", "tls", "--warmup", "3s", "--duration", "4s"])
+            .args(extra)
+            .arg("--export-ca")
+            .arg(&ca)
+            .arg("--export-listeners")
+            .arg(&at)
+            .arg("--json")
+            .arg(&json)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn vmsbench");
+        LiveRun {
+            child,
+            _dir: dir,
+            ca,
+            at,
+            json,
+        }
+    }
+
+    /// Waits for the run to end well; its report.
+    fn finish(mut self) -> Value {
+        let status = self.child.wait().expect("wait for vmsbench");
+        assert!(status.success(), "vmsbench run: {status}");
+        read_json(&self.json)
+    }
+}
+
+fn have_openssl() -> bool {
+    let present = Path::new(OPENSSL).exists();
+    if !present {
+        eprintln!("SKIPPING the s_client tests: {OPENSSL} is not installed (.ci/run installs it)");
+    }
+    present
+}
+
 #[test]
 fn openssl_verifies_every_server_of_the_default_run_with_the_exported_ca() {
-    if !Path::new(OPENSSL).exists() {
-        eprintln!("SKIPPING the s_client test: {OPENSSL} is not installed (.ci/run installs it)");
+    if !have_openssl() {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (ca, at, json) = (
-        dir.path().join("ca.pem"),
-        dir.path().join("listeners.json"),
-        dir.path().join("report.json"),
-    );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmsbench"))
-        .args(["run", "--mode", "tls", "--warmup", "3s", "--duration", "4s"])
-        .arg("--export-ca")
-        .arg(&ca)
-        .arg("--export-listeners")
-        .arg(&at)
-        .arg("--json")
-        .arg(&json)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn vmsbench");
+    let run = LiveRun::start(&[]);
+    let (ca, at) = (run.ca.clone(), run.at.clone());
     let listeners = listeners(&at);
     let servers: BTreeSet<(String, String)> = listeners
         .iter()
@@ -109,10 +150,7 @@ fn openssl_verifies_every_server_of_the_default_run_with_the_exported_ca() {
         );
         verified.insert(host.clone());
     }
-    let status = child.wait().expect("wait for vmsbench");
-    assert!(status.success(), "vmsbench run: {status}");
-
-    let report = read_json(&json);
+    let report = run.finish();
     let hosts: BTreeSet<String> = report["hosts"]
         .as_array()
         .expect("hosts")
@@ -130,6 +168,42 @@ fn openssl_verifies_every_server_of_the_default_run_with_the_exported_ca() {
     assert_eq!(accepted["versions"], serde_json::json!(["1.3", "1.2"]));
     assert_eq!(accepted["groups"][0], "x25519mlkem768");
     assert_eq!(accepted["groups"].as_array().map(Vec::len), Some(4));
+}
+
+#[test]
+fn openssl_verifies_a_server_by_the_ip_address_it_was_given() {
+    if !have_openssl() {
+        return;
+    }
+    let run = LiveRun::start(&["--listen", "recorder-1.vms.test=127.0.0.2"]);
+    let recorder = listeners(&run.at)
+        .into_iter()
+        .find(|l| l["host"] == "recorder-1.vms.test" && l["tls"] == true)
+        .expect("the recording server listens");
+    let address = recorder["address"].as_str().expect("address").to_owned();
+    assert!(address.starts_with("127.0.0.2:"), "{address}");
+    let out = Command::new(OPENSSL)
+        .args([
+            "s_client",
+            "-brief",
+            "-connect",
+            &address,
+            "-verify_ip",
+            "127.0.0.2",
+        ])
+        .args(["-verify_return_error", "-CAfile"])
+        .arg(&run.ca)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("Verification: OK"), "{text}");
+    run.finish();
 }
 
 #[test]
