@@ -185,6 +185,19 @@ fn listeners_writer(path: PathBuf) -> ListeningHook {
     })
 }
 
+/// Checks that `host`, named by `option`'s value `flag`, is a server of `s`.
+fn check_server(s: &Scenario, option: &str, flag: &str, host: &str) -> anyhow::Result<()> {
+    let hosts = s.server_hosts();
+    if !hosts.iter().any(|h| h == host) {
+        anyhow::bail!(
+            "{option} {flag:?}: {host:?} is not a server of scenario {}; its servers are: {}",
+            s.name,
+            hosts.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Applies a `--listen IP` or `--listen HOST=IP` flag to `s`.
 fn listen_flag(s: &mut Scenario, flag: &str) -> anyhow::Result<()> {
     let (host, ip) = match flag.split_once('=') {
@@ -198,14 +211,7 @@ fn listen_flag(s: &mut Scenario, flag: &str) -> anyhow::Result<()> {
         s.listen.default = ip;
         return Ok(());
     };
-    let hosts = s.server_hosts();
-    if !hosts.iter().any(|h| h == host) {
-        anyhow::bail!(
-            "--listen {flag:?}: {host:?} is not a server of scenario {}; its servers are: {}",
-            s.name,
-            hosts.join(", ")
-        );
-    }
+    check_server(s, "--listen", flag, host)?;
     s.listen.hosts.insert(host.to_owned(), ip);
     Ok(())
 }
@@ -215,14 +221,7 @@ fn fault_flag(s: &Scenario, flag: &str) -> anyhow::Result<Fault> {
     let Some((host, kind)) = flag.split_once('=') else {
         anyhow::bail!("--fault {flag:?}: write HOST=KIND, e.g. recorder-1.vms.test=expired");
     };
-    let hosts = s.server_hosts();
-    if !hosts.iter().any(|h| h == host) {
-        anyhow::bail!(
-            "--fault {flag:?}: {host:?} is not a server of scenario {}; its servers are: {}",
-            s.name,
-            hosts.join(", ")
-        );
-    }
+    check_server(s, "--fault", flag, host)?;
     let kind: FaultKind = kind
         .parse()
         .map_err(|why: String| anyhow::anyhow!("--fault {flag:?}: {why}"))?;
