@@ -17,7 +17,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 
 use super::hgrm::{file_safe, OUTPUT_SCALING};
 use super::{Document, Export, ExportError, Exporter};
-use crate::report::IntervalRecord;
+use crate::report::{decode_histogram, IntervalRecord};
 
 /// `--export-hlog DIR`.
 #[derive(Debug, Default)]
@@ -54,11 +54,13 @@ impl Exporter for HlogExporter {
                 .begin_log_with(&mut bytes, &mut serializer)
                 .map_err(|e| fail(e.to_string()))?;
             for i in intervals {
-                let Some(h) = &i.histogram else { continue };
+                let Some(h) = i.histogram.as_deref().and_then(decode_histogram) else {
+                    continue;
+                };
                 let start = Duration::from_secs_f64((i.t_s - i.interval_s).max(0.0));
                 let name = format!("r{}", i.repeat);
                 let tag = Tag::new(&name);
-                log.write_histogram(h, start, Duration::from_secs_f64(i.interval_s), tag)
+                log.write_histogram(&h, start, Duration::from_secs_f64(i.interval_s), tag)
                     .map_err(|e| fail(format!("{link} {mode}: {e:?}")))?;
             }
             drop(log);

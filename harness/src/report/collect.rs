@@ -183,7 +183,7 @@ impl Collector {
                     max: if h.is_empty() { 0 } else { h.max() },
                 },
                 interval_s: i.interval_s,
-                histogram: Some(h.clone()),
+                histogram: Some(encode_histogram(h)),
             });
         }
         let window_s = p.window_s.max(1e-9);

@@ -121,10 +121,12 @@ pub struct IntervalRecord {
     pub latency_us: IntervalLatency,
     /// Length of the interval, seconds (1 but for a last, shorter one).
     pub interval_s: f64,
-    /// The interval's latency histogram, µs, for the interval log (`--export-hlog`); kept
-    /// in memory only, so that the JSON and NDJSON stay small.
+    /// The interval's latency histogram, µs, for the interval log (`--export-hlog`), in
+    /// V2+DEFLATE base64 (a few hundred bytes, where the histogram itself takes tens of
+    /// KiB: a long run keeps thousands); kept in memory only, so that the JSON and NDJSON
+    /// stay small.
     #[serde(skip)]
-    pub histogram: Option<Histogram<u64>>,
+    pub histogram: Option<String>,
 }
 
 /// Latency percentiles of one interval, µs.
