@@ -113,7 +113,9 @@ fn allocations_per_frame(mode: Mode) -> f64 {
         assert!(more, "{mode}: stalled at {f1} frames");
         let m = viewer.stop().await;
         assert!(m.0.errors.is_empty(), "{mode}: {:?}", m.0.errors);
-        assert_eq!(m.0.late_frames, 0, "{mode}: frames came late");
+        // Whether frames came late depends on the machine, not on what is counted here: a
+        // late frame waits in the connection's backlog, whose queue keeps its capacity
+        // (it grows once, to the longest backlog), so it costs no allocation per frame.
         drop(rec);
         (a1 - a0) as f64 / (f1 - f0) as f64
     })

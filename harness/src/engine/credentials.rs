@@ -282,29 +282,33 @@ impl Credentials {
         })
     }
 
-    /// The server configuration of `host`.
+    /// The server configuration of `host`: it accepts what real clients commonly offer,
+    /// the pinned settings `tls` first ([`TlsSettings::accepted_by_servers`]), so that a
+    /// client pinning `tls` negotiates exactly that.
     pub(crate) fn server_config(
         &self,
         host: &str,
         tls: &TlsSettings,
     ) -> anyhow::Result<Arc<ServerConfig>> {
+        let accepted = tls.accepted_by_servers();
         Ok(match self.presented(host)? {
-            Presented::Identity(i) => i.server_config(tls)?,
+            Presented::Identity(i) => i.server_config(&accepted)?,
             Presented::KeyUnreadable { identity, reason } => {
-                identity.server_config_without_key(tls, reason)?
+                identity.server_config_without_key(&accepted, reason)?
             }
         })
     }
 
     /// The server configuration of `host` through a [`ReloadableIdentity`], for hosts whose
-    /// certificate expires or is renewed during the run.
+    /// certificate expires or is renewed during the run; it accepts what
+    /// [`Credentials::server_config`] accepts.
     pub(crate) fn server_config_reloadable(
         &self,
         host: &str,
         tls: &TlsSettings,
     ) -> anyhow::Result<(Arc<ServerConfig>, Arc<ReloadableIdentity>)> {
         match self.presented(host)? {
-            Presented::Identity(i) => Ok(i.server_config_reloadable(tls)?),
+            Presented::Identity(i) => Ok(i.server_config_reloadable(&tls.accepted_by_servers())?),
             Presented::KeyUnreadable { reason, .. } => {
                 bail!("{host} cannot present a certificate: {reason}")
             }

@@ -53,7 +53,7 @@ pub(crate) async fn run_bulk_phase_with(
     let (tls, connector) = match mode {
         Mode::Plain => (None, Connector::plain()),
         Mode::Tls => (
-            Some(creds.server_config(&host, &scenario.tls.accepted_by_servers())?),
+            Some(creds.server_config(&host, &scenario.tls)?),
             Connector::tls(creds.client_config(&scenario.tls)?),
         ),
     };

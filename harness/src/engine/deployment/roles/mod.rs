@@ -217,19 +217,19 @@ impl<'a> Site<'a> {
         })
     }
 
-    /// The server configuration of `host`, accepting what real clients commonly offer
-    /// (see [`TlsSettings::accepted_by_servers`](simulators::transport::TlsSettings)):
-    /// through a replaceable identity when its certificate changes during the run.
+    /// The server configuration of `host` (accepting what real clients commonly offer, the
+    /// pinned settings first): through a replaceable identity when its certificate changes
+    /// during the run.
     fn server_tls(&self, host: &str, tls: bool, reloadable: bool) -> anyhow::Result<ServerTls> {
         if !tls {
             return Ok((None, None));
         }
-        let accepted = self.plan.site.tls.accepted_by_servers();
+        let tls = &self.plan.site.tls;
         if reloadable {
-            let (config, identity) = self.creds.server_config_reloadable(host, &accepted)?;
+            let (config, identity) = self.creds.server_config_reloadable(host, tls)?;
             return Ok((Some(config), Some(identity)));
         }
-        Ok((Some(self.creds.server_config(host, &accepted)?), None))
+        Ok((Some(self.creds.server_config(host, tls)?), None))
     }
 }
 
