@@ -30,6 +30,28 @@ impl RunClock {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// The clock whose epoch was `epoch_unix_ns` on this host's wall clock: how the
+    /// processes of a run spread over hosts share one time base (as far as their wall
+    /// clocks agree). An epoch in the future reads as now.
+    pub fn from_unix_epoch(epoch_unix_ns: u64) -> RunClock {
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let elapsed = Duration::from_nanos(now_unix.saturating_sub(epoch_unix_ns));
+        let now = Instant::now();
+        RunClock {
+            epoch: now.checked_sub(elapsed).unwrap_or(now),
+        }
+    }
+
+    /// The wall-clock time of this clock's epoch, ns since the Unix epoch.
+    pub fn epoch_unix_ns(&self) -> u64 {
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        now_unix.saturating_sub(self.now_ns())
+    }
+
     /// This clock as a host whose clock runs `ahead` of this one would read it: what a
     /// sender on another machine stamps its frames with when the clocks disagree. For
     /// tests of figures that must not depend on clocks agreeing.

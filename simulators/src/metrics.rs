@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
 
 use crate::transport::Negotiated;
 
@@ -38,6 +39,85 @@ pub fn latency_histogram() -> Histogram<u64> {
         .expect("constant histogram bounds are valid");
     h.auto(true);
     h
+}
+
+/// A histogram in HdrHistogram's V2+DEFLATE encoding, base64: how histograms travel
+/// between processes and sit in reports, and what other HdrHistogram tools read.
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+    let mut bytes = Vec::new();
+    match V2DeflateSerializer::new().serialize(h, &mut bytes) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(&bytes),
+        Err(_) => String::new(),
+    }
+}
+
+/// The inverse of [`encode_histogram`]; `None` for anything that does not decode.
+pub fn decode_histogram(text: &str) -> Option<Histogram<u64>> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .ok()?;
+    // Like the histograms it was made from, it grows to take larger values when merged.
+    h.auto(true);
+    Some(h)
+}
+
+/// Serde for a histogram field as [`encode_histogram`] writes it (`#[serde(with = …)]`).
+pub mod histogram_v2 {
+    use hdrhistogram::Histogram;
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    /// Writes `h` in the V2+DEFLATE encoding, base64.
+    pub fn serialize<S: Serializer>(h: &Histogram<u64>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::encode_histogram(h))
+    }
+
+    /// Reads what [`serialize`] wrote; anything else is an error.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Histogram<u64>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::decode_histogram(&text)
+            .ok_or_else(|| serde::de::Error::custom("not a V2+DEFLATE histogram in base64"))
+    }
+
+    /// The same for a map of histograms.
+    pub mod map {
+        use std::collections::BTreeMap;
+
+        use hdrhistogram::Histogram;
+        use serde::{Deserialize as _, Deserializer, Serializer};
+
+        /// Writes each histogram in the V2+DEFLATE encoding, base64.
+        pub fn serialize<S: Serializer>(
+            m: &BTreeMap<String, Histogram<u64>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            s.collect_map(
+                m.iter()
+                    .map(|(k, h)| (k, super::super::encode_histogram(h))),
+            )
+        }
+
+        /// Reads what [`serialize`] wrote.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<BTreeMap<String, Histogram<u64>>, D::Error> {
+            BTreeMap::<String, String>::deserialize(d)?
+                .into_iter()
+                .map(|(k, text)| {
+                    super::super::decode_histogram(&text)
+                        .map(|h| (k, h))
+                        .ok_or_else(|| {
+                            serde::de::Error::custom("not a V2+DEFLATE histogram in base64")
+                        })
+                })
+                .collect()
+        }
+    }
 }
 
 /// Recording into [`latency_histogram`]s: a value larger than any so far grows the
@@ -107,7 +187,8 @@ impl Window {
 }
 
 /// Counters and histograms for one direction of one link, as seen by the receiver.
-#[derive(Clone, Debug)]
+/// Serialised (histograms in the V2 encoding) when it travels from an agent.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LinkMetrics {
     /// Frames received whose scheduled time is in the window.
     pub frames: u64,
@@ -118,25 +199,33 @@ pub struct LinkMetrics {
     /// Frames missing from the sequence (gaps between consecutive sequence numbers).
     pub sequence_gaps: u64,
     /// Last byte read − scheduled time, µs (coordinated-omission corrected).
+    #[serde(with = "histogram_v2")]
     pub latency_us: Histogram<u64>,
     /// Last byte read − sent time, µs (what a naive measurement would report).
+    #[serde(with = "histogram_v2")]
     pub uncorrected_latency_us: Histogram<u64>,
     /// Delay variation, µs: each frame's (last byte read − scheduled time) less the least
     /// of its stream so far (RFC 5481's packet delay variation, per frame). A constant
     /// offset between the sender's and the receiver's clocks cancels out of it, so it
     /// holds across hosts whose clocks disagree; it is corrected for coordinated omission
     /// like `latency_us`, and is `latency_us` less each stream's best.
+    #[serde(with = "histogram_v2")]
     pub delay_variation_us: Histogram<u64>,
     /// TCP connect time per connection, µs.
+    #[serde(with = "histogram_v2")]
     pub connect_us: Histogram<u64>,
     /// TLS handshake time per connection (client side), µs.
+    #[serde(with = "histogram_v2")]
     pub handshake_us: Histogram<u64>,
     /// Subscribe → first key frame fully received, per stream, µs.
+    #[serde(with = "histogram_v2")]
     pub ttff_us: Histogram<u64>,
     /// Time from losing a connection to the first frame of each stream on the failover
     /// server, µs.
+    #[serde(with = "histogram_v2")]
     pub recovery_us: Histogram<u64>,
     /// Whole-transfer times (configuration downloads: request → last byte), µs.
+    #[serde(with = "histogram_v2")]
     pub transfer_us: Histogram<u64>,
     /// Connections that were set up.
     pub connections: u64,
@@ -155,7 +244,7 @@ pub struct LinkMetrics {
 /// after the first frame scheduled inside the window, and after the first frame scheduled
 /// at or after its end (or when the connection ends first) — by the application and by
 /// the kernel's TCP stack.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireCount {
     /// Bytes the application read from the socket (below TLS: frame headers, payloads,
     /// TLS record headers and tags).
@@ -305,7 +394,7 @@ impl std::ops::AddAssign for SenderSnapshot {
 }
 
 /// A copy of a sender's counts for the window, in plain numbers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SenderSnapshot {
     /// Frames offered to subscribers in the window.
     pub frames_offered: u64,

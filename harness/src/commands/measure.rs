@@ -5,10 +5,13 @@ use simulators::transport::{Mode, TlsSettings};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::MeasureArgs;
+use crate::engine::control::Rendezvous;
 use crate::engine::credentials::CertificateSummary;
-use crate::engine::deployment::{PhaseOptions, PhaseOutcome, Timing};
+use crate::engine::deployment::{Agents, PhaseOptions, PhaseOutcome, Placement, Timing};
 use crate::output::progress::Progress;
-use crate::report::{Collector, Measurement, Report, SCHEMA_VERSION};
+use crate::report::{
+    AgentRecord, ClockRecord, Collector, Measurement, PlacementRecord, Report, SCHEMA_VERSION,
+};
 use crate::sys::environment::Environment;
 
 /// Runs every phase of `measure` (each repeat, each mode) with live progress:
@@ -29,6 +32,7 @@ where
     let options = PhaseOptions {
         on_interval: Some(progress.hook()),
         on_listening: None,
+        agents: None,
     };
     let modes = measure.mode.modes();
     let mut completed = 0;
@@ -120,6 +124,7 @@ pub(super) fn finish(
         certificate_events: collector.certificate_events(),
         certificates: Some(certificates),
         server_tls: Some(server_tls),
+        placement: None,
         warnings: Vec::new(),
         histograms,
         intervals,
@@ -132,3 +137,101 @@ pub(super) fn finish(
 pub(super) fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
+
+/// The agents a measuring command coordinates, gathered (none when the placement keeps
+/// every role here). Losing one later cancels `interrupt`, so that the run ends with a
+/// partial report.
+pub(super) async fn gather_agents(
+    args: &crate::cli::PlacementArgs,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<Option<std::sync::Arc<Agents>>> {
+    let placement = Placement::parse(&args.place)?;
+    if placement.is_local() {
+        return Ok(None);
+    }
+    let token = match &args.token {
+        Some(t) if !t.is_empty() => t.clone(),
+        _ => {
+            let t = crate::engine::control::channel::random_token()?;
+            crate::output::progress::note(&format!(
+                "no --token given; agents must be started with --token {t}"
+            ));
+            t
+        }
+    };
+    let names = placement.agents();
+    let rendezvous = Rendezvous::bind(args.control_listen, token).await?;
+    crate::output::progress::note(&format!(
+        "vmsbench: waiting for {} agent(s) ({}) on {}",
+        names.len(),
+        names.join(", "),
+        rendezvous.local_addr()?
+    ));
+    let gathered = tokio::select! {
+        g = rendezvous.gather(&names, args.agents_timeout) => g?,
+        _ = interrupt.cancelled() => anyhow::bail!("interrupted while waiting for agents"),
+    };
+    Ok(Some(std::sync::Arc::new(Agents::new(
+        placement,
+        gathered,
+        args.host_map()?,
+        args.resolve,
+        interrupt.clone(),
+    ))))
+}
+
+/// The placement section of a report: the rules, each agent, and what the clocks say of
+/// the one-way latency figures.
+pub(super) fn placement_record(agents: &Agents) -> PlacementRecord {
+    let worst = agents.worst_clock_us();
+    let (agree, latency) = match worst {
+        Some(us) if us <= CLOCKS_AGREE_US => (
+            true,
+            format!(
+                "one-way from the sender's schedule: the hosts' clocks agree within {us:.0} µs"
+            ),
+        ),
+        Some(us) => (
+            false,
+            format!(
+                "one-way from the sender's schedule across hosts whose clocks differ by up to \
+                 {us:.0} µs: latency_us figures include that offset; delay_variation_us does \
+                 not"
+            ),
+        ),
+        None => (
+            true,
+            "one-way from the sender's schedule, one clock".to_owned(),
+        ),
+    };
+    PlacementRecord {
+        rules: agents
+            .placement()
+            .rules()
+            .iter()
+            .map(|r| format!("{}={}", r.key, r.agents.join(",")))
+            .collect(),
+        agents: agents
+            .report()
+            .into_iter()
+            .map(|a| AgentRecord {
+                name: a.name,
+                address: a.address,
+                environment: a.environment,
+                clock: a.clock.map(|c| ClockRecord {
+                    offset_us: c.offset_us,
+                    rtt_us: c.rtt_us,
+                }),
+                lost: a.lost,
+            })
+            .collect(),
+        clocks_agree: agree,
+        worst_clock_offset_us: worst,
+        latency: latency.clone(),
+        aborted: agents.lost(),
+    }
+}
+
+/// Clock disagreement below which one-way latency across hosts is reported as is, µs:
+/// a tenth of a 30 fps frame interval would be coarse; 1 ms is what NTP on a LAN gives.
+const CLOCKS_AGREE_US: f64 = 1_000.0;

@@ -4,6 +4,7 @@
 //! Every command that makes a report hands it to [`deliver`]: the table on standard output
 //! (unless an export goes there), every export asked for, and the exit code.
 
+pub mod agent;
 pub mod baseline;
 pub mod bulk;
 pub mod capacity;
@@ -51,6 +52,8 @@ pub enum Command {
     Baseline(baseline::BaselineArgs),
     /// How many cameras one recording server holds within an objective, plaintext vs TLS.
     Capacity(capacity::CapacityArgs),
+    /// Run one host's share of a distributed run: dial the coordinator (`run --place …`).
+    Agent(agent::AgentArgs),
 }
 
 /// Runs a parsed command line to completion; prints results on stdout, progress on stderr.
@@ -60,6 +63,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
         Command::Certs(a) => return certs::run(a),
         Command::Baseline(a) => return baseline::run(a),
         Command::Scenarios(a) => return scenarios::run(a),
+        Command::Agent(a) => {
+            agent::run(a).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
         _ => {}
     }
     cancel_on_ctrl_c(interrupt.clone());
@@ -84,7 +91,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             let report = capacity::run(a, &interrupt).await?;
             deliver(Document::Capacity(&report), &exports)
         }
-        Command::Certs(_) | Command::Baseline(_) | Command::Scenarios(_) => {
+        Command::Certs(_) | Command::Baseline(_) | Command::Scenarios(_) | Command::Agent(_) => {
             unreachable!("handled above")
         }
     }

@@ -13,8 +13,10 @@ use simulators::transport::Mode;
 use simulators::video::Profile;
 use tokio_util::sync::CancellationToken;
 
-use super::measure::{finish, now_rfc3339, repeat_phases, Header};
-use crate::cli::{parse_u32_count, parse_usize_count, MeasureArgs, ThreadArgs, TlsArgs};
+use super::measure::{finish, gather_agents, now_rfc3339, placement_record, repeat_phases, Header};
+use crate::cli::{
+    parse_u32_count, parse_usize_count, MeasureArgs, PlacementArgs, ThreadArgs, TlsArgs,
+};
 use crate::engine::credentials::Credentials;
 use crate::engine::deployment::{check_descriptors, run_phase_with, Listening, ListeningHook};
 use crate::engine::scenario::file::parse_scale;
@@ -92,6 +94,9 @@ pub struct RunArgs {
     /// are up; the file is replaced, never half-written.
     #[arg(long, value_name = "FILE")]
     pub export_listeners: Option<PathBuf>,
+    /// Placement flags: which roles run on agents.
+    #[command(flatten)]
+    pub placement: PlacementArgs,
 }
 
 /// Builds the scenario `vmsbench run` describes: the preset or file named (default:
@@ -243,7 +248,9 @@ fn fault_flag(s: &Scenario, flag: &str) -> anyhow::Result<Fault> {
 /// `vmsbench run`: a deployment streaming video, in plaintext and TLS.
 pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Result<Report> {
     let mut scenario = scenario_from(args)?;
-    check_descriptors(&scenario)?;
+    if args.placement.place.is_empty() {
+        check_descriptors(&scenario)?;
+    }
     let t = args.measure.timing();
     if let Some(stall) = args.inject_stall {
         if stall.is_zero() || stall >= t.duration / 2 {
@@ -268,16 +275,22 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
             .with_context(|| format!("writing the run's CA to {}", path.display()))?;
     }
     let on_listening = args.export_listeners.clone().map(listeners_writer);
+    let agents = gather_agents(&args.placement, interrupt).await?;
     let clock = RunClock::new();
     let (scenario_ref, creds_ref) = (&scenario, &creds);
-    let (completed, collector) =
+    let phases =
         repeat_phases(&args.measure, t, interrupt, |mode, mut options| {
             options.on_listening = on_listening.clone();
+            options.agents = agents.clone();
             async move {
                 run_phase_with(scenario_ref, creds_ref, mode, clock, t, interrupt, &options).await
             }
         })
-        .await?;
+        .await;
+    if let Some(a) = &agents {
+        a.bye().await;
+    }
+    let (completed, collector) = phases?;
     let header = Header {
         command: "run",
         started_at,
@@ -287,6 +300,25 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
         server_tls: scenario.tls.accepted_by_servers(),
     };
     let mut report = finish(header, &args.measure, completed, collector, interrupt);
+    if let Some(a) = &agents {
+        let record = placement_record(a);
+        report.measurement.order = format!(
+            "interleaved (plain, tls, plain, tls, …), one sitting, across {} processes: this \
+             one and agents {}",
+            record.agents.len() + 1,
+            a.placement().agents().join(", ")
+        );
+        if let Some(why) = &record.aborted {
+            report.partial = true;
+            report.warnings.push(format!(
+                "the run was aborted: {why}; the figures cover what was measured before"
+            ));
+        }
+        if !record.clocks_agree {
+            report.warnings.push(format!("latency: {}", record.latency));
+        }
+        report.placement = Some(record);
+    }
     if let Some(stall) = args.inject_stall {
         report.measurement.inject_stall_s = Some(stall.as_secs_f64());
         report.warnings.push(format!(

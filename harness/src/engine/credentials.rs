@@ -78,6 +78,27 @@ pub struct CertificateSummary {
     pub hosts: Vec<HostCertificate>,
 }
 
+/// A host's certificate as it travels to the agent that runs the host's server.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct ShippedIdentity {
+    pub host: String,
+    pub chain_pem: String,
+    /// The private key: travels only over the authenticated control channel; the agent
+    /// neither writes it to disk nor logs it.
+    pub key_pem: String,
+    /// Why the server cannot read its key (the `key_unreadable` fault), if so.
+    pub unreadable: Option<String>,
+}
+
+/// What an agent needs of the deployment's certificates.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Shipped {
+    /// The CA certificates clients trust, PEM.
+    pub roots_pem: String,
+    /// The certificates of the servers the agent runs.
+    pub hosts: Vec<ShippedIdentity>,
+}
+
 /// Every certificate of a deployment and the CA clients trust.
 pub(crate) struct Credentials {
     /// The CA that issued the hosts' certificates (generated runs only): it issues renewals
@@ -338,6 +359,65 @@ impl Credentials {
             not_after: now - Duration::from_secs(2),
         };
         Ok(ca.issue(host, sans_of(&self.sans, host), self.key, validity)?)
+    }
+
+    /// What an agent running the servers of `hosts` needs: the roots, their certificates
+    /// and keys.
+    pub(crate) fn shipped<'h>(&self, hosts: impl IntoIterator<Item = &'h str>) -> Shipped {
+        let hosts = hosts
+            .into_iter()
+            .filter_map(|h| self.hosts.get(h).map(|p| (h, p)))
+            .map(|(host, presented)| {
+                let identity = presented.identity();
+                ShippedIdentity {
+                    host: host.to_owned(),
+                    chain_pem: identity.chain_pem(),
+                    key_pem: identity.key_pem(),
+                    unreadable: match presented {
+                        Presented::KeyUnreadable { reason, .. } => Some(reason.clone()),
+                        Presented::Identity(_) => None,
+                    },
+                }
+            })
+            .collect();
+        Shipped {
+            roots_pem: self.trust_pem(),
+            hosts,
+        }
+    }
+
+    /// The credentials of an agent, from what the coordinator shipped: it presents the
+    /// shipped certificates and trusts the shipped roots; it issues nothing itself.
+    pub(crate) fn from_shipped(shipped: &Shipped) -> anyhow::Result<Credentials> {
+        let roots: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(shipped.roots_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow!("the shipped roots are not PEM certificates: {e}"))?;
+        let mut hosts = BTreeMap::new();
+        let mut key = None;
+        for s in &shipped.hosts {
+            let identity = HostIdentity::from_pem(&s.host, &s.chain_pem, &s.key_pem)
+                .with_context(|| format!("loading the certificate of {}", s.host))?;
+            key.get_or_insert(identity.key_type());
+            let presented = match &s.unreadable {
+                Some(reason) => Presented::KeyUnreadable {
+                    identity,
+                    reason: reason.clone(),
+                },
+                None => Presented::Identity(identity),
+            };
+            hosts.insert(s.host.clone(), presented);
+        }
+        Ok(Credentials {
+            ca: None,
+            roots,
+            sans: BTreeMap::new(),
+            hosts,
+            faults: BTreeMap::new(),
+            key: key.unwrap_or_default(),
+            dir: None,
+            _scratch: None,
+        })
     }
 
     /// Where the certificates came from and what each host presents, for the report.

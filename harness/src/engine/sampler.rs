@@ -26,7 +26,7 @@ pub(crate) const INTERVAL: Duration = Duration::from_secs(1);
 const MIN_LAST_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What one link delivered in one interval of the window.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct IntervalSample {
     /// Link id.
     pub link: String,
@@ -39,6 +39,7 @@ pub struct IntervalSample {
     /// Their payload bytes.
     pub bytes: u64,
     /// Their latency (last byte read − scheduled time), µs.
+    #[serde(with = "simulators::metrics::histogram_v2")]
     pub latency_us: Histogram<u64>,
 }
 

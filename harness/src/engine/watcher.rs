@@ -25,7 +25,7 @@ pub(crate) const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 const TICKET_WAIT: Duration = Duration::from_millis(20);
 
 /// One connection attempt.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Attempt {
     /// When it started (run clock, ns).
     pub at_ns: u64,

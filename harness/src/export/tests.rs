@@ -212,6 +212,7 @@ pub(crate) fn synthetic_report() -> Report {
         certificate_events: Vec::new(),
         certificates: None,
         server_tls: None,
+        placement: None,
         incompatibilities: Vec::new(),
         warnings: Vec::new(),
         histograms: c.histograms(),

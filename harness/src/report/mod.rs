@@ -32,30 +32,7 @@ pub(crate) use run::*;
 /// added without a bump. `harness/schema/report-v1.schema.json` describes version 1.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A histogram in HdrHistogram's V2+DEFLATE encoding, base64.
-pub fn encode_histogram(h: &Histogram<u64>) -> String {
-    use base64::Engine as _;
-    use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
-    let mut bytes = Vec::new();
-    match V2DeflateSerializer::new().serialize(h, &mut bytes) {
-        Ok(_) => base64::engine::general_purpose::STANDARD.encode(&bytes),
-        Err(_) => String::new(),
-    }
-}
-
-/// The inverse of [`encode_histogram`]; `None` for anything that does not decode.
-pub fn decode_histogram(text: &str) -> Option<Histogram<u64>> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text.trim())
-        .ok()?;
-    let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .ok()?;
-    // Like the histograms it was made from, it grows to take larger values when merged.
-    h.auto(true);
-    Some(h)
-}
+pub use simulators::metrics::{decode_histogram, encode_histogram};
 
 /// Latency percentiles in µs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -62,6 +62,11 @@ pub struct Report {
     /// (`results[].tls` says what they did). `null` in reports from before this field.
     #[serde(default)]
     pub server_tls: Option<TlsSettings>,
+    /// Where the roles ran, when not all in one process (`--place`): the rules, each
+    /// agent's machine and clock, and which kind of latency the figures are. Absent for a
+    /// run in one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<PlacementRecord>,
     /// Things a reader must know before trusting the figures.
     pub warnings: Vec<String>,
     /// Per link and mode: the frame-latency histograms of every repeat merged (for
@@ -434,4 +439,48 @@ pub struct Cost {
 /// The first 8 hex digits of a serial number.
 pub(crate) fn short_serial(serial: &str) -> &str {
     serial.get(..8).unwrap_or(serial)
+}
+
+/// Where the roles of a distributed run ran.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PlacementRecord {
+    /// The placement rules, `KEY=AGENT[,AGENT…]`; roles no rule names ran in the
+    /// coordinator's process.
+    pub rules: Vec<String>,
+    /// Each agent.
+    pub agents: Vec<AgentRecord>,
+    /// Whether every agent's clock agreed with the coordinator's within 1 ms (offset plus
+    /// half the probe's round trip): only then is one-way latency across hosts trusted.
+    pub clocks_agree: bool,
+    /// The largest disagreement, µs.
+    pub worst_clock_offset_us: Option<f64>,
+    /// Which latency `latency_us` is here, in words.
+    pub latency: String,
+    /// Why the run was aborted (an agent lost), if it was.
+    pub aborted: Option<String>,
+}
+
+/// One agent of a distributed run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AgentRecord {
+    /// Its name.
+    pub name: String,
+    /// Where it connected from.
+    pub address: String,
+    /// Its machine.
+    pub environment: Environment,
+    /// Its clock against the coordinator's.
+    pub clock: Option<ClockRecord>,
+    /// Why it was lost, if it was.
+    pub lost: Option<String>,
+}
+
+/// An agent's clock against the coordinator's (NTP-style, the probe with the shortest round
+/// trip).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct ClockRecord {
+    /// Agent − coordinator, µs.
+    pub offset_us: f64,
+    /// The probe's round trip, µs.
+    pub rtt_us: f64,
 }

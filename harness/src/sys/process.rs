@@ -31,6 +31,17 @@ impl Usage {
     }
 }
 
+impl std::ops::Add for Usage {
+    type Output = Usage;
+
+    fn add(self, o: Usage) -> Usage {
+        Usage {
+            user_s: self.user_s + o.user_s,
+            sys_s: self.sys_s + o.sys_s,
+        }
+    }
+}
+
 impl Sub for Usage {
     type Output = Usage;
 

@@ -19,9 +19,12 @@ mod bulk;
 mod catch_up;
 mod collect;
 mod events;
+mod local;
 pub(crate) mod outcome;
 mod phase;
+pub(crate) mod placement;
 pub(crate) mod plan;
+pub(crate) mod remote;
 mod roles;
 
 use std::sync::Arc;
@@ -33,7 +36,10 @@ pub(crate) use outcome::{
     PhaseOutcome, RampOutcome,
 };
 pub(crate) use phase::run_phase_with;
+pub(crate) use placement::Placement;
 pub(crate) use plan::role_of_host;
+pub(crate) use remote::agent::{serve as serve_agent, AgentSettings};
+pub(crate) use remote::coordinator::Agents;
 
 use anyhow::Context as _;
 use simulators::transport::Mode;
@@ -58,7 +64,7 @@ pub(crate) const MAX_DRAIN: Duration = Duration::from_secs(2);
 pub(crate) const BULK_DRAIN: Duration = Duration::from_millis(250);
 
 /// Where a server of a phase accepts one link.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Listening {
     /// The server's host name (what its certificate names).
     pub host: String,
@@ -80,6 +86,8 @@ pub(crate) struct PhaseOptions {
     pub on_interval: Option<IntervalHook>,
     /// Called once every role has started, with where the servers listen.
     pub on_listening: Option<ListeningHook>,
+    /// The agents that run the roles the placement gives them (none: every role here).
+    pub agents: Option<Arc<Agents>>,
 }
 
 impl std::fmt::Debug for PhaseOptions {
@@ -87,6 +95,7 @@ impl std::fmt::Debug for PhaseOptions {
         f.debug_struct("PhaseOptions")
             .field("on_interval", &self.on_interval.is_some())
             .field("on_listening", &self.on_listening.is_some())
+            .field("agents", &self.agents.is_some())
             .finish()
     }
 }
@@ -99,23 +108,31 @@ const DESCRIPTOR_MARGIN: u64 = 256;
 /// `scenario` needs (raising its soft limit to the hard limit first); refuses with the
 /// count needed, the limit, and what to do.
 pub(crate) fn check_descriptors(scenario: &Scenario) -> anyhow::Result<()> {
-    let (soft, hard) = process::raise_fd_limit().context("reading the descriptor limit")?;
-    let open = process::open_fds().unwrap_or(0);
     let needed = [Mode::Plain, Mode::Tls]
         .iter()
         .map(|m| plan::Plan::new(scenario, *m, 0, Duration::ZERO).descriptors())
         .max()
         .unwrap_or(0);
+    check_needed(needed, &format!("scenario {}", scenario.name))
+}
+
+/// [`check_descriptors`] for the share of a plan this process runs.
+pub(crate) fn check_share_descriptors(plan: &plan::Plan) -> anyhow::Result<()> {
+    check_needed(plan.descriptors(), "this process's share of the scenario")
+}
+
+fn check_needed(needed: u64, what: &str) -> anyhow::Result<()> {
+    let (soft, hard) = process::raise_fd_limit().context("reading the descriptor limit")?;
+    let open = process::open_fds().unwrap_or(0);
     let total = needed + open + DESCRIPTOR_MARGIN;
     if total > soft {
         anyhow::bail!(
-            "scenario {} needs about {total} file descriptors in this process ({needed} for its \
+            "{what} needs about {total} file descriptors in this process ({needed} for its \
              connections, both ends here, and listeners; {open} already open; \
              {DESCRIPTOR_MARGIN} to spare), but a process here may open at most {soft} (hard \
              limit {hard}): raise the hard limit (as root: `ulimit -Hn {total}` in the shell \
-             that starts vmsbench, or LimitNOFILE= for a service), or simulate fewer clients \
-             (--viewers, --scale)",
-            scenario.name
+             that starts vmsbench, or LimitNOFILE= for a service), simulate fewer clients \
+             (--viewers, --scale), or place clients on agents (--place)"
         );
     }
     Ok(())

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::bail;
 use simulators::clock::RunClock;
-use simulators::metrics::{Meter, Window};
+use simulators::metrics::Window;
 use simulators::transport::Mode;
 use tokio_util::sync::CancellationToken;
 
@@ -15,111 +16,211 @@ use super::collect::{
     certificate_event_outcomes, failover_outcome, host_outcomes, link_outcomes, Counted,
 };
 use super::events::{Happened, Schedule};
+use super::local::Local;
 use super::outcome::{PhaseOutcome, RampOutcome, RoleCpu, Steady};
-use super::plan::Plan;
-use super::roles::{self, ClientOutcome, RoleHandle, Site};
-use super::{PhaseOptions, Timing, MAX_DRAIN};
+use super::placement::Shares;
+use super::plan::{Plan, RoleKind};
+use super::remote::coordinator::{Agents, RemoteShare};
+use super::remote::{Counts, Status};
+use super::roles::ClientOutcome;
+use super::{Listening, PhaseOptions, Timing, MAX_DRAIN};
 use crate::engine::credentials::Credentials;
-use crate::engine::sampler::Sampler;
-use crate::engine::scenario::{LinkId, Scenario};
-use crate::engine::watcher::Attempt;
+use crate::engine::sampler::{IntervalSample, Sampler};
+use crate::engine::scenario::{EventAction, LinkId, Scenario};
 use crate::sys::process;
 
-/// A plan brought to life in this process: every role started, in the plan's order.
+/// How far ahead of the plan's making the schedules of a distributed phase start, so that
+/// every agent has its share and its servers listen by then.
+const START_AHEAD: Duration = Duration::from_millis(500);
+
+/// A plan brought to life: the roles of this process and the shares of the agents.
 struct Deployment<'a> {
-    site: Site<'a>,
-    roles: Vec<RoleHandle>,
+    local: Local<'a>,
+    remote: Vec<RemoteShare<'a>>,
 }
 
 impl<'a> Deployment<'a> {
-    /// Starts every role of `plan`.
+    /// Starts every role of the plan in the plan's order, wherever it runs: `shares` says
+    /// where (none: all here).
     async fn start(
-        plan: &'a Plan,
+        local_plan: &'a Plan,
+        shares: Option<(&'a Shares, &'a Agents)>,
         creds: &'a Credentials,
         clock: RunClock,
         window: Arc<Window>,
     ) -> anyhow::Result<Deployment<'a>> {
-        let mut site = Site::new(plan, creds, clock, window);
-        let mut started = Vec::with_capacity(plan.roles.len());
-        for spec in &plan.roles {
-            match roles::start(spec, &mut site).await {
-                Ok(role) => started.push(role),
-                Err(e) => {
-                    Deployment {
-                        site,
-                        roles: started,
+        let mut d = Deployment {
+            local: Local::new(local_plan, creds, clock, window),
+            remote: Vec::new(),
+        };
+        let Some((shares, agents)) = shares else {
+            let all = 0..local_plan.roles.len();
+            if let Err(e) = d.local.start(all).await {
+                d.shutdown().await;
+                return Err(e);
+            }
+            return Ok(d);
+        };
+        match d.start_placed(shares, agents, creds, clock).await {
+            Ok(()) => Ok(d),
+            Err(e) => {
+                for r in &d.remote {
+                    r.abort(&format!("{e:#}"));
+                }
+                d.shutdown().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// [`Deployment::start`] across processes: each agent gets its share, then the roles
+    /// start in the plan's order, each run of roles where it runs, with every listener
+    /// started before it known.
+    async fn start_placed(
+        &mut self,
+        shares: &'a Shares,
+        agents: &'a Agents,
+        creds: &Credentials,
+        clock: RunClock,
+    ) -> anyhow::Result<()> {
+        let epoch = clock.epoch_unix_ns();
+        for (name, plan) in &shares.remote {
+            let share = agents.prepare(name, plan, creds, epoch, clock).await?;
+            self.remote.push(share);
+        }
+        let mut directory: Vec<Listening> = Vec::new();
+        let mut i = 0;
+        while i < shares.order.len() {
+            let (place, first) = &shares.order[i];
+            let mut count = 1;
+            while shares
+                .order
+                .get(i + count)
+                .is_some_and(|(p, at)| p == place && *at == first + count)
+            {
+                count += 1;
+            }
+            match place {
+                None => directory.extend(self.local.start(*first..first + count).await?),
+                Some(name) => {
+                    let Some(share) = self.remote.iter().find(|r| r.name() == name) else {
+                        bail!("agent {name} has no share");
+                    };
+                    for l in share.start(*first, count, &directory).await? {
+                        let addr = agents.address_of(&l).await?;
+                        self.local.site.directory.add(&l.host, l.link, addr, l.tls);
+                        directory.push(l);
                     }
-                    .shutdown()
-                    .await;
-                    return Err(e);
                 }
             }
+            i += count;
         }
-        Ok(Deployment {
-            site,
-            roles: started,
-        })
+        Ok(())
     }
 
-    /// Every meter the clients record into, with its link.
-    fn meters(&self) -> Vec<(String, Arc<Meter>)> {
-        self.roles
-            .iter()
-            .flat_map(RoleHandle::meters)
-            .map(|(link, meter)| (link.as_str().to_owned(), meter))
-            .collect()
-    }
-
-    /// Clients that have settled (streaming, logged in, or given up), and clients.
-    fn settled(&self) -> (u64, u64) {
-        self.meters()
-            .iter()
-            .fold((0, 0), |(s, c), (_, m)| (s + m.settled(), c + m.clients()))
-    }
-
-    /// Connections set up so far, all clients together.
-    fn connections(&self) -> u64 {
-        self.meters().iter().map(|(_, m)| m.connections()).sum()
-    }
-
-    /// The most any recording server's frames left behind schedule since the last call.
-    fn take_lag(&self) -> Duration {
-        self.roles
-            .iter()
-            .map(RoleHandle::take_lag)
-            .max()
-            .unwrap_or_default()
-    }
-
-    /// Frames the streaming servers dropped for slow consumers so far.
-    fn dropped_frames(&self) -> u64 {
-        self.roles.iter().map(RoleHandle::dropped_frames).sum()
-    }
-
-    /// Stops the watchers; what each saw, by host.
-    async fn stop_watchers(&mut self) -> BTreeMap<String, Vec<Attempt>> {
-        let mut watched = BTreeMap::new();
-        for r in &mut self.roles {
-            if let Some((host, attempts)) = r.stop_watcher().await {
-                watched.insert(host, attempts);
+    /// The running figures of every role, here and on the agents.
+    fn status(&self) -> Status {
+        let mut all = self.local.status();
+        for r in &self.remote {
+            let s = r.status();
+            all.settled += s.settled;
+            all.clients += s.clients;
+            all.connections += s.connections;
+            all.lag_ns = all.lag_ns.max(s.lag_ns);
+            all.dropped_frames += s.dropped_frames;
+            for (k, v) in s.frames {
+                *all.frames.entry(k).or_default() += v;
+            }
+            for (k, v) in s.cpu {
+                *all.cpu.entry(k).or_default() += v;
             }
         }
-        watched
+        all
     }
 
-    /// Stops every client first (so that servers do not count their leaving as failures),
-    /// then everything else; what each client measured.
+    /// What every server counted, here and on the agents (none from a lost agent).
+    async fn count(&mut self) -> Counts {
+        let mut all = self.local.count().await;
+        for r in &self.remote {
+            let Some(c) = r.count().await else { continue };
+            all.servers.extend(c.servers);
+            all.server_failures.extend(c.server_failures);
+            all.watched.extend(c.watched);
+            for (k, v) in c.window_cpu {
+                *all.window_cpu.entry(k).or_default() += v;
+            }
+            all.process_cpu = all.process_cpu + c.process_cpu;
+            all.steady.rss_bytes += c.steady.rss_bytes;
+            // An agent counts the descriptors of its end of each connection.
+            all.steady.connections += c.steady.connections / 2;
+            all.peak_rss_bytes += c.peak_rss_bytes;
+            all.baseline_rss_bytes += c.baseline_rss_bytes;
+        }
+        all
+    }
+
+    /// Stops every client first, everywhere (so that servers do not count their leaving as
+    /// failures), then everything else; what each client measured.
     async fn shutdown(mut self) -> Vec<ClientOutcome> {
         let mut clients = Vec::new();
-        for r in &mut self.roles {
-            clients.extend(r.stop_clients().await);
+        for r in &self.remote {
+            clients.extend(r.finish().await.unwrap_or_default());
         }
-        for r in self.roles {
+        clients.extend(self.local.stop_clients().await);
+        for r in &self.remote {
             r.stop().await;
         }
-        drop(self.site);
+        self.local.stop().await;
         clients
     }
+}
+
+/// Refuses a distributed phase whose scheduled events act on roles an agent runs: events
+/// act only on the roles of this process so far.
+fn check_events(scenario: &Scenario, shares: &Shares) -> anyhow::Result<()> {
+    let remote_server = |host: &str| {
+        shares.remote.iter().find_map(|(agent, plan)| {
+            plan.roles
+                .iter()
+                .any(|r| match &r.kind {
+                    RoleKind::Management(m) => m.host == host,
+                    RoleKind::Streaming(s) => s.host == host,
+                    _ => false,
+                })
+                .then_some(agent)
+        })
+    };
+    for e in &scenario.events {
+        let host = match &e.action {
+            EventAction::StopRecorder { host }
+            | EventAction::ExpireCertificate { host }
+            | EventAction::RenewCertificate { host } => host.clone(),
+            EventAction::StallRecorders { .. } => {
+                let remote = shares.remote.iter().find(|(_, p)| {
+                    p.roles
+                        .iter()
+                        .any(|r| matches!(&r.kind, RoleKind::Streaming(s) if s.recording))
+                });
+                if let Some((agent, _)) = remote {
+                    bail!(
+                        "the scenario stalls the recording servers, and agent {agent} runs one: \
+                         scheduled events act only on servers of the coordinator's process so \
+                         far; keep the recording servers here or drop the event"
+                    );
+                }
+                continue;
+            }
+        };
+        if let Some(agent) = remote_server(&host) {
+            bail!(
+                "the scenario's event at {} acts on {host}, which agent {agent} runs: scheduled \
+                 events act only on servers of the coordinator's process so far; keep {host} \
+                 here or drop the event",
+                humantime::format_duration(e.at)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// What the window measured before the drain.
@@ -127,10 +228,10 @@ struct Measured {
     steady: Steady,
     start_ns: u64,
     end_ns: u64,
+    /// CPU of this process's runtimes in the window, and of the whole process.
     cpu: BTreeMap<String, f64>,
     process_cpu: process::Usage,
-    intervals: Vec<crate::engine::sampler::IntervalSample>,
-    watched: BTreeMap<String, Vec<Attempt>>,
+    intervals: Vec<IntervalSample>,
     happened: Happened,
 }
 
@@ -144,16 +245,34 @@ pub(crate) async fn run_phase_with(
     interrupt: &CancellationToken,
     options: &PhaseOptions,
 ) -> anyhow::Result<Option<PhaseOutcome>> {
-    super::check_descriptors(scenario)?;
+    let agents = options.agents.as_deref();
     crate::sys::allocator::release_free_memory();
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
     let baseline_fds = process::open_fds().unwrap_or(0);
     let _ = process::reset_peak_rss();
     let window = Arc::new(Window::default());
-    let plan = Plan::new(scenario, mode, clock.now_ns(), timing.warmup);
-    let mut deployment = Deployment::start(&plan, creds, clock, window.clone()).await?;
+    let ahead = if agents.is_some() {
+        START_AHEAD
+    } else {
+        Duration::ZERO
+    };
+    let start_ns = clock.now_ns() + ahead.as_nanos() as u64;
+    let plan = Plan::new(scenario, mode, start_ns, timing.warmup);
+    let shares = match agents {
+        Some(a) => {
+            let s = a.placement().split(&plan)?;
+            check_events(scenario, &s)?;
+            Some(s)
+        }
+        None => None,
+    };
+    let local_plan = shares.as_ref().map_or(&plan, |s| &s.local);
+    super::check_share_descriptors(local_plan)?;
+    let placed = shares.as_ref().zip(agents);
+    let mut deployment =
+        Deployment::start(local_plan, placed, creds, clock, window.clone()).await?;
     if let Some(hook) = &options.on_listening {
-        hook(mode, &deployment.site.directory.listeners());
+        hook(mode, &deployment.local.site.directory.listeners());
     }
     let schedule = match Schedule::new(scenario, creds, mode) {
         Ok(s) => s,
@@ -187,22 +306,21 @@ pub(crate) async fn run_phase_with(
     if !measured.happened.partial {
         drain(&deployment, &due).await;
     }
-    let servers: Vec<_> = deployment
-        .roles
-        .iter()
-        .filter_map(RoleHandle::server_count)
-        .collect();
-    let mut server_errors: BTreeMap<String, BTreeMap<String, u64>> = deployment
-        .roles
-        .iter()
-        .filter_map(RoleHandle::server_failures)
-        .collect();
-    let mgmt_failures = server_errors
+    let lost = deployment.remote.iter().any(RemoteShare::is_lost);
+    let mut counts = deployment.count().await;
+    for (k, v) in &measured.cpu {
+        *counts.window_cpu.entry(k.clone()).or_default() += v;
+    }
+    counts.process_cpu = counts.process_cpu + measured.process_cpu;
+    let mgmt_failures = counts
+        .server_failures
         .get(&scenario.management.host)
         .cloned()
         .unwrap_or_default();
-    server_errors.insert(scenario.management.host.clone(), mgmt_failures.clone());
-    let peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0);
+    counts
+        .server_failures
+        .insert(scenario.management.host.clone(), mgmt_failures.clone());
+    let peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0) + counts.peak_rss_bytes;
     let clients = deployment.shutdown().await;
 
     let participation = plan.participation();
@@ -210,34 +328,38 @@ pub(crate) async fn run_phase_with(
         scenario,
         mode,
         clients: &clients,
-        servers: &servers,
+        servers: &counts.servers,
         mgmt_failures: &mgmt_failures,
         due: &due,
-        cpu: &measured.cpu,
+        cpu: &counts.window_cpu,
         participation: &participation,
     });
     let Measured {
         steady,
         start_ns,
         end_ns,
-        cpu,
-        process_cpu,
         intervals,
-        watched,
         happened,
+        ..
     } = measured;
     let failovers = happened
         .failovers
         .into_iter()
         .map(|(host, at)| failover_outcome(scenario, &clients, &host, at))
         .collect();
-    let hosts = host_outcomes(scenario, &clients, server_errors);
-    let certificate_events =
-        certificate_event_outcomes(&happened.replaced, &watched, &hosts, start_ns, end_ns);
+    let hosts = host_outcomes(scenario, &clients, counts.server_failures);
+    let certificate_events = certificate_event_outcomes(
+        &happened.replaced,
+        &counts.watched,
+        &hosts,
+        start_ns,
+        end_ns,
+    );
     Ok(Some(PhaseOutcome {
         mode,
         links,
-        roles: cpu
+        roles: counts
+            .window_cpu
             .into_iter()
             .map(|(role, cpu_s)| RoleCpu { role, cpu_s })
             .collect(),
@@ -246,13 +368,16 @@ pub(crate) async fn run_phase_with(
         hosts,
         certificate_events,
         window_s: (end_ns - start_ns) as f64 / 1e9,
-        process_cpu,
+        process_cpu: counts.process_cpu,
         peak_rss_bytes,
-        baseline_rss_bytes,
-        partial: happened.partial,
+        baseline_rss_bytes: baseline_rss_bytes + counts.baseline_rss_bytes,
+        partial: happened.partial || lost,
         intervals,
         ramp,
-        steady,
+        steady: Steady {
+            rss_bytes: steady.rss_bytes + counts.steady.rss_bytes,
+            connections: steady.connections + counts.steady.connections,
+        },
     }))
 }
 
@@ -273,22 +398,22 @@ async fn warm_up(
     timing: Timing,
     interrupt: &CancellationToken,
 ) -> Option<RampOutcome> {
-    let clock = deployment.site.clock;
+    let clock = deployment.local.site.clock;
     let start = plan.start_ns;
     let warm_end = start + timing.warmup.as_nanos() as u64;
     let give_up = start.max(warm_end) + plan.ramp.duration_ns() + SETTLE_GRACE.as_nanos() as u64;
-    let cpu0 = deployment.site.cpu();
+    let cpu0 = deployment.status().cpu;
     let mut settled_at: Option<(u64, BTreeMap<String, f64>, u64)> = None;
-    let _ = deployment.take_lag();
     let mut catch_up = CatchUp::new(clock.now_ns());
+    let mut status;
     loop {
         let now = clock.now_ns();
-        let (settled, clients) = deployment.settled();
-        if settled_at.is_none() && settled >= clients {
-            settled_at = Some((now, deployment.site.cpu(), deployment.connections()));
+        status = deployment.status();
+        if settled_at.is_none() && now >= start && status.settled >= status.clients {
+            settled_at = Some((now, status.cpu.clone(), status.connections));
             catch_up.watch(now);
         }
-        catch_up.poll(now, deployment.take_lag());
+        catch_up.poll(now, Duration::from_nanos(status.lag_ns));
         let ready = settled_at.is_some() && catch_up.settled(now);
         if now >= warm_end && (ready || now >= give_up) {
             break;
@@ -298,14 +423,13 @@ async fn warm_up(
             _ = tokio::time::sleep(SETTLE_POLL) => {}
         }
     }
-    let (settled, clients) = deployment.settled();
     let opened = clock.now_ns();
     let (end, cpu1, connections) =
-        settled_at.unwrap_or_else(|| (opened, deployment.site.cpu(), deployment.connections()));
+        settled_at.unwrap_or_else(|| (opened, status.cpu.clone(), status.connections));
     let seconds = end.saturating_sub(start) as f64 / 1e9;
     Some(RampOutcome {
-        clients,
-        settled,
+        clients: status.clients,
+        settled: status.settled,
         connections,
         seconds,
         planned_s: plan.ramp.duration_ns() as f64 / 1e9,
@@ -329,13 +453,16 @@ async fn measure_window(
     options: &PhaseOptions,
     baseline_fds: u64,
 ) -> anyhow::Result<Measured> {
-    let clock = deployment.site.clock;
-    let cpu0 = deployment.site.cpu();
+    let clock = deployment.local.site.clock;
+    let cpu0 = deployment.local.site.cpu();
     let usage0 = process::usage().unwrap_or_default();
     let start_ns = clock.now_ns();
     window.open(start_ns);
+    for r in &deployment.remote {
+        r.open(start_ns);
+    }
     let sampler = Sampler::start(
-        deployment.meters(),
+        deployment.local.meters(),
         clock,
         start_ns,
         options.on_interval.clone(),
@@ -343,7 +470,7 @@ async fn measure_window(
     let end_at = start_ns + timing.duration.as_nanos() as u64;
     let mut happened = schedule
         .run(
-            &mut deployment.roles,
+            &mut deployment.local.roles,
             clock,
             start_ns,
             timing.duration,
@@ -358,7 +485,10 @@ async fn measure_window(
     }
     let end_ns = clock.now_ns();
     window.close(end_ns);
-    let cpu1 = deployment.site.cpu();
+    for r in &deployment.remote {
+        r.close(end_ns);
+    }
+    let cpu1 = deployment.local.site.cpu();
     let steady = Steady {
         rss_bytes: process::rss_bytes().unwrap_or(0),
         connections: process::open_fds()
@@ -366,9 +496,14 @@ async fn measure_window(
             .saturating_sub(baseline_fds)
             / 2,
     };
-    let watched = deployment.stop_watchers().await;
     let process_cpu = process::usage().unwrap_or_default() - usage0;
-    let intervals = sampler.finish().await;
+    let mut intervals = sampler.finish().await;
+    if !deployment.remote.is_empty() {
+        // The agents' last samples leave them when their windows close.
+        tokio::time::sleep(super::remote::STATUS_EVERY * 3).await;
+        let remote = deployment.remote.iter().flat_map(RemoteShare::intervals);
+        intervals = merge_intervals(intervals.into_iter().chain(remote));
+    }
     let cpu = cpu1
         .iter()
         .map(|(k, v)| (k.clone(), v - cpu0.get(k).copied().unwrap_or(0.0)))
@@ -380,27 +515,45 @@ async fn measure_window(
         cpu,
         process_cpu,
         intervals,
-        watched,
         happened,
     })
 }
 
+/// Interval samples of several processes as one series: samples of the same link and the
+/// same second (counted from the window's opening) added — counts summed, histograms
+/// added — in time order.
+fn merge_intervals(samples: impl Iterator<Item = IntervalSample>) -> Vec<IntervalSample> {
+    let mut merged: BTreeMap<(u64, String), IntervalSample> = BTreeMap::new();
+    for s in samples {
+        let second = s.t_s.ceil() as u64;
+        match merged.entry((second, s.link.clone())) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(s);
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                let m = o.get_mut();
+                m.frames += s.frames;
+                m.bytes += s.bytes;
+                m.t_s = m.t_s.max(s.t_s);
+                m.interval_s = m.interval_s.max(s.interval_s);
+                let _ = m.latency_us.add(&s.latency_us);
+            }
+        }
+    }
+    merged.into_values().collect()
+}
+
 /// Waits until what was due has arrived (or was dropped), within [`MAX_DRAIN`], reading
-/// the meters' frame counters.
+/// the clients' frame counters here and on the agents.
 async fn drain(deployment: &Deployment<'_>, due: &BTreeMap<LinkId, u64>) {
     let drain_until = tokio::time::Instant::now() + MAX_DRAIN;
-    let meters = deployment.meters();
     while tokio::time::Instant::now() < drain_until {
-        let mut received: BTreeMap<&str, u64> = BTreeMap::new();
-        for (link, meter) in &meters {
-            *received.entry(link.as_str()).or_default() += meter.frames();
-        }
-        let dropped = deployment.dropped_frames();
+        let status = deployment.status();
         let missing: u64 = due
             .iter()
-            .map(|(l, d)| d.saturating_sub(received.get(l.as_str()).copied().unwrap_or(0)))
+            .map(|(l, d)| d.saturating_sub(status.frames.get(l.as_str()).copied().unwrap_or(0)))
             .sum();
-        if missing <= dropped {
+        if missing <= status.dropped_frames {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -251,8 +251,8 @@ impl PacerSlot {
     }
 }
 
-/// What a recording server has counted.
-#[derive(Clone, Debug)]
+/// What a recording server has counted (serialised when it travels from an agent).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RecorderStats {
     /// Connections whose handshake completed.
     pub connections: u64,
@@ -264,8 +264,10 @@ pub struct RecorderStats {
     /// playback subscriptions get `/playback` appended).
     pub by_label: BTreeMap<String, SenderSnapshot>,
     /// Server-side TLS handshake times, µs, all clients together.
+    #[serde(with = "crate::metrics::histogram_v2")]
     pub handshake_us: Histogram<u64>,
     /// The same per client label.
+    #[serde(with = "crate::metrics::histogram_v2::map")]
     pub handshake_us_by_label: BTreeMap<String, Histogram<u64>>,
     /// What its TLS handshakes negotiated.
     pub negotiated: Option<Negotiated>,

@@ -27,8 +27,8 @@ const WAN_RUNTIME: &str = "wan";
 
 /// What one group of clients (one link, one server host, one recording server started on)
 /// measured.
-#[derive(Debug)]
-pub(in crate::engine::deployment) struct ClientOutcome {
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ClientOutcome {
     /// Its link.
     pub link: LinkId,
     /// What its clients measured, merged.

@@ -47,6 +47,17 @@ pub(super) struct Directory {
 }
 
 impl Directory {
+    /// Where a server of another process accepts `link`, as clients here reach it.
+    pub(in crate::engine::deployment) fn add(
+        &mut self,
+        host: &str,
+        link: LinkId,
+        addr: SocketAddr,
+        tls: bool,
+    ) {
+        self.register(host, link, addr, tls);
+    }
+
     fn register(&mut self, host: &str, link: LinkId, addr: SocketAddr, tls: bool) {
         self.addrs
             .entry(host.to_owned())
@@ -283,8 +294,8 @@ enum Running {
 }
 
 /// What a server counted, for the links it serves.
-#[derive(Debug)]
-pub(super) struct ServerCount {
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ServerCount {
     /// Its host.
     pub host: String,
     /// The links it serves (its failures are reported on the first).

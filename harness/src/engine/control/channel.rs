@@ -1,0 +1,273 @@
+//! The control connection between the coordinator and one agent: TLS, authenticated both
+//! ways by a token both sides were given, carrying length-prefixed JSON messages.
+//!
+//! The agent does not know the coordinator's certificate in advance (the coordinator makes
+//! one for the run), so the TLS handshake alone proves nothing about who is at either end.
+//! What does: each side sends an HMAC-SHA256, keyed with the token, of the session's
+//! exported keying material (RFC 5705/8446 exporter) and its own role. A peer without the
+//! token cannot compute it, and a relay in the middle holds two sessions with different
+//! keying material, so neither proof would verify.
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context as _};
+use hmac::{KeyInit as _, Mac as _};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// Largest message either side accepts, bytes: a final result with every histogram of a
+/// large share is a few MiB.
+const MAX_MESSAGE: usize = 256 << 20;
+
+/// The label of the keying material both proofs are made from.
+const EXPORTER_LABEL: &[u8] = b"EXPORTER-vmsbench-control";
+
+/// Which end of the control connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Coordinator,
+    Agent,
+}
+
+impl Side {
+    fn label(self) -> &'static [u8] {
+        match self {
+            Side::Coordinator => b"coordinator",
+            Side::Agent => b"agent",
+        }
+    }
+}
+
+/// A TLS stream of either end.
+pub(crate) type ControlStream = tokio_rustls::TlsStream<TcpStream>;
+
+/// The proof `side` sends on the session of `stream`: HMAC-SHA256(token, side ‖ exporter).
+pub(crate) fn proof(stream: &ControlStream, token: &str, side: Side) -> anyhow::Result<String> {
+    let mut exported = [0u8; 32];
+    match stream {
+        ControlStream::Client(c) => {
+            c.get_ref()
+                .1
+                .export_keying_material(&mut exported, EXPORTER_LABEL, None)
+        }
+        ControlStream::Server(s) => {
+            s.get_ref()
+                .1
+                .export_keying_material(&mut exported, EXPORTER_LABEL, None)
+        }
+    }
+    .map_err(|e| anyhow!("exporting the control session's keying material: {e}"))?;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes())
+        .map_err(|e| anyhow!("the token cannot key an HMAC: {e}"))?;
+    mac.update(side.label());
+    mac.update(&exported);
+    Ok(hex(&mac.finalize().into_bytes()))
+}
+
+/// Whether `claimed` is the proof `side` must send on this session (compared in constant
+/// time).
+pub(crate) fn verify(
+    stream: &ControlStream,
+    token: &str,
+    side: Side,
+    claimed: &str,
+) -> anyhow::Result<bool> {
+    let expected = proof(stream, token, side)?;
+    let (a, b) = (expected.as_bytes(), claimed.as_bytes());
+    Ok(a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random token (128 bits, hex) for a coordinator not given one.
+pub(crate) fn random_token() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 16];
+    rustls::crypto::aws_lc_rs::default_provider()
+        .secure_random
+        .fill(&mut bytes)
+        .map_err(|_| anyhow!("the system's random number generator failed"))?;
+    Ok(hex(&bytes))
+}
+
+/// The coordinator's TLS configuration: a certificate made for this run.
+pub(crate) fn coordinator_config() -> anyhow::Result<Arc<ServerConfig>> {
+    let key = rcgen::KeyPair::generate().context("generating the control channel's key")?;
+    let params = rcgen::CertificateParams::new(vec!["vmsbench-coordinator".to_owned()])
+        .context("the control channel's certificate")?;
+    let cert = params
+        .self_signed(&key)
+        .context("signing the control channel's certificate")?;
+    let config = ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .context("TLS 1.3 for the control channel")?
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .context("the control channel's certificate")?;
+    Ok(Arc::new(config))
+}
+
+/// The agent's TLS configuration: any certificate is accepted (the handshake's signature
+/// is still checked), since the token proof, not the certificate, says who the peer is.
+pub(crate) fn agent_config() -> anyhow::Result<Arc<ClientConfig>> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3 for the control channel")?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(TokenBound(provider)))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Accepts the coordinator's certificate whatever it is; see the module's documentation.
+#[derive(Debug)]
+struct TokenBound(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for TokenBound {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Writes `msg` as one frame: a 4-byte big-endian length, then JSON.
+pub(crate) async fn write_message<W, T>(w: &mut W, msg: &T) -> anyhow::Result<()>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize,
+{
+    let body = serde_json::to_vec(msg).context("encoding a control message")?;
+    let len = u32::try_from(body.len()).context("a control message over 4 GiB")?;
+    w.write_all(&len.to_be_bytes()).await?;
+    w.write_all(&body).await?;
+    w.flush().await?;
+    Ok(())
+}
+
+/// Reads one frame written by [`write_message`]; `None` when the peer closed the
+/// connection between messages.
+pub(crate) async fn read_message<R, T>(r: &mut R) -> anyhow::Result<Option<T>>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e).context("reading from the control connection"),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_MESSAGE {
+        bail!("a control message of {len} bytes (at most {MAX_MESSAGE} are accepted)");
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body)
+        .await
+        .context("reading a control message")?;
+    let msg = serde_json::from_slice(&body).context("decoding a control message")?;
+    Ok(Some(msg))
+}
+
+/// The sending half of a control connection: cheap to clone, usable from any task; a
+/// writer task owns the stream.
+#[derive(Clone, Debug)]
+pub(crate) struct Sender {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl Sender {
+    /// Queues `msg`; false when the connection is gone.
+    pub(crate) fn send<T: Serialize>(&self, msg: &T) -> bool {
+        match serde_json::to_vec(msg) {
+            Ok(body) => self.tx.send(body).is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The receiving half.
+#[derive(Debug)]
+pub(crate) struct Receiver {
+    read: tokio::io::ReadHalf<ControlStream>,
+}
+
+impl Receiver {
+    /// The next message; `None` when the peer closed the connection.
+    pub(crate) async fn recv<T: DeserializeOwned>(&mut self) -> anyhow::Result<Option<T>> {
+        read_message(&mut self.read).await
+    }
+}
+
+/// Splits an authenticated stream into its halves; the writer task ends when every
+/// [`Sender`] is dropped or the connection fails.
+pub(crate) fn split(stream: ControlStream) -> (Sender, Receiver) {
+    let (read, mut write) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(body) = rx.recv().await {
+            let Ok(len) = u32::try_from(body.len()) else {
+                break;
+            };
+            if write.write_all(&len.to_be_bytes()).await.is_err()
+                || write.write_all(&body).await.is_err()
+                || write.flush().await.is_err()
+            {
+                break;
+            }
+        }
+        let _ = write.shutdown().await;
+    });
+    (Sender { tx }, Receiver { read })
+}
