@@ -33,6 +33,9 @@ use crate::sys::process;
 /// every agent has its share and its servers listen by then.
 const START_AHEAD: Duration = Duration::from_millis(500);
 
+/// How far ahead the coordinator announces the opening of the window to its agents.
+const OPEN_AHEAD: Duration = Duration::from_millis(100);
+
 /// A plan brought to life: the roles of this process and the shares of the agents.
 struct Deployment<'a> {
     local: Local<'a>,
@@ -454,20 +457,32 @@ async fn measure_window(
     baseline_fds: u64,
 ) -> anyhow::Result<Measured> {
     let clock = deployment.local.site.clock;
+    // Agents learn of the opening by message: it is announced ahead, so that theirs opens
+    // on time too and no frame of the first moments goes uncounted.
+    let ahead = if deployment.remote.is_empty() {
+        0
+    } else {
+        OPEN_AHEAD.as_nanos() as u64
+    };
+    let start_ns = clock.now_ns() + ahead;
+    let end_at = start_ns + timing.duration.as_nanos() as u64;
+    for r in &deployment.remote {
+        r.open(start_ns, end_at);
+    }
+    // Both ends are set before the window opens, so that whether a frame counts depends
+    // only on when it was scheduled, never on when it arrived or a timer fired; an
+    // interruption moves the end earlier.
+    window.open(start_ns);
+    window.close(end_at);
+    tokio::time::sleep_until(clock.instant_at(start_ns).into()).await;
     let cpu0 = deployment.local.site.cpu();
     let usage0 = process::usage().unwrap_or_default();
-    let start_ns = clock.now_ns();
-    window.open(start_ns);
-    for r in &deployment.remote {
-        r.open(start_ns);
-    }
     let sampler = Sampler::start(
         deployment.local.meters(),
         clock,
         start_ns,
         options.on_interval.clone(),
     );
-    let end_at = start_ns + timing.duration.as_nanos() as u64;
     let mut happened = schedule
         .run(
             &mut deployment.local.roles,
@@ -483,7 +498,12 @@ async fn measure_window(
             _ = tokio::time::sleep_until(clock.instant_at(end_at).into()) => {}
         }
     }
-    let end_ns = clock.now_ns();
+    // The window ends on time unless cut short (the scheduled end has passed by now).
+    let end_ns = if happened.partial {
+        clock.now_ns().min(end_at)
+    } else {
+        end_at
+    };
     window.close(end_ns);
     for r in &deployment.remote {
         r.close(end_ns);

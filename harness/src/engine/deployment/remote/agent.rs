@@ -171,11 +171,18 @@ async fn run_share(
     let mut started = false;
     let mut sampler: Option<Sampler> = None;
     let mut at_open = (BTreeMap::new(), process::Usage::default());
+    // When the announced window opens: the CPU counts from then.
+    let mut opens_at: Option<tokio::time::Instant> = None;
     let mut counted = Counts::default();
     loop {
         let msg = tokio::select! {
             _ = ticker.tick(), if started => {
                 tx.send(&FromAgent::Status(local.status()));
+                continue;
+            }
+            _ = sleep_until(opens_at), if opens_at.is_some() => {
+                opens_at = None;
+                at_open = (local.site.cpu(), process::usage().unwrap_or_default());
                 continue;
             }
             msg = next(inbox) => msg?,
@@ -200,9 +207,10 @@ async fn run_share(
                 started = true;
                 tx.send(&FromAgent::Started { listeners });
             }
-            ToAgent::Open { start_ns } => {
+            ToAgent::Open { start_ns, end_ns } => {
                 window.open(start_ns);
-                at_open = (local.site.cpu(), process::usage().unwrap_or_default());
+                window.close(end_ns);
+                opens_at = Some(clock.instant_at(start_ns).into());
                 let hook_tx = tx.clone();
                 let hook: crate::engine::sampler::IntervalHook = Arc::new(move |samples| {
                     hook_tx.send(&FromAgent::Interval {
@@ -262,5 +270,13 @@ async fn run_share(
             ToAgent::Prepare { .. } => bail!("a second Prepare in the middle of a phase"),
             ToAgent::Heartbeat => {}
         }
+    }
+}
+
+/// Sleeps until `at` (forever when there is none).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

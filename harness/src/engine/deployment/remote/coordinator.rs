@@ -418,9 +418,9 @@ impl RemoteShare<'_> {
         status
     }
 
-    /// Tells it the window opened.
-    pub(crate) fn open(&self, start_ns: u64) {
-        self.link.tx.send(&ToAgent::Open { start_ns });
+    /// Tells it the window opened, and when it is due to close.
+    pub(crate) fn open(&self, start_ns: u64, end_ns: u64) {
+        self.link.tx.send(&ToAgent::Open { start_ns, end_ns });
     }
 
     /// Tells it the window closed.

@@ -14,7 +14,7 @@
 //!   Start {roles, directory}  (in plan order, ─►  starts them
 //!            as many times as needed)  ◄───────   Started {listeners}
 //!                                      ◄───────   Status (every 100 ms: settled, lag, CPU, …)
-//!   Open {start_ns}                    ───────►   opens its window, samples it
+//!   Open {start_ns, end_ns}            ───────►   opens its window, samples it
 //!                                      ◄───────   Interval (every second)
 //!   Close {end_ns}                     ───────►
 //!   Collect                            ───────►   reads what its servers counted
@@ -71,9 +71,10 @@ pub(crate) enum ToAgent {
         count: usize,
         directory: Vec<Listening>,
     },
-    /// The window opened at `start_ns` (run clock).
-    Open { start_ns: u64 },
-    /// The window closed at `end_ns`.
+    /// The window opened at `start_ns` (run clock) and closes at `end_ns` unless a
+    /// `Close` comes first.
+    Open { start_ns: u64, end_ns: u64 },
+    /// The window closed at `end_ns` (the planned end, or earlier when cut short).
     Close { end_ns: u64 },
     /// Read what the servers counted (before any client leaves).
     Collect,
