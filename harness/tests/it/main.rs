@@ -7,6 +7,7 @@ mod capacity;
 mod certificates;
 mod certs;
 mod checks;
+mod distributed;
 mod export;
 mod handshakes;
 mod interop;

@@ -231,7 +231,11 @@ pub(crate) struct Dial {
 pub(crate) async fn dial(d: &Dial) -> anyhow::Result<(Sender, Receiver)> {
     let deadline = tokio::time::Instant::now() + d.patience;
     let tcp = loop {
-        match TcpStream::connect(&d.coordinator).await {
+        // Each attempt is short: a lost SYN must not hold the agent past its patience.
+        let attempt = tokio::time::timeout(HEARTBEAT * 2, TcpStream::connect(&d.coordinator))
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+        match attempt {
             Ok(s) => break s,
             Err(_) if tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
