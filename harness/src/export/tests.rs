@@ -140,6 +140,7 @@ fn phase(mode: Mode, repeat: u64) -> PhaseOutcome {
             sys_s: 0.1,
         },
         peak_rss_bytes: 48 << 20,
+        role_peak_rss: BTreeMap::new(),
         baseline_rss_bytes: 40 << 20,
         partial: false,
         intervals,

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::report::verdicts::worst_short;
-use crate::report::{Cost, LinkResult, Report};
+use crate::report::{Cost, LinkResult, PlacementRecord, Report};
 
 /// A ratio's range over the pairs as `1.20–1.31` (empty with fewer than two pairs).
 pub(crate) fn ratio_range(c: &Cost, key: &str) -> String {
@@ -75,6 +75,40 @@ pub(crate) fn servers_accept(report: &Report) -> Option<String> {
         names(t.ciphers.iter().map(|c| c.name()).collect()),
         names(t.groups.iter().map(|g| g.name()).collect()),
     ))
+}
+
+/// Where the roles ran, for a run spread over agents: the rules, each agent (its address,
+/// machine and clock against the coordinator's), and which latency the figures are. Empty
+/// for a run in one process.
+pub(crate) fn placement_lines(placement: Option<&PlacementRecord>) -> Vec<String> {
+    let Some(p) = placement else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "Placement: {} (roles not named ran in the coordinator's process)",
+        p.rules.join(", ")
+    )];
+    for a in &p.agents {
+        let clock = a.clock.map_or_else(String::new, |c| {
+            format!(
+                " · clock {:+.0} µs (±{:.0} µs)",
+                c.offset_us,
+                c.rtt_us / 2.0
+            )
+        });
+        let lost = a
+            .lost
+            .as_ref()
+            .map_or_else(String::new, |l| format!(" · LOST: {l}"));
+        lines.push(format!(
+            "Agent {} at {}: {}{clock}{lost}",
+            a.name,
+            a.address,
+            a.environment.summary_line()
+        ));
+    }
+    lines.push(format!("Latency: {}", p.latency));
+    lines
 }
 
 /// The measurement in one line.

@@ -48,6 +48,9 @@ pub struct CapacityReport {
     pub warnings: Vec<String>,
     /// How the deployment was shaped for the search.
     pub notes: Vec<String>,
+    /// Where the roles ran, when not all in one process (`--place`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<super::PlacementRecord>,
 }
 
 /// The objective, as written and as parsed.

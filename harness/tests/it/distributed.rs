@@ -175,6 +175,7 @@ fn agents_on_loopback_count_every_frame_and_agree_with_one_process() {
         assert!(log.contains("the run is over"), "agent {name}:\n{log}");
     }
     let report = report.expect("a report");
+    crate::checks::validate(&report);
     let placement = &report["placement"];
     let names: Vec<&str> = placement["agents"]
         .as_array()
@@ -252,6 +253,7 @@ fn a_killed_agent_aborts_the_run_naming_it_with_a_partial_report() {
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("agent b lost"), "{stderr}");
     let report = report.expect("the partial report is written");
+    crate::checks::validate(&report);
     assert_eq!(report["partial"], true);
     let aborted = report["placement"]["aborted"].as_str().unwrap_or_default();
     assert!(aborted.contains("agent b"), "{aborted}");

@@ -22,7 +22,7 @@ use simulators::transport::Mode;
 use simulators::video::Profile;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{parse_positive_usize, DocumentExportArgs, ModeArg, TlsArgs};
+use crate::cli::{parse_positive_usize, DocumentExportArgs, ModeArg, PlacementArgs, TlsArgs};
 use crate::engine::capacity::search::{self, Probe, SearchParams, Searches, Stop, Verdict};
 use crate::engine::capacity::shape::{plan_cpus, Shape};
 use crate::engine::credentials::Credentials;
@@ -115,6 +115,10 @@ pub struct CapacityArgs {
     /// TLS flags.
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Placement flags: e.g. `--place recorder-1=box` to measure the recording server on
+    /// a machine of its own, its clients elsewhere.
+    #[command(flatten)]
+    pub placement: PlacementArgs,
 }
 
 fn parse_camera_count(s: &str) -> Result<u32, String> {
@@ -289,7 +293,12 @@ fn figures(plan: &Plan, out: &PhaseOutcome) -> Figures {
             failures,
             server_cores: server_s / window_s,
             server_cpus: plan.shape.base.server_threads,
-            peak_rss_bytes: out.peak_rss_bytes,
+            // The recording server's own process when it ran on an agent.
+            peak_rss_bytes: out
+                .role_peak_rss
+                .get(&plan.role)
+                .copied()
+                .unwrap_or(out.peak_rss_bytes),
         },
         streams,
         frames_received: received.frames,
@@ -377,6 +386,7 @@ pub async fn run(
     // This thread starts, drains and stops every phase: keep it off the recording server's
     // CPUs too.
     let _pinned = PinGuard::pin(&plan.client_cpus)?;
+    let agents = super::measure::gather_agents(&args.placement, interrupt).await?;
     let stepper = Stepper {
         args,
         plan: &plan,
@@ -384,7 +394,10 @@ pub async fn run(
         clock,
         // A step is judged on its whole window; its per-second samples show whether a
         // failure came in one burst or throughout (`Step::worst_second_p99_us`).
-        options: PhaseOptions::default(),
+        options: PhaseOptions {
+            agents: agents.clone(),
+            ..PhaseOptions::default()
+        },
         memory_bytes: environment.memory_bytes,
         interrupt,
     };
@@ -392,7 +405,12 @@ pub async fn run(
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let mut steps = Steps::new(None);
     announce(args, &plan);
-    let collected = stepper.search(&mut searches, &mut steps, &modes).await?;
+    let collected = stepper.search(&mut searches, &mut steps, &modes).await;
+    if let Some(a) = &agents {
+        a.bye().await;
+    }
+    let collected = collected?;
+    let placement = agents.as_deref().map(super::measure::placement_record);
     if interrupt.is_cancelled() {
         searches.stop_all(Stop::Interrupted);
     }
@@ -421,6 +439,7 @@ pub async fn run(
         projection,
         warnings,
         notes: plan.shape.notes.clone(),
+        placement,
     })
 }
 

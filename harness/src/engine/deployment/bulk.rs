@@ -167,6 +167,7 @@ pub(crate) async fn run_bulk_phase_with(
         window_s: (end_ns - start_ns) as f64 / 1e9,
         process_cpu,
         peak_rss_bytes,
+        role_peak_rss: std::collections::BTreeMap::new(),
         baseline_rss_bytes,
         partial,
         intervals,

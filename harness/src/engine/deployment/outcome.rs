@@ -165,6 +165,9 @@ pub struct PhaseOutcome {
     pub process_cpu: process::Usage,
     /// Peak RSS of the process during the phase, bytes.
     pub peak_rss_bytes: u64,
+    /// For a phase spread over processes: each role (runtime) and the peak resident memory
+    /// of the process it ran in (empty when everything ran in one process).
+    pub role_peak_rss: BTreeMap<String, u64>,
     /// RSS before the phase's roles started, bytes.
     pub baseline_rss_bytes: u64,
     /// Whether the window was cut short by an interruption.

@@ -146,6 +146,10 @@ impl<'a> Deployment<'a> {
         let mut all = self.local.count().await;
         for r in &self.remote {
             let Some(c) = r.count().await else { continue };
+            for role in &r.plan.roles {
+                all.role_peak_rss
+                    .insert(role.runtime.clone(), c.peak_rss_bytes);
+            }
             all.servers.extend(c.servers);
             all.server_failures.extend(c.server_failures);
             all.watched.extend(c.watched);
@@ -323,7 +327,9 @@ pub(crate) async fn run_phase_with(
     counts
         .server_failures
         .insert(scenario.management.host.clone(), mgmt_failures.clone());
-    let peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0) + counts.peak_rss_bytes;
+    let local_peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0);
+    let peak_rss_bytes = local_peak_rss_bytes + counts.peak_rss_bytes;
+    let deployment_was_placed = !deployment.remote.is_empty();
     let clients = deployment.shutdown().await;
 
     let participation = plan.participation();
@@ -374,6 +380,16 @@ pub(crate) async fn run_phase_with(
         process_cpu: counts.process_cpu,
         peak_rss_bytes,
         baseline_rss_bytes: baseline_rss_bytes + counts.baseline_rss_bytes,
+        role_peak_rss: if deployment_was_placed {
+            let mut m = counts.role_peak_rss;
+            for role in &local_plan.roles {
+                m.entry(role.runtime.clone())
+                    .or_insert(local_peak_rss_bytes);
+            }
+            m
+        } else {
+            BTreeMap::new()
+        },
         partial: happened.partial || lost,
         intervals,
         ramp,

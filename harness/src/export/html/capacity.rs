@@ -87,6 +87,9 @@ pub(super) fn render(report: &CapacityReport) -> String {
         esc(&e.rustls_version),
         esc(&e.build_profile),
     );
+    for line in crate::output::figures::placement_lines(report.placement.as_ref()) {
+        let _ = write!(out, "<p class=\"note\">{}</p>", esc(&line));
+    }
     let cost = report
         .capacity_cost_pct
         .map_or_else(|| "–".to_owned(), |c| format!("{c:.1} %"));

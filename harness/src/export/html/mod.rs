@@ -18,8 +18,8 @@ mod handshakes;
 use super::{Document, Export, ExportError, Exporter};
 use crate::output::escape_html as esc;
 use crate::output::figures::{
-    frames, kernel, measurement_line, negotiated, overhead, ratio_range, scenario_name,
-    servers_accept, title,
+    frames, kernel, measurement_line, negotiated, overhead, placement_lines, ratio_range,
+    scenario_name, servers_accept, title,
 };
 use crate::output::svg::{
     bar_chart, line_plot, Bar, BarGroup, LinePlot, Series, XAxis, YUnit, PLAIN, TLS,
@@ -507,6 +507,9 @@ fn heading(s: &mut String, report: &Report) {
             "<p class=\"sub\">Servers accepted: {}</p>",
             esc(&accepted)
         );
+    }
+    for line in placement_lines(report.placement.as_ref()) {
+        let _ = writeln!(s, "<p class=\"sub\">{}</p>", esc(&line));
     }
     if let Some(short) = short_summary(report) {
         let _ = writeln!(s, "<div class=\"banner short\">⚠ {}</div>", esc(&short));

@@ -104,5 +104,7 @@ pub(super) fn render(r: &CapacityReport) -> String {
     list_section(&mut out, "Notes", &r.notes);
     list_section(&mut out, "Warnings", &r.warnings);
     environment_section(&mut out, &r.environment);
+    let placement = crate::output::figures::placement_lines(r.placement.as_ref());
+    list_section(&mut out, "Placement", &placement);
     out
 }

@@ -11,7 +11,8 @@ mod handshakes;
 
 use super::{Document, Export, ExportError, Exporter};
 use crate::output::figures::{
-    frames, kernel, measurement_line, negotiated, overhead, ratio_range, servers_accept, title,
+    frames, kernel, measurement_line, negotiated, overhead, placement_lines, ratio_range,
+    servers_accept, title,
 };
 use crate::report::verdicts::{short_summary, trust};
 use crate::report::Report;
@@ -163,6 +164,9 @@ fn render(report: &Report) -> String {
     }
     if let Some(accepted) = servers_accept(report) {
         let _ = writeln!(out, "**Servers accepted:** {}  ", cell(&accepted));
+    }
+    for line in placement_lines(report.placement.as_ref()) {
+        let _ = writeln!(out, "{}  ", cell(&line));
     }
     let _ = writeln!(out);
     let certificates = report.certificate_lines();

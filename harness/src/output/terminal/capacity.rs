@@ -16,6 +16,9 @@ impl CapacityReport {
     pub fn render_table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "{}", self.environment.summary_line());
+        for line in crate::output::figures::placement_lines(self.placement.as_ref()) {
+            let _ = writeln!(out, "{line}");
+        }
         let s = &self.search;
         let pinned = if s.server_cpus.is_empty() {
             "not pinned (one CPU): server and clients share it".to_owned()

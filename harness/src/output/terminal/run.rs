@@ -120,6 +120,9 @@ impl Report {
         if let Some(accepted) = crate::output::figures::servers_accept(self) {
             let _ = writeln!(out, "Servers accepted: {accepted}");
         }
+        for line in crate::output::figures::placement_lines(self.placement.as_ref()) {
+            let _ = writeln!(out, "{line}");
+        }
         for c in &self.cost {
             let _ = writeln!(
                 out,

@@ -202,7 +202,7 @@ impl Agents {
             credentials: creds.shipped(servers),
             hosts: self.hosts.clone(),
         });
-        let share = RemoteShare { link };
+        let share = RemoteShare { link, plan };
         share
             .expect("its plan loaded", |m| matches!(m, FromAgent::Prepared))
             .await?;
@@ -340,6 +340,8 @@ fn watch(agent: control::Agent, abort: CancellationToken) -> AgentLink {
 #[derive(Debug)]
 pub(crate) struct RemoteShare<'a> {
     link: &'a AgentLink,
+    /// Its roles.
+    pub plan: &'a Plan,
 }
 
 impl RemoteShare<'_> {

@@ -124,6 +124,9 @@ pub(crate) struct Counts {
     pub steady: Steady,
     pub peak_rss_bytes: u64,
     pub baseline_rss_bytes: u64,
+    /// Filled by the coordinator: each role of an agent and its process's peak memory.
+    #[serde(skip)]
+    pub role_peak_rss: BTreeMap<String, u64>,
 }
 
 /// What an agent says during a phase.
