@@ -271,3 +271,61 @@ pub(crate) fn split(stream: ControlStream) -> (Sender, Receiver) {
     });
     (Sender { tx }, Receiver { read })
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A real TLS session between the two ends' configurations on loopback.
+    async fn session() -> (ControlStream, ControlStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let acceptor = tokio_rustls::TlsAcceptor::from(coordinator_config().expect("config"));
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            acceptor.accept(tcp).await.expect("server handshake")
+        });
+        let connector = tokio_rustls::TlsConnector::from(agent_config().expect("config"));
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let name = ServerName::try_from("vmsbench-coordinator").expect("name");
+        let client = connector
+            .connect(name, tcp)
+            .await
+            .expect("client handshake");
+        let server = server.await.expect("join");
+        (ControlStream::Client(client), ControlStream::Server(server))
+    }
+
+    #[tokio::test]
+    async fn each_end_verifies_the_others_proof_only_with_the_same_token_and_session() {
+        let (agent, coordinator) = session().await;
+        let from_agent = proof(&agent, "token", Side::Agent).expect("proof");
+        assert!(verify(&coordinator, "token", Side::Agent, &from_agent).expect("verify"));
+        assert!(!verify(&coordinator, "other", Side::Agent, &from_agent).expect("verify"));
+        // A proof is bound to its side and to its session.
+        assert!(!verify(&coordinator, "token", Side::Coordinator, &from_agent).expect("verify"));
+        let (_, elsewhere) = session().await;
+        assert!(!verify(&elsewhere, "token", Side::Agent, &from_agent).expect("verify"));
+        let from_coordinator = proof(&coordinator, "token", Side::Coordinator).expect("proof");
+        assert!(verify(&agent, "token", Side::Coordinator, &from_coordinator).expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn messages_travel_whole_and_an_oversized_length_is_refused() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let msg = serde_json::json!({"type": "hello", "n": [1, 2, 3]});
+        write_message(&mut a, &msg).await.expect("write");
+        let back: Option<serde_json::Value> = read_message(&mut b).await.expect("read");
+        assert_eq!(back, Some(msg));
+        a.write_all(&u32::MAX.to_be_bytes()).await.expect("write");
+        let e = read_message::<_, serde_json::Value>(&mut b)
+            .await
+            .expect_err("too long");
+        assert!(e.to_string().contains("at most"), "{e}");
+        drop(a);
+        let end: Option<serde_json::Value> = read_message(&mut b).await.expect("eof");
+        assert!(end.is_none());
+    }
+}

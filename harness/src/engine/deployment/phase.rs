@@ -561,7 +561,9 @@ async fn measure_window(
 fn merge_intervals(samples: impl Iterator<Item = IntervalSample>) -> Vec<IntervalSample> {
     let mut merged: BTreeMap<(u64, String), IntervalSample> = BTreeMap::new();
     for s in samples {
-        let second = s.t_s.ceil() as u64;
+        // The second the interval's middle falls in: the same for every process's sample of
+        // it, whatever their timers' jitter, and apart from a short last interval.
+        let second = (s.t_s - s.interval_s / 2.0).max(0.0).floor() as u64;
         match merged.entry((second, s.link.clone())) {
             std::collections::btree_map::Entry::Vacant(v) => {
                 v.insert(s);
@@ -593,5 +595,54 @@ async fn drain(deployment: &Deployment<'_>, due: &BTreeMap<LinkId, u64>) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use simulators::metrics::{latency_histogram, RecordUs as _};
+
+    use super::*;
+
+    fn sample(link: &str, t_s: f64, frames: u64, latency_us: u64) -> IntervalSample {
+        let mut h = latency_histogram();
+        h.record_us_n(latency_us, frames);
+        IntervalSample {
+            link: link.to_owned(),
+            t_s,
+            interval_s: 1.0,
+            frames,
+            bytes: frames * 100,
+            latency_us: h,
+        }
+    }
+
+    #[test]
+    fn intervals_of_several_processes_add_up_per_link_and_second() {
+        let merged = merge_intervals(
+            [
+                sample("viewer-recorder", 1.0002, 30, 500),
+                sample("viewer-recorder", 0.9998, 20, 900),
+                sample("viewer-recorder", 2.0001, 10, 500),
+                sample("phone-mobile", 1.0, 5, 700),
+            ]
+            .into_iter(),
+        );
+        let got: Vec<(&str, u64, u64, u64)> = merged
+            .iter()
+            .map(|s| (s.link.as_str(), s.frames, s.bytes, s.latency_us.len()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("phone-mobile", 5, 500, 5),
+                ("viewer-recorder", 50, 5000, 50),
+                ("viewer-recorder", 10, 1000, 10),
+            ]
+        );
+        assert_eq!(
+            merged[1].latency_us.max(),
+            merged[1].latency_us.highest_equivalent(900)
+        );
     }
 }

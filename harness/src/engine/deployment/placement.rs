@@ -198,3 +198,80 @@ fn divide(role: &RoleSpec, n: usize) -> Vec<RoleSpec> {
         _ => vec![role.clone()],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use simulators::transport::Mode;
+
+    use super::*;
+    use crate::engine::scenario::file;
+
+    fn small() -> Plan {
+        let s = file::load_preset("small").expect("preset");
+        Plan::new(&s, Mode::Tls, 0, Duration::from_secs(2))
+    }
+
+    fn clients(p: &Plan, runtime: &str) -> usize {
+        p.roles
+            .iter()
+            .filter(|r| r.runtime == runtime)
+            .map(|r| match &r.kind {
+                RoleKind::VideoClients(g) => g.clients.len(),
+                RoleKind::RpcClients(g) => g.clients.len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn roles_go_where_their_runtime_or_host_is_placed_and_the_rest_stay_here() {
+        let plan = small();
+        let p = Placement::parse(&["mgmt.vms.test=a".into(), "viewers=b".into()]).expect("parses");
+        let shares = p.split(&plan).expect("splits");
+        assert_eq!(shares.remote.keys().collect::<Vec<_>>(), ["a", "b"]);
+        let runtimes = |p: &Plan| {
+            p.roles
+                .iter()
+                .map(|r| r.runtime.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(runtimes(&shares.remote["a"]), ["mgmt"]);
+        assert_eq!(runtimes(&shares.remote["b"]), ["viewers"]);
+        assert!(runtimes(&shares.local).contains(&"recorder-1".to_owned()));
+        // Every role once, in the plan's order.
+        assert_eq!(shares.order.len(), plan.roles.len());
+        assert_eq!(shares.order[0], (Some("a".to_owned()), 0));
+    }
+
+    #[test]
+    fn a_client_group_on_several_agents_is_split_evenly_and_loses_no_client() {
+        let plan = small();
+        let total = clients(&plan, "viewers");
+        let p = Placement::parse(&["viewers=a,b,c".into()]).expect("parses");
+        let shares = p.split(&plan).expect("splits");
+        let parts: Vec<usize> = ["a", "b", "c"]
+            .iter()
+            .map(|a| clients(&shares.remote[*a], "viewers"))
+            .collect();
+        assert_eq!(parts.iter().sum::<usize>(), total, "{parts:?}");
+        let (min, max) = (parts.iter().min(), parts.iter().max());
+        assert!(max.zip(min).is_some_and(|(x, n)| x - n <= 1), "{parts:?}");
+    }
+
+    #[test]
+    fn placing_nothing_that_exists_or_one_server_on_two_agents_is_refused() {
+        let plan = small();
+        let unknown = Placement::parse(&["recorder-9=a".into()]).expect("parses");
+        let e = unknown.split(&plan).expect_err("unknown").to_string();
+        assert!(e.contains("recorder-9") && e.contains("recorder-1"), "{e}");
+        let twice = Placement::parse(&["recorder-1=a,b".into()]).expect("parses");
+        let e = twice.split(&plan).expect_err("a server on two").to_string();
+        assert!(e.contains("one agent"), "{e}");
+        for bad in ["viewers", "=a", "viewers="] {
+            assert!(Placement::parse(&[bad.into()]).is_err(), "{bad}");
+        }
+        assert!(Placement::parse(&[]).expect("empty").is_local());
+    }
+}
