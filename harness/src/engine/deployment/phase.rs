@@ -497,7 +497,7 @@ async fn measure_window(
         deployment.local.meters(),
         clock,
         start_ns,
-        options.on_interval.clone(),
+        with_remote_samples(options.on_interval.clone(), &deployment.remote),
     );
     let mut happened = schedule
         .run(
@@ -553,6 +553,31 @@ async fn measure_window(
         intervals,
         happened,
     })
+}
+
+/// `hook` (live progress) given each second's samples of this process and, as far as they
+/// have arrived, the agents' latest.
+fn with_remote_samples(
+    hook: Option<crate::engine::sampler::IntervalHook>,
+    remote: &[RemoteShare<'_>],
+) -> Option<crate::engine::sampler::IntervalHook> {
+    let hook = hook?;
+    if remote.is_empty() {
+        return Some(hook);
+    }
+    let readers: Vec<_> = remote.iter().map(|r| r.latest_intervals()).collect();
+    Some(Arc::new(move |local: &[IntervalSample]| {
+        let all = local
+            .iter()
+            .cloned()
+            .chain(readers.iter().flat_map(|read| read()));
+        hook(&merge_intervals(all.map(|mut s| {
+            // One second for the display, whoever's clock took it.
+            s.t_s = 1.0;
+            s.interval_s = 1.0;
+            s
+        })))
+    }))
 }
 
 /// Interval samples of several processes as one series: samples of the same link and the

@@ -430,6 +430,21 @@ impl RemoteShare<'_> {
         self.link.tx.send(&ToAgent::Close { end_ns });
     }
 
+    /// What reads the samples of the latest second it sent, for live progress.
+    pub(crate) fn latest_intervals(&self) -> impl Fn() -> Vec<IntervalSample> + Send + Sync {
+        let state = self.link.state.clone();
+        move || {
+            let s = lock(&state);
+            let last = s.intervals.last().map(|l| l.t_s);
+            s.intervals
+                .iter()
+                .rev()
+                .take_while(|i| last.is_some_and(|t| (t - i.t_s).abs() < 0.5))
+                .cloned()
+                .collect()
+        }
+    }
+
     /// The interval samples it sent.
     pub(crate) fn intervals(&self) -> Vec<IntervalSample> {
         std::mem::take(&mut lock(&self.link.state).intervals)
