@@ -53,12 +53,14 @@ pub(crate) async fn serve(
                 epoch_unix_ns,
                 credentials,
                 hosts,
+                resolve,
             } => {
                 let share = Share {
                     mode,
                     plan: *plan,
                     epoch_unix_ns,
                     hosts,
+                    resolve: resolve || settings.resolve,
                 };
                 if let Err(e) = run_share(&tx, &mut inbox, share, &credentials, settings).await {
                     tx.send(&FromAgent::Failed {
@@ -134,6 +136,7 @@ struct Share {
     plan: Plan,
     epoch_unix_ns: u64,
     hosts: BTreeMap<String, IpAddr>,
+    resolve: bool,
 }
 
 /// Runs one share from `Prepare` to `Final` (or an `Abort`).
@@ -149,6 +152,7 @@ async fn run_share(
         mut plan,
         epoch_unix_ns,
         hosts,
+        resolve,
     } = share;
     if let Some(ip) = settings.listen {
         plan.site.listen = crate::engine::scenario::Listen {
@@ -200,7 +204,7 @@ async fn run_share(
                 directory,
             } => {
                 for l in directory {
-                    let addr = address_of(&l, &hosts, settings.resolve).await?;
+                    let addr = address_of(&l, &hosts, resolve).await?;
                     local.site.directory.add(&l.host, l.link, addr, l.tls);
                 }
                 let listeners = local.start(first..first + count).await?;

@@ -201,6 +201,7 @@ impl Agents {
             epoch_unix_ns,
             credentials: creds.shipped(servers),
             hosts: self.hosts.clone(),
+            resolve: self.resolve,
         });
         let share = RemoteShare { link, plan };
         share

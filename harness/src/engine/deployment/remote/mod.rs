@@ -61,6 +61,8 @@ pub(crate) enum ToAgent {
         credentials: Shipped,
         /// Addresses given for host names (the placement's host map).
         hosts: BTreeMap<String, std::net::IpAddr>,
+        /// Whether other host names go through the system's resolver.
+        resolve: bool,
     },
     /// A clock probe: the coordinator's run clock when it was sent.
     Ping { t0: u64 },
