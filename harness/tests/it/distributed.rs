@@ -131,26 +131,32 @@ fn frames(report: &Value) -> Vec<(String, String, u64, u64)> {
         .collect()
 }
 
-const LIGHT: &[&str] = &[
-    "small",
-    "--mode",
-    "both",
-    "--repeat",
-    "1",
-    "--warmup",
-    "1s",
-    "--duration",
-    "2s",
-];
+/// `small` for one repeat in `mode`, with `warmup` and a window of `duration`, and `extra`.
+fn small<'a>(mode: &'a str, warmup: &'a str, duration: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "small",
+        "--mode",
+        mode,
+        "--repeat",
+        "1",
+        "--warmup",
+        warmup,
+        "--duration",
+        duration,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
 
 #[test]
 fn agents_on_loopback_count_every_frame_and_agree_with_one_process() {
     let logs = tempfile::tempdir().expect("tempdir");
-    let placed: Vec<&str> = LIGHT
-        .iter()
-        .copied()
-        .chain(["--place", "recorder-1=a", "--place", "viewers=b,c"])
-        .collect();
+    let placed = small(
+        "both",
+        "1s",
+        "2s",
+        &["--place", "recorder-1=a", "--place", "viewers=b,c"],
+    );
     let mut coordinator = Coordinator::start(&placed, "127.0.0.1:0");
     let mut agents: Vec<(String, Child)> = ["a", "b", "c"]
         .iter()
@@ -199,8 +205,7 @@ fn agents_on_loopback_count_every_frame_and_agree_with_one_process() {
     let json = one.path().join("one.json");
     let json_arg = json.to_str().expect("utf-8").to_owned();
     let args: Vec<&str> = std::iter::once("run")
-        .chain(LIGHT.iter().copied())
-        .chain(["--json", &json_arg])
+        .chain(small("both", "1s", "2s", &["--json", &json_arg]))
         .collect();
     crate::support::run_in_process(&args);
     let alone = read_json(&json);
@@ -221,21 +226,12 @@ fn agents_on_loopback_count_every_frame_and_agree_with_one_process() {
 #[test]
 fn a_killed_agent_aborts_the_run_naming_it_with_a_partial_report() {
     let logs = tempfile::tempdir().expect("tempdir");
-    let args = [
-        "small",
-        "--mode",
+    let args = small(
         "tls",
-        "--repeat",
-        "1",
-        "--warmup",
         "1s",
-        "--duration",
         "60s",
-        "--place",
-        "recorder-1=a",
-        "--place",
-        "viewers=b",
-    ];
+        &["--place", "recorder-1=a", "--place", "viewers=b"],
+    );
     let mut coordinator = Coordinator::start(&args, "127.0.0.1:0");
     let mut a = agent(&coordinator.address, "a", &[], None, &logs.path().join("a"));
     let mut b = agent(&coordinator.address, "b", &[], None, &logs.path().join("b"));
@@ -274,19 +270,12 @@ fn a_killed_agent_aborts_the_run_naming_it_with_a_partial_report() {
 #[test]
 fn an_agent_of_another_protocol_version_is_refused_with_both_versions_named() {
     let logs = tempfile::tempdir().expect("tempdir");
-    let args = [
-        "small",
-        "--mode",
+    let args = small(
         "tls",
-        "--repeat",
-        "1",
-        "--duration",
+        "2s",
         "1s",
-        "--place",
-        "viewers=a",
-        "--agents-timeout",
-        "5s",
-    ];
+        &["--place", "viewers=a", "--agents-timeout", "5s"],
+    );
     let mut coordinator = Coordinator::start(&args, "127.0.0.1:0");
     let log = logs.path().join("a");
     let mut a = agent(&coordinator.address, "a", &["--protocol", "99"], None, &log);
@@ -306,21 +295,12 @@ fn an_agent_of_another_protocol_version_is_refused_with_both_versions_named() {
 #[test]
 fn a_clock_offset_moves_one_way_latency_but_not_delay_variation() {
     let logs = tempfile::tempdir().expect("tempdir");
-    let args = [
-        "small",
-        "--mode",
+    let args = small(
         "plain",
-        "--repeat",
-        "1",
-        "--warmup",
         "1s",
-        "--duration",
         "2s",
-        "--place",
-        "recorder-1=a",
-        "--place",
-        "viewers=b",
-    ];
+        &["--place", "recorder-1=a", "--place", "viewers=b"],
+    );
     let mut coordinator = Coordinator::start(&args, "127.0.0.1:0");
     let mut a = agent(&coordinator.address, "a", &[], None, &logs.path().join("a"));
     let mut b = agent(
@@ -491,41 +471,37 @@ fn agents_in_network_namespaces_reach_servers_by_their_certified_names() {
     // Every server on an agent of its own address; the clients on a third; the
     // coordinator runs nothing. Clients dial the host names the placement maps to those
     // addresses and verify the names in the certificates.
-    let args = [
-        "small",
-        "--mode",
+    let args = small(
         "tls",
-        "--repeat",
-        "1",
-        "--warmup",
         "1s",
-        "--duration",
         "2s",
-        "--place",
-        "recorder-1=rec",
-        "--place",
-        "mgmt=srv",
-        "--place",
-        "mobile=srv",
-        "--place",
-        "event=srv",
-        "--place",
-        "viewers=cli",
-        "--place",
-        "event-clients=cli",
-        "--place",
-        "login-clients=cli",
-        "--place",
-        "phones=cli",
-        "--host",
-        "recorder-1.vms.test=10.77.0.2",
-        "--host",
-        "mgmt.vms.test=10.77.0.3",
-        "--host",
-        "mobile.vms.test=10.77.0.3",
-        "--host",
-        "event.vms.test=10.77.0.3",
-    ];
+        &[
+            "--place",
+            "recorder-1=rec",
+            "--place",
+            "mgmt=srv",
+            "--place",
+            "mobile=srv",
+            "--place",
+            "event=srv",
+            "--place",
+            "viewers=cli",
+            "--place",
+            "event-clients=cli",
+            "--place",
+            "login-clients=cli",
+            "--place",
+            "phones=cli",
+            "--host",
+            "recorder-1.vms.test=10.77.0.2",
+            "--host",
+            "mgmt.vms.test=10.77.0.3",
+            "--host",
+            "mobile.vms.test=10.77.0.3",
+            "--host",
+            "event.vms.test=10.77.0.3",
+        ],
+    );
     let mut coordinator = Coordinator::start(&args, "10.77.0.1:0");
     let placed = [
         ("rec", 0, "10.77.0.2"),

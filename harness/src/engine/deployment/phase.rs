@@ -321,15 +321,12 @@ pub(crate) async fn run_phase_with(
     counts.process_cpu = counts.process_cpu + measured.process_cpu;
     let mgmt_failures = counts
         .server_failures
-        .get(&scenario.management.host)
-        .cloned()
-        .unwrap_or_default();
-    counts
-        .server_failures
-        .insert(scenario.management.host.clone(), mgmt_failures.clone());
-    let local_peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0);
-    let peak_rss_bytes = local_peak_rss_bytes + counts.peak_rss_bytes;
-    let deployment_was_placed = !deployment.remote.is_empty();
+        .entry(scenario.management.host.clone())
+        .or_default()
+        .clone();
+    let local_peak = process::peak_rss_bytes().unwrap_or(0);
+    let peak_rss_bytes = local_peak + counts.peak_rss_bytes;
+    let placed = !deployment.remote.is_empty();
     let clients = deployment.shutdown().await;
 
     let participation = plan.participation();
@@ -380,16 +377,7 @@ pub(crate) async fn run_phase_with(
         process_cpu: counts.process_cpu,
         peak_rss_bytes,
         baseline_rss_bytes: baseline_rss_bytes + counts.baseline_rss_bytes,
-        role_peak_rss: if deployment_was_placed {
-            let mut m = counts.role_peak_rss;
-            for role in &local_plan.roles {
-                m.entry(role.runtime.clone())
-                    .or_insert(local_peak_rss_bytes);
-            }
-            m
-        } else {
-            BTreeMap::new()
-        },
+        role_peak_rss: role_peak_rss(placed, counts.role_peak_rss, local_plan, local_peak),
         partial: happened.partial || lost,
         intervals,
         ramp,
@@ -578,6 +566,25 @@ fn with_remote_samples(
             s
         })))
     }))
+}
+
+/// For a phase spread over processes, each role and the peak memory of the process it ran
+/// in: the agents' (`remote`) and this process's (`local_peak`) for the roles of
+/// `local_plan`; empty for a phase in one process.
+fn role_peak_rss(
+    placed: bool,
+    remote: BTreeMap<String, u64>,
+    local_plan: &Plan,
+    local_peak: u64,
+) -> BTreeMap<String, u64> {
+    if !placed {
+        return BTreeMap::new();
+    }
+    let mut m = remote;
+    for role in &local_plan.roles {
+        m.entry(role.runtime.clone()).or_insert(local_peak);
+    }
+    m
 }
 
 /// Interval samples of several processes as one series: samples of the same link and the

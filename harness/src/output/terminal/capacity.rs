@@ -12,8 +12,8 @@ fn opt(v: Option<u32>) -> String {
 }
 
 impl CapacityReport {
-    /// The terminal table and summary.
-    pub fn render_table(&self) -> String {
+    /// The lines above the table: the machine, where the roles ran, the search's settings.
+    fn heading(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "{}", self.environment.summary_line());
         for line in crate::output::figures::placement_lines(self.placement.as_ref()) {
@@ -40,6 +40,13 @@ impl CapacityReport {
                 ""
             }
         );
+        out
+    }
+
+    /// The terminal table and summary.
+    pub fn render_table(&self) -> String {
+        let mut out = self.heading();
+        let s = &self.search;
         let _ = writeln!(out);
         let header = [
             "mode",
