@@ -90,6 +90,19 @@ pub(crate) struct ShippedIdentity {
     pub unreadable: Option<String>,
 }
 
+impl ShippedIdentity {
+    /// `identity` of `host` for shipping; `unreadable` says why its server cannot read
+    /// its key, if so.
+    pub(crate) fn of(host: &str, identity: &HostIdentity, unreadable: Option<String>) -> Self {
+        ShippedIdentity {
+            host: host.to_owned(),
+            chain_pem: identity.chain_pem(),
+            key_pem: identity.key_pem(),
+            unreadable,
+        }
+    }
+}
+
 /// What an agent needs of the deployment's certificates.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Shipped {
@@ -368,16 +381,11 @@ impl Credentials {
             .into_iter()
             .filter_map(|h| self.hosts.get(h).map(|p| (h, p)))
             .map(|(host, presented)| {
-                let identity = presented.identity();
-                ShippedIdentity {
-                    host: host.to_owned(),
-                    chain_pem: identity.chain_pem(),
-                    key_pem: identity.key_pem(),
-                    unreadable: match presented {
-                        Presented::KeyUnreadable { reason, .. } => Some(reason.clone()),
-                        Presented::Identity(_) => None,
-                    },
-                }
+                let unreadable = match presented {
+                    Presented::KeyUnreadable { reason, .. } => Some(reason.clone()),
+                    Presented::Identity(_) => None,
+                };
+                ShippedIdentity::of(host, presented.identity(), unreadable)
             })
             .collect();
         Shipped {

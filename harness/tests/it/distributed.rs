@@ -555,3 +555,50 @@ fn agents_in_network_namespaces_reach_servers_by_their_certified_names() {
     }
     drop(lab);
 }
+
+#[test]
+fn scheduled_events_happen_on_the_agents_that_run_their_servers() {
+    let logs = tempfile::tempdir().expect("tempdir");
+    // medium stops recorder-2 3 s into the window; --inject-stall stalls every recording
+    // server at 2.5 s. Both recording servers run on agents.
+    let args = [
+        "medium",
+        "--scale",
+        "0.2",
+        "--mode",
+        "tls",
+        "--repeat",
+        "1",
+        "--warmup",
+        "2s",
+        "--duration",
+        "5s",
+        "--inject-stall",
+        "400ms",
+        "--place",
+        "recorder-2=a",
+        "--place",
+        "recorder-1=b",
+    ];
+    let mut coordinator = Coordinator::start(&args, "127.0.0.1:0");
+    let mut agents = [
+        agent(&coordinator.address, "a", &[], None, &logs.path().join("a")),
+        agent(&coordinator.address, "b", &[], None, &logs.path().join("b")),
+    ];
+    let (status, report) = coordinator.finish();
+    for a in &mut agents {
+        let _ = wait(a, "an agent");
+    }
+    assert!(status.success(), "{}", coordinator.stderr());
+    let report = report.expect("report");
+    let failovers = report["failovers"].as_array().expect("failovers");
+    assert_eq!(failovers.len(), 1, "{failovers:?}");
+    let f = &failovers[0];
+    assert_eq!(f["host"], "recorder-2.vms.test", "{f}");
+    assert!(f["reconnects"].as_u64().unwrap_or(0) > 0, "{f}");
+    assert_eq!(f["streams_recovered"], f["streams"], "{f}");
+    // Frames due while recorder-1 stalled left when the stall ended: 400 ms late at least.
+    let viewers = result(&report, "viewer-recorder", "tls");
+    let max = viewers["latency_us"]["max"].as_f64().unwrap_or(0.0);
+    assert!(max >= 400_000.0, "max latency {max} µs");
+}

@@ -11,14 +11,17 @@ use simulators::pki::HostIdentity;
 use simulators::transport::Mode;
 use tokio_util::sync::CancellationToken;
 
+use serde::{Deserialize, Serialize};
+
 use super::roles::RoleHandle;
-use crate::engine::credentials::Credentials;
+use crate::engine::credentials::{Credentials, ShippedIdentity};
 use crate::engine::scenario::{EventAction, Scenario, ScheduledEvent};
 
 /// A certificate replaced by a scheduled event.
-pub(super) struct Replaced {
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Replaced {
     pub host: String,
-    pub action: &'static str,
+    pub action: String,
     /// When it was due, from the window's opening.
     pub at: Duration,
     /// When the new certificate was in place (run clock): the boundary between the
@@ -29,15 +32,27 @@ pub(super) struct Replaced {
 }
 
 /// The scenario's events in the order they happen, with the certificates that
-/// certificate events will present (issued now, for a TLS phase).
-pub(super) struct Schedule {
+/// certificate events will present (issued now, for a TLS phase). Every process of a phase
+/// runs the whole schedule on its own roles: an event on a host it does not run does
+/// nothing there.
+pub(crate) struct Schedule {
     events: Vec<ScheduledEvent>,
     staged: BTreeMap<usize, HostIdentity>,
+    /// The next event to happen.
+    next: usize,
+}
+
+/// A schedule as it travels to an agent: every event, and the certificates staged for the
+/// hosts the agent runs.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct ShippedSchedule {
+    events: Vec<ScheduledEvent>,
+    staged: Vec<(usize, ShippedIdentity)>,
 }
 
 /// What the window's events did.
-#[derive(Default)]
-pub(super) struct Happened {
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Happened {
     /// Recording servers stopped, and when (from the window's opening).
     pub failovers: Vec<(String, Duration)>,
     /// Certificates replaced.
@@ -66,7 +81,83 @@ impl Schedule {
                 staged.insert(i, next);
             }
         }
-        Ok(Schedule { events, staged })
+        Ok(Schedule {
+            events,
+            staged,
+            next: 0,
+        })
+    }
+
+    /// What an agent running the servers of `hosts` needs of this schedule.
+    pub(super) fn shipped(&self, hosts: &[&str]) -> ShippedSchedule {
+        ShippedSchedule {
+            events: self.events.clone(),
+            staged: self
+                .staged
+                .iter()
+                .filter(|(_, id)| hosts.contains(&id.host()))
+                .map(|(i, id)| (*i, ShippedIdentity::of(id.host(), id, None)))
+                .collect(),
+        }
+    }
+
+    /// The schedule an agent was sent.
+    pub(super) fn from_shipped(shipped: &ShippedSchedule) -> anyhow::Result<Schedule> {
+        let staged = shipped
+            .staged
+            .iter()
+            .map(|(i, s)| {
+                HostIdentity::from_pem(&s.host, &s.chain_pem, &s.key_pem)
+                    .map(|id| (*i, id))
+                    .with_context(|| format!("loading the staged certificate of {}", s.host))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Schedule {
+            events: shipped.events.clone(),
+            staged,
+            next: 0,
+        })
+    }
+
+    /// When the next event of a window of `duration` opened at `start_ns` is due (run
+    /// clock); `None` when no more are.
+    pub(super) fn next_due(&self, start_ns: u64, duration: Duration) -> Option<u64> {
+        let e = self.events.get(self.next)?;
+        (e.at < duration).then(|| start_ns + e.at.as_nanos() as u64)
+    }
+
+    /// Makes the next event happen on `roles`, recording what it did in `happened`.
+    pub(super) async fn fire_next(
+        &mut self,
+        roles: &mut [RoleHandle],
+        clock: RunClock,
+        happened: &mut Happened,
+    ) -> anyhow::Result<()> {
+        let i = self.next;
+        let Some(event) = self.events.get(i).cloned() else {
+            return Ok(());
+        };
+        self.next += 1;
+        match &event.action {
+            EventAction::StopRecorder { host } => {
+                if stop_server(roles, host).await {
+                    happened.failovers.push((host.clone(), event.at));
+                }
+            }
+            EventAction::StallRecorders { duration } => {
+                for r in roles.iter().filter(|r| r.is_recording()) {
+                    r.stall(*duration);
+                }
+            }
+            EventAction::ExpireCertificate { host } | EventAction::RenewCertificate { host } => {
+                if let Some(next) = self.staged.remove(&i) {
+                    if let Some(r) = replace(roles, host, &next, clock, &event)? {
+                        happened.replaced.push(r);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs the events due in a window of `duration` opened at `start_ns`, each at its
@@ -80,38 +171,12 @@ impl Schedule {
         interrupt: &CancellationToken,
     ) -> anyhow::Result<Happened> {
         let mut happened = Happened::default();
-        for (i, event) in self
-            .events
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.at < duration)
-        {
-            let at = start_ns + event.at.as_nanos() as u64;
+        while let Some(at) = self.next_due(start_ns, duration) {
             tokio::select! {
                 _ = interrupt.cancelled() => { happened.partial = true; break; }
                 _ = tokio::time::sleep_until(clock.instant_at(at).into()) => {}
             }
-            match &event.action {
-                EventAction::StopRecorder { host } => {
-                    if stop_server(roles, host).await {
-                        happened.failovers.push((host.clone(), event.at));
-                    }
-                }
-                EventAction::StallRecorders { duration } => {
-                    for r in roles.iter().filter(|r| r.is_recording()) {
-                        r.stall(*duration);
-                    }
-                }
-                EventAction::ExpireCertificate { host }
-                | EventAction::RenewCertificate { host } => {
-                    let Some(next) = self.staged.remove(&i) else {
-                        continue;
-                    };
-                    if let Some(r) = replace(roles, host, &next, clock, event)? {
-                        happened.replaced.push(r);
-                    }
-                }
-            }
+            self.fire_next(roles, clock, &mut happened).await?;
         }
         Ok(happened)
     }
@@ -151,7 +216,8 @@ fn replace(
         action: match event.action {
             EventAction::ExpireCertificate { .. } => "expire_certificate",
             _ => "renew_certificate",
-        },
+        }
+        .to_owned(),
         at: event.at,
         done_ns: clock.now_ns(),
         serial_before,

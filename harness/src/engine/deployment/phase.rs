@@ -19,14 +19,14 @@ use super::events::{Happened, Schedule};
 use super::local::Local;
 use super::outcome::{PhaseOutcome, RampOutcome, RoleCpu, Steady};
 use super::placement::Shares;
-use super::plan::{Plan, RoleKind};
+use super::plan::Plan;
 use super::remote::coordinator::{Agents, RemoteShare};
 use super::remote::{Counts, Status};
 use super::roles::ClientOutcome;
 use super::{Listening, PhaseOptions, Timing, MAX_DRAIN};
 use crate::engine::credentials::Credentials;
 use crate::engine::sampler::{IntervalSample, Sampler};
-use crate::engine::scenario::{EventAction, LinkId, Scenario};
+use crate::engine::scenario::{LinkId, Scenario};
 use crate::sys::process;
 
 /// How far ahead of the plan's making the schedules of a distributed phase start, so that
@@ -51,6 +51,7 @@ impl<'a> Deployment<'a> {
         creds: &'a Credentials,
         clock: RunClock,
         window: Arc<Window>,
+        schedule: &Schedule,
     ) -> anyhow::Result<Deployment<'a>> {
         let mut d = Deployment {
             local: Local::new(local_plan, creds, clock, window),
@@ -64,7 +65,7 @@ impl<'a> Deployment<'a> {
             }
             return Ok(d);
         };
-        match d.start_placed(shares, agents, creds, clock).await {
+        match d.start_placed(shares, agents, creds, clock, schedule).await {
             Ok(()) => Ok(d),
             Err(e) => {
                 for r in &d.remote {
@@ -85,10 +86,13 @@ impl<'a> Deployment<'a> {
         agents: &'a Agents,
         creds: &Credentials,
         clock: RunClock,
+        schedule: &Schedule,
     ) -> anyhow::Result<()> {
         let epoch = clock.epoch_unix_ns();
         for (name, plan) in &shares.remote {
-            let share = agents.prepare(name, plan, creds, epoch, clock).await?;
+            let share = agents
+                .prepare(name, plan, creds, epoch, clock, schedule)
+                .await?;
             self.remote.push(share);
         }
         let mut directory: Vec<Listening> = Vec::new();
@@ -161,6 +165,8 @@ impl<'a> Deployment<'a> {
             // An agent counts the descriptors of its end of each connection.
             all.steady.connections += c.steady.connections / 2;
             all.peak_rss_bytes += c.peak_rss_bytes;
+            all.happened.failovers.extend(c.happened.failovers);
+            all.happened.replaced.extend(c.happened.replaced);
             all.baseline_rss_bytes += c.baseline_rss_bytes;
         }
         all
@@ -180,54 +186,6 @@ impl<'a> Deployment<'a> {
         self.local.stop().await;
         clients
     }
-}
-
-/// Refuses a distributed phase whose scheduled events act on roles an agent runs: events
-/// act only on the roles of this process so far.
-fn check_events(scenario: &Scenario, shares: &Shares) -> anyhow::Result<()> {
-    let remote_server = |host: &str| {
-        shares.remote.iter().find_map(|(agent, plan)| {
-            plan.roles
-                .iter()
-                .any(|r| match &r.kind {
-                    RoleKind::Management(m) => m.host == host,
-                    RoleKind::Streaming(s) => s.host == host,
-                    _ => false,
-                })
-                .then_some(agent)
-        })
-    };
-    for e in &scenario.events {
-        let host = match &e.action {
-            EventAction::StopRecorder { host }
-            | EventAction::ExpireCertificate { host }
-            | EventAction::RenewCertificate { host } => host.clone(),
-            EventAction::StallRecorders { .. } => {
-                let remote = shares.remote.iter().find(|(_, p)| {
-                    p.roles
-                        .iter()
-                        .any(|r| matches!(&r.kind, RoleKind::Streaming(s) if s.recording))
-                });
-                if let Some((agent, _)) = remote {
-                    bail!(
-                        "the scenario stalls the recording servers, and agent {agent} runs one: \
-                         scheduled events act only on servers of the coordinator's process so \
-                         far; keep the recording servers here or drop the event"
-                    );
-                }
-                continue;
-            }
-        };
-        if let Some(agent) = remote_server(&host) {
-            bail!(
-                "the scenario's event at {} acts on {host}, which agent {agent} runs: scheduled \
-                 events act only on servers of the coordinator's process so far; keep {host} \
-                 here or drop the event",
-                humantime::format_duration(e.at)
-            );
-        }
-    }
-    Ok(())
 }
 
 /// What the window measured before the drain.
@@ -266,28 +224,18 @@ pub(crate) async fn run_phase_with(
     let start_ns = clock.now_ns() + ahead.as_nanos() as u64;
     let plan = Plan::new(scenario, mode, start_ns, timing.warmup);
     let shares = match agents {
-        Some(a) => {
-            let s = a.placement().split(&plan)?;
-            check_events(scenario, &s)?;
-            Some(s)
-        }
+        Some(a) => Some(a.placement().split(&plan)?),
         None => None,
     };
     let local_plan = shares.as_ref().map_or(&plan, |s| &s.local);
     super::check_share_descriptors(local_plan)?;
+    let schedule = Schedule::new(scenario, creds, mode)?;
     let placed = shares.as_ref().zip(agents);
     let mut deployment =
-        Deployment::start(local_plan, placed, creds, clock, window.clone()).await?;
+        Deployment::start(local_plan, placed, creds, clock, window.clone(), &schedule).await?;
     if let Some(hook) = &options.on_listening {
         hook(mode, &deployment.local.site.directory.listeners());
     }
-    let schedule = match Schedule::new(scenario, creds, mode) {
-        Ok(s) => s,
-        Err(e) => {
-            deployment.shutdown().await;
-            return Err(e);
-        }
-    };
     let Some(ramp) = warm_up(&deployment, &plan, timing, interrupt).await else {
         deployment.shutdown().await;
         return Ok(None);
@@ -345,9 +293,14 @@ pub(crate) async fn run_phase_with(
         start_ns,
         end_ns,
         intervals,
-        happened,
+        mut happened,
         ..
     } = measured;
+    // What the events did on the agents' servers, in the order it happened.
+    happened.failovers.append(&mut counts.happened.failovers);
+    happened.failovers.sort_by_key(|(_, at)| *at);
+    happened.replaced.append(&mut counts.happened.replaced);
+    happened.replaced.sort_by_key(|r| r.done_ns);
     let failovers = happened
         .failovers
         .into_iter()

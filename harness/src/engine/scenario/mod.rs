@@ -334,7 +334,7 @@ pub struct CollectorGroup {
 }
 
 /// Something that happens during the measured window.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScheduledEvent {
     /// When, counted from the opening of the measured window.
     pub at: Duration,
@@ -343,7 +343,7 @@ pub struct ScheduledEvent {
 }
 
 /// What a scheduled event does.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
 pub enum EventAction {
     /// A recording server stops; its clients reconnect to its failover server.

@@ -13,6 +13,7 @@ use simulators::metrics::Window;
 use simulators::transport::Mode;
 use tokio::sync::mpsc;
 
+use super::super::events::Schedule;
 use super::super::local::Local;
 use super::super::plan::Plan;
 use super::{address_of, Counts, FromAgent, ToAgent, STATUS_EVERY};
@@ -54,15 +55,21 @@ pub(crate) async fn serve(
                 credentials,
                 hosts,
                 resolve,
+                schedule,
             } => {
-                let share = Share {
+                let share = Schedule::from_shipped(&schedule).map(|schedule| Share {
                     mode,
                     plan: *plan,
                     epoch_unix_ns,
                     hosts,
                     resolve: resolve || settings.resolve,
+                    schedule,
+                });
+                let ran = match share {
+                    Ok(share) => run_share(&tx, &mut inbox, share, &credentials, settings).await,
+                    Err(e) => Err(e),
                 };
-                if let Err(e) = run_share(&tx, &mut inbox, share, &credentials, settings).await {
+                if let Err(e) = ran {
                     tx.send(&FromAgent::Failed {
                         reason: format!("{e:#}"),
                     });
@@ -137,6 +144,8 @@ struct Share {
     epoch_unix_ns: u64,
     hosts: BTreeMap<String, IpAddr>,
     resolve: bool,
+    /// The window's events: every process runs them on its own roles.
+    schedule: Schedule,
 }
 
 /// Runs one share from `Prepare` to `Final` (or an `Abort`).
@@ -153,6 +162,7 @@ async fn run_share(
         epoch_unix_ns,
         hosts,
         resolve,
+        mut schedule,
     } = share;
     if let Some(ip) = settings.listen {
         plan.site.listen = crate::engine::scenario::Listen {
@@ -177,11 +187,19 @@ async fn run_share(
     let mut at_open = (BTreeMap::new(), process::Usage::default());
     // When the announced window opens: the CPU counts from then.
     let mut opens_at: Option<tokio::time::Instant> = None;
+    // The window while it is open: its start and length, for the events.
+    let mut open: Option<(u64, Duration)> = None;
     let mut counted = Counts::default();
     loop {
         let msg = tokio::select! {
             _ = ticker.tick(), if started => {
                 tx.send(&FromAgent::Status(local.status()));
+                continue;
+            }
+            _ = sleep_until(next_event(&schedule, open, clock)), if open.is_some() => {
+                schedule
+                    .fire_next(&mut local.roles, clock, &mut counted.happened)
+                    .await?;
                 continue;
             }
             _ = sleep_until(opens_at), if opens_at.is_some() => {
@@ -214,6 +232,10 @@ async fn run_share(
             ToAgent::Open { start_ns, end_ns } => {
                 window.open(start_ns);
                 window.close(end_ns);
+                open = Some((
+                    start_ns,
+                    Duration::from_nanos(end_ns.saturating_sub(start_ns)),
+                ));
                 opens_at = Some(clock.instant_at(start_ns).into());
                 let hook_tx = tx.clone();
                 let hook: crate::engine::sampler::IntervalHook = Arc::new(move |samples| {
@@ -225,6 +247,7 @@ async fn run_share(
             }
             ToAgent::Close { end_ns } => {
                 window.close(end_ns);
+                open = None;
                 let cpu1 = local.site.cpu();
                 counted.window_cpu = cpu1
                     .iter()
@@ -283,4 +306,15 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
+}
+
+/// When the schedule's next event is due in the open window (never, when none is).
+fn next_event(
+    schedule: &Schedule,
+    open: Option<(u64, Duration)>,
+    clock: RunClock,
+) -> Option<tokio::time::Instant> {
+    let (start_ns, duration) = open?;
+    let at = schedule.next_due(start_ns, duration)?;
+    Some(clock.instant_at(at).into())
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::super::events::Schedule;
 use super::super::placement::Placement;
 use super::super::plan::Plan;
 use super::super::Listening;
@@ -184,24 +185,30 @@ impl Agents {
         creds: &Credentials,
         epoch_unix_ns: u64,
         clock: simulators::clock::RunClock,
+        schedule: &Schedule,
     ) -> anyhow::Result<RemoteShare<'a>> {
         let link = self
             .links
             .get(agent)
             .ok_or_else(|| anyhow!("no agent {agent} connected"))?;
-        let servers = plan.roles.iter().filter_map(|r| match &r.kind {
-            super::super::plan::RoleKind::Management(m) => Some(m.host.as_str()),
-            super::super::plan::RoleKind::Streaming(s) => Some(s.host.as_str()),
-            _ => None,
-        });
+        let servers: Vec<&str> = plan
+            .roles
+            .iter()
+            .filter_map(|r| match &r.kind {
+                super::super::plan::RoleKind::Management(m) => Some(m.host.as_str()),
+                super::super::plan::RoleKind::Streaming(s) => Some(s.host.as_str()),
+                _ => None,
+            })
+            .collect();
         lock(&link.state).intervals.clear();
         link.tx.send(&ToAgent::Prepare {
             mode: plan.mode,
             plan: Box::new(plan.clone()),
             epoch_unix_ns,
-            credentials: creds.shipped(servers),
+            credentials: creds.shipped(servers.iter().copied()),
             hosts: self.hosts.clone(),
             resolve: self.resolve,
+            schedule: schedule.shipped(&servers),
         });
         let share = RemoteShare { link, plan };
         share

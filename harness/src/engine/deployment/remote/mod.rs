@@ -39,6 +39,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use simulators::transport::Mode;
 
+use super::events::{Happened, ShippedSchedule};
 use super::outcome::Steady;
 use super::plan::Plan;
 use super::roles::{ClientOutcome, ServerCount};
@@ -63,6 +64,8 @@ pub(crate) enum ToAgent {
         hosts: BTreeMap<String, std::net::IpAddr>,
         /// Whether other host names go through the system's resolver.
         resolve: bool,
+        /// The window's scheduled events, with what the agent's servers will present.
+        schedule: ShippedSchedule,
     },
     /// A clock probe: the coordinator's run clock when it was sent.
     Ping { t0: u64 },
@@ -126,6 +129,8 @@ pub(crate) struct Counts {
     pub steady: Steady,
     pub peak_rss_bytes: u64,
     pub baseline_rss_bytes: u64,
+    /// What the scheduled events did to its servers.
+    pub happened: Happened,
     /// Filled by the coordinator: each role of an agent and its process's peak memory.
     #[serde(skip)]
     pub role_peak_rss: BTreeMap<String, u64>,
