@@ -33,9 +33,14 @@ impl Coordinator {
     /// `vmsbench run ARGS… --json DIR/report.json`, listening for agents on `listen`
     /// (port 0); returns once it says where it waits.
     fn start(args: &[&str], listen: &str) -> Coordinator {
+        Coordinator::start_command("run", args, listen)
+    }
+
+    /// [`Coordinator::start`] for another measuring command (`capacity`).
+    fn start_command(command: &str, args: &[&str], listen: &str) -> Coordinator {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_vmsbench"))
-            .arg("run")
+            .arg(command)
             .args(args)
             .args(["--control-listen", listen, "--json"])
             .arg(dir.path().join("report.json"))
@@ -601,4 +606,50 @@ fn scheduled_events_happen_on_the_agents_that_run_their_servers() {
     let viewers = result(&report, "viewer-recorder", "tls");
     let max = viewers["latency_us"]["max"].as_f64().unwrap_or(0.0);
     assert!(max >= 400_000.0, "max latency {max} µs");
+}
+
+#[test]
+fn capacity_measures_a_recording_server_on_an_agent_of_its_own() {
+    let logs = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--mode",
+        "tls",
+        "--start",
+        "8",
+        "--max",
+        "16",
+        "--step-duration",
+        "1s",
+        "--warmup",
+        "1500ms",
+        "--budget",
+        "10s",
+        "--place",
+        "recorder-1=box",
+    ];
+    let mut coordinator = Coordinator::start_command("capacity", &args, "127.0.0.1:0");
+    let mut a = agent(
+        &coordinator.address,
+        "box",
+        &[],
+        None,
+        &logs.path().join("box"),
+    );
+    let (status, report) = coordinator.finish();
+    let _ = wait(&mut a, "the agent");
+    assert!(status.success(), "{}", coordinator.stderr());
+    let report = report.expect("report");
+    assert_eq!(report["placement"]["rules"][0], "recorder-1=box");
+    let search = &report["search"];
+    // The agent's machine is the recording server's: a thread per core, no pinning.
+    let cores = report["placement"]["agents"][0]["environment"]["cores"].clone();
+    assert_eq!(search["server_threads"], cores, "{search}");
+    assert_eq!(search["server_cpus"], serde_json::json!([]), "{search}");
+    let steps = report["modes"]["tls"]["steps"].as_array().expect("steps");
+    assert!(!steps.is_empty());
+    for st in steps {
+        // Its CPU is its own runtime's on the agent, its memory the agent process's.
+        assert!(st["cpu_server_cores"].as_f64().unwrap_or(0.0) > 0.0, "{st}");
+        assert!(st["peak_rss_bytes"].as_u64().unwrap_or(0) > 0, "{st}");
+    }
 }

@@ -27,7 +27,7 @@ use crate::engine::capacity::search::{self, Probe, SearchParams, Searches, Stop,
 use crate::engine::capacity::shape::{plan_cpus, Shape};
 use crate::engine::credentials::Credentials;
 use crate::engine::deployment::{
-    role_of_host, run_phase_with, PhaseOptions, PhaseOutcome, Timing, MAX_DRAIN,
+    role_of_host, run_phase_with, Agents, PhaseOptions, PhaseOutcome, Timing, MAX_DRAIN,
 };
 use crate::engine::scenario::{file, LinkId, Pinning};
 use crate::output::progress::{self, Steps};
@@ -373,7 +373,11 @@ pub async fn run(
     args: &CapacityArgs,
     interrupt: &CancellationToken,
 ) -> anyhow::Result<CapacityReport> {
-    let plan = plan(args)?;
+    let mut plan = plan(args)?;
+    let agents = super::measure::gather_agents(&args.placement, interrupt).await?;
+    if let Some(a) = &agents {
+        own_box(&mut plan, args, a);
+    }
     let environment = Environment::detect();
     let creds = Credentials::for_scenario(&plan.shape.base)?;
     let clock = RunClock::new();
@@ -386,7 +390,6 @@ pub async fn run(
     // This thread starts, drains and stops every phase: keep it off the recording server's
     // CPUs too.
     let _pinned = PinGuard::pin(&plan.client_cpus)?;
-    let agents = super::measure::gather_agents(&args.placement, interrupt).await?;
     let stepper = Stepper {
         args,
         plan: &plan,
@@ -443,6 +446,27 @@ pub async fn run(
     })
 }
 
+/// A recording server placed on an agent has that machine to itself: unless
+/// `--server-cpus` says otherwise, it runs a thread per core of the agent's machine,
+/// unpinned, and the clients here use every CPU of this one.
+fn own_box(plan: &mut Plan, args: &CapacityArgs, agents: &Agents) {
+    let host = plan.shape.host().to_owned();
+    let Some(agent) = agents.placement().agent_of_server(&plan.role, &host) else {
+        return;
+    };
+    if args.server_cpus.is_some() {
+        return;
+    }
+    let cores = agents.environment(agent).map_or(1, |e| e.cores.max(1));
+    let here = std::thread::available_parallelism().map_or(1, usize::from);
+    let b = &mut plan.shape.base;
+    b.server_threads = cores;
+    b.client_threads = here;
+    b.pinning = None;
+    plan.server_cpus.clear();
+    plan.client_cpus.clear();
+}
+
 /// Where the search starts and how far and fine it goes; a step's estimated time is its
 /// warm-up, window, longest drain and [`STEP_OVERHEAD`].
 fn search_params(args: &CapacityArgs, plan: &Plan, start: u32) -> SearchParams {
@@ -460,7 +484,12 @@ fn search_params(args: &CapacityArgs, plan: &Plan, start: u32) -> SearchParams {
 /// the recording server and its clients run.
 fn announce(args: &CapacityArgs, plan: &Plan) {
     let t = plan.timing;
-    let placement = if plan.server_cpus.is_empty() {
+    let placement = if plan.server_cpus.is_empty() && !args.placement.place.is_empty() {
+        format!(
+            "{} on an agent of its own, {} server thread(s), not pinned",
+            plan.role, plan.shape.base.server_threads
+        )
+    } else if plan.server_cpus.is_empty() {
         "not pinned: only one CPU, so the recording server shares it with its clients".to_owned()
     } else {
         format!(

@@ -85,6 +85,16 @@ impl Placement {
         names
     }
 
+    /// The agent that runs the server whose runtime is `runtime` and host `host`, if one
+    /// does.
+    pub(crate) fn agent_of_server(&self, runtime: &str, host: &str) -> Option<&str> {
+        self.rules
+            .iter()
+            .find(|r| r.key == runtime || r.key == host)
+            .and_then(|r| r.agents.first())
+            .map(String::as_str)
+    }
+
     /// The agents the first rule naming `role` gives it.
     fn agents_of(&self, role: &RoleSpec) -> Option<&[String]> {
         let host = server_host(role);

@@ -20,7 +20,12 @@ impl CapacityReport {
             let _ = writeln!(out, "{line}");
         }
         let s = &self.search;
-        let pinned = if s.server_cpus.is_empty() {
+        let pinned = if s.server_cpus.is_empty() && self.placement.is_some() {
+            format!(
+                "{} on an agent of its own ({} threads), not pinned",
+                s.server_role, s.server_threads
+            )
+        } else if s.server_cpus.is_empty() {
             "not pinned (one CPU): server and clients share it".to_owned()
         } else {
             format!(

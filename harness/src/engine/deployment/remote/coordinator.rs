@@ -126,6 +126,11 @@ impl Agents {
         &self.placement
     }
 
+    /// The machine of agent `name`, if it is connected.
+    pub(crate) fn environment(&self, name: &str) -> Option<&Environment> {
+        self.links.get(name).map(|l| &l.environment)
+    }
+
     /// Why the run was aborted, if an agent was lost: the first agent lost, named.
     pub(crate) fn lost(&self) -> Option<String> {
         self.links
