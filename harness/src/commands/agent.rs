@@ -63,6 +63,7 @@ pub async fn run(args: &AgentArgs) -> anyhow::Result<()> {
         name: args.name.clone(),
         patience: args.patience,
         protocol: args.protocol.unwrap_or(PROTOCOL),
+        listen: args.listen,
     };
     let (tx, rx) = control::dial(&dial).await?;
     crate::output::progress::note(&format!(

@@ -269,13 +269,16 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     }
     let started_at = now_rfc3339();
     let environment = Environment::detect();
+    let agents = gather_agents(&args.placement, interrupt).await?;
+    if let Some(a) = &agents {
+        a.certify_addresses(&mut scenario);
+    }
     let creds = Credentials::for_scenario(&scenario)?;
     if let Some(path) = &args.export_ca {
         atomic::write(path, creds.trust_pem().as_bytes())
             .with_context(|| format!("writing the run's CA to {}", path.display()))?;
     }
     let on_listening = args.export_listeners.clone().map(listeners_writer);
-    let agents = gather_agents(&args.placement, interrupt).await?;
     let clock = RunClock::new();
     let (scenario_ref, creds_ref) = (&scenario, &creds);
     let phases =

@@ -546,6 +546,11 @@ fn agents_in_network_namespaces_reach_servers_by_their_certified_names() {
             assert_eq!(r["tls"]["version"], "TLSv1_3", "{}", r["link"]);
         }
     }
+    // The servers' certificates name the addresses their agents listen on, too (`--listen`
+    // of each agent); the scenario records them.
+    let listen = &report["scenario"]["listen"]["hosts"];
+    assert_eq!(listen["recorder-1.vms.test"], "10.77.0.2", "{listen}");
+    assert_eq!(listen["mgmt.vms.test"], "10.77.0.3", "{listen}");
     let addresses: Vec<&str> = report["placement"]["agents"]
         .as_array()
         .expect("agents")

@@ -377,6 +377,7 @@ pub async fn run(
     let agents = super::measure::gather_agents(&args.placement, interrupt).await?;
     if let Some(a) = &agents {
         own_box(&mut plan, args, a);
+        a.certify_addresses(&mut plan.shape.base);
     }
     let environment = Environment::detect();
     let creds = Credentials::for_scenario(&plan.shape.base)?;

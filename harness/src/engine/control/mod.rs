@@ -43,6 +43,9 @@ pub(crate) struct Hello {
     pub version: String,
     /// Its proof of the token on this session.
     pub proof: String,
+    /// Where the servers it runs will listen (`agent --listen`), if it says.
+    #[serde(default)]
+    pub listen: Option<std::net::IpAddr>,
     /// Its machine.
     pub environment: Environment,
 }
@@ -66,6 +69,8 @@ pub(crate) struct Agent {
     pub peer: SocketAddr,
     /// Its machine.
     pub environment: Environment,
+    /// Where the servers it runs will listen, if it said.
+    pub listen: Option<std::net::IpAddr>,
     /// Its control connection.
     pub tx: Sender,
     pub rx: Receiver,
@@ -205,6 +210,7 @@ impl Rendezvous {
             name: hello.agent,
             peer,
             environment: hello.environment,
+            listen: hello.listen,
             tx,
             rx,
         })
@@ -224,6 +230,8 @@ pub(crate) struct Dial {
     pub patience: Duration,
     /// The protocol version to announce (another one only to test refusals).
     pub protocol: u32,
+    /// Where the agent's servers will listen, if it was told.
+    pub listen: Option<std::net::IpAddr>,
 }
 
 /// Dials the coordinator (retrying while it does not listen yet, within `patience`), proves
@@ -267,6 +275,7 @@ pub(crate) async fn dial(d: &Dial) -> anyhow::Result<(Sender, Receiver)> {
         agent: d.name.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         proof: channel::proof(&stream, &d.token, Side::Agent)?,
+        listen: d.listen,
         environment: Environment::detect(),
     };
     channel::write_message(&mut stream, &hello).await?;

@@ -45,6 +45,7 @@ struct AgentLink {
     name: String,
     peer: SocketAddr,
     environment: Environment,
+    listen: Option<IpAddr>,
     tx: Sender,
     state: Arc<Mutex<LinkState>>,
     inbox: tokio::sync::Mutex<mpsc::UnboundedReceiver<FromAgent>>,
@@ -124,6 +125,24 @@ impl Agents {
     /// The placement.
     pub(crate) fn placement(&self) -> &Placement {
         &self.placement
+    }
+
+    /// Gives each server host an agent runs with `--listen IP` that address in `scenario`,
+    /// so that its certificate names it too (a client dialling the address can verify it)
+    /// and the report records where it listened.
+    pub(crate) fn certify_addresses(&self, scenario: &mut crate::engine::scenario::Scenario) {
+        for host in scenario.server_hosts() {
+            let runtime = super::super::plan::role_of_host(&host);
+            let ip = self
+                .placement
+                .agent_of_server(runtime, &host)
+                .and_then(|a| self.links.get(a))
+                .and_then(|l| l.listen)
+                .filter(|ip| !ip.is_unspecified());
+            if let Some(ip) = ip {
+                scenario.listen.hosts.insert(host, ip);
+            }
+        }
     }
 
     /// The machine of agent `name`, if it is connected.
@@ -342,6 +361,7 @@ fn watch(agent: control::Agent, abort: CancellationToken) -> AgentLink {
         name: agent.name,
         peer: agent.peer,
         environment: agent.environment,
+        listen: agent.listen,
         tx: agent.tx,
         state,
         inbox: tokio::sync::Mutex::new(inbox),
