@@ -190,6 +190,7 @@ async fn run_share(
     // The window while it is open: its start and length, for the events.
     let mut open: Option<(u64, Duration)> = None;
     let mut counted = Counts::default();
+    let mut heard = tokio::time::Instant::now();
     loop {
         let msg = tokio::select! {
             _ = ticker.tick(), if started => {
@@ -207,8 +208,18 @@ async fn run_share(
                 at_open = (local.site.cpu(), process::usage().unwrap_or_default());
                 continue;
             }
-            msg = next(inbox) => msg?,
+            // The other branches fire often: silence is measured from the last message,
+            // not from when this wait began.
+            _ = tokio::time::sleep_until(heard + LOST_AFTER) => bail!(
+                "the coordinator went silent (nothing for {}): stopping every role",
+                humantime::format_duration(LOST_AFTER)
+            ),
+            msg = inbox.recv() => match msg {
+                Some(msg) => msg?,
+                None => bail!("the coordinator closed the connection: stopping every role"),
+            },
         };
+        heard = tokio::time::Instant::now();
         match msg {
             ToAgent::Ping { t0 } => {
                 tx.send(&FromAgent::Pong {
