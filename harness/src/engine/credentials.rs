@@ -575,4 +575,26 @@ mod tests {
         let missing = read_key(&dir.path().join("absent.pem")).expect_err("missing");
         assert!(missing.contains("is missing"), "{missing}");
     }
+
+    #[test]
+    fn an_agent_gets_the_roots_and_only_the_certificates_of_the_servers_it_runs() {
+        let scenario = crate::engine::scenario::file::load_preset("small").expect("preset");
+        let creds = Credentials::for_scenario(&scenario).expect("credentials");
+        let shipped = creds.shipped(["recorder-1.vms.test", "no-such-host"]);
+        let hosts: Vec<&str> = shipped.hosts.iter().map(|h| h.host.as_str()).collect();
+        assert_eq!(hosts, ["recorder-1.vms.test"]);
+        let agent = Credentials::from_shipped(&shipped).expect("loads");
+        let tls = TlsSettings::default();
+        assert!(agent.server_config("recorder-1.vms.test", &tls).is_ok());
+        let e = agent
+            .server_config("mgmt.vms.test", &tls)
+            .expect_err("not shipped");
+        assert!(
+            e.to_string().contains("no certificate for mgmt.vms.test"),
+            "{e}"
+        );
+        assert_eq!(agent.trust_pem(), creds.trust_pem());
+        // An agent issues nothing: renewals and expiries come from the coordinator's CA.
+        assert!(agent.renewal("recorder-1.vms.test").is_err());
+    }
 }

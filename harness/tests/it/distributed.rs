@@ -658,3 +658,28 @@ fn capacity_measures_a_recording_server_on_an_agent_of_its_own() {
         assert!(st["peak_rss_bytes"].as_u64().unwrap_or(0) > 0, "{st}");
     }
 }
+
+#[test]
+fn an_agent_that_cannot_start_its_roles_fails_the_run_with_its_reason() {
+    let logs = tempfile::tempdir().expect("tempdir");
+    let args = small("tls", "1s", "2s", &["--place", "recorder-1=a"]);
+    let mut coordinator = Coordinator::start(&args, "127.0.0.1:0");
+    // 203.0.113.7 (TEST-NET-3) is no address of this machine: the server cannot bind.
+    let log = logs.path().join("a");
+    let mut a = agent(
+        &coordinator.address,
+        "a",
+        &["--listen", "203.0.113.7"],
+        None,
+        &log,
+    );
+    let (status, _) = coordinator.finish();
+    let s = wait(&mut a, "agent a");
+    let stderr = coordinator.stderr();
+    assert!(!status.success(), "{stderr}");
+    assert!(!s.success());
+    assert!(
+        stderr.contains("agent a lost: it failed: listening on 203.0.113.7"),
+        "the agent's own reason reaches the coordinator: {stderr}"
+    );
+}

@@ -224,15 +224,30 @@ where
 /// writer task owns the stream.
 #[derive(Clone, Debug)]
 pub(crate) struct Sender {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::UnboundedSender<Outgoing>,
 }
+
+/// A message for the writer task, and whom to tell once it is on the wire.
+type Outgoing = (Vec<u8>, Option<tokio::sync::oneshot::Sender<()>>);
 
 impl Sender {
     /// Queues `msg`; false when the connection is gone.
     pub(crate) fn send<T: Serialize>(&self, msg: &T) -> bool {
         match serde_json::to_vec(msg) {
-            Ok(body) => self.tx.send(body).is_ok(),
+            Ok(body) => self.tx.send((body, None)).is_ok(),
             Err(_) => false,
+        }
+    }
+
+    /// Sends `msg` and waits until it is written and flushed (or the connection failed):
+    /// for a last word before the process exits.
+    pub(crate) async fn send_flushed<T: Serialize>(&self, msg: &T) {
+        let Ok(body) = serde_json::to_vec(msg) else {
+            return;
+        };
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.tx.send((body, Some(done))).is_ok() {
+            let _ = written.await;
         }
     }
 }
@@ -254,9 +269,9 @@ impl Receiver {
 /// [`Sender`] is dropped or the connection fails.
 pub(crate) fn split(stream: ControlStream) -> (Sender, Receiver) {
     let (read, mut write) = tokio::io::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     tokio::spawn(async move {
-        while let Some(body) = rx.recv().await {
+        while let Some((body, done)) = rx.recv().await {
             let Ok(len) = u32::try_from(body.len()) else {
                 break;
             };
@@ -265,6 +280,9 @@ pub(crate) fn split(stream: ControlStream) -> (Sender, Receiver) {
                 || write.flush().await.is_err()
             {
                 break;
+            }
+            if let Some(done) = done {
+                let _ = done.send(());
             }
         }
         let _ = write.shutdown().await;

@@ -70,9 +70,9 @@ pub(crate) async fn serve(
                     Err(e) => Err(e),
                 };
                 if let Err(e) = ran {
-                    tx.send(&FromAgent::Failed {
-                        reason: format!("{e:#}"),
-                    });
+                    // The reason must reach the coordinator before this process ends.
+                    let reason = format!("{e:#}");
+                    tx.send_flushed(&FromAgent::Failed { reason }).await;
                     return Err(e);
                 }
             }
