@@ -234,4 +234,4 @@ pub(super) fn placement_record(agents: &Agents) -> PlacementRecord {
 
 /// Clock disagreement below which one-way latency across hosts is reported as is, µs:
 /// a tenth of a 30 fps frame interval would be coarse; 1 ms is what NTP on a LAN gives.
-const CLOCKS_AGREE_US: f64 = 1_000.0;
+pub(super) const CLOCKS_AGREE_US: f64 = 1_000.0;

@@ -664,3 +664,61 @@ fn certificate_faults_and_events_are_reported_in_every_format() {
         .contains("fault expired on recorder-2.vms.test"));
     validate(&serde_json::to_value(&report).expect("JSON"));
 }
+
+/// [`synthetic_report`] as a run over one agent whose clock agreed or not.
+fn placed_report(clocks_agree: bool) -> Report {
+    use crate::report::{AgentRecord, ClockRecord, PlacementRecord};
+    let mut report = synthetic_report();
+    let offset_us = if clocks_agree { 12.0 } else { 250_000.0 };
+    report.placement = Some(PlacementRecord {
+        rules: vec!["recorder-1=a".into()],
+        agents: vec![AgentRecord {
+            name: "a".into(),
+            address: "10.0.0.2:40000".into(),
+            environment: environment(),
+            clock: Some(ClockRecord {
+                offset_us,
+                rtt_us: 80.0,
+            }),
+            lost: None,
+        }],
+        clocks_agree,
+        worst_clock_offset_us: Some(offset_us + 40.0),
+        latency: "one-way".into(),
+        aborted: None,
+    });
+    report
+}
+
+#[test]
+fn across_hosts_whose_clocks_disagree_the_tables_show_delay_variation_and_say_so() {
+    use crate::units::format_us;
+    let r = &synthetic_report().results[0];
+    let (one_way, variation) = (
+        format_us(r.figures.latency_us.p99),
+        format_us(r.figures.delay_variation_us.p99),
+    );
+    assert_ne!(one_way, variation, "the synthetic figures must differ");
+    let mode = r.mode.to_string();
+    for (agree, shown) in [(true, &one_way), (false, &variation)] {
+        let report = placed_report(agree);
+        let table = report.render_table();
+        let markdown = document(ExportType::Markdown, &report);
+        for text in [&table, &markdown] {
+            let row = text
+                .lines()
+                .find(|l| l.contains(r.link.as_str()) && l.contains(mode.as_str()))
+                .unwrap_or_default();
+            assert!(row.contains(shown.as_str()), "clocks agree {agree}: {row}");
+        }
+        let html = document(ExportType::Html, &report);
+        for text in [&table, &markdown, &html] {
+            assert_eq!(
+                text.contains("Latency columns: delay variation"),
+                !agree,
+                "clocks agree {agree}"
+            );
+            assert!(text.contains("Agent a at 10.0.0.2:40000"), "{agree}");
+        }
+    }
+}

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::report::verdicts::worst_short;
-use crate::report::{Cost, LinkResult, PlacementRecord, Report};
+use crate::report::{Cost, LinkResult, Percentiles, PlacementRecord, Report, Sample};
 
 /// A ratio's range over the pairs as `1.20–1.31` (empty with fewer than two pairs).
 pub(crate) fn ratio_range(c: &Cost, key: &str) -> String {
@@ -75,6 +75,31 @@ pub(crate) fn servers_accept(report: &Report) -> Option<String> {
         names(t.ciphers.iter().map(|c| c.name()).collect()),
         names(t.groups.iter().map(|g| g.name()).collect()),
     ))
+}
+
+/// The latency a table shows for `f`: frame latency from the schedule, unless the run
+/// spread over hosts whose clocks were not shown to agree — then the delay variation,
+/// which a clock offset cannot distort ([`latency_note`] says so under the table).
+pub(crate) fn headline_latency<'a>(report: &Report, f: &'a Sample) -> &'a Percentiles {
+    if clocks_disagree(report) {
+        &f.delay_variation_us
+    } else {
+        &f.latency_us
+    }
+}
+
+/// What the latency columns of a table are, when they are not the usual frame latency.
+pub(crate) fn latency_note(report: &Report) -> Option<String> {
+    clocks_disagree(report).then(|| {
+        "Latency columns: delay variation (each frame against its stream's best), since the \
+         hosts' clocks were not shown to agree; latency_us in the JSON keeps the one-way \
+         figure"
+            .to_owned()
+    })
+}
+
+fn clocks_disagree(report: &Report) -> bool {
+    report.placement.as_ref().is_some_and(|p| !p.clocks_agree)
 }
 
 /// Where the roles ran, for a run spread over agents: the rules, each agent (its address,

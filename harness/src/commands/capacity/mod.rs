@@ -246,7 +246,10 @@ struct Figures {
     worst_second_p99_us: Option<u64>,
 }
 
-fn figures(plan: &Plan, out: &PhaseOutcome) -> Figures {
+/// A step's figures. With `offset_free`, the latency judged is the delay variation: the
+/// recording server and its clients ran on hosts whose clocks were not shown to agree, and
+/// one-way latency would carry their offset.
+fn figures(plan: &Plan, out: &PhaseOutcome, offset_free: bool) -> Figures {
     let mut received = LinkMetrics::default();
     let (mut due, mut dropped, mut streams, mut failures) = (0u64, 0u64, 0u64, 0u64);
     let mut links = Vec::new();
@@ -286,7 +289,11 @@ fn figures(plan: &Plan, out: &PhaseOutcome) -> Figures {
     let missing = due.saturating_sub(received.frames + dropped);
     Figures {
         measured: Measured {
-            latency_us: Percentiles::of(&received.latency_us),
+            latency_us: Percentiles::of(if offset_free {
+                &received.delay_variation_us
+            } else {
+                &received.latency_us
+            }),
             frames_due: due,
             late_frames: received.late_frames + missing,
             dropped_frames: dropped,
@@ -420,6 +427,13 @@ pub async fn run(
     }
 
     let mut warnings = search_warnings(&environment, &plan);
+    if let Some(p) = placement.as_ref().filter(|p| !p.clocks_agree) {
+        warnings.push(format!(
+            "the objective's latency terms were judged on delay variation, not one-way \
+             latency: {}",
+            p.latency
+        ));
+    }
     let results = mode_results(collected, &searches, &mut warnings);
     let capacity = |m: &Option<ModeResult>| m.as_ref()?.max_cameras.map(f64::from);
     let capacity_cost_pct = cost_pct(capacity(&results.plain), capacity(&results.tls));
@@ -575,7 +589,11 @@ impl Stepper<'_> {
         let Some(outcome) = self.run_phase(mode, cameras).await? else {
             return Ok(None);
         };
-        let mut f = figures(self.plan, &outcome);
+        let offset_free = self.options.agents.as_ref().is_some_and(|a| {
+            a.worst_clock_us()
+                .is_some_and(|us| us > super::measure::CLOCKS_AGREE_US)
+        });
+        let mut f = figures(self.plan, &outcome, offset_free);
         let judged = judge(
             &self.args.objective,
             &f,

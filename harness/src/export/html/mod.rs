@@ -18,8 +18,8 @@ mod handshakes;
 use super::{Document, Export, ExportError, Exporter};
 use crate::output::escape_html as esc;
 use crate::output::figures::{
-    frames, kernel, measurement_line, negotiated, overhead, placement_lines, ratio_range,
-    scenario_name, servers_accept, title,
+    frames, headline_latency, kernel, latency_note, measurement_line, negotiated, overhead,
+    placement_lines, ratio_range, scenario_name, servers_accept, title,
 };
 use crate::output::svg::{
     bar_chart, line_plot, Bar, BarGroup, LinePlot, Series, XAxis, YUnit, PLAIN, TLS,
@@ -278,13 +278,14 @@ fn p99_plot(report: &Report, link: &str) -> String {
     })
 }
 
-fn figures_table(rows: &[&LinkResult]) -> String {
+fn figures_table(report: &Report, rows: &[&LinkResult]) -> String {
     let mut s = String::from(
         r#"<div class="scroll"><table class="figs"><tr><th class="text">mode</th><th>goodput</th><th>frames recv/due</th><th>late</th><th>dropped</th><th>p50</th><th>p99</th><th>p99.9</th><th>max</th><th>uncorrected p99</th><th>handshake</th><th>time to first frame</th><th>server CPU s/GB</th><th>client CPU s/GB</th><th>wire overhead</th><th>kernel check</th></tr>"#,
     );
     let gb = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"));
     for r in rows {
         let f = &r.figures;
+        let latency = headline_latency(report, f);
         let _ = write!(
             s,
             r#"<tr><td class="text"><span class="badge {}">{}</span></td><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
@@ -299,10 +300,10 @@ fn figures_table(rows: &[&LinkResult]) -> String {
             },
             f.late_frames,
             f.dropped_frames,
-            esc(&format_us(f.latency_us.p50)),
-            esc(&format_us(f.latency_us.p99)),
-            esc(&format_us(f.latency_us.p999)),
-            esc(&format_us(f.latency_us.max)),
+            esc(&format_us(latency.p50)),
+            esc(&format_us(latency.p99)),
+            esc(&format_us(latency.p999)),
+            esc(&format_us(latency.max)),
             esc(&format_us(f.uncorrected_latency_us.p99)),
             if r.mode == Mode::Tls && f.handshake_us > 0 {
                 esc(&format_us(f.handshake_us))
@@ -610,7 +611,10 @@ fn link_section(s: &mut String, report: &Report, link: &str) {
             "<p class=\"meta\">Figures below are medians over the {repeats} repeats; the percentile plot pools every repeat's frames, so its tail shows the worst repeat's.</p>"
         );
     }
-    s.push_str(&figures_table(&rows));
+    s.push_str(&figures_table(report, &rows));
+    if let Some(note) = latency_note(report) {
+        let _ = writeln!(s, "<p class=\"sub\">{}</p>", esc(&note));
+    }
     s.push_str("</section>\n");
 }
 

@@ -11,8 +11,8 @@ mod handshakes;
 
 use super::{Document, Export, ExportError, Exporter};
 use crate::output::figures::{
-    frames, kernel, measurement_line, negotiated, overhead, placement_lines, ratio_range,
-    servers_accept, title,
+    frames, headline_latency, kernel, latency_note, measurement_line, negotiated, overhead,
+    placement_lines, ratio_range, servers_accept, title,
 };
 use crate::report::verdicts::{short_summary, trust};
 use crate::report::Report;
@@ -119,6 +119,7 @@ fn render(report: &Report) -> String {
     let gb = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"));
     for r in &report.results {
         let f = &r.figures;
+        let latency = headline_latency(report, f);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -128,10 +129,10 @@ fn render(report: &Report) -> String {
             frames(r),
             f.late_frames,
             f.dropped_frames,
-            format_us(f.latency_us.p50),
-            format_us(f.latency_us.p99),
-            format_us(f.latency_us.p999),
-            format_us(f.latency_us.max),
+            format_us(latency.p50),
+            format_us(latency.p99),
+            format_us(latency.p999),
+            format_us(latency.max),
             if r.mode == Mode::Tls && f.handshake_us > 0 {
                 format_us(f.handshake_us)
             } else {
@@ -147,6 +148,9 @@ fn render(report: &Report) -> String {
             overhead(r),
             kernel(r),
         );
+    }
+    if let Some(note) = latency_note(report) {
+        let _ = writeln!(out, "\n{}", cell(&note));
     }
     let _ = writeln!(out);
     let _ = writeln!(

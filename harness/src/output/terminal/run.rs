@@ -59,6 +59,7 @@ impl Report {
         let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
         for r in &self.results {
             let f = &r.figures;
+            let latency = crate::output::figures::headline_latency(self, f);
             let gb = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"));
             rows.push(vec![
                 r.link.clone(),
@@ -73,10 +74,10 @@ impl Report {
                 },
                 f.late_frames.to_string(),
                 f.dropped_frames.to_string(),
-                format_us(f.latency_us.p50),
-                format_us(f.latency_us.p99),
-                format_us(f.latency_us.p999),
-                format_us(f.latency_us.max),
+                format_us(latency.p50),
+                format_us(latency.p99),
+                format_us(latency.p999),
+                format_us(latency.max),
                 format_us(f.connect_us),
                 if r.mode == Mode::Tls {
                     format_us(f.handshake_us)
@@ -94,6 +95,9 @@ impl Report {
             ]);
         }
         crate::output::table::render_rows(&mut out, &rows, |c| c < 2);
+        if let Some(note) = crate::output::figures::latency_note(self) {
+            let _ = writeln!(out, "{note}");
+        }
         let _ = writeln!(out);
         for r in self.results.iter().filter(|r| r.mode == Mode::Tls) {
             let group = r
