@@ -5,9 +5,11 @@ use clap::Args;
 use simulators::clock::RunClock;
 use tokio_util::sync::CancellationToken;
 
-use super::measure::{finish, now_rfc3339, repeat_phases, Header};
+use super::measure::{finish, gather_agents, now_rfc3339, record_placement, repeat_phases, Header};
 use super::run::apply_common;
-use crate::cli::{parse_frame_size, parse_u32_count, MeasureArgs, ThreadArgs, TlsArgs};
+use crate::cli::{
+    parse_frame_size, parse_u32_count, MeasureArgs, PlacementArgs, ThreadArgs, TlsArgs,
+};
 use crate::engine::credentials::Credentials;
 use crate::engine::deployment::{run_bulk_phase_with, BulkLoad};
 use crate::engine::scenario::file;
@@ -32,6 +34,10 @@ pub struct BulkArgs {
     /// Thread flags.
     #[command(flatten)]
     pub threads: ThreadArgs,
+    /// Placement flags: `--place bulk-sender=a --place bulk-receivers=b` measures the
+    /// ceiling of the network between two machines.
+    #[command(flatten)]
+    pub placement: PlacementArgs,
 }
 
 /// `vmsbench bulk`: the unpaced link ceiling.
@@ -51,9 +57,11 @@ pub async fn run(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Resu
         frame_size: args.frame_size,
     };
     let t = args.measure.timing();
+    let agents = gather_agents(&args.placement, interrupt).await?;
     let (scenario_ref, creds_ref) = (&scenario, &creds);
-    let (completed, collector) =
-        repeat_phases(&args.measure, t, interrupt, |mode, options| async move {
+    let phases = repeat_phases(&args.measure, t, interrupt, |mode, mut options| {
+        options.agents = agents.clone();
+        async move {
             run_bulk_phase_with(
                 scenario_ref,
                 creds_ref,
@@ -65,8 +73,13 @@ pub async fn run(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Resu
                 &options,
             )
             .await
-        })
-        .await?;
+        }
+    })
+    .await;
+    if let Some(a) = &agents {
+        a.bye().await;
+    }
+    let (completed, collector) = phases?;
     let scenario_json = serde_json::json!({
         "name": scenario.name,
         "connections": args.connections,
@@ -84,11 +97,9 @@ pub async fn run(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Resu
         certificates: creds.summary(),
         server_tls: scenario.tls.accepted_by_servers(),
     };
-    Ok(finish(
-        header,
-        &args.measure,
-        completed,
-        collector,
-        interrupt,
-    ))
+    let mut report = finish(header, &args.measure, completed, collector, interrupt);
+    if let Some(a) = &agents {
+        record_placement(&mut report, a);
+    }
+    Ok(report)
 }

@@ -180,6 +180,28 @@ pub(super) async fn gather_agents(
     ))))
 }
 
+/// Records in `report` where its roles ran: the placement section, how many processes took
+/// part, and warnings when an agent was lost or the clocks disagree.
+pub(super) fn record_placement(report: &mut Report, agents: &Agents) {
+    let record = placement_record(agents);
+    report.measurement.order = format!(
+        "interleaved (plain, tls, plain, tls, …), one sitting, across {} processes: this one \
+         and agents {}",
+        record.agents.len() + 1,
+        agents.placement().agents().join(", ")
+    );
+    if let Some(why) = &record.aborted {
+        report.partial = true;
+        report.warnings.push(format!(
+            "the run was aborted: {why}; the figures cover what was measured before"
+        ));
+    }
+    if !record.clocks_agree {
+        report.warnings.push(format!("latency: {}", record.latency));
+    }
+    report.placement = Some(record);
+}
+
 /// The placement section of a report: the rules, each agent, and what the clocks say of
 /// the one-way latency figures.
 pub(super) fn placement_record(agents: &Agents) -> PlacementRecord {

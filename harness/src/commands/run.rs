@@ -13,7 +13,7 @@ use simulators::transport::Mode;
 use simulators::video::Profile;
 use tokio_util::sync::CancellationToken;
 
-use super::measure::{finish, gather_agents, now_rfc3339, placement_record, repeat_phases, Header};
+use super::measure::{finish, gather_agents, now_rfc3339, record_placement, repeat_phases, Header};
 use crate::cli::{
     parse_u32_count, parse_usize_count, MeasureArgs, PlacementArgs, ThreadArgs, TlsArgs,
 };
@@ -304,23 +304,7 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     };
     let mut report = finish(header, &args.measure, completed, collector, interrupt);
     if let Some(a) = &agents {
-        let record = placement_record(a);
-        report.measurement.order = format!(
-            "interleaved (plain, tls, plain, tls, …), one sitting, across {} processes: this \
-             one and agents {}",
-            record.agents.len() + 1,
-            a.placement().agents().join(", ")
-        );
-        if let Some(why) = &record.aborted {
-            report.partial = true;
-            report.warnings.push(format!(
-                "the run was aborted: {why}; the figures cover what was measured before"
-            ));
-        }
-        if !record.clocks_agree {
-            report.warnings.push(format!("latency: {}", record.latency));
-        }
-        report.placement = Some(record);
+        record_placement(&mut report, a);
     }
     if let Some(stall) = args.inject_stall {
         report.measurement.inject_stall_s = Some(stall.as_secs_f64());

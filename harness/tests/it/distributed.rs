@@ -683,3 +683,50 @@ fn an_agent_that_cannot_start_its_roles_fails_the_run_with_its_reason() {
         "the agent's own reason reaches the coordinator: {stderr}"
     );
 }
+
+#[test]
+fn bulk_measures_the_ceiling_between_a_sender_and_receivers_on_two_agents() {
+    let logs = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--mode",
+        "both",
+        "--repeat",
+        "1",
+        "--warmup",
+        "1s",
+        "--duration",
+        "1s",
+        "--connections",
+        "2",
+        "--place",
+        "bulk-sender=a",
+        "--place",
+        "bulk-receivers=b",
+    ];
+    let mut coordinator = Coordinator::start_command("bulk", &args, "127.0.0.1:0");
+    let mut agents = [
+        agent(&coordinator.address, "a", &[], None, &logs.path().join("a")),
+        agent(&coordinator.address, "b", &[], None, &logs.path().join("b")),
+    ];
+    let (status, report) = coordinator.finish();
+    for a in &mut agents {
+        let s = wait(a, "an agent");
+        assert!(s.success(), "{s}");
+    }
+    assert!(status.success(), "{}", coordinator.stderr());
+    let report = report.expect("report");
+    crate::checks::validate(&report);
+    assert_eq!(
+        report["placement"]["rules"].as_array().map(Vec::len),
+        Some(2)
+    );
+    for mode in ["plain", "tls"] {
+        let bulk = result(&report, "bulk", mode);
+        assert!(bulk["frames_received"].as_u64().unwrap_or(0) > 0, "{bulk}");
+        assert!(bulk["bytes_received"].as_u64().unwrap_or(0) > 0, "{bulk}");
+        assert_eq!(bulk["errors"], serde_json::json!({}), "{bulk}");
+        // The sender's CPU is its own runtime's on agent a; the receivers' on agent b.
+        assert!(bulk["cpu_server_s"].as_f64().unwrap_or(0.0) > 0.0, "{bulk}");
+        assert!(bulk["cpu_client_s"].as_f64().unwrap_or(0.0) > 0.0, "{bulk}");
+    }
+}

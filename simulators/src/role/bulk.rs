@@ -48,6 +48,10 @@ pub struct BulkSender {
 }
 
 impl BulkSender {
+    /// Seed of the sender's payload: a receiver in another process makes the same pool
+    /// (`PayloadPool::new(frame_size, POOL_SEED)`) to check what arrives.
+    pub const POOL_SEED: u64 = 0xb01c;
+
     /// Starts accepting on `listener`; every connection receives `frame_size`-byte frames
     /// back to back until it closes or the sender stops.
     pub fn start(
@@ -62,7 +66,7 @@ impl BulkSender {
             clock,
             window,
             frame_size,
-            pool: PayloadPool::new(frame_size as u64, 0xb01c),
+            pool: PayloadPool::new(frame_size as u64, Self::POOL_SEED),
             counters: SenderCounters::default(),
             core: ServerCore::default(),
         });

@@ -1,23 +1,24 @@
 //! The unpaced link-ceiling test (`vmsbench bulk`): one sender pushing frames as fast as
-//! the connections take them, and receivers counting what arrives.
+//! the connections take them, and receivers counting what arrives. Its two roles are part
+//! of a plan like any other, so a placement can put the sender on one machine and the
+//! receivers on others.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::Context as _;
 use simulators::clock::RunClock;
-use simulators::metrics::{latency_histogram, Meter, Window};
-use simulators::role::bulk::BulkSender;
-use simulators::role::viewer::{Endpoint, StreamRequest, Viewer, ViewerConfig};
-use simulators::role::RoleRuntime;
-use simulators::transport::{Connector, Mode};
-use simulators::video::Playback;
+use simulators::metrics::{latency_histogram, LinkMetrics, Window};
+use simulators::transport::Mode;
 use tokio_util::sync::CancellationToken;
 
+use super::events::Schedule;
 use super::outcome::{LinkOutcome, PhaseOutcome, RoleCpu};
-use super::roles::bind;
+use super::phase::{measure_window, Deployment, START_AHEAD};
+use super::plan::{Plan, BULK_RECEIVERS, BULK_SENDER};
+use super::roles::BULK_CARRIER;
 use super::{PhaseOptions, Timing, BULK_DRAIN};
 use crate::engine::credentials::Credentials;
-use crate::engine::sampler::Sampler;
 use crate::engine::scenario::Scenario;
 use crate::sys::process;
 
@@ -30,7 +31,8 @@ pub(crate) struct BulkLoad {
     pub frame_size: usize,
 }
 
-/// [`run_bulk_phase`] with [`PhaseOptions`].
+/// One phase of the ceiling test: the sender and its receivers started (here or where the
+/// placement puts them), a warm-up, the window, a short drain, and what both sides counted.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_bulk_phase_with(
     scenario: &Scenario,
@@ -42,96 +44,83 @@ pub(crate) async fn run_bulk_phase_with(
     interrupt: &CancellationToken,
     options: &PhaseOptions,
 ) -> anyhow::Result<Option<PhaseOutcome>> {
+    let agents = options.agents.as_deref();
     crate::sys::allocator::release_free_memory();
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
+    let baseline_fds = process::open_fds().unwrap_or(0);
     let _ = process::reset_peak_rss();
-    let host = scenario
-        .recorders
-        .first()
-        .map_or("recorder-1.vms.test", |r| r.host.as_str())
-        .to_owned();
-    let (tls, connector) = match mode {
-        Mode::Plain => (None, Connector::plain()),
-        Mode::Tls => (
-            Some(creds.server_config(&host, &scenario.tls)?),
-            Connector::tls(creds.client_config(&scenario.tls)?),
-        ),
-    };
-    let server = RoleRuntime::new("bulk-sender", scenario.server_threads)?;
-    let client = RoleRuntime::new("bulk-receivers", scenario.client_threads)?;
     let window = Arc::new(Window::default());
-    let listener = bind(&server, tls, scenario.listen.of(&host))
-        .await
-        .context("binding the bulk sender")?;
-    let sender = BulkSender::start(&server, listener, load.frame_size, clock, window.clone())?;
-    let meter = Meter::new(load.connections as usize);
-    let receivers: Vec<Viewer> = (0..load.connections)
-        .map(|_| {
-            let config = ViewerConfig {
-                server: Endpoint {
-                    addr: sender.addr(),
-                    host: host.clone(),
-                },
-                failover: None,
-                streams: vec![StreamRequest {
-                    camera: 0,
-                    interval_ns: u64::MAX,
-                }],
-                playback: Playback::Live,
-                connector: connector.clone(),
-                label: "bulk".into(),
-                on_frame: None,
-                on_header: None,
-                verify: Some(sender.pool()),
-                meter: Some(meter.client()),
-                start_at_ns: None,
-            };
-            Viewer::start(&client, config, clock, window.clone())
-        })
-        .collect();
-    let measured = tokio::select! {
-        _ = interrupt.cancelled() => None,
-        _ = tokio::time::sleep(timing.warmup) => Some(()),
+    let ahead = agents.map_or(Duration::ZERO, |_| START_AHEAD);
+    let start_ns = clock.now_ns() + ahead.as_nanos() as u64;
+    let plan = Plan::bulk(scenario, mode, load.connections, load.frame_size, start_ns);
+    let shares = agents.map(|a| a.placement().split(&plan)).transpose()?;
+    let local_plan = shares.as_ref().map_or(&plan, |s| &s.local);
+    super::check_share_descriptors(local_plan)?;
+    let schedule = Schedule::none();
+    let placed = shares.as_ref().zip(agents);
+    let mut deployment =
+        Deployment::start(local_plan, placed, creds, clock, window.clone(), &schedule).await?;
+    let warmed = tokio::select! {
+        _ = interrupt.cancelled() => false,
+        _ = tokio::time::sleep_until(clock.instant_at(start_ns).into()) => {
+            tokio::select! {
+                _ = interrupt.cancelled() => false,
+                _ = tokio::time::sleep(timing.warmup) => true,
+            }
+        }
     };
-    let mut window_bounds = None;
-    let mut partial = false;
-    let (mut cpu_server_s, mut cpu_client_s) = (0.0, 0.0);
-    let mut process_cpu = process::Usage::default();
-    let mut intervals = Vec::new();
-    if measured.is_some() {
-        let cpu0 = (server.cpu_seconds(), client.cpu_seconds());
-        let usage0 = process::usage().unwrap_or_default();
-        let start_ns = clock.now_ns();
-        window.open(start_ns);
-        let meters = vec![("bulk".to_owned(), meter.clone())];
-        let sampler = Sampler::start(meters, clock, start_ns, options.on_interval.clone());
-        tokio::select! {
-            _ = interrupt.cancelled() => partial = true,
-            _ = tokio::time::sleep(timing.duration) => {}
-        }
-        let end_ns = clock.now_ns();
-        window.close(end_ns);
-        cpu_server_s = server.cpu_seconds() - cpu0.0;
-        cpu_client_s = client.cpu_seconds() - cpu0.1;
-        process_cpu = process::usage().unwrap_or_default() - usage0;
-        intervals = sampler.finish().await;
-        window_bounds = Some((start_ns, end_ns));
-        // Frames sent inside the window may still be in socket buffers.
-        tokio::time::sleep(BULK_DRAIN).await;
-    }
-    let (sent, server_failures) = sender.stats();
-    let peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0);
-    let mut client_errors = Vec::new();
-    for r in receivers {
-        if let Err(e) = r.finish().await {
-            client_errors.push(e.to_string());
-        }
-    }
-    let received = meter.snapshot();
-    sender.stop().await;
-    let Some((start_ns, end_ns)) = window_bounds else {
+    if !warmed {
+        deployment.shutdown().await;
         return Ok(None);
+    }
+    let measured = match measure_window(
+        &mut deployment,
+        schedule,
+        &window,
+        timing,
+        interrupt,
+        options,
+        baseline_fds,
+    )
+    .await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            deployment.shutdown().await;
+            return Err(e);
+        }
     };
+    // Frames sent inside the window may still be in socket buffers.
+    tokio::time::sleep(BULK_DRAIN).await;
+    let lost = deployment.remote.iter().any(|r| r.is_lost());
+    let mut counts = deployment.count().await;
+    for (k, v) in &measured.cpu {
+        *counts.window_cpu.entry(k.clone()).or_default() += v;
+    }
+    let peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0) + counts.peak_rss_bytes;
+    let clients = deployment.shutdown().await;
+    let mut received = LinkMetrics::default();
+    let mut client_errors = Vec::new();
+    for c in &clients {
+        received.merge(&c.metrics);
+        client_errors.extend(c.errors.iter().cloned());
+    }
+    let mut sent = simulators::metrics::SenderSnapshot::default();
+    let mut server_failures: BTreeMap<String, u64> = BTreeMap::new();
+    for s in &counts.servers {
+        sent += s.stats.sent;
+        for (k, v) in &s.stats.failures {
+            *server_failures.entry(k.clone()).or_default() += v;
+        }
+    }
+    let cpu = |role: &str| counts.window_cpu.get(role).copied().unwrap_or(0.0);
+    let (cpu_server_s, cpu_client_s) = (cpu(BULK_SENDER), cpu(BULK_RECEIVERS));
+    let mut intervals = measured.intervals;
+    for i in &mut intervals {
+        if i.link == BULK_CARRIER.as_str() {
+            "bulk".clone_into(&mut i.link);
+        }
+    }
     Ok(Some(PhaseOutcome {
         mode,
         links: vec![LinkOutcome {
@@ -152,11 +141,11 @@ pub(crate) async fn run_bulk_phase_with(
         }],
         roles: vec![
             RoleCpu {
-                role: "bulk-sender".into(),
+                role: BULK_SENDER.into(),
                 cpu_s: cpu_server_s,
             },
             RoleCpu {
-                role: "bulk-receivers".into(),
+                role: BULK_RECEIVERS.into(),
                 cpu_s: cpu_client_s,
             },
         ],
@@ -164,12 +153,12 @@ pub(crate) async fn run_bulk_phase_with(
         hosts: Vec::new(),
         certificate_events: Vec::new(),
         incompatibilities: Vec::new(),
-        window_s: (end_ns - start_ns) as f64 / 1e9,
-        process_cpu,
+        window_s: (measured.end_ns - measured.start_ns) as f64 / 1e9,
+        process_cpu: counts.process_cpu + measured.process_cpu,
         peak_rss_bytes,
-        role_peak_rss: std::collections::BTreeMap::new(),
-        baseline_rss_bytes,
-        partial,
+        role_peak_rss: BTreeMap::new(),
+        baseline_rss_bytes: baseline_rss_bytes + counts.baseline_rss_bytes,
+        partial: measured.happened.partial || lost,
         intervals,
         ramp: super::outcome::RampOutcome::default(),
         steady: super::outcome::Steady::default(),

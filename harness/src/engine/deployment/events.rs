@@ -88,6 +88,15 @@ impl Schedule {
         })
     }
 
+    /// No events (the ceiling test has none).
+    pub(super) fn none() -> Schedule {
+        Schedule {
+            events: Vec::new(),
+            staged: BTreeMap::new(),
+            next: 0,
+        }
+    }
+
     /// What an agent running the servers of `hosts` needs of this schedule.
     pub(super) fn shipped(&self, hosts: &[&str]) -> ShippedSchedule {
         ShippedSchedule {

@@ -31,21 +31,21 @@ use crate::sys::process;
 
 /// How far ahead of the plan's making the schedules of a distributed phase start, so that
 /// every agent has its share and its servers listen by then.
-const START_AHEAD: Duration = Duration::from_millis(500);
+pub(super) const START_AHEAD: Duration = Duration::from_millis(500);
 
 /// How far ahead the coordinator announces the opening of the window to its agents.
 const OPEN_AHEAD: Duration = Duration::from_millis(100);
 
 /// A plan brought to life: the roles of this process and the shares of the agents.
-struct Deployment<'a> {
-    local: Local<'a>,
-    remote: Vec<RemoteShare<'a>>,
+pub(super) struct Deployment<'a> {
+    pub(super) local: Local<'a>,
+    pub(super) remote: Vec<RemoteShare<'a>>,
 }
 
 impl<'a> Deployment<'a> {
     /// Starts every role of the plan in the plan's order, wherever it runs: `shares` says
     /// where (none: all here).
-    async fn start(
+    pub(super) async fn start(
         local_plan: &'a Plan,
         shares: Option<(&'a Shares, &'a Agents)>,
         creds: &'a Credentials,
@@ -126,7 +126,7 @@ impl<'a> Deployment<'a> {
     }
 
     /// The running figures of every role, here and on the agents.
-    fn status(&self) -> Status {
+    pub(super) fn status(&self) -> Status {
         let mut all = self.local.status();
         for r in &self.remote {
             let s = r.status();
@@ -146,7 +146,7 @@ impl<'a> Deployment<'a> {
     }
 
     /// What every server counted, here and on the agents (none from a lost agent).
-    async fn count(&mut self) -> Counts {
+    pub(super) async fn count(&mut self) -> Counts {
         let mut all = self.local.count().await;
         for r in &self.remote {
             let Some(c) = r.count().await else { continue };
@@ -174,7 +174,7 @@ impl<'a> Deployment<'a> {
 
     /// Stops every client first, everywhere (so that servers do not count their leaving as
     /// failures), then everything else; what each client measured.
-    async fn shutdown(mut self) -> Vec<ClientOutcome> {
+    pub(super) async fn shutdown(mut self) -> Vec<ClientOutcome> {
         let mut clients = Vec::new();
         for r in &self.remote {
             clients.extend(r.finish().await.unwrap_or_default());
@@ -189,15 +189,15 @@ impl<'a> Deployment<'a> {
 }
 
 /// What the window measured before the drain.
-struct Measured {
-    steady: Steady,
-    start_ns: u64,
-    end_ns: u64,
+pub(super) struct Measured {
+    pub(super) steady: Steady,
+    pub(super) start_ns: u64,
+    pub(super) end_ns: u64,
     /// CPU of this process's runtimes in the window, and of the whole process.
-    cpu: BTreeMap<String, f64>,
-    process_cpu: process::Usage,
-    intervals: Vec<IntervalSample>,
-    happened: Happened,
+    pub(super) cpu: BTreeMap<String, f64>,
+    pub(super) process_cpu: process::Usage,
+    pub(super) intervals: Vec<IntervalSample>,
+    pub(super) happened: Happened,
 }
 
 /// [`run_phase`] with [`PhaseOptions`].
@@ -404,7 +404,7 @@ async fn warm_up(
 
 /// Opens the window, runs its events, waits for its end and closes it: the CPU each role
 /// used in it, the interval samples, what the watchers saw.
-async fn measure_window(
+pub(super) async fn measure_window(
     deployment: &mut Deployment<'_>,
     schedule: Schedule,
     window: &Window,

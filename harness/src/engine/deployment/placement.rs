@@ -165,10 +165,11 @@ impl Placement {
 }
 
 /// The host of a server role.
-fn server_host(role: &RoleSpec) -> Option<&str> {
+pub(crate) fn server_host(role: &RoleSpec) -> Option<&str> {
     match &role.kind {
         RoleKind::Management(m) => Some(&m.host),
         RoleKind::Streaming(s) => Some(&s.host),
+        RoleKind::BulkSender(b) => Some(&b.host),
         _ => None,
     }
 }

@@ -122,7 +122,39 @@ pub(crate) enum RoleKind {
     RpcClients(ClientGroup<RpcClientSpec>),
     /// A client that watches a host's certificate while it changes.
     Watcher(WatcherRole),
+    /// The unpaced ceiling test's sender (`vmsbench bulk`).
+    BulkSender(BulkSenderRole),
+    /// The ceiling test's receivers.
+    BulkReceivers(BulkReceiversRole),
 }
+
+/// The ceiling test's sender: frames as fast as its connections take them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct BulkSenderRole {
+    /// The host it stands for (its certificate's).
+    pub host: String,
+    /// Payload bytes per frame.
+    pub frame_size: usize,
+    /// Whether its connections are encrypted.
+    pub tls: bool,
+}
+
+/// The ceiling test's receivers: one stream each, counted on one meter.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct BulkReceiversRole {
+    /// The sender's host.
+    pub host: String,
+    /// Parallel connections.
+    pub connections: u32,
+    /// Payload bytes per frame (to check what arrives).
+    pub frame_size: usize,
+    /// Plaintext or TLS.
+    pub security: Security,
+}
+
+/// The runtimes (and CPU accounts) of the ceiling test.
+pub(crate) const BULK_SENDER: &str = "bulk-sender";
+pub(crate) const BULK_RECEIVERS: &str = "bulk-receivers";
 
 /// How a client speaks to its server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,7 +309,7 @@ impl RoleSpec {
             }
             RoleKind::VideoClients(g) => out.push((g.link, false)),
             RoleKind::RpcClients(g) => out.push((g.link, false)),
-            RoleKind::Watcher(_) => {}
+            RoleKind::Watcher(_) | RoleKind::BulkSender(_) | RoleKind::BulkReceivers(_) => {}
         }
         out
     }
@@ -402,6 +434,70 @@ struct Builder<'a> {
 }
 
 impl Plan {
+    /// The plan of one phase of the ceiling test: `scenario`'s first recording server's
+    /// host sends frames of `frame_size` bytes, unpaced, to `connections` receivers.
+    pub(crate) fn bulk(
+        scenario: &Scenario,
+        mode: Mode,
+        connections: u32,
+        frame_size: usize,
+        start_ns: u64,
+    ) -> Plan {
+        let host = scenario
+            .recorders
+            .first()
+            .map_or("recorder-1.vms.test", |r| r.host.as_str())
+            .to_owned();
+        let tls = mode == Mode::Tls;
+        let role = |runtime: &str, server: bool, kind: RoleKind| RoleSpec {
+            runtime: runtime.to_owned(),
+            server,
+            probe: false,
+            kind,
+        };
+        Plan {
+            mode,
+            seed: scenario.seed,
+            start_ns,
+            profiles: BTreeMap::new(),
+            largest_frame: 0,
+            links: Vec::new(),
+            ramp: Ramp {
+                clients: 0,
+                step_ns: 0,
+            },
+            roles: vec![
+                role(
+                    BULK_SENDER,
+                    true,
+                    RoleKind::BulkSender(BulkSenderRole {
+                        host: host.clone(),
+                        frame_size,
+                        tls,
+                    }),
+                ),
+                role(
+                    BULK_RECEIVERS,
+                    false,
+                    RoleKind::BulkReceivers(BulkReceiversRole {
+                        host,
+                        connections,
+                        frame_size,
+                        security: if tls { Security::Tls } else { Security::Plain },
+                    }),
+                ),
+            ],
+            incompatibilities: Vec::new(),
+            site: SiteSettings {
+                tls: scenario.tls.clone(),
+                server_threads: scenario.server_threads,
+                client_threads: scenario.client_threads,
+                pinning: scenario.pinning.clone(),
+                listen: scenario.listen.clone(),
+            },
+        }
+    }
+
     /// The plan of one phase of `scenario` in `mode`, whose schedules start at `start_ns`
     /// on the run clock and whose clients start within `warmup`.
     pub(crate) fn new(scenario: &Scenario, mode: Mode, start_ns: u64, warmup: Duration) -> Plan {
@@ -490,7 +586,10 @@ impl Plan {
                         *due.entry(*l).or_default() += rpc(c);
                     }
                 }
-                RoleKind::Management(_) | RoleKind::Watcher(_) => {}
+                RoleKind::Management(_)
+                | RoleKind::Watcher(_)
+                | RoleKind::BulkSender(_)
+                | RoleKind::BulkReceivers(_) => {}
             }
         }
         due
@@ -519,6 +618,8 @@ impl Plan {
                     g.clients.iter().filter(|c| !is_session(c)).map(rpc).sum()
                 }
                 RoleKind::Watcher(_) => 2,
+                RoleKind::BulkSender(_) => 1,
+                RoleKind::BulkReceivers(b) => 2 * u64::from(b.connections),
             })
             .sum();
         total += 2 * sessions.min(SESSION_CONNECTIONS);

@@ -148,6 +148,26 @@ struct Share {
     schedule: Schedule,
 }
 
+/// Makes `plan` this agent's (its servers listen on its address), checks that this process
+/// may open what it needs, and loads its certificates and clock.
+fn settle(
+    plan: &mut Plan,
+    epoch_unix_ns: u64,
+    shipped: &Shipped,
+    settings: &AgentSettings,
+) -> anyhow::Result<(Credentials, RunClock)> {
+    if let Some(ip) = settings.listen {
+        plan.site.listen = crate::engine::scenario::Listen {
+            default: ip,
+            hosts: BTreeMap::new(),
+        };
+    }
+    super::super::check_share_descriptors(plan)?;
+    let creds = Credentials::from_shipped(shipped).context("loading the certificates")?;
+    let clock = RunClock::from_unix_epoch(epoch_unix_ns).ahead_by(settings.clock_ahead);
+    Ok((creds, clock))
+}
+
 /// Runs one share from `Prepare` to `Final` (or an `Abort`).
 async fn run_share(
     tx: &Sender,
@@ -164,15 +184,7 @@ async fn run_share(
         resolve,
         mut schedule,
     } = share;
-    if let Some(ip) = settings.listen {
-        plan.site.listen = crate::engine::scenario::Listen {
-            default: ip,
-            hosts: BTreeMap::new(),
-        };
-    }
-    super::super::check_share_descriptors(&plan)?;
-    let creds = Credentials::from_shipped(shipped).context("loading the certificates")?;
-    let clock = RunClock::from_unix_epoch(epoch_unix_ns).ahead_by(settings.clock_ahead);
+    let (creds, clock) = settle(&mut plan, epoch_unix_ns, shipped, settings)?;
     crate::sys::allocator::release_free_memory();
     let baseline_rss_bytes = process::rss_bytes().unwrap_or(0);
     let baseline_fds = process::open_fds().unwrap_or(0);
@@ -259,18 +271,7 @@ async fn run_share(
             ToAgent::Close { end_ns } => {
                 window.close(end_ns);
                 open = None;
-                let cpu1 = local.site.cpu();
-                counted.window_cpu = cpu1
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v - at_open.0.get(k).copied().unwrap_or(0.0)))
-                    .collect();
-                counted.process_cpu = process::usage().unwrap_or_default() - at_open.1;
-                counted.steady = super::super::outcome::Steady {
-                    rss_bytes: process::rss_bytes().unwrap_or(0),
-                    connections: process::open_fds()
-                        .unwrap_or(0)
-                        .saturating_sub(baseline_fds),
-                };
+                window_figures(&local, &at_open, baseline_fds, &mut counted);
                 if let Some(s) = sampler.take() {
                     // Every interval already went out as it was taken.
                     let _ = s.finish().await;
@@ -278,8 +279,7 @@ async fn run_share(
             }
             ToAgent::Collect => {
                 let c = local.count().await;
-                counted.servers = c.servers;
-                counted.server_failures = c.server_failures;
+                (counted.servers, counted.server_failures) = (c.servers, c.server_failures);
                 counted.watched = c.watched;
                 counted.peak_rss_bytes = process::peak_rss_bytes().unwrap_or(0);
                 counted.baseline_rss_bytes = baseline_rss_bytes;
@@ -328,4 +328,27 @@ fn next_event(
     let (start_ns, duration) = open?;
     let at = schedule.next_due(start_ns, duration)?;
     Some(clock.instant_at(at).into())
+}
+
+/// What the window cost here, once it closed: each runtime's and the process's CPU since
+/// it opened (`at_open`), and the memory and connections held at its end.
+fn window_figures(
+    local: &Local<'_>,
+    at_open: &(BTreeMap<String, f64>, process::Usage),
+    baseline_fds: u64,
+    counted: &mut Counts,
+) {
+    counted.window_cpu = local
+        .site
+        .cpu()
+        .iter()
+        .map(|(k, v)| (k.clone(), v - at_open.0.get(k).copied().unwrap_or(0.0)))
+        .collect();
+    counted.process_cpu = process::usage().unwrap_or_default() - at_open.1;
+    counted.steady = super::super::outcome::Steady {
+        rss_bytes: process::rss_bytes().unwrap_or(0),
+        connections: process::open_fds()
+            .unwrap_or(0)
+            .saturating_sub(baseline_fds),
+    };
 }

@@ -218,11 +218,7 @@ impl Agents {
         let servers: Vec<&str> = plan
             .roles
             .iter()
-            .filter_map(|r| match &r.kind {
-                super::super::plan::RoleKind::Management(m) => Some(m.host.as_str()),
-                super::super::plan::RoleKind::Streaming(s) => Some(s.host.as_str()),
-                _ => None,
-            })
+            .filter_map(super::super::placement::server_host)
             .collect();
         lock(&link.state).intervals.clear();
         link.tx.send(&ToAgent::Prepare {

@@ -9,6 +9,7 @@
 //! deployment's credentials and the payload pool. A role names the hosts it dials; the
 //! directory turns them into addresses, so a role description never carries one.
 
+mod bulk;
 mod clients;
 mod management;
 mod streaming;
@@ -35,6 +36,7 @@ use crate::engine::watcher::Attempt;
 
 use super::Listening;
 
+pub(super) use bulk::CARRIER as BULK_CARRIER;
 pub(super) use clients::{offered, ClientOutcome};
 
 /// Where each server of the phase listens, by host and link.
@@ -291,6 +293,8 @@ enum Running {
     Streaming(streaming::Running),
     Clients(clients::Running),
     Watcher(watcher::Running),
+    BulkSender(bulk::Sender),
+    BulkReceivers(bulk::Receivers),
 }
 
 /// What a server counted, for the links it serves.
@@ -322,6 +326,12 @@ pub(super) async fn start(spec: &RoleSpec, site: &mut Site<'_>) -> anyhow::Resul
         RoleKind::Watcher(w) => {
             Running::Watcher(watcher::start(w, &spec.runtime, spec.server, site)?)
         }
+        RoleKind::BulkSender(b) => {
+            Running::BulkSender(bulk::start_sender(b, &spec.runtime, spec.server, site).await?)
+        }
+        RoleKind::BulkReceivers(b) => {
+            Running::BulkReceivers(bulk::start_receivers(b, &spec.runtime, spec.server, site)?)
+        }
     };
     Ok(RoleHandle { running })
 }
@@ -340,7 +350,8 @@ impl RoleHandle {
         match &self.running {
             Running::Streaming(s) => s.meters(),
             Running::Clients(c) => c.meters(),
-            Running::Management(_) | Running::Watcher(_) => Vec::new(),
+            Running::BulkReceivers(b) => b.meters(),
+            Running::Management(_) | Running::Watcher(_) | Running::BulkSender(_) => Vec::new(),
         }
     }
 
@@ -354,6 +365,7 @@ impl RoleHandle {
     pub(super) fn server_count(&self) -> Option<ServerCount> {
         match &self.running {
             Running::Streaming(s) => s.count(),
+            Running::BulkSender(b) => b.count(),
             _ => None,
         }
     }
@@ -363,6 +375,7 @@ impl RoleHandle {
         match &self.running {
             Running::Management(m) => Some(m.failures()),
             Running::Streaming(s) => s.count().map(|c| (c.host, c.stats.failures)),
+            Running::BulkSender(b) => b.count().map(|c| (c.host, c.stats.failures)),
             _ => None,
         }
     }
@@ -420,7 +433,8 @@ impl RoleHandle {
         match &mut self.running {
             Running::Streaming(s) => s.stop_clients().await,
             Running::Clients(c) => c.stop().await,
-            Running::Management(_) | Running::Watcher(_) => Vec::new(),
+            Running::BulkReceivers(b) => b.stop().await,
+            Running::Management(_) | Running::Watcher(_) | Running::BulkSender(_) => Vec::new(),
         }
     }
 
@@ -430,7 +444,8 @@ impl RoleHandle {
             Running::Management(m) => m.stop().await,
             Running::Streaming(s) => s.stop().await,
             Running::Clients(c) => c.stop_links().await,
-            Running::Watcher(_) => {}
+            Running::BulkSender(b) => b.stop().await,
+            Running::Watcher(_) | Running::BulkReceivers(_) => {}
         }
     }
 }
