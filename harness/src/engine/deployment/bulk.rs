@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::events::Schedule;
 use super::outcome::{LinkOutcome, PhaseOutcome, RoleCpu};
-use super::phase::{measure_window, Deployment, START_AHEAD};
+use super::phase::{measure, Deployment, START_AHEAD};
 use super::plan::{Plan, BULK_RECEIVERS, BULK_SENDER};
 use super::roles::BULK_CARRIER;
 use super::{PhaseOptions, Timing, BULK_DRAIN};
@@ -58,7 +58,7 @@ pub(crate) async fn run_bulk_phase_with(
     super::check_share_descriptors(local_plan)?;
     let schedule = Schedule::none();
     let placed = shares.as_ref().zip(agents);
-    let mut deployment =
+    let deployment =
         Deployment::start(local_plan, placed, creds, clock, window.clone(), &schedule).await?;
     let warmed = tokio::select! {
         _ = interrupt.cancelled() => false,
@@ -73,8 +73,8 @@ pub(crate) async fn run_bulk_phase_with(
         deployment.shutdown().await;
         return Ok(None);
     }
-    let measured = match measure_window(
-        &mut deployment,
+    let (mut deployment, measured) = measure(
+        deployment,
         schedule,
         &window,
         timing,
@@ -82,14 +82,7 @@ pub(crate) async fn run_bulk_phase_with(
         options,
         baseline_fds,
     )
-    .await
-    {
-        Ok(m) => m,
-        Err(e) => {
-            deployment.shutdown().await;
-            return Err(e);
-        }
-    };
+    .await?;
     // Frames sent inside the window may still be in socket buffers.
     tokio::time::sleep(BULK_DRAIN).await;
     let lost = deployment.remote.iter().any(|r| r.is_lost());

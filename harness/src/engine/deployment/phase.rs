@@ -231,7 +231,7 @@ pub(crate) async fn run_phase_with(
     super::check_share_descriptors(local_plan)?;
     let schedule = Schedule::new(scenario, creds, mode)?;
     let placed = shares.as_ref().zip(agents);
-    let mut deployment =
+    let deployment =
         Deployment::start(local_plan, placed, creds, clock, window.clone(), &schedule).await?;
     if let Some(hook) = &options.on_listening {
         hook(mode, &deployment.local.site.directory.listeners());
@@ -240,8 +240,8 @@ pub(crate) async fn run_phase_with(
         deployment.shutdown().await;
         return Ok(None);
     };
-    let measured = match measure_window(
-        &mut deployment,
+    let (mut deployment, measured) = measure(
+        deployment,
         schedule,
         &window,
         timing,
@@ -249,14 +249,7 @@ pub(crate) async fn run_phase_with(
         options,
         baseline_fds,
     )
-    .await
-    {
-        Ok(m) => m,
-        Err(e) => {
-            deployment.shutdown().await;
-            return Err(e);
-        }
-    };
+    .await?;
     let due = plan.due(measured.start_ns, measured.end_ns);
     if !measured.happened.partial {
         drain(&deployment, &due).await;
@@ -402,9 +395,39 @@ async fn warm_up(
     })
 }
 
+/// [`measure_window`] with `deployment` handed over: back with what the window measured,
+/// or, on an error, stopped everywhere first.
+pub(super) async fn measure<'a>(
+    mut deployment: Deployment<'a>,
+    schedule: Schedule,
+    window: &Window,
+    timing: Timing,
+    interrupt: &CancellationToken,
+    options: &PhaseOptions,
+    baseline_fds: u64,
+) -> anyhow::Result<(Deployment<'a>, Measured)> {
+    let measured = measure_window(
+        &mut deployment,
+        schedule,
+        window,
+        timing,
+        interrupt,
+        options,
+        baseline_fds,
+    )
+    .await;
+    match measured {
+        Ok(m) => Ok((deployment, m)),
+        Err(e) => {
+            deployment.shutdown().await;
+            Err(e)
+        }
+    }
+}
+
 /// Opens the window, runs its events, waits for its end and closes it: the CPU each role
 /// used in it, the interval samples, what the watchers saw.
-pub(super) async fn measure_window(
+async fn measure_window(
     deployment: &mut Deployment<'_>,
     schedule: Schedule,
     window: &Window,

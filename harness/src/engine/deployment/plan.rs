@@ -74,6 +74,19 @@ pub(crate) struct SiteSettings {
     pub listen: Listen,
 }
 
+impl SiteSettings {
+    /// What `scenario` says of how a process sets its roles up.
+    fn of(scenario: &Scenario) -> SiteSettings {
+        SiteSettings {
+            tls: scenario.tls.clone(),
+            server_threads: scenario.server_threads,
+            client_threads: scenario.client_threads,
+            pinning: scenario.pinning.clone(),
+            listen: scenario.listen.clone(),
+        }
+    }
+}
+
 /// How a phase's clients start: viewers, integrations and phones one after another (each
 /// logging in as it starts), spread over the first half of the warm-up, or at the
 /// scenario's connect rate when that is slower.
@@ -488,13 +501,7 @@ impl Plan {
                 ),
             ],
             incompatibilities: Vec::new(),
-            site: SiteSettings {
-                tls: scenario.tls.clone(),
-                server_threads: scenario.server_threads,
-                client_threads: scenario.client_threads,
-                pinning: scenario.pinning.clone(),
-                listen: scenario.listen.clone(),
-            },
+            site: SiteSettings::of(scenario),
         }
     }
 
@@ -515,13 +522,7 @@ impl Plan {
                 ramp,
                 roles: Vec::new(),
                 incompatibilities: Vec::new(),
-                site: SiteSettings {
-                    tls: scenario.tls.clone(),
-                    server_threads: scenario.server_threads,
-                    client_threads: scenario.client_threads,
-                    pinning: scenario.pinning.clone(),
-                    listen: scenario.listen.clone(),
-                },
+                site: SiteSettings::of(scenario),
             },
             bases: BTreeMap::new(),
             phone_cameras: Vec::new(),
