@@ -164,6 +164,8 @@ struct Plan {
     server_cpus: Vec<usize>,
     client_cpus: Vec<usize>,
     timing: Timing,
+    /// The agent whose machine the recording server has to itself, if it was placed.
+    own_box: Option<String>,
 }
 
 fn plan(args: &CapacityArgs) -> anyhow::Result<Plan> {
@@ -229,6 +231,7 @@ fn plan(args: &CapacityArgs) -> anyhow::Result<Plan> {
             warmup: args.warmup,
             duration: args.step_duration,
         },
+        own_box: None,
     })
 }
 
@@ -478,8 +481,10 @@ fn own_box(plan: &mut Plan, args: &CapacityArgs, agents: &Agents) {
     b.server_threads = cores;
     b.client_threads = here;
     b.pinning = None;
+    plan.own_box = Some(agent.to_owned());
     plan.server_cpus.clear();
-    plan.client_cpus.clear();
+    // Unpinned, the clients may use every CPU here.
+    plan.client_cpus = (0..here).collect();
 }
 
 /// Where the search starts and how far and fine it goes; a step's estimated time is its
@@ -499,9 +504,9 @@ fn search_params(args: &CapacityArgs, plan: &Plan, start: u32) -> SearchParams {
 /// the recording server and its clients run.
 fn announce(args: &CapacityArgs, plan: &Plan) {
     let t = plan.timing;
-    let placement = if plan.server_cpus.is_empty() && !args.placement.place.is_empty() {
+    let placement = if let Some(agent) = &plan.own_box {
         format!(
-            "{} on an agent of its own, {} server thread(s), not pinned",
+            "{} on agent {agent}, {} server thread(s), not pinned",
             plan.role, plan.shape.base.server_threads
         )
     } else if plan.server_cpus.is_empty() {
@@ -701,7 +706,7 @@ fn step_line(f: &Figures, judged: &Judged) -> String {
 /// What a reader of the whole search must know: a debug build, an unpinned server.
 fn search_warnings(environment: &Environment, plan: &Plan) -> Vec<String> {
     let mut warnings: Vec<String> = debug_build(environment, "capacities").into_iter().collect();
-    if plan.server_cpus.is_empty() {
+    if plan.server_cpus.is_empty() && plan.own_box.is_none() {
         warnings.push(
             "the recording server was not pinned (a single CPU): its capacity includes its \
              clients' cost"
