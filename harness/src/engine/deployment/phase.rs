@@ -395,8 +395,9 @@ async fn warm_up(
     })
 }
 
-/// [`measure_window`] with `deployment` handed over: back with what the window measured,
-/// or, on an error, stopped everywhere first.
+/// Opens the window, runs its events, waits for its end and closes it: the CPU each role
+/// used in it, the interval samples, what the watchers saw. `deployment` comes back with
+/// what the window measured or, on an error, is stopped everywhere first.
 pub(super) async fn measure<'a>(
     mut deployment: Deployment<'a>,
     schedule: Schedule,
@@ -406,36 +407,6 @@ pub(super) async fn measure<'a>(
     options: &PhaseOptions,
     baseline_fds: u64,
 ) -> anyhow::Result<(Deployment<'a>, Measured)> {
-    let measured = measure_window(
-        &mut deployment,
-        schedule,
-        window,
-        timing,
-        interrupt,
-        options,
-        baseline_fds,
-    )
-    .await;
-    match measured {
-        Ok(m) => Ok((deployment, m)),
-        Err(e) => {
-            deployment.shutdown().await;
-            Err(e)
-        }
-    }
-}
-
-/// Opens the window, runs its events, waits for its end and closes it: the CPU each role
-/// used in it, the interval samples, what the watchers saw.
-async fn measure_window(
-    deployment: &mut Deployment<'_>,
-    schedule: Schedule,
-    window: &Window,
-    timing: Timing,
-    interrupt: &CancellationToken,
-    options: &PhaseOptions,
-    baseline_fds: u64,
-) -> anyhow::Result<Measured> {
     let clock = deployment.local.site.clock;
     // Agents learn of the opening by message: it is announced ahead, so that theirs opens
     // on time too and no frame of the first moments goes uncounted.
@@ -463,15 +434,20 @@ async fn measure_window(
         start_ns,
         with_remote_samples(options.on_interval.clone(), &deployment.remote),
     );
-    let mut happened = schedule
-        .run(
-            &mut deployment.local.roles,
-            clock,
-            start_ns,
-            timing.duration,
-            interrupt,
-        )
-        .await?;
+    let events = schedule.run(
+        &mut deployment.local.roles,
+        clock,
+        start_ns,
+        timing.duration,
+        interrupt,
+    );
+    let mut happened = match events.await {
+        Ok(h) => h,
+        Err(e) => {
+            deployment.shutdown().await;
+            return Err(e);
+        }
+    };
     if !happened.partial {
         tokio::select! {
             _ = interrupt.cancelled() => happened.partial = true,
@@ -508,7 +484,7 @@ async fn measure_window(
         .iter()
         .map(|(k, v)| (k.clone(), v - cpu0.get(k).copied().unwrap_or(0.0)))
         .collect();
-    Ok(Measured {
+    let measured = Measured {
         steady,
         start_ns,
         end_ns,
@@ -516,7 +492,8 @@ async fn measure_window(
         process_cpu,
         intervals,
         happened,
-    })
+    };
+    Ok((deployment, measured))
 }
 
 /// `hook` (live progress) given each second's samples of this process and, as far as they
