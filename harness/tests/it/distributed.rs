@@ -167,10 +167,13 @@ fn agents_on_loopback_count_every_frame_and_agree_with_one_process() {
         .iter()
         .map(|n| {
             let log = logs.path().join(n);
-            (
-                n.to_string(),
-                agent(&coordinator.address, n, &[], None, &log),
-            )
+            let child = agent(&coordinator.address, n, &[], None, &log);
+            if *n == "a" {
+                // The first agent waits longer than three heartbeats for the others: the
+                // coordinator keeps it alive meanwhile.
+                std::thread::sleep(Duration::from_secs(4));
+            }
+            (n.to_string(), child)
         })
         .collect();
     let (status, report) = coordinator.finish();

@@ -206,6 +206,9 @@ impl Rendezvous {
         };
         channel::write_message(&mut stream, &answer).await?;
         let (tx, rx) = channel::split(stream);
+        // From the welcome on, the agent hears from this coordinator at least every
+        // heartbeat, also while the others are still awaited.
+        keep_alive(tx.clone());
         Ok(Agent {
             name: hello.agent,
             peer,
@@ -215,6 +218,25 @@ impl Rendezvous {
             rx,
         })
     }
+}
+
+/// The message either end sends when it has nothing else to say: `{"type": "heartbeat"}`,
+/// as the phase messages of both directions spell it.
+pub(crate) fn heartbeat() -> serde_json::Value {
+    serde_json::json!({ "type": "heartbeat" })
+}
+
+/// Sends a heartbeat on `tx` every [`HEARTBEAT`] until the connection is gone.
+pub(crate) fn keep_alive(tx: Sender) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        loop {
+            tick.tick().await;
+            if !tx.send(&heartbeat()) {
+                return;
+            }
+        }
+    });
 }
 
 /// How an agent reaches its coordinator.

@@ -17,7 +17,7 @@ use super::super::events::Schedule;
 use super::super::local::Local;
 use super::super::plan::Plan;
 use super::{address_of, Counts, FromAgent, ToAgent, STATUS_EVERY};
-use crate::engine::control::{Receiver, Sender, HEARTBEAT, LOST_AFTER};
+use crate::engine::control::{Receiver, Sender, LOST_AFTER};
 use crate::engine::credentials::{Credentials, Shipped};
 use crate::engine::sampler::Sampler;
 use crate::sys::process;
@@ -45,7 +45,7 @@ pub(crate) async fn serve(
     settings: &AgentSettings,
 ) -> anyhow::Result<()> {
     let mut inbox = spawn_reader(rx);
-    spawn_heartbeat(tx.clone());
+    crate::engine::control::keep_alive(tx.clone());
     loop {
         match next(&mut inbox).await? {
             ToAgent::Prepare {
@@ -123,18 +123,6 @@ fn spawn_reader(mut rx: Receiver) -> Inbox {
         }
     });
     inbox
-}
-
-fn spawn_heartbeat(tx: Sender) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(HEARTBEAT);
-        loop {
-            tick.tick().await;
-            if !tx.send(&FromAgent::Heartbeat) {
-                return;
-            }
-        }
-    });
 }
 
 /// What `Prepare` brought.

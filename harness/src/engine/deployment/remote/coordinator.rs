@@ -329,16 +329,14 @@ fn watch(agent: control::Agent, abort: CancellationToken) -> AgentLink {
         });
     }
     {
-        let (tx, lost) = (agent.tx.clone(), lost.clone());
+        // The agent hears from us through the control layer's keep-alive; here we listen.
+        let lost = lost.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
             loop {
                 tokio::select! {
                     _ = lost.cancelled() => return,
                     _ = tick.tick() => {}
-                }
-                if !tx.send(&ToAgent::Heartbeat) {
-                    return;
                 }
                 let silent = seen
                     .lock()

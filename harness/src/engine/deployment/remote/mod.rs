@@ -173,3 +173,25 @@ pub(crate) async fn address_of(
         .next();
     found.with_context(|| format!("{} resolves to no address", l.host))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_directions_spell_a_heartbeat_as_the_control_layer_sends_it() {
+        let heartbeat = crate::engine::control::heartbeat();
+        assert_eq!(
+            serde_json::to_value(ToAgent::Heartbeat).ok(),
+            Some(heartbeat.clone())
+        );
+        assert_eq!(
+            serde_json::to_value(FromAgent::Heartbeat).ok(),
+            Some(heartbeat.clone())
+        );
+        assert!(matches!(
+            serde_json::from_value::<ToAgent>(heartbeat),
+            Ok(ToAgent::Heartbeat)
+        ));
+    }
+}
