@@ -76,9 +76,6 @@ pub(crate) async fn serve(
                     return Err(e);
                 }
             }
-            ToAgent::Ping { t0 } => {
-                tx.send(&FromAgent::Pong { t0, t1: 0 });
-            }
             ToAgent::Bye => return Ok(()),
             ToAgent::Abort { reason } => {
                 crate::output::progress::note(&format!(

@@ -62,6 +62,8 @@ struct LinkState {
     lost: Option<String>,
     /// The run is over: the connection closing is expected.
     ending: bool,
+    /// When it was last heard from (none yet: since the watch began).
+    heard: Option<tokio::time::Instant>,
 }
 
 fn lock(state: &Mutex<LinkState>) -> std::sync::MutexGuard<'_, LinkState> {
@@ -271,8 +273,8 @@ impl Agents {
     }
 }
 
-/// Starts the tasks that keep `agent`'s state: its reader, the heartbeat it gets, the
-/// watch for silence.
+/// Starts the tasks that keep `agent`'s state: its reader and the watch for silence (it
+/// hears from us through the control layer's keep-alive).
 fn watch(agent: control::Agent, abort: CancellationToken) -> AgentLink {
     let state = Arc::new(Mutex::new(LinkState::default()));
     let (fwd, inbox) = mpsc::unbounded_channel();
@@ -293,9 +295,8 @@ fn watch(agent: control::Agent, abort: CancellationToken) -> AgentLink {
             }
         }
     };
-    let seen = Arc::new(Mutex::new(tokio::time::Instant::now()));
     {
-        let (state, seen, mark_lost) = (state.clone(), seen.clone(), mark_lost.clone());
+        let (state, mark_lost) = (state.clone(), mark_lost.clone());
         let mut rx = agent.rx;
         tokio::spawn(async move {
             loop {
@@ -304,10 +305,7 @@ fn watch(agent: control::Agent, abort: CancellationToken) -> AgentLink {
                     Ok(None) => return mark_lost("its control connection closed".into()),
                     Err(e) => return mark_lost(format!("{e:#}")),
                 };
-                *seen
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    tokio::time::Instant::now();
+                lock(&state).heard = Some(tokio::time::Instant::now());
                 match msg {
                     FromAgent::Heartbeat => {}
                     FromAgent::Status(status) => {
@@ -329,8 +327,8 @@ fn watch(agent: control::Agent, abort: CancellationToken) -> AgentLink {
         });
     }
     {
-        // The agent hears from us through the control layer's keep-alive; here we listen.
-        let lost = lost.clone();
+        let (state, lost) = (state.clone(), lost.clone());
+        let since = tokio::time::Instant::now();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
             loop {
@@ -338,10 +336,7 @@ fn watch(agent: control::Agent, abort: CancellationToken) -> AgentLink {
                     _ = lost.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                let silent = seen
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .elapsed();
+                let silent = lock(&state).heard.unwrap_or(since).elapsed();
                 if silent > LOST_AFTER {
                     return mark_lost(format!(
                         "no heartbeat for {:.1} s (three missed)",
