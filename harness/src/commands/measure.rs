@@ -7,7 +7,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::MeasureArgs;
 use crate::engine::control::Rendezvous;
 use crate::engine::credentials::CertificateSummary;
-use crate::engine::deployment::{Agents, PhaseOptions, PhaseOutcome, Placement, Timing};
+use crate::engine::deployment::{
+    resolve_targets, Agents, PhaseOptions, PhaseOutcome, Placement, Timing,
+};
 use crate::output::progress::Progress;
 use crate::report::{
     AgentRecord, ClockRecord, Collector, Measurement, PlacementRecord, Report, SCHEMA_VERSION,
@@ -171,10 +173,15 @@ pub(super) async fn gather_agents(
         g = rendezvous.gather(&names, args.agents_timeout) => g?,
         _ = interrupt.cancelled() => anyhow::bail!("interrupted while waiting for agents"),
     };
+    let targets = args.host_targets()?;
+    let hosts = tokio::select! {
+        h = resolve_targets(&targets, args.agents_timeout) => h?,
+        _ = interrupt.cancelled() => anyhow::bail!("interrupted while resolving --host names"),
+    };
     Ok(Some(std::sync::Arc::new(Agents::new(
         placement,
         gathered,
-        args.host_map()?,
+        hosts,
         args.resolve,
         interrupt.clone(),
     ))))

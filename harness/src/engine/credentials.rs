@@ -140,8 +140,9 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// The IP address each server host of `scenario` listens on, when `run --listen` gives it
-/// a specific one: its certificate names that address too, so that a client dialling the
-/// address (rather than the name) can verify it.
+/// a specific one, and the names and addresses `--host` gives it: its certificate names those
+/// too, so that a client dialling the address or name (rather than the host name) can verify
+/// it.
 fn ip_sans(scenario: &Scenario) -> BTreeMap<String, Vec<String>> {
     if scenario.listen.is_default() {
         return BTreeMap::new();
@@ -151,7 +152,16 @@ fn ip_sans(scenario: &Scenario) -> BTreeMap<String, Vec<String>> {
         .into_iter()
         .filter_map(|h| {
             let ip = scenario.listen.of(&h);
-            (!ip.is_unspecified()).then(|| (h, vec![ip.to_string()]))
+            let mut names: Vec<String> = (!ip.is_unspecified())
+                .then(|| ip.to_string())
+                .into_iter()
+                .collect();
+            for n in scenario.listen.sans.get(&h).into_iter().flatten() {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+            (!names.is_empty()).then_some((h, names))
         })
         .collect()
 }
@@ -596,5 +606,28 @@ mod tests {
         assert_eq!(agent.trust_pem(), creds.trust_pem());
         // An agent issues nothing: renewals and expiries come from the coordinator's CA.
         assert!(agent.renewal("recorder-1.vms.test").is_err());
+    }
+
+    #[test]
+    fn a_certificate_names_the_listen_address_and_what_host_gives_it() {
+        let mut scenario = crate::engine::scenario::file::load_preset("small").expect("preset");
+        assert!(
+            ip_sans(&scenario).is_empty(),
+            "127.0.0.1 everywhere: no extra names"
+        );
+        scenario.listen.default = "0.0.0.0".parse().expect("an address");
+        scenario.listen.hosts.insert(
+            "recorder-1.vms.test".into(),
+            "10.0.0.2".parse().expect("an address"),
+        );
+        scenario.listen.sans.insert(
+            "mgmt.vms.test".into(),
+            vec!["coordinator.vmsbench".into(), "10.0.0.9".into()],
+        );
+        let sans = ip_sans(&scenario);
+        assert_eq!(sans["recorder-1.vms.test"], ["10.0.0.2"]);
+        assert_eq!(sans["mgmt.vms.test"], ["coordinator.vmsbench", "10.0.0.9"]);
+        // 0.0.0.0 is no address to certify.
+        assert!(!sans.contains_key("event.vms.test"), "{sans:?}");
     }
 }

@@ -40,6 +40,7 @@ pub(crate) use placement::Placement;
 pub(crate) use plan::role_of_host;
 pub(crate) use remote::agent::{serve as serve_agent, AgentSettings};
 pub(crate) use remote::coordinator::Agents;
+pub(crate) use remote::resolve_targets;
 
 use anyhow::Context as _;
 use simulators::transport::Mode;

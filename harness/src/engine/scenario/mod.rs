@@ -504,6 +504,10 @@ pub struct Listen {
     pub default: std::net::IpAddr,
     /// Hosts that listen on an address of their own.
     pub hosts: std::collections::BTreeMap<String, std::net::IpAddr>,
+    /// Names and addresses a host's certificate carries besides its host name and listen
+    /// address (`--host HOST=NAME`: the name clients resolve, and its address).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sans: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Default for Listen {
@@ -511,6 +515,7 @@ impl Default for Listen {
         Listen {
             default: std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             hosts: std::collections::BTreeMap::new(),
+            sans: std::collections::BTreeMap::new(),
         }
     }
 }

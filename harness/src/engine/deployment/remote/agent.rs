@@ -145,6 +145,7 @@ fn settle(
         plan.site.listen = crate::engine::scenario::Listen {
             default: ip,
             hosts: BTreeMap::new(),
+            sans: BTreeMap::new(),
         };
     }
     super::super::check_share_descriptors(plan)?;

@@ -79,6 +79,8 @@ pub(crate) struct Agents {
     links: BTreeMap<String, AgentLink>,
     /// Addresses given for host names.
     hosts: BTreeMap<String, IpAddr>,
+    /// Names and addresses `--host` gives server hosts, which their certificates carry.
+    sans: BTreeMap<String, Vec<String>>,
     /// Whether clients here resolve host names through the system's resolver.
     resolve: bool,
     clocks: Mutex<BTreeMap<String, ClockCheck>>,
@@ -104,7 +106,7 @@ impl Agents {
     pub(crate) fn new(
         placement: Placement,
         gathered: BTreeMap<String, control::Agent>,
-        hosts: BTreeMap<String, IpAddr>,
+        (hosts, sans): (BTreeMap<String, IpAddr>, BTreeMap<String, Vec<String>>),
         resolve: bool,
         abort: CancellationToken,
     ) -> Agents {
@@ -119,6 +121,7 @@ impl Agents {
             placement,
             links,
             hosts,
+            sans,
             resolve,
             clocks: Mutex::new(BTreeMap::new()),
         }
@@ -131,7 +134,8 @@ impl Agents {
 
     /// Gives each server host an agent runs with `--listen IP` that address in `scenario`,
     /// so that its certificate names it too (a client dialling the address can verify it)
-    /// and the report records where it listened.
+    /// and the report records where it listened; and every host `--host` sends elsewhere
+    /// the name and address it was given, in its certificate.
     pub(crate) fn certify_addresses(&self, scenario: &mut crate::engine::scenario::Scenario) {
         for host in scenario.server_hosts() {
             let runtime = super::super::plan::role_of_host(&host);
@@ -142,7 +146,10 @@ impl Agents {
                 .and_then(|l| l.listen)
                 .filter(|ip| !ip.is_unspecified());
             if let Some(ip) = ip {
-                scenario.listen.hosts.insert(host, ip);
+                scenario.listen.hosts.insert(host.clone(), ip);
+            }
+            if let Some(names) = self.sans.get(&host) {
+                scenario.listen.sans.insert(host, names.clone());
             }
         }
     }

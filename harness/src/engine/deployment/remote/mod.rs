@@ -174,9 +174,86 @@ pub(crate) async fn address_of(
     found.with_context(|| format!("{} resolves to no address", l.host))
 }
 
+/// The addresses of `--host` rules once the agents are connected: each name resolved (tried
+/// again until `patience` runs out, since a pod's name appears in DNS some time after the pod
+/// starts), with the names and addresses each host's certificate should carry besides its
+/// own name.
+pub(crate) async fn resolve_targets(
+    targets: &BTreeMap<String, crate::cli::HostTarget>,
+    patience: std::time::Duration,
+) -> anyhow::Result<(
+    BTreeMap<String, std::net::IpAddr>,
+    BTreeMap<String, Vec<String>>,
+)> {
+    use crate::cli::HostTarget;
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut hosts = BTreeMap::new();
+    let mut sans = BTreeMap::new();
+    for (host, target) in targets {
+        let ip = match target {
+            HostTarget::Ip(ip) => *ip,
+            HostTarget::Name(name) => loop {
+                let found = tokio::net::lookup_host((name.as_str(), 0))
+                    .await
+                    .map(|mut a| a.next());
+                match found {
+                    Ok(Some(a)) => break a.ip(),
+                    _ if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                    Ok(None) => {
+                        anyhow::bail!("--host {host}={name}: {name} resolves to no address")
+                    }
+                    Err(e) => anyhow::bail!(
+                        "--host {host}={name}: {name} does not resolve after {} ({e}); is the \
+                         name right and its pod or container up?",
+                        humantime::format_duration(patience)
+                    ),
+                }
+            },
+        };
+        hosts.insert(host.clone(), ip);
+        let mut names = Vec::new();
+        if let HostTarget::Name(name) = target {
+            names.push(name.clone());
+        }
+        if !ip.is_unspecified() {
+            names.push(ip.to_string());
+        }
+        sans.insert(host.clone(), names);
+    }
+    Ok((hosts, sans))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_host_given_a_name_dials_what_it_resolves_to_and_is_certified_for_both() {
+        use crate::cli::HostTarget;
+        let targets = BTreeMap::from([
+            (
+                "mgmt.vms.test".to_owned(),
+                HostTarget::Name("localhost".into()),
+            ),
+            (
+                "recorder-1.vms.test".to_owned(),
+                HostTarget::Ip("10.0.0.2".parse().expect("an address")),
+            ),
+        ]);
+        let (hosts, sans) = resolve_targets(&targets, std::time::Duration::ZERO)
+            .await
+            .expect("localhost resolves");
+        let mgmt = hosts["mgmt.vms.test"];
+        assert!(mgmt.is_loopback(), "{mgmt}");
+        assert_eq!(
+            sans["mgmt.vms.test"],
+            ["localhost".to_owned(), mgmt.to_string()]
+        );
+        assert_eq!(hosts["recorder-1.vms.test"].to_string(), "10.0.0.2");
+        assert_eq!(sans["recorder-1.vms.test"], ["10.0.0.2"]);
+    }
 
     #[test]
     fn both_directions_spell_a_heartbeat_as_the_control_layer_sends_it() {
