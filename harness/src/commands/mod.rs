@@ -64,12 +64,17 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
         Command::Baseline(a) => return baseline::run(a),
         Command::Scenarios(a) => return scenarios::run(a),
         Command::Agent(a) => {
+            tokio::spawn(async {
+                let why = stop_signal().await;
+                crate::output::progress::note(&format!("\nagent: {why}: stopping every role"));
+                std::process::exit(i32::from(EXIT_INTERRUPTED));
+            });
             agent::run(a).await?;
             return Ok(ExitCode::SUCCESS);
         }
         _ => {}
     }
-    cancel_on_ctrl_c(interrupt.clone());
+    cancel_on_stop_signal(interrupt.clone());
     match &opts.command {
         Command::Run(a) => {
             let exports = ExportManager::new(a.measure.export.requested())?;
@@ -111,14 +116,33 @@ pub fn deliver(doc: Document<'_>, exports: &ExportManager) -> anyhow::Result<Exi
     })
 }
 
-/// Cancels `token` on Ctrl-C, so that a run ends cleanly with what it measured.
-fn cancel_on_ctrl_c(token: CancellationToken) {
+/// Cancels `token` on Ctrl-C or SIGTERM (what `docker stop`, Kubernetes and CI runners
+/// send), so that a run ends cleanly with what it measured and writes its reports.
+fn cancel_on_stop_signal(token: CancellationToken) {
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            crate::output::progress::note("\ninterrupted: finishing with what was measured so far");
-            token.cancel();
-        }
+        let why = stop_signal().await;
+        crate::output::progress::note(&format!("\n{why}: finishing with what was measured so far"));
+        token.cancel();
     });
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM and says which came. A process that cannot listen
+/// for them waits forever.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let terminate = async {
+        match term.as_mut() {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        Ok(()) = tokio::signal::ctrl_c() => "interrupted",
+        () = terminate => "terminated (SIGTERM)",
+    }
 }
 
 #[cfg(test)]
