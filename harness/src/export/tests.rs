@@ -174,6 +174,7 @@ fn environment() -> Environment {
         arch: "x86_64".into(),
         hypervisor: false,
         cpu_governor: "performance".into(),
+        container: None,
         load_average_1m: 0.1,
     }
 }

@@ -106,6 +106,11 @@ pub struct Environment {
     /// started: near or above `cores`, other work was competing for the CPUs.
     #[serde(default)]
     pub load_average_1m: f64,
+    /// The container runtime this process runs under, when it can tell: `"kubernetes"` (a
+    /// pod), `"docker"`, `"podman"`; none on a plain host. A container shares the host's
+    /// kernel and, unless limited, its CPUs with its neighbours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 /// A compile-time value from build.rs, or "unknown".
@@ -167,6 +172,7 @@ impl Environment {
                 .ok()
                 .and_then(|t| t.split_whitespace().next()?.parse().ok())
                 .unwrap_or(0.0),
+            container: container(),
         }
     }
 
@@ -205,8 +211,13 @@ impl Environment {
             .split_whitespace()
             .next()
             .unwrap_or(UNKNOWN);
+        let container = self
+            .container
+            .as_ref()
+            .map(|c| format!(" · in a {c} container"))
+            .unwrap_or_default();
         format!(
-            "{} ({}) · {os} {} · rustls {} / {} · {profile} build",
+            "{} ({}) · {os} {} · rustls {} / {} · {profile} build{container}",
             self.cpu_model,
             cpu.join(", "),
             self.kernel,
@@ -214,6 +225,21 @@ impl Environment {
             self.crypto_provider,
         )
     }
+}
+
+/// The container runtime of this process, from the marks each leaves: Kubernetes sets
+/// `KUBERNETES_SERVICE_HOST` in every pod, Docker writes `/.dockerenv`, Podman
+/// `/run/.containerenv`.
+fn container() -> Option<String> {
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        return Some("kubernetes".into());
+    }
+    if std::path::Path::new("/.dockerenv").exists() {
+        return Some("docker".into());
+    }
+    std::path::Path::new("/run/.containerenv")
+        .exists()
+        .then(|| "podman".into())
 }
 
 fn read_trimmed(path: &str) -> Option<String> {
@@ -389,6 +415,7 @@ mod tests {
             arch: "x86_64".into(),
             hypervisor: true,
             cpu_governor: "unknown".into(),
+            container: None,
             load_average_1m: 0.5,
         };
         assert_eq!(
