@@ -7,6 +7,7 @@ mod capacity;
 mod certificates;
 mod certs;
 mod checks;
+mod containers;
 mod distributed;
 mod export;
 mod handshakes;
