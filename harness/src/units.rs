@@ -18,6 +18,7 @@ const DURATION_EXAMPLES: &str = "e.g. 10s, 1.5s, 500ms, 2min, 1h, 250us, or 5 (s
 const SIZE_EXAMPLES: &str = "e.g. 512, 64KiB, 1MiB, 1.5MB, 64k";
 const BITRATE_EXAMPLES: &str = "e.g. 4Mbit/s, 4mbps, 500kbit, 10Gbit, 2.5M, or 4000000 (bit/s)";
 const COUNT_EXAMPLES: &str = "e.g. 1000, 10k, 1.5k, 2M";
+const SHARE_EXAMPLES: &str = "e.g. 0.5%, 2%, or 0.02 (a fraction)";
 
 /// At most this many significant digits are accepted, so that
 /// `mantissa * factor` stays comfortably inside `u128`.
@@ -258,6 +259,24 @@ pub(crate) fn parse_count(s: &str) -> Result<u64, String> {
     u64::try_from(count).map_err(|_| too_large("count"))
 }
 
+/// Parses a share: a percentage (`0.5%`, `2 %`) or a plain fraction (`0.02`), as a
+/// fraction (`0.5%` is 0.005). Not checked against any range.
+pub(crate) fn parse_share(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let (number, unit) = split_number(s, "share", SHARE_EXAMPLES)?;
+    let divisor = match unit {
+        "%" => 100.0,
+        "" => 1.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} for a share (expected % or none); {SHARE_EXAMPLES}"
+            ))
+        }
+    };
+    let value = number.mantissa as f64 / 10f64.powi(number.scale as i32);
+    Ok(value / divisor)
+}
+
 /// Formats `value` with three significant digits (fewer decimals as it
 /// grows), for values in `[0, 999.5)`.
 fn three_digits(value: f64) -> String {
@@ -339,6 +358,18 @@ pub(crate) fn format_mbit(mbit_s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_are_percentages_or_fractions() {
+        let ok = |s: &str| parse_share(s).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+        assert!((ok("0.5%") - 0.005).abs() < 1e-15);
+        assert!((ok(" 2 % ") - 0.02).abs() < 1e-15);
+        assert!((ok("0.02") - 0.02).abs() < 1e-15);
+        assert_eq!(ok("0"), 0.0);
+        assert!(parse_share("-1%").is_err());
+        assert!(parse_share("2 percent").is_err());
+        assert!(parse_share("").is_err());
+    }
 
     fn ok_dur(s: &str) -> Duration {
         parse_duration(s).unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))

@@ -86,6 +86,7 @@ fn link(name: &str, mode: Mode, repeat: u64, frames: u64, short: u64, base_us: u
         cpu_client_s: if tls { 0.021 } else { 0.013 },
         cpu_attribution: "exclusive",
         client_errors: Vec::new(),
+        wan: None,
     }
 }
 

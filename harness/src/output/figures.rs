@@ -102,6 +102,46 @@ fn clocks_disagree(report: &Report) -> bool {
     report.placement.as_ref().is_some_and(|p| !p.clocks_agree)
 }
 
+/// One line per link and mode whose clients crossed a WAN relay: its settings, and what
+/// it counted over the phase (medians over the repeats). Empty without relays.
+pub(crate) fn wan_lines(report: &Report) -> Vec<String> {
+    report
+        .results
+        .iter()
+        .filter_map(|r| {
+            let w = r.figures.wan.as_ref()?;
+            let configured = w.configured.as_ref().map_or_else(
+                || "settings differ between relays".to_owned(),
+                |c| {
+                    let mut s = format!("delay {} ms", c.delay_ms);
+                    if c.jitter_ms > 0.0 {
+                        let _ = write!(s, " + jitter ≤ {} ms", c.jitter_ms);
+                    }
+                    if c.loss > 0.0 {
+                        let _ = write!(s, ", loss {} %", c.loss * 100.0);
+                    }
+                    if let Some(rate) = c.rate_bps {
+                        let _ = write!(s, ", cap {}", crate::units::format_mbit(rate as f64 / 1e6));
+                    }
+                    s
+                },
+            );
+            let mut line = format!(
+                "WAN on {} ({}): {configured} · {} segments, {} retransmitted ({:.2} %)",
+                r.link,
+                r.mode,
+                w.segments,
+                w.retransmissions,
+                w.retransmission_share * 100.0
+            );
+            if w.configured.is_none_or(|c| c.rate_bps.is_some()) {
+                let _ = write!(line, ", rate queue up to {:.1} ms", w.max_rate_queue_ms);
+            }
+            Some(line)
+        })
+        .collect()
+}
+
 /// Where the roles ran, for a run spread over agents: the rules, each agent (its address,
 /// machine and clock against the coordinator's), and which latency the figures are. Empty
 /// for a run in one process.

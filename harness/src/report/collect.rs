@@ -130,6 +130,7 @@ impl Sample {
             },
             transfer_us: quantile(&r.transfer_us, 0.5),
             kernel_check: KernelCheck::of(&r.wire),
+            wan: l.wan.as_ref().map(WanFigures::of),
         }
     }
 }

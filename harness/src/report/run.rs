@@ -10,7 +10,7 @@ use super::stats::Spread;
 use super::{decode_histogram, Percentiles, TlsInfo};
 use crate::engine::credentials::CertificateSummary;
 use crate::engine::deployment::{
-    CertificateEventOutcome, FailoverOutcome, HostOutcome, Incompatibility, RampOutcome,
+    CertificateEventOutcome, FailoverOutcome, HostOutcome, Incompatibility, RampOutcome, WanOutcome,
 };
 use crate::sys::environment::Environment;
 
@@ -194,6 +194,67 @@ impl KernelCheck {
     }
 }
 
+/// What the WAN relays in front of a link's clients counted in one phase, beside how they
+/// were set up (see `simulators::role::wan`). The counts cover the phase from the first
+/// connection to the end of the drain, not the window alone, and come from the process
+/// that ran the clients (summed over processes in a distributed run).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WanFigures {
+    /// The relays' settings; null when relays of the link had different ones.
+    pub configured: Option<WanConfigured>,
+    /// Relays in front of the link's clients.
+    pub relays: u64,
+    /// Connections they relayed.
+    pub connections: u64,
+    /// Bytes relayed towards the servers (below TLS).
+    pub bytes_to_server: u64,
+    /// Bytes relayed towards the clients (below TLS).
+    pub bytes_to_client: u64,
+    /// Segments (of at most 1448 bytes) relayed, both directions.
+    pub segments: u64,
+    /// Of those, segments lost and delivered one retransmission later.
+    pub retransmissions: u64,
+    /// retransmissions / segments (0 when no segment crossed).
+    pub retransmission_share: f64,
+    /// The longest a byte waited past its due time for the rate cap, ms (0 without one).
+    pub max_rate_queue_ms: f64,
+}
+
+/// A WAN relay's settings, each direction alike.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WanConfigured {
+    /// One-way delay, ms.
+    pub delay_ms: f64,
+    /// Largest extra delay (uniform from 0), ms.
+    pub jitter_ms: f64,
+    /// Share of segments lost, 0 to 0.5.
+    pub loss: f64,
+    /// Rate cap per direction, bit/s (null: none).
+    pub rate_bps: Option<u64>,
+}
+
+impl WanFigures {
+    pub(crate) fn of(w: &WanOutcome) -> WanFigures {
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        WanFigures {
+            configured: w.profile.map(|p| WanConfigured {
+                delay_ms: ms(p.delay),
+                jitter_ms: ms(p.jitter),
+                loss: p.loss,
+                rate_bps: p.rate_bps,
+            }),
+            relays: w.relays,
+            connections: w.stats.connections,
+            bytes_to_server: w.stats.bytes_to_upstream,
+            bytes_to_client: w.stats.bytes_from_upstream,
+            segments: w.stats.segments,
+            retransmissions: w.stats.retransmissions,
+            retransmission_share: w.stats.retransmission_share(),
+            max_rate_queue_ms: w.stats.max_rate_queue_ns as f64 / 1e6,
+        }
+    }
+}
+
 /// How the figures were taken.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Measurement {
@@ -311,6 +372,9 @@ pub struct Sample {
     /// response links, or a kernel without `TCP_INFO` byte counts).
     #[serde(default)]
     pub kernel_check: Option<KernelCheck>,
+    /// What the WAN relays in front of the link's clients counted (absent without relays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wan: Option<WanFigures>,
 }
 
 /// One role's CPU in one mode.

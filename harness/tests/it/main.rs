@@ -15,3 +15,4 @@ mod interop;
 mod run;
 mod scenarios;
 mod support;
+mod wan;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::support::Run;
 use simulators::pki::KeyType;
+use simulators::role::wan::WanProfile;
 use simulators::transport::{Cipher, KxGroup, TlsSettings, TlsVersion};
 use vmsbench::engine::scenario::file::{
     self, load, load_path, load_preset, parse, preset_text, ScenarioError, PRESET_NAMES,
@@ -187,7 +188,7 @@ fn multi_site_and_mixed_integrations_presets() {
     let s = preset("multi-site");
     assert_eq!(cameras(&s), 512);
     assert_eq!(total(&s.collectors, |c| c.count), 10);
-    assert_eq!(s.collectors[0].wan_delay, Duration::from_millis(40));
+    assert_eq!(s.collectors[0].wan.delay, Duration::from_millis(40));
     assert!(s.viewers.iter().all(|v| (1..=16).contains(&v.view)));
     let m = s
         .mobile_server
@@ -462,6 +463,7 @@ playback = 2
 count = 0
 recorder = "rs-b.example.test"
 view = 1
+wan = { delay = "30ms", jitter = "5ms", loss = 0.01, rate = "50Mbit" }
 [[integration]]
 name = "sdk"
 count = 2
@@ -476,6 +478,9 @@ cameras_each = 4
 name = "site"
 count = 3
 wan_delay = "25ms"
+wan_jitter = "3ms"
+wan_loss = "0.5%"
+wan_rate = "20Mbit"
 interval = "250ms"
 telemetry_size = "4KiB"
 [[event]]
@@ -571,9 +576,23 @@ client_threads = 3
         (20, true)
     );
     assert_eq!((s.phones[0].count, s.phones[0].cameras_each), (7, 4));
+    assert_eq!(s.viewers[0].wan, None);
+    assert_eq!(
+        s.viewers[1].wan,
+        Some(WanProfile {
+            delay: Duration::from_millis(30),
+            jitter: Duration::from_millis(5),
+            loss: 0.01,
+            rate_bps: Some(50_000_000),
+        })
+    );
     let c = &s.collectors[0];
     assert_eq!(
-        (c.count, c.wan_delay, c.interval, c.telemetry_bytes),
+        (c.wan.jitter, c.wan.loss, c.wan.rate_bps),
+        (Duration::from_millis(3), 0.005, Some(20_000_000))
+    );
+    assert_eq!(
+        (c.count, c.wan.delay, c.interval, c.telemetry_bytes),
         (
             3,
             Duration::from_millis(25),
@@ -624,6 +643,14 @@ fn more_mistakes_are_pinned_to_their_place() {
         ("[management]\nconfig_refresh = \"0s\"\n", 2, 18, "config_refresh must be longer than 0s"),
         ("[management]\nconfig_size = \"2GiB\"\n", 2, 15, "config_size must be 1 B to 256.0 MiB"),
         ("[[collector]]\ncount = 1\nwan_delay = \"1min\"\n", 3, 13, "wan_delay must be at most 10s, not 1m"),
+        ("[[collector]]\ncount = 1\nwan_loss = \"60%\"\n", 3, 12, "wan_loss must be 0–50 % of segments, not 60%"),
+        ("[[collector]]\ncount = 1\nwan_loss = \"lots\"\n", 3, 12, "wan_loss: expected a number at the start of \"lots\""),
+        ("[[collector]]\ncount = 1\nwan_rate = 0\n", 3, 12, "wan_rate must be above 0 bit/s"),
+        ("[[collector]]\ncount = 1\nwan_delay = \"5ms\"\nwan = { delay = \"5ms\" }\n", 4, 7, "give the collectors' WAN either as wan = { delay, jitter, loss, rate } or as wan_delay"),
+        ("[[viewer]]\ncount = 1\nview = 1\nwan = { jitter = \"11s\" }\n", 4, 18, "wan.jitter must be at most 10s, not 11s"),
+        ("[[viewer]]\ncount = 1\nview = 1\nwan = { loss = 0.7 }\n", 4, 16, "wan.loss must be 0–50 % of segments, not 0.7"),
+        ("[[integration]]\ncount = 1\nstreams = 1\nwan = { rate = \"4MB/s\" }\n", 4, 16, "wan.rate: \"MB/s\" is a byte rate"),
+        ("[[viewer]]\ncount = 1\nview = 1\nwan = { delay = \"5ms\", drop = 1 }\n", 4, 24, "unknown field `drop`, expected one of `delay`, `jitter`, `loss`, `rate`"),
         ("[mobile_server]\nhost = \"m.vms.test\"\nmode = \"fast\"\n", 3, 8, "unknown mobile server mode \"fast\"; valid modes are: direct"),
         ("[run]\nserver_threads = 0\n", 2, 18, "server_threads must be 1–1024, not 0"),
         ("[[viewer]]\nname = \"a\"\ncount = 1\nview = 1\n[[viewer]]\nname = \"a\"\ncount = 1\nview = 1\n", 6, 8, "there is already a viewer group named \"a\" (line 5)"),

@@ -11,7 +11,7 @@ use simulators::pki::{KeyType, Pki};
 use simulators::role::management::{configuration, ManagementConfig, ManagementServer};
 use simulators::role::rpc::{Call, RpcClient, RpcConfig};
 use simulators::role::viewer::Endpoint;
-use simulators::role::wan::WanLink;
+use simulators::role::wan::{WanLink, WanProfile};
 use simulators::role::RoleRuntime;
 use simulators::transport::{Connector, Listener, Mode, TlsSettings};
 
@@ -241,7 +241,7 @@ fn a_wan_link_adds_its_delay_to_every_round_trip() {
         let site = Site::start(Mode::Tls).await;
         let wan_rt = RoleRuntime::new("wan", 1).expect("runtime");
         let delay = Duration::from_millis(40);
-        let wan = WanLink::start(&wan_rt, site.mgmt.addrs()[0], delay)
+        let wan = WanLink::start(&wan_rt, site.mgmt.addrs()[0], WanProfile::delay(delay))
             .await
             .expect("wan");
         let config = site.rpc(wan.addr(), Call::Telemetry { bytes: 2048 }, None);

@@ -131,6 +131,7 @@ pub(crate) async fn run_bulk_phase_with(
             cpu_client_s,
             cpu_attribution: "exclusive",
             client_errors,
+            wan: None,
         }],
         roles: vec![
             RoleCpu {

@@ -10,7 +10,9 @@ use simulators::metrics::{latency_histogram, LinkMetrics, SenderSnapshot};
 use simulators::transport::Mode;
 
 use super::events::Replaced;
-use super::outcome::{CertificateEventOutcome, FailoverOutcome, HostOutcome, LinkOutcome};
+use super::outcome::{
+    CertificateEventOutcome, FailoverOutcome, HostOutcome, LinkOutcome, WanOutcome,
+};
 use super::roles::{ClientOutcome, ServerCount};
 use crate::engine::scenario::{LinkId, Scenario};
 use crate::engine::watcher::{Attempt, Tally};
@@ -245,7 +247,11 @@ pub(super) struct Counted<'a> {
 pub(super) fn link_outcomes(c: &Counted<'_>) -> Vec<LinkOutcome> {
     let servers = server_counts(c.servers);
     let mut per_link: BTreeMap<LinkId, (LinkMetrics, Vec<String>, u64)> = BTreeMap::new();
+    let mut wan: BTreeMap<LinkId, Option<WanOutcome>> = BTreeMap::new();
     for client in c.clients {
+        if let Some(w) = &client.wan {
+            WanOutcome::merge_into(wan.entry(client.link).or_default(), w);
+        }
         let e = per_link.entry(client.link).or_default();
         e.0.merge(&client.metrics);
         for err in &client.errors {
@@ -297,6 +303,7 @@ pub(super) fn link_outcomes(c: &Counted<'_>) -> Vec<LinkOutcome> {
                 "exclusive"
             },
             client_errors,
+            wan: wan.remove(&link).flatten(),
         });
     }
     links

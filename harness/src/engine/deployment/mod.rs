@@ -33,7 +33,7 @@ use std::time::Duration;
 pub(crate) use bulk::{run_bulk_phase_with, BulkLoad};
 pub(crate) use outcome::{
     CertificateEventOutcome, FailoverOutcome, HostOutcome, Incompatibility, LinkOutcome,
-    PhaseOutcome, RampOutcome,
+    PhaseOutcome, RampOutcome, WanOutcome,
 };
 pub(crate) use phase::run_phase_with;
 pub(crate) use placement::Placement;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use simulators::metrics::{LinkMetrics, SenderSnapshot};
+use simulators::role::wan::{WanProfile, WanStats};
 use simulators::transport::Mode;
 
 use crate::engine::sampler::IntervalSample;
@@ -44,6 +45,38 @@ pub struct LinkOutcome {
     pub cpu_attribution: &'static str,
     /// Distinct failure messages of individual clients.
     pub client_errors: Vec<String>,
+    /// What the WAN relays in front of the link's clients counted (none without relays).
+    pub wan: Option<WanOutcome>,
+}
+
+/// What the WAN relays of a link counted, and how they were set up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WanOutcome {
+    /// The relays' profile; `None` when relays of the same link had different ones.
+    pub profile: Option<WanProfile>,
+    /// Relays counted.
+    pub relays: u64,
+    /// Their counts, summed.
+    pub stats: WanStats,
+}
+
+impl WanOutcome {
+    /// Adds `other`: counts summed, the profile kept while they agree.
+    pub fn merge(&mut self, other: &WanOutcome) {
+        if self.profile != other.profile {
+            self.profile = None;
+        }
+        self.relays += other.relays;
+        self.stats.merge(&other.stats);
+    }
+
+    /// Merges `other` into `into`, which may hold nothing yet.
+    pub fn merge_into(into: &mut Option<WanOutcome>, other: &WanOutcome) {
+        match into {
+            Some(w) => w.merge(other),
+            None => *into = Some(other.clone()),
+        }
+    }
 }
 
 /// A role's CPU in one phase.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 use simulators::role::rpc::{calls_due, Call};
+use simulators::role::wan::WanProfile;
 use simulators::transport::{Mode, TlsSettings};
 use simulators::video::{Camera, PayloadPool, Playback, Profile};
 
@@ -279,6 +280,9 @@ pub(crate) struct VideoClientSpec {
     /// When it connects, after the phase starts (its place in the ramp), ns.
     #[serde(default)]
     pub start_offset_ns: u64,
+    /// The WAN it dials through, if any (one relay per server and profile of the group).
+    #[serde(default)]
+    pub wan: Option<WanProfile>,
 }
 
 /// A client that calls the management server.
@@ -296,8 +300,8 @@ pub(crate) struct RpcClientSpec {
     pub phase_ns: u64,
     /// Whether it checks the configuration it downloads against the server's digest.
     pub checks_config: bool,
-    /// Delay of the WAN link it calls through (remote-site collectors).
-    pub wan_delay: Option<Duration>,
+    /// The WAN link it calls through (remote-site collectors: a link of its own).
+    pub wan: Option<WanProfile>,
 }
 
 /// A watcher on one host's certificate.
@@ -602,7 +606,12 @@ impl Plan {
     /// [`SESSION_CONNECTIONS`] of them are counted as open at once.
     pub(crate) fn descriptors(&self) -> u64 {
         let video = |n: usize| 2 * n as u64;
-        let rpc = |c: &RpcClientSpec| if c.wan_delay.is_some() { 5 } else { 2 };
+        // A client behind a WAN relay adds the relay's two ends of its connection (the
+        // relay's listeners are few and left to the margin).
+        let relayed = |clients: &[VideoClientSpec]| {
+            video(clients.len()) + 2 * clients.iter().filter(|c| c.wan.is_some()).count() as u64
+        };
+        let rpc = |c: &RpcClientSpec| if c.wan.is_some() { 5 } else { 2 };
         let is_session = |c: &RpcClientSpec| matches!(c.call, Call::Session { .. });
         let mut sessions = 0u64;
         let mut total: u64 = self
@@ -613,7 +622,7 @@ impl Plan {
                 RoleKind::Streaming(s) => {
                     1 + video(s.upstream.len()) + s.status.as_ref().map_or(0, |(_, c)| rpc(c))
                 }
-                RoleKind::VideoClients(g) => video(g.clients.len()),
+                RoleKind::VideoClients(g) => relayed(&g.clients),
                 RoleKind::RpcClients(g) => {
                     sessions += g.clients.iter().filter(|c| is_session(c)).count() as u64;
                     g.clients.iter().filter(|c| !is_session(c)).map(rpc).sum()
@@ -748,7 +757,7 @@ impl<'a> Builder<'a> {
             interval: m.status_interval,
             phase_ns: spread(self.scenario.seed, who, m.status_interval.as_nanos() as u64),
             checks_config: false,
-            wan_delay: None,
+            wan: None,
         }
     }
 
@@ -775,7 +784,7 @@ impl<'a> Builder<'a> {
             interval: m.config_check,
             phase_ns: at,
             checks_config: true,
-            wan_delay: None,
+            wan: None,
         }
     }
 
@@ -939,6 +948,7 @@ impl<'a> Builder<'a> {
                 security: self.security(LinkId::MobileRecorder),
                 recorder: Some(host),
                 start_offset_ns: 0,
+                wan: None,
             })
             .collect();
         role.status = Some((
@@ -966,6 +976,7 @@ impl<'a> Builder<'a> {
             security: self.security(link),
             recorder: Some(recorder.to_owned()),
             start_offset_ns: 0,
+            wan: None,
         }
     }
 
@@ -988,6 +999,7 @@ impl<'a> Builder<'a> {
                     LinkId::ViewerRecorder,
                 );
                 client.start_offset_ns = at;
+                client.wan = g.wan;
                 client.playback = match g.mode {
                     ViewMode::Live => Playback::Live,
                     ViewMode::Playback(speed) => Playback::Speed(speed),
@@ -1002,6 +1014,7 @@ impl<'a> Builder<'a> {
                         security: self.security(LinkId::ClientEvent),
                         recorder: None,
                         start_offset_ns: at,
+                        wan: None,
                     });
                 }
                 logins.push(self.session(at));
@@ -1062,6 +1075,7 @@ impl<'a> Builder<'a> {
                     LinkId::SdkRecorder,
                 );
                 client.start_offset_ns = at;
+                client.wan = g.wan;
                 if !g.tls_capable {
                     client.security = Security::Plain;
                 }
@@ -1096,6 +1110,7 @@ impl<'a> Builder<'a> {
                     security: self.security(LinkId::PhoneMobile),
                     recorder: None,
                     start_offset_ns,
+                    wan: g.wan,
                 });
             }
         }
@@ -1118,7 +1133,7 @@ impl<'a> Builder<'a> {
                     interval: g.interval,
                     phase_ns: spread(s.seed, &who, g.interval.as_nanos() as u64),
                     checks_config: false,
-                    wan_delay: Some(g.wan_delay),
+                    wan: Some(g.wan),
                 });
             }
         }
@@ -1180,6 +1195,7 @@ impl<'a> Builder<'a> {
                 security: legacy(self, link),
                 recorder: None,
                 start_offset_ns: 0,
+                wan: None,
             };
             self.push_group(PROBES_RUNTIME, link, vec![client]);
         }

@@ -288,6 +288,10 @@ pub struct ViewerGroup {
     pub view: u32,
     /// Live or playback.
     pub mode: ViewMode,
+    /// The WAN between these clients and their server, if they reach it across one: a
+    /// relay in front of the server adds its delay, jitter, loss and rate cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wan: Option<simulators::role::wan::WanProfile>,
 }
 
 /// A group of identical SDK integrations.
@@ -303,6 +307,10 @@ pub struct IntegrationGroup {
     pub streams: u32,
     /// Whether the integration can speak TLS at all.
     pub tls_capable: bool,
+    /// The WAN between these clients and their server, if they reach it across one: a
+    /// relay in front of the server adds its delay, jitter, loss and rate cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wan: Option<simulators::role::wan::WanProfile>,
 }
 
 /// A group of phones on the mobile server.
@@ -316,6 +324,10 @@ pub struct PhoneGroup {
     pub recorder: String,
     /// Cameras each phone watches.
     pub cameras_each: u32,
+    /// The WAN between these clients and their server, if they reach it across one: a
+    /// relay in front of the server adds its delay, jitter, loss and rate cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wan: Option<simulators::role::wan::WanProfile>,
 }
 
 /// A group of data collectors of remote sites.
@@ -325,8 +337,8 @@ pub struct CollectorGroup {
     pub name: String,
     /// How many collectors (one per remote site).
     pub count: u32,
-    /// One-way delay added on the WAN between the site and the management server.
-    pub wan_delay: Duration,
+    /// The WAN between the remote sites and the central site.
+    pub wan: simulators::role::wan::WanProfile,
     /// How often each sends telemetry.
     pub interval: Duration,
     /// Size of one telemetry message, bytes.

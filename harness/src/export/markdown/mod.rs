@@ -12,7 +12,7 @@ mod handshakes;
 use super::{Document, Export, ExportError, Exporter};
 use crate::output::figures::{
     frames, headline_latency, kernel, latency_note, measurement_line, negotiated, overhead,
-    placement_lines, ratio_range, servers_accept, title,
+    placement_lines, ratio_range, servers_accept, title, wan_lines,
 };
 use crate::report::verdicts::{short_summary, trust};
 use crate::report::Report;
@@ -170,6 +170,9 @@ fn render(report: &Report) -> String {
         let _ = writeln!(out, "**Servers accepted:** {}  ", cell(&accepted));
     }
     for line in placement_lines(report.placement.as_ref()) {
+        let _ = writeln!(out, "{}  ", cell(&line));
+    }
+    for line in wan_lines(report) {
         let _ = writeln!(out, "{}  ", cell(&line));
     }
     let _ = writeln!(out);

@@ -127,6 +127,9 @@ impl Report {
         for line in crate::output::figures::placement_lines(self.placement.as_ref()) {
             let _ = writeln!(out, "{line}");
         }
+        for line in crate::output::figures::wan_lines(self) {
+            let _ = writeln!(out, "{line}");
+        }
         for c in &self.cost {
             let _ = writeln!(
                 out,

@@ -156,6 +156,7 @@ impl Receivers {
             offered_bps: 0.0,
             recorder: None,
             host: self.host.clone(),
+            wan: None,
         }]
     }
 }

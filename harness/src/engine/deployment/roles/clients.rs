@@ -2,6 +2,11 @@
 //! the mobile server's upstream streams) and of RPC clients (logins, status polls, remote
 //! collectors behind their WAN links), each client started on the group's runtime.
 //!
+//! A client marked with a WAN dials a relay ([`WanLink`]) in front of its server: a remote
+//! collector a relay of its own (each site has its own WAN), video clients one relay per
+//! link, server and profile, which every such client of the role shares (a site's uplink).
+//! What the relays counted goes out with the clients' outcome.
+//!
 //! Clients record into meters they share: one per link, server host and recording server
 //! started on (so that failovers and per-host counts stay apart). A thousand viewers of
 //! one recording server cost one meter, not a thousand.
@@ -13,16 +18,17 @@ use anyhow::Context as _;
 use simulators::metrics::{LinkMetrics, Meter};
 use simulators::role::rpc::{RpcClient, RpcConfig};
 use simulators::role::viewer::{Endpoint, HeaderHook, StreamRequest, Viewer, ViewerConfig};
-use simulators::role::wan::WanLink;
+use simulators::role::wan::{WanLink, WanProfile};
 use simulators::video::Playback;
 
 use super::Site;
+use crate::engine::deployment::outcome::WanOutcome;
 use crate::engine::deployment::plan::{
     frame_interval_ns, stream_bps, ClientGroup, RpcClientSpec, VideoClientSpec,
 };
 use crate::engine::scenario::LinkId;
 
-/// The runtime of the WAN links in front of remote collectors.
+/// The runtime of the WAN links in front of clients.
 const WAN_RUNTIME: &str = "wan";
 
 /// What one group of clients (one link, one server host, one recording server started on)
@@ -45,6 +51,20 @@ pub(crate) struct ClientOutcome {
     pub recorder: Option<String>,
     /// The server host they dialled first.
     pub host: String,
+    /// What the WAN relays in front of them counted, if they had any. Each relay is
+    /// counted with one outcome of its link only.
+    #[serde(default)]
+    pub wan: Option<WanOutcome>,
+}
+
+/// A running WAN relay, with the link and server it stands in front of.
+#[derive(Debug)]
+struct Relay {
+    link: LinkId,
+    host: String,
+    /// Shared by the clients of `host` with the same profile (video), or one client's own.
+    shared: bool,
+    wan: WanLink,
 }
 
 /// Which meter a client records into.
@@ -70,18 +90,20 @@ enum Client {
 pub(super) struct Running {
     groups: BTreeMap<GroupKey, Group>,
     clients: Vec<(GroupKey, Client)>,
-    wan: Vec<WanLink>,
+    wan: Vec<Relay>,
 }
 
-/// Starts every video client of `group` on `runtime`.
-pub(super) fn start_video(
+/// Starts every video client of `group` on `runtime` (behind a WAN relay where marked).
+pub(super) async fn start_video(
     group: &ClientGroup<VideoClientSpec>,
     runtime: &str,
     server: bool,
     site: &mut Site<'_>,
 ) -> anyhow::Result<Running> {
     let mut running = Running::default();
-    running.add_video(&group.clients, group.link, runtime, server, None, site)?;
+    running
+        .add_video(&group.clients, group.link, runtime, server, None, site)
+        .await?;
     Ok(running)
 }
 
@@ -112,9 +134,46 @@ impl Running {
         })
     }
 
+    /// Where a client of `link` dials `host` at `addr`: the address itself, or a WAN relay
+    /// in front of it — shared by the clients of the same server and profile, or (not
+    /// `shared`) the client's own.
+    async fn dial_through(
+        &mut self,
+        link: LinkId,
+        host: &str,
+        addr: std::net::SocketAddr,
+        wan: Option<WanProfile>,
+        shared: bool,
+        site: &mut Site<'_>,
+    ) -> anyhow::Result<std::net::SocketAddr> {
+        let Some(profile) = wan else {
+            return Ok(addr);
+        };
+        if shared {
+            let existing = self.wan.iter().find(|r| {
+                r.shared && r.link == link && r.host == host && r.wan.profile() == profile
+            });
+            if let Some(r) = existing {
+                return Ok(r.wan.addr());
+            }
+        }
+        let seed = site.plan.seed ^ self.wan.len() as u64;
+        let wan = WanLink::start_seeded(site.runtime(WAN_RUNTIME, false)?, addr, profile, seed)
+            .await
+            .with_context(|| format!("{link}: the WAN relay in front of {host}"))?;
+        let relay = wan.addr();
+        self.wan.push(Relay {
+            link,
+            host: host.to_owned(),
+            shared,
+            wan,
+        });
+        Ok(relay)
+    }
+
     /// Starts video clients of `link` on `runtime` (each but those whose server is not
     /// running), calling `on_header` with every frame each receives intact.
-    pub(super) fn add_video(
+    pub(super) async fn add_video(
         &mut self,
         clients: &[VideoClientSpec],
         link: LinkId,
@@ -126,6 +185,19 @@ impl Running {
         for c in clients {
             let Some(addr) = site.directory.lookup(&c.server, link) else {
                 continue;
+            };
+            let addr = self
+                .dial_through(link, &c.server, addr, c.wan, true, site)
+                .await?;
+            let failover = match &c.failover {
+                Some(f) => match site.directory.lookup(f, link) {
+                    Some(a) => Some(Endpoint {
+                        addr: self.dial_through(link, f, a, c.wan, true, site).await?,
+                        host: f.clone(),
+                    }),
+                    None => None,
+                },
+                None => None,
             };
             let key = (link, c.server.clone(), c.recorder.clone());
             let cameras = site.cameras(&c.cameras);
@@ -145,12 +217,7 @@ impl Running {
                     addr,
                     host: c.server.clone(),
                 },
-                failover: c.failover.as_ref().and_then(|f| {
-                    Some(Endpoint {
-                        addr: site.directory.lookup(f, link)?,
-                        host: f.clone(),
-                    })
-                }),
+                failover,
                 streams: cameras
                     .iter()
                     .map(|cam| StreamRequest {
@@ -190,15 +257,9 @@ impl Running {
             .directory
             .lookup(&c.server, link)
             .with_context(|| format!("{link}: {} is not listening", c.server))?;
-        let addr = match c.wan_delay {
-            Some(delay) => {
-                let wan = WanLink::start(site.runtime(WAN_RUNTIME, false)?, addr, delay).await?;
-                let relay = wan.addr();
-                self.wan.push(wan);
-                relay
-            }
-            None => addr,
-        };
+        let addr = self
+            .dial_through(link, &c.server, addr, c.wan, false, site)
+            .await?;
         let key = (link, c.server.clone(), None);
         let group = self.group(&key, of);
         group.streams += 1;
@@ -251,7 +312,7 @@ impl Running {
                 list.push(e);
             }
         }
-        std::mem::take(&mut self.groups)
+        let mut outcomes: Vec<ClientOutcome> = std::mem::take(&mut self.groups)
             .into_iter()
             .map(|(key, g)| {
                 let (link, host, recorder) = key.clone();
@@ -264,15 +325,37 @@ impl Running {
                     offered_bps: g.offered_bps,
                     recorder,
                     host,
+                    wan: None,
                 }
             })
-            .collect()
+            .collect();
+        self.count_relays(&mut outcomes);
+        outcomes
+    }
+
+    /// Adds what each WAN relay counted to one outcome of its link: the one of its server
+    /// if there is one (a failover's relay may have none), else the link's first.
+    fn count_relays(&self, outcomes: &mut [ClientOutcome]) {
+        for r in &self.wan {
+            let counted = WanOutcome {
+                profile: Some(r.wan.profile()),
+                relays: 1,
+                stats: r.wan.stats(),
+            };
+            let at = outcomes
+                .iter()
+                .position(|o| o.link == r.link && o.host == r.host)
+                .or_else(|| outcomes.iter().position(|o| o.link == r.link));
+            if let Some(o) = at.and_then(|i| outcomes.get_mut(i)) {
+                WanOutcome::merge_into(&mut o.wan, &counted);
+            }
+        }
     }
 
     /// Stops the WAN links (after the clients and the servers).
     pub(super) async fn stop_links(self) {
-        for w in self.wan {
-            w.stop().await;
+        for r in self.wan {
+            r.wan.stop().await;
         }
     }
 }

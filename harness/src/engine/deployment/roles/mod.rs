@@ -318,7 +318,7 @@ pub(super) async fn start(spec: &RoleSpec, site: &mut Site<'_>) -> anyhow::Resul
             Running::Streaming(streaming::start(s, &spec.runtime, spec.server, site).await?)
         }
         RoleKind::VideoClients(g) => {
-            Running::Clients(clients::start_video(g, &spec.runtime, spec.server, site)?)
+            Running::Clients(clients::start_video(g, &spec.runtime, spec.server, site).await?)
         }
         RoleKind::RpcClients(g) => {
             Running::Clients(clients::start_rpc(g, &spec.runtime, spec.server, site).await?)

@@ -63,7 +63,9 @@ pub(super) async fn start(
             let relay = recorder.relay();
             Arc::new(move |h: &_| relay.forward(h)) as HeaderHook
         });
-        clients.add_video(&role.upstream, link, runtime, server, hook, site)?;
+        clients
+            .add_video(&role.upstream, link, runtime, server, hook, site)
+            .await?;
     }
     if let Some((link, status)) = &role.status {
         clients

@@ -149,6 +149,7 @@ pub(super) struct RawViewer {
     pub recorder: Option<Spanned<String>>,
     pub view: Spanned<Quantity<CountKind>>,
     pub playback: Option<Spanned<Quantity<CountKind>>>,
+    pub wan: Option<Spanned<RawWan>>,
 }
 
 /// One `[[integration]]`.
@@ -160,6 +161,7 @@ pub(super) struct RawIntegration {
     pub recorder: Option<Spanned<String>>,
     pub streams: Spanned<Quantity<CountKind>>,
     pub tls: Option<bool>,
+    pub wan: Option<Spanned<RawWan>>,
 }
 
 /// One `[[phone]]`.
@@ -170,6 +172,7 @@ pub(super) struct RawPhone {
     pub count: Spanned<Quantity<CountKind>>,
     pub recorder: Option<Spanned<String>>,
     pub cameras_each: Option<Spanned<Quantity<CountKind>>>,
+    pub wan: Option<Spanned<RawWan>>,
 }
 
 /// One `[[collector]]`.
@@ -179,8 +182,22 @@ pub(super) struct RawCollector {
     pub name: Option<Spanned<String>>,
     pub count: Spanned<Quantity<CountKind>>,
     pub wan_delay: Option<Spanned<Quantity<DurationKind>>>,
+    pub wan_jitter: Option<Spanned<Quantity<DurationKind>>>,
+    pub wan_loss: Option<Spanned<Quantity<ShareKind>>>,
+    pub wan_rate: Option<Spanned<Quantity<BitrateKind>>>,
+    pub wan: Option<Spanned<RawWan>>,
     pub interval: Option<Spanned<Quantity<DurationKind>>>,
     pub telemetry_size: Option<Spanned<Quantity<SizeKind>>>,
+}
+
+/// A client group's `wan = { delay, jitter, loss, rate }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWan {
+    pub delay: Option<Spanned<Quantity<DurationKind>>>,
+    pub jitter: Option<Spanned<Quantity<DurationKind>>>,
+    pub loss: Option<Spanned<Quantity<ShareKind>>>,
+    pub rate: Option<Spanned<Quantity<BitrateKind>>>,
 }
 
 /// One `[[event]]`.
@@ -304,6 +321,13 @@ impl Kind for SizeKind {
 pub(super) struct BitrateKind;
 impl Kind for BitrateKind {
     const EXPECTING: &'static str = "a bitrate such as \"4Mbit\" (or a number of bit/s)";
+}
+
+/// A share: a percentage such as `"0.5%"`, or a fraction.
+#[derive(Debug)]
+pub(super) struct ShareKind;
+impl Kind for ShareKind {
+    const EXPECTING: &'static str = "a percentage such as \"0.5%\" (or a fraction such as 0.005)";
 }
 
 /// A plain number (integer or float).

@@ -7,16 +7,21 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use simulators::role::wan::WanProfile;
+
 use super::super::raw::{
-    CountKind, Quantity, RawCollector, RawIntegration, RawPhone, RawScenario, RawViewer,
+    BitrateKind, CountKind, DurationKind, Quantity, RawCollector, RawIntegration, RawPhone,
+    RawScenario, RawViewer, RawWan, ShareKind,
 };
 use super::servers::Servers;
 use super::{
     host_list, to_u32, Resolver, Result, MAX_GROUP, MAX_PHONE_CAMERAS, MAX_VIEW, MAX_WAN_DELAY,
+    MAX_WAN_LOSS,
 };
 use crate::engine::scenario::{
     CollectorGroup, IntegrationGroup, PhoneGroup, RecorderSpec, ViewMode, ViewerGroup,
 };
+use crate::units;
 
 /// The client groups of a scenario, by kind.
 pub(super) struct Clients {
@@ -93,6 +98,7 @@ impl Resolver<'_> {
             recorder,
             view: to_u32(view),
             mode,
+            wan: self.wan_table(v.wan.as_ref())?,
         })
     }
 
@@ -143,6 +149,7 @@ impl Resolver<'_> {
             recorder,
             streams: to_u32(streams),
             tls_capable: g.tls.unwrap_or(true),
+            wan: self.wan_table(g.wan.as_ref())?,
         })
     }
 
@@ -191,11 +198,13 @@ impl Resolver<'_> {
             count: to_u32(self.count_within(&p.count, "count", 0, MAX_GROUP, "")?),
             recorder,
             cameras_each: to_u32(cameras_each),
+            wan: self.wan_table(p.wan.as_ref())?,
         })
     }
 
     /// The `index`th `[[collector]]`: remote sites sending telemetry every `interval`
-    /// across a WAN of `wan_delay`.
+    /// across a WAN given by `wan_delay`, `wan_jitter`, `wan_loss` and `wan_rate`, or by a
+    /// `wan` table as other client groups give it (not both).
     fn collector(
         &self,
         names: &mut GroupNames,
@@ -205,27 +214,26 @@ impl Resolver<'_> {
         let span = table.span();
         let c = table.get_ref();
         let name = names.claim(self, "collector", index, c.name.as_ref(), &span)?;
-        let wan_delay = match &c.wan_delay {
-            Some(q) => {
-                let d = self.duration(q, "wan_delay")?;
-                if d > MAX_WAN_DELAY {
-                    return Err(self.err(
-                        q.span(),
-                        format!(
-                            "wan_delay must be at most {}, not {}",
-                            humantime::format_duration(MAX_WAN_DELAY),
-                            humantime::format_duration(d)
-                        ),
-                    ));
-                }
-                d
+        let flat = WanFields {
+            delay: c.wan_delay.as_ref(),
+            jitter: c.wan_jitter.as_ref(),
+            loss: c.wan_loss.as_ref(),
+            rate: c.wan_rate.as_ref(),
+        };
+        let wan = match &c.wan {
+            Some(t) if flat.any() => {
+                return Err(self.err(
+                    t.span(),
+                    "give the collectors' WAN either as wan = { delay, jitter, loss, rate } or as wan_delay, wan_jitter, wan_loss and wan_rate, not both",
+                ))
             }
-            None => Duration::ZERO,
+            Some(t) => self.wan(&WanFields::of(t.get_ref()), "wan.")?,
+            None => self.wan(&flat, "wan_")?,
         };
         Ok(CollectorGroup {
             name,
             count: to_u32(self.count_within(&c.count, "count", 0, MAX_GROUP, "")?),
-            wan_delay,
+            wan,
             interval: match &c.interval {
                 Some(q) => self.positive_duration(q, "interval")?,
                 None => Duration::from_secs(1),
@@ -235,6 +243,70 @@ impl Resolver<'_> {
                 None => 2048,
             },
         })
+    }
+
+    /// A client group's `wan = { delay, jitter, loss, rate }`, if it has one.
+    fn wan_table(&self, table: Option<&Spanned<RawWan>>) -> Result<Option<WanProfile>> {
+        table
+            .map(|t| self.wan(&WanFields::of(t.get_ref()), "wan."))
+            .transpose()
+    }
+
+    /// A WAN profile: delay and jitter up to [`MAX_WAN_DELAY`] each, loss 0–50 %, a rate
+    /// above 0. `prefix` names the fields in messages (`wan.` or `wan_`).
+    fn wan(&self, f: &WanFields<'_>, prefix: &str) -> Result<WanProfile> {
+        let mut w = WanProfile::default();
+        if let Some(q) = f.delay {
+            w.delay = self.wan_duration(q, &format!("{prefix}delay"))?;
+        }
+        if let Some(q) = f.jitter {
+            w.jitter = self.wan_duration(q, &format!("{prefix}jitter"))?;
+        }
+        if let Some(q) = f.loss {
+            let field = format!("{prefix}loss");
+            let text = q.get_ref().text.trim();
+            let loss = units::parse_share(text)
+                .map_err(|e| self.err(q.span(), format!("{field}: {e}")))?;
+            if !(0.0..=MAX_WAN_LOSS).contains(&loss) {
+                return Err(self.err(
+                    q.span(),
+                    format!(
+                        "{field} must be 0–{} % of segments, not {text}",
+                        MAX_WAN_LOSS * 100.0
+                    ),
+                ));
+            }
+            w.loss = loss;
+        }
+        if let Some(q) = f.rate {
+            let field = format!("{prefix}rate");
+            let rate = units::parse_bitrate(&q.get_ref().text)
+                .map_err(|e| self.err(q.span(), format!("{field}: {e}")))?;
+            if rate == 0 {
+                return Err(self.err(
+                    q.span(),
+                    format!("{field} must be above 0 bit/s; leave it out for no cap"),
+                ));
+            }
+            w.rate_bps = Some(rate);
+        }
+        Ok(w)
+    }
+
+    /// A WAN delay or jitter: at most [`MAX_WAN_DELAY`].
+    fn wan_duration(&self, q: &Spanned<Quantity<DurationKind>>, field: &str) -> Result<Duration> {
+        let d = self.duration(q, field)?;
+        if d > MAX_WAN_DELAY {
+            return Err(self.err(
+                q.span(),
+                format!(
+                    "{field} must be at most {}, not {}",
+                    humantime::format_duration(MAX_WAN_DELAY),
+                    humantime::format_duration(d)
+                ),
+            ));
+        }
+        Ok(d)
     }
 
     /// The recording server a client group uses: the one named, or the only one.
@@ -272,6 +344,29 @@ impl Resolver<'_> {
             named.span(),
             format!("{what}; recorders are: {}", host_list(recorders)),
         ))
+    }
+}
+
+/// The four settings of a WAN, wherever the file gives them.
+struct WanFields<'a> {
+    delay: Option<&'a Spanned<Quantity<DurationKind>>>,
+    jitter: Option<&'a Spanned<Quantity<DurationKind>>>,
+    loss: Option<&'a Spanned<Quantity<ShareKind>>>,
+    rate: Option<&'a Spanned<Quantity<BitrateKind>>>,
+}
+
+impl<'a> WanFields<'a> {
+    fn of(t: &'a RawWan) -> WanFields<'a> {
+        WanFields {
+            delay: t.delay.as_ref(),
+            jitter: t.jitter.as_ref(),
+            loss: t.loss.as_ref(),
+            rate: t.rate.as_ref(),
+        }
+    }
+
+    fn any(&self) -> bool {
+        self.delay.is_some() || self.jitter.is_some() || self.loss.is_some() || self.rate.is_some()
     }
 }
 
