@@ -314,6 +314,17 @@ fn bulk_reports_both_modes_with_negotiated_parameters() {
 
 #[test]
 fn ctrl_c_ends_the_run_cleanly_with_a_partial_report() {
+    signal_ends_the_run_cleanly_with_a_partial_report(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_ends_the_run_cleanly_with_a_partial_report() {
+    signal_ends_the_run_cleanly_with_a_partial_report(libc::SIGTERM);
+}
+
+/// Sends `signal` once the window is open and checks the partial report.
+fn signal_ends_the_run_cleanly_with_a_partial_report(signal: libc::c_int) {
+    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("partial.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vmsbench"))
@@ -332,10 +343,23 @@ fn ctrl_c_ends_the_run_cleanly_with_a_partial_report() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn vmsbench");
-    // Interrupt inside the measured window (after the warm-up).
-    std::thread::sleep(Duration::from_millis(3000));
-    // SAFETY: sending SIGINT to our own child process.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    // Interrupt inside the measured window: once the run says it measures and a moment
+    // more, however long the ramp took on this machine.
+    let stderr = child.stderr.take().expect("stderr piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut said = String::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("measuring") {
+            break;
+        }
+    }
+    assert!(said.contains("measuring"), "{said}");
+    std::thread::spawn(move || lines.for_each(drop));
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
     assert_eq!(rc, 0);
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(i32::from(vmsbench::EXIT_INTERRUPTED)));
