@@ -8,9 +8,10 @@ use hdrhistogram::Histogram;
 use simulators::metrics::RecordUs;
 use simulators::transport::Mode;
 
+use super::interval;
 use super::run::*;
-use super::stats::{summarize, summarize_samples};
-use super::verdicts::{ratio_spread, MAX_RATIO_SPREAD, MIN_PAIRS};
+use super::stats::{median, summarize, summarize_samples};
+use super::verdicts::undecided;
 use super::{encode_histogram, Percentiles, TlsInfo};
 use crate::engine::deployment::{HostOutcome, Incompatibility, LinkOutcome, PhaseOutcome};
 
@@ -407,13 +408,54 @@ fn cost(link: &str, plain: &[Sample], tls: &[Sample]) -> Cost {
         }
     }
     let handshakes: Vec<f64> = tls.iter().map(|s| s.handshake_us as f64).collect();
-    let reliable = pairs.len() >= MIN_PAIRS
-        && ["goodput_ratio", "latency_p99_ratio"].iter().all(|k| {
-            spread
-                .get(*k)
-                .is_some_and(|s| ratio_spread(s) <= MAX_RATIO_SPREAD)
-        });
-    Cost {
+    let mut intervals = BTreeMap::new();
+    for (name, f) in figures {
+        let values: Vec<(f64, f64)> = pairs
+            .iter()
+            .filter_map(|(p, t)| Some((f(p)?, f(t)?)))
+            .collect();
+        if let Some(i) = interval::ratio(&values) {
+            intervals.insert(name.to_owned(), i);
+        }
+    }
+    let both_have_frames = |p: &Sample, t: &Sample| p.frames_received > 0 && t.frames_received > 0;
+    let differences: [(&str, Figure); 6] = [
+        ("latency_diff_us.p50", |s| Some(s.latency_us.p50 as f64)),
+        ("latency_diff_us.p99", |s| Some(s.latency_us.p99 as f64)),
+        ("latency_diff_us.p999", |s| Some(s.latency_us.p999 as f64)),
+        ("cpu_server_s_per_gb_diff", |s| s.cpu_server_s_per_gb),
+        ("cpu_client_s_per_gb_diff", |s| s.cpu_client_s_per_gb),
+        ("ttff_diff_us", |s| {
+            (s.ttff_us > 0).then_some(s.ttff_us as f64)
+        }),
+    ];
+    let mut diff_medians = BTreeMap::new();
+    for (name, f) in differences {
+        let values: Vec<(f64, f64)> = pairs
+            .iter()
+            .filter(|(p, t)| both_have_frames(p, t))
+            .filter_map(|(p, t)| Some((f(p)?, f(t)?)))
+            .collect();
+        let diffs: Vec<f64> = values.iter().map(|(p, t)| t - p).collect();
+        if let Some(m) = median(&diffs) {
+            diff_medians.insert(name, m);
+        }
+        if let Some(i) = interval::difference(&values) {
+            intervals.insert(name.to_owned(), i);
+        }
+    }
+    if let Some(i) = interval::mean(&handshakes) {
+        intervals.insert("handshake_us".to_owned(), i);
+    }
+    let latency_diff_us = match (
+        diff_medians.get("latency_diff_us.p50"),
+        diff_medians.get("latency_diff_us.p99"),
+        diff_medians.get("latency_diff_us.p999"),
+    ) {
+        (Some(&p50), Some(&p99), Some(&p999)) => Some(LatencyDiff { p50, p99, p999 }),
+        _ => None,
+    };
+    let mut cost = Cost {
         link: link.to_owned(),
         goodput_ratio: medians.get("goodput_ratio").copied(),
         latency_p99_ratio: medians.get("latency_p99_ratio").copied(),
@@ -422,7 +464,14 @@ fn cost(link: &str, plain: &[Sample], tls: &[Sample]) -> Cost {
         cpu_client_per_gb_ratio: medians.get("cpu_client_per_gb_ratio").copied(),
         handshake_us: summarize(&handshakes).map_or(0, |(m, _)| m.round() as u64),
         pairs: pairs.len(),
-        reliable,
         spread,
-    }
+        latency_diff_us,
+        cpu_server_s_per_gb_diff: diff_medians.get("cpu_server_s_per_gb_diff").copied(),
+        cpu_client_s_per_gb_diff: diff_medians.get("cpu_client_s_per_gb_diff").copied(),
+        ttff_diff_us: diff_medians.get("ttff_diff_us").copied(),
+        intervals,
+        reliable: false,
+    };
+    cost.reliable = cost.pairs >= 2 && undecided(&cost).is_empty();
+    cost
 }

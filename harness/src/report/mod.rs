@@ -15,6 +15,7 @@
 pub(crate) mod capacity;
 pub(crate) mod collect;
 pub(crate) mod handshakes;
+pub(crate) mod interval;
 pub(crate) mod objective;
 pub(crate) mod run;
 pub(crate) mod stats;

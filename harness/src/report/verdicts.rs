@@ -2,6 +2,7 @@
 //! trusted (enough plain/TLS pairs, a spread narrow enough), and which results fell short
 //! of the frames due.
 
+use super::interval::{Finding, Interval};
 use super::stats::Spread;
 use super::{Cost, LinkResult, Report, Sample};
 
@@ -34,27 +35,117 @@ pub(crate) fn too_wide(c: &Cost, key: &str) -> bool {
         .is_none_or(|s| ratio_spread(s) > MAX_RATIO_SPREAD)
 }
 
-/// A few words on whether a cost can be trusted.
+/// A headline interval this wide (half-width over its middle) or wider is too wide to
+/// quote unless it excludes "no change".
+pub(crate) const MAX_RELATIVE_HALF_WIDTH: f64 = 0.10;
+
+/// The headline figures of a cost whose intervals decide its trust mark, with their names
+/// for people and the value that means "no change".
+const HEADLINES: [(&str, &str, f64); 3] = [
+    ("goodput_ratio", "goodput", 1.0),
+    ("latency_p99_ratio", "p99", 1.0),
+    ("cpu_per_gb_ratio", "CPU per GB", 1.0),
+];
+
+/// The headline figures whose interval is undecided: wider than ±10 % and holding "no
+/// change", so that neither the size nor the direction of the cost is known. A missing
+/// interval (under two pairs) counts as undecided.
+pub(crate) fn undecided(c: &Cost) -> Vec<&'static str> {
+    HEADLINES
+        .iter()
+        .filter(|(key, _, no_change)| {
+            c.intervals.get(*key).is_none_or(|i| {
+                i.relative_half_width() > MAX_RELATIVE_HALF_WIDTH
+                    && Finding::of(i, *no_change) == Finding::NoDifference
+            })
+        })
+        .map(|(_, name, _)| *name)
+        .collect()
+}
+
+/// A few words on whether a cost can be trusted, from its intervals.
 pub(crate) fn trust(c: &Cost) -> String {
-    if c.pairs < MIN_PAIRS {
+    if c.pairs < 2 {
         return format!(
-            "⚠ {} pair{}: too few to judge",
+            "⚠ {} pair{}: no interval",
             c.pairs,
             if c.pairs == 1 { "" } else { "s" }
         );
     }
-    let mut wide = Vec::new();
-    if too_wide(c, "goodput_ratio") {
-        wide.push("goodput");
-    }
-    if too_wide(c, "latency_p99_ratio") {
-        wide.push("p99");
-    }
-    if wide.is_empty() {
+    let open = undecided(c);
+    if open.is_empty() {
         format!("✓ {} pairs", c.pairs)
     } else {
-        format!("⚠ {} spread wide", wide.join(" and "))
+        format!("⚠ {} undecided", open.join(", "))
     }
+}
+
+/// What the intervals of a cost say, one phrase per figure, for people: "TLS adds
+/// 0.21–0.29 s of CPU per GB on the client", "p99 frame latency: no difference detectable
+/// (−0.3…+1.1 ms)". Empty under two pairs.
+pub(crate) fn verdicts(c: &Cost) -> Vec<String> {
+    let mut out = Vec::new();
+    let get = |k: &str| c.intervals.get(k);
+    if let Some(i) = get("goodput_ratio") {
+        out.push(match Finding::of(i, 1.0) {
+            Finding::Less => format!("TLS delivers less: goodput ×{:.3}–×{:.3}", i.low, i.high),
+            Finding::More => format!("TLS delivers more: goodput ×{:.3}–×{:.3}", i.low, i.high),
+            Finding::NoDifference => format!(
+                "goodput: no difference detectable (×{:.3}…×{:.3})",
+                i.low, i.high
+            ),
+        });
+    }
+    for (key, what) in [
+        ("latency_diff_us.p50", "median frame latency"),
+        ("latency_diff_us.p99", "p99 frame latency"),
+    ] {
+        if let Some(i) = get(key) {
+            out.push(difference_phrase(i, what, &|x| signed_us(x), ""));
+        }
+    }
+    for (key, side) in [
+        ("cpu_server_s_per_gb_diff", "the server"),
+        ("cpu_client_s_per_gb_diff", "the client"),
+    ] {
+        if let Some(i) = get(key) {
+            let what = format!("CPU per GB on {side}");
+            out.push(difference_phrase(i, &what, &|x| format!("{x:+.3}"), " s"));
+        }
+    }
+    if let Some(i) = get("handshake_us") {
+        out.push(format!(
+            "a TLS handshake takes {}–{}",
+            crate::units::format_duration_us(i.low.max(0.0)),
+            crate::units::format_duration_us(i.high)
+        ));
+    }
+    out
+}
+
+/// "TLS adds 0.21–0.29 s of WHAT", "TLS saves …", or "WHAT: no difference detectable
+/// (−a…+b)"; `show` writes a signed value, `unit` follows a range of magnitudes.
+fn difference_phrase(i: &Interval, what: &str, show: &dyn Fn(f64) -> String, unit: &str) -> String {
+    let bare = |x: f64| show(x).trim_start_matches(['+', '-', '−']).to_owned();
+    match Finding::of(i, 0.0) {
+        Finding::More => format!("TLS adds {}–{}{unit} of {what}", bare(i.low), bare(i.high)),
+        Finding::Less => format!(
+            "TLS saves {}–{}{unit} of {what}",
+            bare(-i.high),
+            bare(-i.low)
+        ),
+        Finding::NoDifference => format!(
+            "{what}: no difference detectable ({}…{}{unit})",
+            show(i.low),
+            show(i.high)
+        ),
+    }
+}
+
+/// A signed duration in µs, e.g. `+40.0 µs`, `−1.20 ms`.
+pub(crate) fn signed_us(x: f64) -> String {
+    let sign = if x < 0.0 { "−" } else { "+" };
+    format!("{sign}{}", crate::units::format_duration_us(x.abs()))
 }
 
 /// The repeat that fell furthest short of the frames due, if any did.

@@ -6,9 +6,8 @@
 use simulators::transport::Mode;
 
 use super::run::{short_serial, HostResult, Report};
-use super::verdicts::{ratio_spread, MAX_RATIO_SPREAD, MIN_PAIRS};
+use super::verdicts::{undecided, MAX_RELATIVE_HALF_WIDTH, MIN_PAIRS};
 use crate::sys::environment::Environment;
-use crate::units::format_ratio;
 
 /// The kernel cross-check flags a link whose application and kernel byte counts are
 /// further apart than this, in percent (when at least [`KERNEL_CHECK_MIN_BYTES`] moved).
@@ -181,8 +180,9 @@ impl Report {
         self.derive_spread_warnings();
     }
 
-    /// Warnings on cost ratios whose spread over the pairs is too wide to trust (the rule
-    /// of [`MAX_RATIO_SPREAD`] and [`MIN_PAIRS`]).
+    /// Warnings on costs whose 95 % intervals cannot be quoted: too few pairs for any
+    /// interval, or a headline figure undecided (its interval wider than ±10 % and holding
+    /// "no change"; see [`undecided`]), with what to change.
     fn derive_spread_warnings(&mut self) {
         let few = self
             .cost
@@ -192,49 +192,41 @@ impl Report {
             .max();
         if let Some(pairs) = few {
             self.warnings.push(format!(
-                "the cost ratios come from {pairs} plain/TLS pair{}: at least {MIN_PAIRS} are \
-                 needed to see how far they spread; run with --repeat {MIN_PAIRS} or more",
-                if pairs == 1 { "" } else { "s" }
+                "the costs of TLS come from {pairs} plain/TLS pair{}: {}; run with --repeat 5 \
+                 or more",
+                if pairs == 1 { "" } else { "s" },
+                if pairs < 2 {
+                    "no interval can be given, nothing shows how much the next pair would differ"
+                } else {
+                    "their intervals are wide (few degrees of freedom)"
+                }
             ));
         }
         for (what, key) in [
             ("goodput", "goodput_ratio"),
-            ("p99 latency", "latency_p99_ratio"),
+            ("p99", "latency_p99_ratio"),
+            ("CPU per GB", "cpu_per_gb_ratio"),
         ] {
-            let wide: Vec<String> = self
+            let open: Vec<String> = self
                 .cost
                 .iter()
-                .filter(|c| c.pairs >= MIN_PAIRS)
+                .filter(|c| c.pairs >= 2 && undecided(c).contains(&what))
                 .filter_map(|c| {
-                    let s = c.spread.get(key)?;
-                    let median = match key {
-                        "goodput_ratio" => c.goodput_ratio,
-                        _ => c.latency_p99_ratio,
-                    };
-                    (ratio_spread(s) > MAX_RATIO_SPREAD).then(|| {
-                        format!(
-                            "{} ×{:.2}–×{:.2} (median {})",
-                            c.link,
-                            s.min,
-                            s.max,
-                            format_ratio(median)
-                        )
-                    })
+                    let i = c.intervals.get(key)?;
+                    Some(format!("{} ×{:.2}…×{:.2}", c.link, i.low, i.high))
                 })
                 .collect();
-            if wide.is_empty() {
+            if open.is_empty() {
                 continue;
             }
-            let pairs = self.cost.iter().map(|c| c.pairs).max().unwrap_or(0);
             self.warnings.push(format!(
-                "the TLS/plain {what} ratio spread wider than {:.0} % (max/min over the {pairs} \
-                 pairs) on {} link{}: {}; such a median cannot be told apart from the noise \
-                 between repeats: run with a longer --duration (more frames per window) or more \
-                 --repeat (more pairs)",
-                (MAX_RATIO_SPREAD - 1.0) * 100.0,
-                wide.len(),
-                if wide.len() == 1 { "" } else { "s" },
-                wide.join(", ")
+                "the cost of TLS on {what} is undecided on {} link{}: {} (95 % intervals wider \
+                 than ±{:.0} % that hold no change); run with a longer --duration (steadier \
+                 windows), more --repeat (more pairs) or on a quieter machine",
+                open.len(),
+                if open.len() == 1 { "" } else { "s" },
+                open.join(", "),
+                MAX_RELATIVE_HALF_WIDTH * 100.0,
             ));
         }
     }

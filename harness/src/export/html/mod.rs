@@ -351,6 +351,22 @@ fn cost_table(report: &Report) -> String {
         );
     }
     s.push_str("</table>");
+    let verdicts: Vec<String> = report
+        .cost
+        .iter()
+        .filter_map(|c| {
+            let v = crate::report::verdicts::verdicts(c);
+            (!v.is_empty())
+                .then(|| format!("<li><b>{}</b>: {}</li>", esc(&c.link), esc(&v.join("; "))))
+        })
+        .collect();
+    if !verdicts.is_empty() {
+        let _ = write!(
+            s,
+            "<p>What the 95 % intervals say:</p><ul class=\"verdicts\">{}</ul>",
+            verdicts.concat()
+        );
+    }
     s
 }
 

@@ -104,6 +104,19 @@ fn render(report: &Report) -> String {
             );
         }
         let _ = writeln!(out);
+        let verdicts: Vec<(String, Vec<String>)> = report
+            .cost
+            .iter()
+            .map(|c| (c.link.clone(), crate::report::verdicts::verdicts(c)))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        if !verdicts.is_empty() {
+            let _ = writeln!(out, "What the 95 % intervals say:\n");
+            for (link, v) in verdicts {
+                let _ = writeln!(out, "- **{}**: {}", cell(&link), v.join("; "));
+            }
+            let _ = writeln!(out);
+        }
     }
 
     let _ = writeln!(out, "## Per link and mode\n");

@@ -133,18 +133,25 @@ impl Report {
         for c in &self.cost {
             let _ = writeln!(
                 out,
-                "Cost of TLS on {} (TLS/plain, median of {} pairs): goodput {}, p99 latency {}, \
+                "Cost of TLS on {} (TLS/plain, median of {} pairs): goodput {}, p99 latency {}{}, \
                  CPU per GB {} (server {}, client {}), handshake +{} · {}",
                 c.link,
                 c.pairs,
                 format_ratio(c.goodput_ratio),
                 format_ratio(c.latency_p99_ratio),
+                c.latency_diff_us
+                    .map(|d| format!(" ({})", crate::report::verdicts::signed_us(d.p99)))
+                    .unwrap_or_default(),
                 format_ratio(c.cpu_per_gb_ratio),
                 format_ratio(c.cpu_server_per_gb_ratio),
                 format_ratio(c.cpu_client_per_gb_ratio),
                 format_us(c.handshake_us),
                 trust(c),
             );
+            let verdicts = crate::report::verdicts::verdicts(c);
+            if !verdicts.is_empty() {
+                let _ = writeln!(out, "  95 %: {}", verdicts.join("; "));
+            }
         }
         for line in self.ramp_lines() {
             let _ = writeln!(out, "{line}");
