@@ -110,7 +110,12 @@ pub(crate) fn verdicts(c: &Cost) -> Vec<String> {
     ] {
         if let Some(i) = get(key) {
             let what = format!("CPU per GB on {side}");
-            out.push(difference_phrase(i, &what, &|x| format!("{x:+.3}"), " s"));
+            out.push(difference_phrase(
+                i,
+                &what,
+                &|x| format!("{}{:.3}", if x < 0.0 { "−" } else { "+" }, x.abs()),
+                " s",
+            ));
         }
     }
     if let Some(i) = get("handshake_us") {
