@@ -42,6 +42,12 @@ pub struct PlacementArgs {
     /// host name in any case.
     #[arg(long = "host", value_name = "HOST=IP|NAME")]
     pub hosts: Vec<String>,
+    /// Put a client group behind a WAN (a user-space relay in front of its server):
+    /// GROUP=delay=30ms,jitter=5ms,loss=1%,rate=50Mbit, any of the four. GROUP is a kind
+    /// (viewers, integrations, phones, collectors) or one group's name. Repeatable;
+    /// overrides the scenario's `wan` for that group.
+    #[arg(long = "wan", value_name = "GROUP=SETTINGS")]
+    pub wan: Vec<String>,
     /// Resolve server host names through the system's resolver (/etc/hosts, DNS), here and
     /// on every agent.
     #[arg(long)]
@@ -87,6 +93,75 @@ impl PlacementArgs {
     }
 }
 
+/// Parses one `--wan` rule into the group it names and its WAN.
+pub(super) fn parse_wan(rule: &str) -> anyhow::Result<(String, simulators::role::wan::WanProfile)> {
+    use crate::engine::scenario::{MAX_WAN_DELAY, MAX_WAN_LOSS};
+    use crate::units::{parse_bitrate, parse_duration, parse_share};
+    let bad = |why: String| anyhow::anyhow!("--wan {rule:?}: {why}");
+    let (group, settings) = rule
+        .split_once('=')
+        .ok_or_else(|| bad("write GROUP=delay=30ms,jitter=5ms,loss=1%,rate=50Mbit".into()))?;
+    let mut wan = simulators::role::wan::WanProfile::default();
+    for setting in settings.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (key, value) = setting
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{setting:?}: write KEY=VALUE")))?;
+        let value = value.trim();
+        match key.trim() {
+            "delay" | "jitter" => {
+                let d = parse_duration(value).map_err(|e| bad(format!("{key}: {e}")))?;
+                if d > MAX_WAN_DELAY {
+                    return Err(bad(format!("{key} must be at most 10s, not {value}")));
+                }
+                if key.trim() == "delay" {
+                    wan.delay = d;
+                } else {
+                    wan.jitter = d;
+                }
+            }
+            "loss" => {
+                let loss = parse_share(value).map_err(|e| bad(format!("loss: {e}")))?;
+                if !(0.0..=MAX_WAN_LOSS).contains(&loss) {
+                    return Err(bad(format!(
+                        "loss must be 0–{} % of segments, not {value}",
+                        MAX_WAN_LOSS * 100.0
+                    )));
+                }
+                wan.loss = loss;
+            }
+            "rate" => {
+                let rate = parse_bitrate(value).map_err(|e| bad(format!("rate: {e}")))?;
+                if rate == 0 {
+                    return Err(bad(
+                        "rate must be above 0 bit/s; leave it out for no cap".into()
+                    ));
+                }
+                wan.rate_bps = Some(rate);
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown setting {other:?} (delay, jitter, loss, rate)"
+                )))
+            }
+        }
+    }
+    Ok((group.trim().to_owned(), wan))
+}
+
+impl PlacementArgs {
+    /// Puts the groups of every `--wan` rule behind their WAN in `scenario`.
+    pub fn apply_wan(
+        &self,
+        scenario: &mut crate::engine::scenario::Scenario,
+    ) -> anyhow::Result<()> {
+        for rule in &self.wan {
+            let (group, wan) = parse_wan(rule)?;
+            scenario.put_behind_wan(&group, wan)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +201,43 @@ mod tests {
                 "{bad}: {e:?}"
             );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn a_wan_rule_names_a_group_and_any_of_four_settings() -> anyhow::Result<()> {
+        let (group, wan) = parse_wan("viewers=delay=30ms, jitter=5ms,loss=1%,rate=50Mbit")?;
+        assert_eq!(group, "viewers");
+        assert_eq!(wan.delay, std::time::Duration::from_millis(30));
+        assert_eq!(wan.jitter, std::time::Duration::from_millis(5));
+        assert!((wan.loss - 0.01).abs() < 1e-12);
+        assert_eq!(wan.rate_bps, Some(50_000_000));
+        let (_, only) = parse_wan("collectors=loss=0.5%")?;
+        assert_eq!(only.delay, std::time::Duration::ZERO);
+        assert_eq!(only.rate_bps, None);
+        for (bad, why) in [
+            ("viewers", "write GROUP="),
+            ("viewers=delay", "write KEY=VALUE"),
+            ("viewers=loss=60%", "0–50 %"),
+            ("viewers=rate=0Mbit", "above 0"),
+            ("viewers=delay=11s", "at most 10s"),
+            ("viewers=latency=3ms", "unknown setting"),
+        ] {
+            let e = parse_wan(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.starts_with("--wan") && e.contains(why), "{bad}: {e}");
+        }
+        let mut scenario = crate::engine::scenario::file::load_preset("small")?;
+        assert!(scenario.put_behind_wan("phones", wan)? >= 1);
+        assert!(scenario.phones.iter().all(|p| p.wan == Some(wan)));
+        let e = scenario
+            .put_behind_wan("nobody", wan)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("no client group is called so"), "{e}");
         Ok(())
     }
 }

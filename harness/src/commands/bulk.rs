@@ -57,6 +57,12 @@ pub async fn run(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Resu
         frame_size: args.frame_size,
     };
     let t = args.measure.timing();
+    if let Some(rule) = args.placement.wan.first() {
+        anyhow::bail!(
+            "--wan {rule}: bulk has no client groups to put behind a WAN; cap the network \
+             between its agents with lab/netns.sh rate instead"
+        );
+    }
     let agents = gather_agents(&args.placement, interrupt).await?;
     let (scenario_ref, creds_ref) = (&scenario, &creds);
     let phases = repeat_phases(&args.measure, t, interrupt, |mode, mut options| {

@@ -269,6 +269,7 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     }
     let started_at = now_rfc3339();
     let environment = Environment::detect();
+    args.placement.apply_wan(&mut scenario)?;
     let agents = gather_agents(&args.placement, interrupt).await?;
     if let Some(a) = &agents {
         a.certify_addresses(&mut scenario);

@@ -384,6 +384,7 @@ pub async fn run(
     interrupt: &CancellationToken,
 ) -> anyhow::Result<CapacityReport> {
     let mut plan = plan(args)?;
+    args.placement.apply_wan(&mut plan.shape.base)?;
     let agents = super::measure::gather_agents(&args.placement, interrupt).await?;
     if let Some(a) = &agents {
         own_box(&mut plan, args, a);

@@ -544,6 +544,11 @@ impl Listen {
     }
 }
 
+/// The largest WAN delay (and jitter) a client group may have.
+pub const MAX_WAN_DELAY: Duration = Duration::from_secs(10);
+/// The largest share of segments a WAN may lose.
+pub const MAX_WAN_LOSS: f64 = 0.5;
+
 /// A whole deployment.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Scenario {
@@ -624,6 +629,55 @@ impl Pinning {
 }
 
 impl Scenario {
+    /// Puts the client groups `group` names behind a WAN of `wan`: a kind (`viewers`,
+    /// `integrations`, `phones`, `collectors`) or one group's name. Returns how many groups
+    /// it reached; an error names the groups there are when none matched.
+    pub fn put_behind_wan(
+        &mut self,
+        group: &str,
+        wan: simulators::role::wan::WanProfile,
+    ) -> anyhow::Result<usize> {
+        let mut reached = 0;
+        let mut hit = |kind: &str, name: &str| {
+            let yes = group == kind || group == name;
+            reached += usize::from(yes);
+            yes
+        };
+        for g in &mut self.viewers {
+            if hit("viewers", &g.name) {
+                g.wan = Some(wan);
+            }
+        }
+        for g in &mut self.integrations {
+            if hit("integrations", &g.name) {
+                g.wan = Some(wan);
+            }
+        }
+        for g in &mut self.phones {
+            if hit("phones", &g.name) {
+                g.wan = Some(wan);
+            }
+        }
+        for g in &mut self.collectors {
+            if hit("collectors", &g.name) {
+                g.wan = wan;
+            }
+        }
+        if reached == 0 {
+            let names: Vec<&str> = (self.viewers.iter().map(|g| g.name.as_str()))
+                .chain(self.integrations.iter().map(|g| g.name.as_str()))
+                .chain(self.phones.iter().map(|g| g.name.as_str()))
+                .chain(self.collectors.iter().map(|g| g.name.as_str()))
+                .collect();
+            anyhow::bail!(
+                "--wan {group}: no client group is called so; give viewers, integrations, \
+                 phones, collectors or one of this scenario's groups: {}",
+                names.join(", ")
+            );
+        }
+        Ok(reached)
+    }
+
     /// The recording server (or failover) named `host`.
     pub fn recorder(&self, host: &str) -> Option<&RecorderSpec> {
         self.recorders.iter().find(|r| r.host == host)

@@ -39,10 +39,7 @@ const MAX_VIEW: u64 = 64;
 const MAX_PHONE_CAMERAS: u64 = 16;
 /// The largest configuration download (the seed system's are 1–10 MB).
 const MAX_CONFIG_BYTES: u64 = 256 << 20;
-/// The largest WAN delay (and jitter) a client group may have.
-const MAX_WAN_DELAY: Duration = Duration::from_secs(10);
-/// The largest share of segments a WAN may lose.
-const MAX_WAN_LOSS: f64 = 0.5;
+use crate::engine::scenario::{MAX_WAN_DELAY, MAX_WAN_LOSS};
 /// Most worker threads per role.
 const MAX_THREADS: u64 = 1024;
 /// Most frames a connection may queue.
