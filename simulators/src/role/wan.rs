@@ -616,14 +616,20 @@ where
 mod tests {
     use super::*;
 
-    /// A server that echoes what it reads.
-    async fn echo(rt: &RoleRuntime) -> SocketAddr {
+    /// A listener on 127.0.0.1 (a port the system chooses), bound on `rt`.
+    async fn listen(rt: &RoleRuntime) -> (TcpListener, SocketAddr) {
         let listener = rt
             .spawn(TcpListener::bind("127.0.0.1:0"))
             .await
             .expect("join")
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        (listener, addr)
+    }
+
+    /// A server that echoes what it reads.
+    async fn echo(rt: &RoleRuntime) -> SocketAddr {
+        let (listener, addr) = listen(rt).await;
         rt.spawn(async move {
             while let Ok((s, _)) = listener.accept().await {
                 tokio::spawn(async move {
@@ -637,12 +643,7 @@ mod tests {
 
     /// A server that keeps everything it reads and hands it over at end of stream.
     async fn sink(rt: &RoleRuntime) -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
-        let listener = rt
-            .spawn(TcpListener::bind("127.0.0.1:0"))
-            .await
-            .expect("join")
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (listener, addr) = listen(rt).await;
         let (tx, rx) = mpsc::channel(1);
         rt.spawn(async move {
             if let Ok((mut s, _)) = listener.accept().await {
