@@ -104,19 +104,7 @@ fn render(report: &Report) -> String {
             );
         }
         let _ = writeln!(out);
-        let verdicts: Vec<(String, Vec<String>)> = report
-            .cost
-            .iter()
-            .map(|c| (c.link.clone(), crate::report::verdicts::verdicts(c)))
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
-        if !verdicts.is_empty() {
-            let _ = writeln!(out, "What the 95 % intervals say:\n");
-            for (link, v) in verdicts {
-                let _ = writeln!(out, "- **{}**: {}", cell(&link), v.join("; "));
-            }
-            let _ = writeln!(out);
-        }
+        out.push_str(&verdict_list(report));
     }
 
     let _ = writeln!(out, "## Per link and mode\n");
@@ -201,6 +189,25 @@ fn render(report: &Report) -> String {
         let _ = writeln!(out, "## Warnings\n");
         for w in &report.warnings {
             let _ = writeln!(out, "- {w}");
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+/// What the 95 % intervals say about each link's cost, as a list (empty without intervals).
+fn verdict_list(report: &Report) -> String {
+    let mut out = String::new();
+    let verdicts: Vec<(&str, Vec<String>)> = report
+        .cost
+        .iter()
+        .map(|c| (c.link.as_str(), crate::report::verdicts::verdicts(c)))
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    if !verdicts.is_empty() {
+        let _ = writeln!(out, "What the 95 % intervals say:\n");
+        for (link, v) in verdicts {
+            let _ = writeln!(out, "- **{}**: {}", cell(link), v.join("; "));
         }
         let _ = writeln!(out);
     }
