@@ -10,6 +10,8 @@ mod tls;
 
 pub use export::{DocumentExportArgs, ExportArgs};
 pub use measure::{parse_multiplier, MeasureArgs, ModeArg, MIN_SCALED_WARMUP};
-pub use parse::{parse_frame_size, parse_positive_usize, parse_u32_count, parse_usize_count};
+pub use parse::{
+    parse_frame_size, parse_positive_u32, parse_positive_usize, parse_u32_count, parse_usize_count,
+};
 pub use placement::{HostTarget, PlacementArgs, DEFAULT_CONTROL_PORT};
 pub use tls::{ThreadArgs, TlsArgs};

@@ -8,6 +8,15 @@ pub fn parse_u32_count(s: &str) -> Result<u32, String> {
     u32::try_from(n).map_err(|_| format!("{s} is too large (at most {})", u32::MAX))
 }
 
+/// A count of at least 1 that fits in `u32` (connections, cameras): zero would measure
+/// nothing and is refused before anything runs.
+pub fn parse_positive_u32(s: &str) -> Result<u32, String> {
+    match parse_u32_count(s)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
 /// A count that fits in `usize`.
 pub fn parse_usize_count(s: &str) -> Result<usize, String> {
     let n = parse_count(s)?;

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::measure::{finish, gather_agents, now_rfc3339, record_placement, repeat_phases, Header};
 use super::run::apply_common;
 use crate::cli::{
-    parse_frame_size, parse_u32_count, MeasureArgs, PlacementArgs, ThreadArgs, TlsArgs,
+    parse_frame_size, parse_positive_u32, MeasureArgs, PlacementArgs, ThreadArgs, TlsArgs,
 };
 use crate::engine::credentials::Credentials;
 use crate::engine::deployment::{run_bulk_phase_with, BulkLoad};
@@ -23,7 +23,7 @@ pub struct BulkArgs {
     #[command(flatten)]
     pub measure: MeasureArgs,
     /// Parallel connections.
-    #[arg(long, default_value = "1", value_parser = parse_u32_count)]
+    #[arg(long, default_value = "1", value_parser = parse_positive_u32)]
     pub connections: u32,
     /// Payload bytes per frame (e.g. 64KiB, 146KB).
     #[arg(long, default_value = "64KiB", value_parser = parse_frame_size)]

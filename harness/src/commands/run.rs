@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::measure::{finish, gather_agents, now_rfc3339, record_placement, repeat_phases, Header};
 use crate::cli::{
-    parse_u32_count, parse_usize_count, MeasureArgs, PlacementArgs, ThreadArgs, TlsArgs,
+    parse_positive_u32, parse_u32_count, parse_usize_count, MeasureArgs, PlacementArgs, ThreadArgs,
+    TlsArgs,
 };
 use crate::engine::credentials::Credentials;
 use crate::engine::deployment::{check_descriptors, run_phase_with, Listening, ListeningHook};
@@ -42,13 +43,13 @@ pub struct RunArgs {
     #[command(flatten)]
     pub measure: MeasureArgs,
     /// Cameras on the first recording server (e.g. 32, 1k).
-    #[arg(long, value_parser = parse_u32_count)]
+    #[arg(long, value_parser = parse_positive_u32)]
     pub cameras: Option<u32>,
     /// Viewers in the first viewer group.
     #[arg(long, value_parser = parse_u32_count)]
     pub viewers: Option<u32>,
     /// Cameras each viewer of the first group watches.
-    #[arg(long, value_parser = parse_u32_count)]
+    #[arg(long, value_parser = parse_positive_u32)]
     pub cameras_per_viewer: Option<u32>,
     /// Profile of every camera: sub, 720p, 1080p, 1080p-h265, 4mp, 4k, mjpeg-1080p.
     #[arg(long)]

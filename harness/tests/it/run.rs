@@ -393,6 +393,23 @@ fn bad_flags_fail_with_a_message_naming_the_flag() {
         err.contains("unknown profile") && err.contains("1080p"),
         "{err}"
     );
+    // Zero connections or cameras would measure nothing: refused before anything runs.
+    for args in [
+        &["bulk", "--connections", "0"][..],
+        &["run", "--cameras", "0"],
+        &["run", "--cameras-per-viewer", "0"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vmsbench"))
+            .args(args)
+            .output()
+            .expect("run vmsbench");
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(args[1]) && err.contains("must be at least 1"),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]
