@@ -542,6 +542,64 @@ fn intervals_decide_the_verdicts_the_trust_marks_and_the_warnings() {
 }
 
 #[test]
+fn a_link_without_a_cost_says_why_in_every_format() {
+    use crate::engine::deployment::Incompatibility;
+    let mut report = synthetic_report();
+    report.incompatibilities.push(Incompatibility {
+        link: "client-event".into(),
+        client: "event-clients".into(),
+        server: "event.vms.test".into(),
+        reason: "the server requires TLS".into(),
+    });
+    for r in &mut report.results {
+        if r.link == "viewer-recorder" && r.mode == Mode::Tls {
+            r.encrypted = false;
+            r.tls = None;
+        }
+    }
+    let terminal = report.render_table();
+    assert!(
+        terminal.contains(
+            "Cost of TLS on client-event: – (incompatible (event-clients → event.vms.test: \
+             the server requires TLS))"
+        ),
+        "{terminal}"
+    );
+    assert!(
+        terminal.contains("Cost of TLS on viewer-recorder: – (not encrypted in either phase"),
+        "{terminal}"
+    );
+    assert!(
+        !terminal.contains("95 %:"),
+        "no verdicts for either: {terminal}"
+    );
+    let md = document(ExportType::Markdown, &report);
+    assert!(
+        md.contains("| client-event | – | – | – | – | – | – | incompatible ("),
+        "{md}"
+    );
+    let html = document(ExportType::Html, &report);
+    assert!(html.contains("not encrypted in either phase"), "{html}");
+    // A link with no frames in either window: dashes, never "0 µs".
+    let mut silent = synthetic_report();
+    for r in &mut silent.results {
+        if r.link == "client-event" {
+            r.figures.frames_received = 0;
+        }
+    }
+    let terminal = silent.render_table();
+    assert!(
+        terminal.contains("Cost of TLS on client-event: – (no traffic in the window)"),
+        "{terminal}"
+    );
+    let row = terminal
+        .lines()
+        .find(|l| l.starts_with("client-event") && l.contains("plain"))
+        .unwrap_or_default();
+    assert!(!row.contains(" 0 µs"), "{row}");
+}
+
+#[test]
 fn exports_are_checked_before_anything_runs() {
     let args = |json: &str, md: &str| ExportArgs {
         documents: DocumentExportArgs {

@@ -2,6 +2,8 @@
 //! trusted (enough plain/TLS pairs, a spread narrow enough), and which results fell short
 //! of the frames due.
 
+use simulators::transport::Mode;
+
 use super::interval::{Finding, Interval};
 use super::stats::Spread;
 use super::{Cost, LinkResult, Report, Sample};
@@ -205,4 +207,36 @@ pub(crate) fn short_summary(report: &Report) -> Option<String> {
         report.results.len(),
         short.join("; ")
     ))
+}
+
+/// Why a link has no cost of TLS to give, if it has none: a client group its server refused
+/// (incompatible, with the reason), a link encrypted in neither phase (its differences are
+/// the machine's, not TLS's), or a link with no traffic in either window.
+pub(crate) fn no_cost_because(report: &Report, link: &str) -> Option<String> {
+    let incompatible: Vec<String> = report
+        .incompatibilities
+        .iter()
+        .filter(|i| i.link == link)
+        .map(|i| format!("{} → {}: {}", i.client, i.server, i.reason))
+        .collect();
+    if !incompatible.is_empty() {
+        return Some(format!("incompatible ({})", incompatible.join("; ")));
+    }
+    let of = |mode| {
+        report
+            .results
+            .iter()
+            .find(|r| r.link == link && r.mode == mode)
+    };
+    let (plain, tls) = (of(Mode::Plain), of(Mode::Tls));
+    if tls.is_some_and(|t| !t.encrypted) {
+        return Some(
+            "not encrypted in either phase: its differences are the machine's, not TLS's".into(),
+        );
+    }
+    let silent = |r: Option<&LinkResult>| r.is_none_or(|r| r.figures.frames_received == 0);
+    if silent(plain) && silent(tls) {
+        return Some("no traffic in the window".into());
+    }
+    None
 }

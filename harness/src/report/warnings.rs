@@ -6,7 +6,7 @@
 use simulators::transport::Mode;
 
 use super::run::{short_serial, HostResult, Report};
-use super::verdicts::{undecided, MAX_RELATIVE_HALF_WIDTH, MIN_PAIRS};
+use super::verdicts::{no_cost_because, undecided, MAX_RELATIVE_HALF_WIDTH, MIN_PAIRS};
 use crate::sys::environment::Environment;
 
 /// The kernel cross-check flags a link whose application and kernel byte counts are
@@ -211,6 +211,7 @@ impl Report {
                 .cost
                 .iter()
                 .filter(|c| c.pairs >= 2 && undecided(c).contains(&what))
+                .filter(|c| no_cost_because(self, &c.link).is_none())
                 .filter_map(|c| {
                     let i = c.intervals.get(key)?;
                     Some(format!("{} ×{:.2}…×{:.2}", c.link, i.low, i.high))

@@ -330,6 +330,15 @@ fn cost_table(report: &Report) -> String {
         r#"<table class="cost"><tr><th class="text">link</th><th>goodput</th><th>p99 frame latency</th><th>CPU per GB</th><th>server CPU per GB</th><th>client CPU per GB</th><th>handshake adds</th><th class="text">trust</th></tr>"#,
     );
     for c in &report.cost {
+        if let Some(why) = crate::report::verdicts::no_cost_because(report, &c.link) {
+            let _ = write!(
+                s,
+                r#"<tr><td class="text">{}</td><td colspan="6">–</td><td class="text">{}</td></tr>"#,
+                esc(&c.link),
+                esc(&why)
+            );
+            continue;
+        }
         let short = report.results.iter().any(|r| r.link == c.link && r.short);
         let _ = write!(
             s,
@@ -354,6 +363,7 @@ fn cost_table(report: &Report) -> String {
     let verdicts: Vec<String> = report
         .cost
         .iter()
+        .filter(|c| crate::report::verdicts::no_cost_because(report, &c.link).is_none())
         .filter_map(|c| {
             let v = crate::report::verdicts::verdicts(c);
             (!v.is_empty())

@@ -80,6 +80,15 @@ fn render(report: &Report) -> String {
         );
         let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
         for c in &report.cost {
+            if let Some(why) = crate::report::verdicts::no_cost_because(report, &c.link) {
+                let _ = writeln!(
+                    out,
+                    "| {} | – | – | – | – | – | – | {} |",
+                    cell(&c.link),
+                    cell(&why)
+                );
+                continue;
+            }
             let with_range = |v: Option<f64>, key: &str| {
                 let r = ratio_range(c, key);
                 if r.is_empty() {
@@ -201,6 +210,7 @@ fn verdict_list(report: &Report) -> String {
     let verdicts: Vec<(&str, Vec<String>)> = report
         .cost
         .iter()
+        .filter(|c| crate::report::verdicts::no_cost_because(report, &c.link).is_none())
         .map(|c| (c.link.as_str(), crate::report::verdicts::verdicts(c)))
         .filter(|(_, v)| !v.is_empty())
         .collect();

@@ -74,10 +74,10 @@ impl Report {
                 },
                 f.late_frames.to_string(),
                 f.dropped_frames.to_string(),
-                format_us(latency.p50),
-                format_us(latency.p99),
-                format_us(latency.p999),
-                format_us(latency.max),
+                us_or_dash(latency.p50, f.frames_received),
+                us_or_dash(latency.p99, f.frames_received),
+                us_or_dash(latency.p999, f.frames_received),
+                us_or_dash(latency.max, f.frames_received),
                 format_us(f.connect_us),
                 if r.mode == Mode::Tls {
                     format_us(f.handshake_us)
@@ -116,6 +116,9 @@ impl Report {
                 (None, false) => {
                     let _ = writeln!(out, "{}{group}: not encrypted in the TLS phase", r.link);
                 }
+                (None, true) if r.figures.connections == 0 && r.figures.frames_received == 0 => {
+                    let _ = writeln!(out, "{}{group}: no traffic in the TLS window", r.link);
+                }
                 (None, true) => {
                     let _ = writeln!(out, "{}{group}: no TLS connection succeeded", r.link);
                 }
@@ -131,6 +134,10 @@ impl Report {
             let _ = writeln!(out, "{line}");
         }
         for c in &self.cost {
+            if let Some(why) = crate::report::verdicts::no_cost_because(self, &c.link) {
+                let _ = writeln!(out, "Cost of TLS on {}: – ({why})", c.link);
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "Cost of TLS on {} (TLS/plain, median of {} pairs): goodput {}, p99 latency {}{}, \
@@ -314,5 +321,14 @@ impl Report {
                 Some(line)
             })
             .collect()
+    }
+}
+
+/// A latency figure, or `–` when no frame arrived (a zero would read as "instant").
+fn us_or_dash(us: u64, frames: u64) -> String {
+    if frames == 0 {
+        "–".into()
+    } else {
+        format_us(us)
     }
 }
