@@ -54,17 +54,95 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
 }
 
 /// The inverse of [`encode_histogram`]; `None` for anything that does not decode.
+///
+/// The encoding comes from other processes and from report files, so nothing is allocated
+/// for a length it claims before the bytes are there: the DEFLATE stream is inflated to at
+/// most [`MAX_HISTOGRAM_BYTES`], and the payload length in the V2 header must match the
+/// bytes that follow it (`hdrhistogram` allocates that length, up to 4 GiB, before reading).
 pub fn decode_histogram(text: &str) -> Option<Histogram<u64>> {
     use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .ok()?;
+    let plain = plain_v2(&bytes)?;
     let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
+        .deserialize(&mut &plain[..])
         .ok()?;
     // Like the histograms it was made from, it grows to take larger values when merged.
     h.auto(true);
     Some(h)
+}
+
+/// The most bytes a histogram's V2 encoding may take once inflated: far above the largest
+/// histogram of [`SIGNIFICANT_FIGURES`] digits (about 56 000 counters of at most 9 bytes).
+const MAX_HISTOGRAM_BYTES: usize = 4 << 20;
+
+/// The uncompressed V2 encoding of `bytes` (V2, or V2+DEFLATE inflated), if its header
+/// is whole, keeps at most [`SIGNIFICANT_FIGURES`] digits (the counters of a histogram of
+/// more digits take up to 50 MB, whatever the encoding's size) and announces a payload
+/// no longer than the bytes that follow it.
+fn plain_v2(bytes: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+    use std::borrow::Cow;
+    use std::io::Read as _;
+    // The cookies hdrhistogram writes: its V2 and V2+DEFLATE bases with bit 0x10 set.
+    const V2: u32 = 0x1c84_9313;
+    const V2_DEFLATE: u32 = 0x1c84_9314;
+    /// Cookie, payload length, normalising offset, digits, lowest, highest, ratio.
+    const HEADER: usize = 40;
+    let u32_at = |b: &[u8], i: usize| {
+        b.get(i..i + 4)
+            .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    let plain = match u32_at(bytes, 0)? {
+        V2 => Cow::Borrowed(bytes),
+        V2_DEFLATE => {
+            let len = usize::try_from(u32_at(bytes, 4)?).ok()?;
+            let deflated = bytes.get(8..)?;
+            let deflated = &deflated[..len.min(deflated.len())];
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(deflated)
+                .take(MAX_HISTOGRAM_BYTES as u64 + 1)
+                .read_to_end(&mut out)
+                .ok()?;
+            if out.len() > MAX_HISTOGRAM_BYTES {
+                return None;
+            }
+            Cow::Owned(out)
+        }
+        _ => return None,
+    };
+    let payload = usize::try_from(u32_at(&plain, 4)?).ok()?;
+    let digits = u32_at(&plain, 12)?;
+    let fits = plain.len() >= HEADER && payload <= plain.len() - HEADER;
+    let sane = fits && u32_at(&plain, 0)? == V2 && digits <= u32::from(SIGNIFICANT_FIGURES);
+    (sane && !has_min_run(&plain[HEADER..HEADER + payload])).then_some(plain)
+}
+
+/// Whether a V2 payload holds the varint whose zig-zag decoding is `i64::MIN`: hdrhistogram
+/// negates it to count zeros, which overflows (a panic where overflow is checked).
+fn has_min_run(mut payload: &[u8]) -> bool {
+    // hdrhistogram's varint: up to eight bytes of 7 bits (high bit: more follow), then a
+    // ninth byte of 8 bits.
+    while !payload.is_empty() {
+        let mut value = 0u64;
+        let mut used = 0;
+        for (i, b) in payload.iter().enumerate().take(9) {
+            used = i + 1;
+            if i == 8 {
+                value |= u64::from(*b) << 56;
+                break;
+            }
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        if value == u64::MAX {
+            return true;
+        }
+        payload = &payload[used..];
+    }
+    false
 }
 
 /// Serde for a histogram field as [`encode_histogram`] writes it (`#[serde(with = …)]`).
@@ -409,6 +487,55 @@ pub struct SenderSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `histogram` fuzz target: 130 bytes whose inflated V2 header announces a
+    /// payload of about 1 GB, which `hdrhistogram` allocated before reading.
+    #[test]
+    fn a_histogram_claiming_a_huge_payload_is_refused_without_allocating_it() {
+        let text = "HISTFACAADp4nC2IsQ0AEBQFn6eUaLQG0f3NVDYwjklURmCDL+FfcZdcbj0JqPh4q3sWVTl2uP9\
+                    GRkZGRkY6TUaoAQAAAAAA+/9FRkZGRj1GRkdGRkZGRkZGRkY6TUYIAAAAAAAAAEZGRkdGRg3\
+                    ///92uP97FFX///8I9Q0NAQ4tLw==";
+        assert!(decode_histogram(text).is_none());
+    }
+
+    /// Found by the `histogram` fuzz target: a zero run of `i64::MIN`, which hdrhistogram
+    /// negates (overflow; a panic in builds with overflow checks). The input the fuzzer
+    /// found also fails its zlib checksum, which is now checked before anything is read;
+    /// the same run with nothing else wrong is refused too.
+    #[test]
+    fn a_zero_run_of_i64_min_is_refused() {
+        use base64::Engine as _;
+        let text = "HISTFACAADp4nC2IsQ0AEBQFn6eUaLQG0f3NVDYwjklURmCDL+FfcZdcbj0BqPh4q3sWVTl2\
+                    uP8GAAAAezgWVQAAAAB2uP//////////PWdVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVV\
+                    VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVV\
+                    VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVV4ChcKP///wED/1U5Ag24FnurVTl2uP97FlX///8I\
+                    9Q==";
+        assert!(decode_histogram(text).is_none());
+        // V2 without DEFLATE: payload of 9 bytes, no offset, 3 digits, 1..10 000, ratio 1.
+        let mut plain = Vec::new();
+        for word in [0x1c84_9313u32, 9, 0, 3] {
+            plain.extend_from_slice(&word.to_be_bytes());
+        }
+        plain.extend_from_slice(&1u64.to_be_bytes());
+        plain.extend_from_slice(&10_000u64.to_be_bytes());
+        plain.extend_from_slice(&1f64.to_be_bytes());
+        plain.extend_from_slice(&[0xff; 9]);
+        let text = base64::engine::general_purpose::STANDARD.encode(&plain);
+        assert!(decode_histogram(&text).is_none());
+    }
+
+    #[test]
+    fn histograms_round_trip_and_garbage_is_refused() {
+        let mut h = latency_histogram();
+        for v in [1, 999, 1_000_000, 3_600_000_000] {
+            h.record(v).expect("auto-resizing histogram");
+        }
+        let back = decode_histogram(&encode_histogram(&h)).expect("decodes");
+        assert_eq!(back, h);
+        assert!(decode_histogram("").is_none());
+        assert!(decode_histogram("HISTFAAAAAA=").is_none());
+        assert!(decode_histogram("not base64").is_none());
+    }
 
     #[test]
     fn window_counts_only_scheduled_times_inside_it() {

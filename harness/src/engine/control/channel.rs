@@ -212,10 +212,19 @@ where
     if len > MAX_MESSAGE {
         bail!("a control message of {len} bytes (at most {MAX_MESSAGE} are accepted)");
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)
+    // The buffer grows as bytes arrive, never to a length the peer only claims: the hello
+    // comes before the peer has proved that it knows the token.
+    let mut body = Vec::new();
+    r.take(len as u64)
+        .read_to_end(&mut body)
         .await
         .context("reading a control message")?;
+    if body.len() < len {
+        bail!(
+            "the control connection closed in the middle of a message ({} of {len} bytes)",
+            body.len()
+        );
+    }
     let msg = serde_json::from_slice(&body).context("decoding a control message")?;
     Ok(Some(msg))
 }
@@ -328,6 +337,18 @@ mod tests {
         assert!(!verify(&elsewhere, "token", Side::Agent, &from_agent).expect("verify"));
         let from_coordinator = proof(&coordinator, "token", Side::Coordinator).expect("proof");
         assert!(verify(&agent, "token", Side::Coordinator, &from_coordinator).expect("verify"));
+    }
+
+    /// A frame announcing 200 MiB and bringing 3 bytes: the reader used to allocate the
+    /// whole length before reading a byte, also before the peer's token proof.
+    #[tokio::test]
+    async fn a_claimed_length_is_not_allocated_before_its_bytes_arrive() {
+        let mut frame = (200u32 << 20).to_be_bytes().to_vec();
+        frame.extend_from_slice(b"{}x");
+        let e = read_message::<_, serde_json::Value>(&mut &frame[..])
+            .await
+            .expect_err("truncated");
+        assert!(e.to_string().contains("3 of 209715200 bytes"), "{e}");
     }
 
     #[tokio::test]
