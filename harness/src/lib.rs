@@ -16,6 +16,8 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub(crate) mod export;
+#[doc(hidden)]
+pub mod fuzz;
 pub(crate) mod output;
 pub mod report;
 pub mod sys;

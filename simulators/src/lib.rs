@@ -29,6 +29,8 @@
 #![deny(unreachable_pub)]
 
 pub mod clock;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod metrics;
 pub mod pki;
 pub mod role;

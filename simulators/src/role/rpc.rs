@@ -327,7 +327,7 @@ static REQUEST_FILL: [u8; 64 * 1024] = [0xa5; 64 * 1024];
 /// payload bytes received and, when the reply carries the configuration's size and
 /// SHA-256, that digest if it matches what arrived (a download) or what the reply says (a
 /// change check). Chunks are hashed as they pass through the reader's buffer.
-async fn read_answer<R: AsyncRead + Unpin>(
+pub(crate) async fn read_answer<R: AsyncRead + Unpin>(
     rd: &mut ReadAheadReader<R>,
     k: u64,
 ) -> Result<(u64, Option<[u8; 32]>), WireError> {

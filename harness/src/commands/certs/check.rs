@@ -425,6 +425,15 @@ fn missing_issuer(
     (!known).then(|| leaf.issuer().to_string())
 }
 
+/// A private key file's key: PKCS#8, PKCS#1 or SEC1, in PEM or DER.
+pub(crate) fn read_key(bytes: Vec<u8>) -> Result<PrivateKeyDer<'static>, String> {
+    if is_pem(&bytes) {
+        PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| e.to_string())
+    } else {
+        PrivateKeyDer::try_from(bytes).map_err(str::to_owned)
+    }
+}
+
 /// The private key: present, readable, loadable, matching the certificate, not readable by
 /// group or others.
 fn check_key(
@@ -469,12 +478,7 @@ fn check_key(
         findings.problem(None, line);
         return Ok(());
     }
-    let key = if is_pem(&bytes) {
-        PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| e.to_string())
-    } else {
-        PrivateKeyDer::try_from(bytes).map_err(str::to_owned)
-    };
-    let key = match key {
+    let key = match read_key(bytes) {
         Ok(key) => key,
         Err(e) => {
             findings.problem(

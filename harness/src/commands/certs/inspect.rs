@@ -90,9 +90,9 @@ pub struct CertInfo {
 }
 
 /// The certificates of one file.
-struct FileCerts {
+pub(crate) struct FileCerts {
     format: &'static str,
-    certs: Vec<CertificateDer<'static>>,
+    pub(crate) certs: Vec<CertificateDer<'static>>,
     /// Private keys found (PKCS#12 only); never printed, only counted.
     keys: usize,
 }
@@ -217,18 +217,27 @@ fn print_text(
 /// Reads the certificates of a PEM, DER or PKCS#12 file.
 fn load(path: &Path, password: Option<&str>) -> anyhow::Result<FileCerts> {
     let bytes = read_input(path, "certificate file")?;
+    load_bytes(path, &bytes, password)
+}
+
+/// Reads the certificates of the PEM, DER or PKCS#12 `bytes` of the file at `path`.
+pub(crate) fn load_bytes(
+    path: &Path,
+    bytes: &[u8],
+    password: Option<&str>,
+) -> anyhow::Result<FileCerts> {
     if bytes.is_empty() {
         usage!("{} is empty", path.display());
     }
-    if let Some(certs) = certificates_from_pem_or_der(path, &bytes)? {
-        let format = if super::is_pem(&bytes) { "pem" } else { "der" };
+    if let Some(certs) = certificates_from_pem_or_der(path, bytes)? {
+        let format = if super::is_pem(bytes) { "pem" } else { "der" };
         return Ok(FileCerts {
             format,
             certs,
             keys: 0,
         });
     }
-    if !looks_like_pfx(&bytes) {
+    if !looks_like_pfx(bytes) {
         usage!(
             "{} is neither PEM, a DER certificate nor a PKCS#12 file",
             path.display()
@@ -241,7 +250,7 @@ fn load(path: &Path, password: Option<&str>) -> anyhow::Result<FileCerts> {
             path.display()
         );
     };
-    let archive = match Pkcs12Archive::from_pkcs12(&bytes, password) {
+    let archive = match Pkcs12Archive::from_pkcs12(bytes, password) {
         Ok(a) => a,
         Err(p12_keystore::error::Error::MacError(_)) => usage!(
             "{}: wrong password for this PKCS#12 file (its integrity check failed)",
