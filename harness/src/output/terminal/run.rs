@@ -133,13 +133,31 @@ impl Report {
         for line in crate::output::figures::wan_lines(self) {
             let _ = writeln!(out, "{line}");
         }
+        for line in self.cost_lines() {
+            let _ = writeln!(out, "{line}");
+        }
+        for line in self.ramp_lines() {
+            let _ = writeln!(out, "{line}");
+        }
+        for line in self.certificate_lines() {
+            let _ = writeln!(out, "{line}");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        out
+    }
+
+    /// The cost of TLS per link, a line each, with what its 95 % intervals say beneath it;
+    /// a link without a cost says why.
+    fn cost_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
         for c in &self.cost {
             if let Some(why) = crate::report::verdicts::no_cost_because(self, &c.link) {
-                let _ = writeln!(out, "Cost of TLS on {}: – ({why})", c.link);
+                out.push(format!("Cost of TLS on {}: – ({why})", c.link));
                 continue;
             }
-            let _ = writeln!(
-                out,
+            out.push(format!(
                 "Cost of TLS on {} (TLS/plain, median of {} pairs): goodput {}, p99 latency {}{}, \
                  CPU per GB {} (server {}, client {}), handshake +{} · {}",
                 c.link,
@@ -154,20 +172,11 @@ impl Report {
                 format_ratio(c.cpu_client_per_gb_ratio),
                 format_us(c.handshake_us),
                 trust(c),
-            );
+            ));
             let verdicts = crate::report::verdicts::verdicts(c);
             if !verdicts.is_empty() {
-                let _ = writeln!(out, "  95 %: {}", verdicts.join("; "));
+                out.push(format!("  95 %: {}", verdicts.join("; ")));
             }
-        }
-        for line in self.ramp_lines() {
-            let _ = writeln!(out, "{line}");
-        }
-        for line in self.certificate_lines() {
-            let _ = writeln!(out, "{line}");
-        }
-        for w in &self.warnings {
-            let _ = writeln!(out, "warning: {w}");
         }
         out
     }
