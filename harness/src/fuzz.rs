@@ -202,4 +202,40 @@ mod tests {
             }
         }
     }
+
+    /// Every committed seed of `fuzz/corpus/` goes through its target's parser, as the
+    /// fuzzer would start: a regression check that needs no fuzzer.
+    #[test]
+    fn the_committed_seeds_pass_through_their_parsers() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
+        let read = |target: &str| -> Vec<Vec<u8>> {
+            let dir = std::fs::read_dir(root.join(target)).expect("a seed directory");
+            let seeds: Vec<Vec<u8>> = dir
+                .filter_map(Result::ok)
+                .filter_map(|e| std::fs::read(e.path()).ok())
+                .collect();
+            assert!(!seeds.is_empty(), "no seeds for {target}");
+            seeds
+        };
+        for bytes in read("units") {
+            units(&String::from_utf8_lossy(&bytes));
+        }
+        for bytes in read("cert_file") {
+            certificate_file(&bytes, Some("fuzz"));
+            private_key_file(&bytes);
+        }
+        for bytes in read("control") {
+            control_frames(&bytes);
+        }
+        for bytes in read("wire") {
+            simulators::fuzz::wire_bytes(&bytes);
+        }
+        for bytes in read("scenario") {
+            let text = String::from_utf8_lossy(&bytes);
+            if let Err(e) = crate::engine::scenario::file::parse(&text, "seed.toml") {
+                let lines = text.split('\n').count();
+                assert!((1..=lines).contains(&e.line) && e.column >= 1, "{e}");
+            }
+        }
+    }
 }
