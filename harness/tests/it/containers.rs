@@ -5,8 +5,9 @@
 //! with every link's figures and the placement; a container killed mid-run aborts the run,
 //! naming it, and the partial report is still written.
 //!
-//! Needs Docker Engine and docker-compose (`.ci/run` checks; `VMSBENCH_SKIP_DOCKER=1` skips
-//! these tests, saying so, on a machine without them).
+//! Needs Docker Engine and docker-compose. Without them these tests say so and pass, so that
+//! `cargo test` works on a machine with nothing but Rust; `VMSBENCH_REQUIRE_DOCKER=1` (which
+//! `.ci/run` sets wherever Docker runs) makes their absence a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -73,12 +74,12 @@ fn image() -> Option<&'static str> {
     });
     match built {
         Ok(()) => Some(IMAGE),
-        Err(why) if std::env::var_os("VMSBENCH_SKIP_DOCKER").is_some() => {
-            eprintln!("SKIPPED (VMSBENCH_SKIP_DOCKER is set): {why}");
-            None
+        Err(why) if std::env::var_os("VMSBENCH_REQUIRE_DOCKER").is_some() => {
+            panic!("{why}, and VMSBENCH_REQUIRE_DOCKER is set")
         }
         Err(why) => {
-            panic!("{why}; set VMSBENCH_SKIP_DOCKER=1 to skip this test on such a machine")
+            eprintln!("SKIPPED: {why} (set VMSBENCH_REQUIRE_DOCKER=1 to make this a failure)");
+            None
         }
     }
 }
