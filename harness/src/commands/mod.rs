@@ -117,12 +117,18 @@ pub fn deliver(doc: Document<'_>, exports: &ExportManager) -> anyhow::Result<Exi
 }
 
 /// Cancels `token` on Ctrl-C or SIGTERM (what `docker stop`, Kubernetes and CI runners
-/// send), so that a run ends cleanly with what it measured and writes its reports.
+/// send), so that a run ends cleanly with what it measured and writes its reports; a
+/// second signal ends the process at once.
 fn cancel_on_stop_signal(token: CancellationToken) {
     tokio::spawn(async move {
         let why = stop_signal().await;
-        crate::output::progress::note(&format!("\n{why}: finishing with what was measured so far"));
+        crate::output::progress::note(&format!(
+            "\n{why}: finishing with what was measured so far (again to stop at once)"
+        ));
         token.cancel();
+        let why = stop_signal().await;
+        crate::output::progress::note(&format!("\n{why} again: stopping at once, no report"));
+        std::process::exit(i32::from(EXIT_INTERRUPTED));
     });
 }
 

@@ -149,6 +149,54 @@ pub enum ExportError {
         /// Its directory.
         dir: PathBuf,
     },
+    /// Some exports failed; the others were written, and the measurement was kept.
+    #[error("{}; {}", failed.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), kept_note(kept.as_deref()))]
+    Some {
+        /// Each export that failed, with why.
+        failed: Vec<ExportError>,
+        /// Where the JSON report was kept when no JSON export was written.
+        kept: Option<PathBuf>,
+    },
+}
+
+/// Writes the export `kind` of `doc` to `path` (standard output for `-`).
+fn write_one(kind: ExportType, path: &Path, doc: Document<'_>) -> Result<(), ExportError> {
+    let flag = kind.flag();
+    let fail = |p: &Path, source| ExportError::Write {
+        flag,
+        path: p.to_path_buf(),
+        source,
+    };
+    match kind.exporter().export(doc)? {
+        Export::Document(bytes) if is_stdout(path) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)
+                .and_then(|()| out.flush())
+                .map_err(|e| fail(path, e))
+        }
+        Export::Document(bytes) => {
+            crate::output::atomic::write(path, &bytes).map_err(|e| fail(path, e))
+        }
+        Export::Files(files) => {
+            std::fs::create_dir_all(path).map_err(|e| fail(path, e))?;
+            for (name, bytes) in files {
+                let file = path.join(name);
+                crate::output::atomic::write(&file, &bytes).map_err(|e| fail(&file, e))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What a partial failure says about the measurement.
+fn kept_note(kept: Option<&Path>) -> String {
+    match kept {
+        Some(p) => format!(
+            "the other exports were written, and the whole report is kept in {}",
+            p.display()
+        ),
+        None => "the other exports were written, the JSON report among them".into(),
+    }
 }
 
 /// The export formats.
@@ -260,44 +308,39 @@ impl ExportManager {
         self.targets.is_empty()
     }
 
-    /// Writes every export of `doc`.
+    /// Writes every export of `doc`. One that fails does not stop the others; when any
+    /// failed and no JSON export was written, the JSON report is kept in a file of the
+    /// temporary directory, which the error names, so that no measurement is lost.
     pub fn write_all(&self, doc: Document<'_>) -> Result<(), ExportError> {
+        let mut failed = Vec::new();
+        let mut json_written = false;
         for (kind, path) in &self.targets {
-            let flag = kind.flag();
-            match kind.exporter().export(doc)? {
-                Export::Document(bytes) if is_stdout(path) => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&bytes)
-                        .and_then(|()| out.flush())
-                        .map_err(|source| ExportError::Write {
-                            flag,
-                            path: path.clone(),
-                            source,
-                        })?;
-                }
-                Export::Document(bytes) => {
-                    crate::output::atomic::write(path, &bytes).map_err(|source| {
-                        ExportError::Write {
-                            flag,
-                            path: path.clone(),
-                            source,
-                        }
-                    })?
-                }
-                Export::Files(files) => {
-                    let fail = |p: &Path, source| ExportError::Write {
-                        flag,
-                        path: p.to_path_buf(),
-                        source,
-                    };
-                    std::fs::create_dir_all(path).map_err(|e| fail(path, e))?;
-                    for (name, bytes) in files {
-                        let file = path.join(name);
-                        crate::output::atomic::write(&file, &bytes).map_err(|e| fail(&file, e))?;
-                    }
-                }
+            match write_one(*kind, path, doc) {
+                Ok(()) => json_written |= *kind == ExportType::Json && !is_stdout(path),
+                Err(e) => failed.push(e),
             }
         }
-        Ok(())
+        if failed.is_empty() {
+            return Ok(());
+        }
+        let kept = if json_written {
+            None
+        } else {
+            let path = std::env::temp_dir().join(format!(
+                "vmsbench-report-{}-{}.json",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            ));
+            match write_one(ExportType::Json, &path, doc) {
+                Ok(()) => Some(path),
+                Err(e) => {
+                    failed.push(e);
+                    None
+                }
+            }
+        };
+        Err(ExportError::Some { failed, kept })
     }
 }

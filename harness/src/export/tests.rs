@@ -600,6 +600,61 @@ fn a_link_without_a_cost_says_why_in_every_format() {
 }
 
 #[test]
+fn an_export_that_fails_names_its_file_and_loses_nothing() {
+    let report = synthetic_report();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("r.json");
+    let html = dir.path().join("r.html");
+    // A full disk for the Markdown: the JSON and HTML are still written.
+    let args = ExportArgs {
+        documents: DocumentExportArgs {
+            json: Some(json.clone()),
+            markdown: Some("/dev/full".into()),
+            html: Some(html.clone()),
+        },
+        ..ExportArgs::default()
+    };
+    let exports = ExportManager::new(args.requested()).expect("valid");
+    let e = exports
+        .write_all(Document::Run(&report))
+        .expect_err("/dev/full is full")
+        .to_string();
+    assert!(e.starts_with("--export-markdown /dev/full: "), "{e}");
+    assert!(e.contains("the JSON report among them"), "{e}");
+    assert!(
+        std::fs::metadata("/dev/full").is_ok_and(|m| !m.is_file()),
+        "still a device"
+    );
+    let back: Report =
+        serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("parses");
+    assert_eq!(back.results.len(), report.results.len());
+    assert!(std::fs::metadata(&html).is_ok_and(|m| m.len() > 0));
+    // Without a JSON export, the report is kept in a file the error names.
+    let args = ExportArgs {
+        documents: DocumentExportArgs {
+            json: None,
+            markdown: Some("/dev/full".into()),
+            html: None,
+        },
+        ..ExportArgs::default()
+    };
+    let exports = ExportManager::new(args.requested()).expect("valid");
+    let e = exports
+        .write_all(Document::Run(&report))
+        .expect_err("/dev/full is full")
+        .to_string();
+    let kept = e
+        .split("the whole report is kept in ")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no file named: {e}"));
+    let text = std::fs::read(kept).expect("kept");
+    let _ = std::fs::remove_file(kept);
+    let back: Report = serde_json::from_slice(&text).expect("parses");
+    assert_eq!(back.results.len(), report.results.len());
+}
+
+#[test]
 fn exports_are_checked_before_anything_runs() {
     let args = |json: &str, md: &str| ExportArgs {
         documents: DocumentExportArgs {

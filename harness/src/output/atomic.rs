@@ -11,8 +11,13 @@ pub(crate) fn temporary_path(path: &Path) -> PathBuf {
     PathBuf::from(tmp)
 }
 
-/// Writes `bytes` to `path` through a temporary file beside it and a rename.
+/// Writes `bytes` to `path` through a temporary file beside it and a rename. A path that
+/// names something other than a regular file (`/dev/null`, a pipe, a terminal) is written
+/// directly: renaming over it would replace the device or pipe with a file.
 pub(crate) fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::write(path, bytes);
+    }
     let tmp = temporary_path(path);
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
