@@ -47,6 +47,12 @@ printf 'root:x:0:0:root:/:/vmsbench\nvmsbench:x:65532:65532:vmsbench:/tmp:/vmsbe
 printf 'root:x:0:\nvmsbench:x:65532:\n' > "$stage/rootfs/etc/group"
 cp "$root/lab/Dockerfile" "$stage/Dockerfile"
 
+old=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
 docker build --quiet --tag "$tag" "$stage" >/dev/null
+# The image this tag named before, now untagged, goes (unless a container still uses it).
+new=$(docker image inspect --format '{{.Id}}' "$tag")
+if [ -n "$old" ] && [ "$old" != "$new" ]; then
+    docker image rm "$old" >/dev/null 2>&1 || true
+fi
 size=$(docker image inspect --format '{{.Size}}' "$tag")
 echo "$tag $size bytes ($(( size / 1048576 )) MiB)"
