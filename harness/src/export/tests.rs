@@ -605,20 +605,24 @@ fn an_export_that_fails_names_its_file_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let json = dir.path().join("r.json");
     let html = dir.path().join("r.html");
-    // A full disk for the Markdown: the JSON and HTML are still written.
-    let args = ExportArgs {
-        documents: DocumentExportArgs {
-            json: Some(json.clone()),
-            markdown: Some("/dev/full".into()),
-            html: Some(html.clone()),
-        },
-        ..ExportArgs::default()
+    // Markdown to a full disk, beside the exports given: the error it gives.
+    let fails = |json: Option<std::path::PathBuf>, html: Option<std::path::PathBuf>| {
+        let args = ExportArgs {
+            documents: DocumentExportArgs {
+                json,
+                markdown: Some("/dev/full".into()),
+                html,
+            },
+            ..ExportArgs::default()
+        };
+        let exports = ExportManager::new(args.requested()).expect("valid");
+        exports
+            .write_all(Document::Run(&report))
+            .expect_err("/dev/full is full")
+            .to_string()
     };
-    let exports = ExportManager::new(args.requested()).expect("valid");
-    let e = exports
-        .write_all(Document::Run(&report))
-        .expect_err("/dev/full is full")
-        .to_string();
+    // The JSON and HTML are still written.
+    let e = fails(Some(json.clone()), Some(html.clone()));
     assert!(e.starts_with("--export-markdown /dev/full: "), "{e}");
     assert!(e.contains("the JSON report among them"), "{e}");
     assert!(
@@ -630,19 +634,7 @@ fn an_export_that_fails_names_its_file_and_loses_nothing() {
     assert_eq!(back.results.len(), report.results.len());
     assert!(std::fs::metadata(&html).is_ok_and(|m| m.len() > 0));
     // Without a JSON export, the report is kept in a file the error names.
-    let args = ExportArgs {
-        documents: DocumentExportArgs {
-            json: None,
-            markdown: Some("/dev/full".into()),
-            html: None,
-        },
-        ..ExportArgs::default()
-    };
-    let exports = ExportManager::new(args.requested()).expect("valid");
-    let e = exports
-        .write_all(Document::Run(&report))
-        .expect_err("/dev/full is full")
-        .to_string();
+    let e = fails(None, None);
     let kept = e
         .split("the whole report is kept in ")
         .nth(1)
