@@ -136,7 +136,10 @@ impl Running {
 
     /// Where a client of `link` dials `host` at `addr`: the address itself, or a WAN relay
     /// in front of it — shared by the clients of the same server and profile, or (not
-    /// `shared`) the client's own.
+    /// `shared`) the client's own. `salt` is what tells the client apart in the plan (its
+    /// start offset or phase), so that a relay started for it draws its own losses and
+    /// jitter, also in another process that starts its relays in the same order.
+    #[allow(clippy::too_many_arguments)]
     async fn dial_through(
         &mut self,
         link: LinkId,
@@ -144,6 +147,7 @@ impl Running {
         addr: std::net::SocketAddr,
         wan: Option<WanProfile>,
         shared: bool,
+        salt: u64,
         site: &mut Site<'_>,
     ) -> anyhow::Result<std::net::SocketAddr> {
         let Some(profile) = wan else {
@@ -157,7 +161,8 @@ impl Running {
                 return Ok(r.wan.addr());
             }
         }
-        let seed = site.plan.seed ^ self.wan.len() as u64;
+        let seed =
+            site.plan.seed ^ salt.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.wan.len() as u64;
         let wan = WanLink::start_seeded(site.runtime(WAN_RUNTIME, false)?, addr, profile, seed)
             .await
             .with_context(|| format!("{link}: the WAN relay in front of {host}"))?;
@@ -187,12 +192,14 @@ impl Running {
                 continue;
             };
             let addr = self
-                .dial_through(link, &c.server, addr, c.wan, true, site)
+                .dial_through(link, &c.server, addr, c.wan, true, c.start_offset_ns, site)
                 .await?;
             let failover = match &c.failover {
                 Some(f) => match site.directory.lookup(f, link) {
                     Some(a) => Some(Endpoint {
-                        addr: self.dial_through(link, f, a, c.wan, true, site).await?,
+                        addr: self
+                            .dial_through(link, f, a, c.wan, true, c.start_offset_ns, site)
+                            .await?,
                         host: f.clone(),
                     }),
                     None => None,
@@ -258,7 +265,7 @@ impl Running {
             .lookup(&c.server, link)
             .with_context(|| format!("{link}: {} is not listening", c.server))?;
         let addr = self
-            .dial_through(link, &c.server, addr, c.wan, false, site)
+            .dial_through(link, &c.server, addr, c.wan, false, c.phase_ns, site)
             .await?;
         let key = (link, c.server.clone(), None);
         let group = self.group(&key, of);
