@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::interval::Interval;
 use super::objective::{Limit, Objective};
 use crate::engine::capacity::search::{Stage, Stop};
 use crate::report::{Percentiles, TlsInfo};
@@ -42,6 +43,12 @@ pub struct CapacityReport {
     /// (plaintext capacity − TLS capacity) / plaintext capacity, %: the share of a
     /// recording server's cameras that encryption costs. Null unless both modes found one.
     pub capacity_cost_pct: Option<f64>,
+    /// The bounds of `capacity_cost_pct` that the two modes' `max_cameras_range` allow
+    /// (fewest TLS and most plaintext cameras, and the reverse): not a probability
+    /// interval, but every cost the runs could not rule out. Null unless both modes have a
+    /// range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_cost_pct_range: Option<Interval>,
     /// A linear projection to a machine with more cores (`--project-cores`).
     pub projection: Option<Projection>,
     /// Things a reader must know before trusting the figures.
@@ -135,6 +142,85 @@ pub struct ModeResult {
     pub tls: Option<TlsInfo>,
     /// Every step, in the order run.
     pub steps: Vec<Step>,
+    /// The camera counts between which the capacity lies as far as the runs can tell: from
+    /// the largest count at and below which every run passed to one below the smallest
+    /// count at and above which every run failed. When every run agreed this is the
+    /// bisection's bracket (`max_cameras` .. `first_failing_cameras` − 1); runs that
+    /// disagreed widen it. Null when no count passed every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cameras_range: Option<Interval>,
+    /// 95 % intervals of `cpu_per_camera_server_s` and `cpu_per_camera_client_s`, under
+    /// those names: the mean over the passing steps within [`NEAR_BOUNDARY`] of
+    /// `max_cameras` (at least two), Student t. Absent with fewer such steps.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub intervals: BTreeMap<String, Interval>,
+}
+
+/// Passing steps at or above this share of `max_cameras` count as measured at the boundary
+/// for the intervals of CPU per camera (CPU per camera falls as fixed costs spread over
+/// more cameras, so steps far below the boundary would widen them).
+pub(crate) const NEAR_BOUNDARY: f64 = 0.8;
+
+/// A range is too wide to quote a capacity from when its width exceeds this share of its
+/// middle (±10 %).
+pub(crate) const TOO_NOISY: f64 = 0.2;
+
+impl ModeResult {
+    /// Whether the range of the boundary is too wide to quote one figure.
+    pub fn too_noisy(&self) -> bool {
+        self.max_cameras_range.is_some_and(|r| {
+            let mid = (r.low + r.high) / 2.0;
+            mid > 0.0 && (r.high - r.low) / mid > TOO_NOISY
+        })
+    }
+}
+
+impl ModeResult {
+    /// The range of the boundary in words (`range 300–349 cameras`, with `too noisy to
+    /// quote` when it is), or empty without one.
+    pub fn range_words(&self) -> String {
+        match self.max_cameras_range {
+            Some(r) if self.too_noisy() => {
+                format!("range {}–{} cameras, too noisy to quote", r.low, r.high)
+            }
+            Some(r) => format!("range {}–{} cameras", r.low, r.high),
+            None => String::new(),
+        }
+    }
+
+    /// The server's CPU per camera in ms per s, with its 95 % interval when there is one.
+    pub fn server_cpu_words(&self) -> Option<String> {
+        let c = self.cpu_per_camera_server_s?;
+        Some(match self.intervals.get("cpu_per_camera_server_s") {
+            Some(i) => format!(
+                "{:.3} ms/s (near the boundary, 95 %: {:.3}–{:.3})",
+                c * 1e3,
+                i.low * 1e3,
+                i.high * 1e3
+            ),
+            None => format!("{:.3} ms/s", c * 1e3),
+        })
+    }
+}
+
+impl CapacityReport {
+    /// The capacity cost of encryption in words, with the bounds the ranges allow.
+    pub fn cost_words(&self) -> Option<String> {
+        let c = self.capacity_cost_pct?;
+        Some(match self.capacity_cost_pct_range {
+            Some(r) => format!("{c:.1} % (the ranges allow {:.1}–{:.1} %)", r.low, r.high),
+            None => format!("{c:.1} %"),
+        })
+    }
+}
+
+/// The bounds of the capacity cost of encryption, %, that two ranges allow.
+pub(crate) fn cost_pct_range(plain: Option<Interval>, tls: Option<Interval>) -> Option<Interval> {
+    let (p, t) = (plain?, tls?);
+    (p.low > 0.0).then(|| Interval {
+        low: (1.0 - t.high / p.low) * 100.0,
+        high: (1.0 - t.low / p.high) * 100.0,
+    })
 }
 
 /// One step of a search: one camera count, one mode, one measured window.

@@ -124,8 +124,25 @@ fn a_throttled_recorder_is_found_at_its_known_capacity_and_stricter_objectives_f
     assert_eq!(page.matches("<svg").count(), 2, "two plots");
     assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
     // The Markdown gives the same answer, and one row per step.
+    // The range of the boundary: the bracket, widened by any run that disagreed.
+    let range = &plain["max_cameras_range"];
+    let (low, high) = (u(&range["low"]), u(&range["high"]));
+    assert!(low <= best && best <= high, "{range} {best}..{fail}");
+    if steps
+        .iter()
+        .all(|s| (u(&s["cameras"]) <= best) == (s["pass"] == true))
+    {
+        // Every run agreed with the bracket: the range is the bracket.
+        assert_eq!((low, high), (best, fail - 1), "{range}");
+    }
+    let interval = &plain["intervals"]["cpu_per_camera_server_s"];
     assert!(
-        markdown.contains(&format!("| plain | **{best}** | {fail} |")),
+        interval["low"].as_f64() <= interval["high"].as_f64() && interval["low"].is_number(),
+        "CPU per camera near the boundary has an interval: {plain:#}"
+    );
+    assert!(
+        markdown.contains(&format!("| plain | **{best}** (range {low}–{high} cameras"))
+            && markdown.contains(&format!(" | {fail} |")),
         "{markdown}"
     );
     assert_eq!(

@@ -32,9 +32,10 @@ use crate::engine::deployment::{
 use crate::engine::scenario::{file, LinkId, Pinning};
 use crate::output::progress::{self, Steps};
 use crate::report::capacity::{
-    cost_pct, CapacityReport, ModeResult, Modes, ObjectiveInfo, Projection, SearchInfo, Step,
-    StepLink, CAPACITY_SCHEMA_VERSION, SATURATED,
+    cost_pct, cost_pct_range, CapacityReport, ModeResult, Modes, ObjectiveInfo, Projection,
+    SearchInfo, Step, StepLink, CAPACITY_SCHEMA_VERSION, NEAR_BOUNDARY, SATURATED,
 };
+use crate::report::interval::{self, Interval};
 use crate::report::objective::{
     self, parse_objective, Limit, Measured, Objective, DEFAULT_OBJECTIVE,
 };
@@ -441,6 +442,8 @@ pub async fn run(
     let results = mode_results(collected, &searches, &mut warnings);
     let capacity = |m: &Option<ModeResult>| m.as_ref()?.max_cameras.map(f64::from);
     let capacity_cost_pct = cost_pct(capacity(&results.plain), capacity(&results.tls));
+    let range = |m: &Option<ModeResult>| m.as_ref()?.max_cameras_range;
+    let capacity_cost_pct_range = cost_pct_range(range(&results.plain), range(&results.tls));
     let projection = args
         .project_cores
         .map(|n| Projection::linear(n, results.plain.as_ref(), results.tls.as_ref()));
@@ -450,7 +453,7 @@ pub async fn run(
         started_at,
         partial: interrupt.is_cancelled(),
         environment,
-        scenario: serde_json::to_value(plan.shape.at(start))?,
+        scenario: scenario_identity(&plan.shape.at(start))?,
         objective: ObjectiveInfo {
             text: args.objective.to_string(),
             parsed: args.objective.clone(),
@@ -458,6 +461,7 @@ pub async fn run(
         search: search_info(args, &plan, start, steps.elapsed(), modes.len() > 1),
         modes: results,
         capacity_cost_pct,
+        capacity_cost_pct_range,
         projection,
         warnings,
         notes: plan.shape.notes.clone(),
@@ -785,6 +789,14 @@ fn mode_warnings(mode: Mode, search: &search::Search, m: &ModeResult) -> Vec<Str
             count(m.first_failing_cameras),
         ));
     }
+    if let Some(r) = m.max_cameras_range.filter(|_| m.too_noisy()) {
+        out.push(format!(
+            "{mode}: the boundary is too noisy to quote one figure: the runs place the \
+             capacity anywhere from {} to {} cameras; use longer steps (--step-duration), a \
+             quieter machine or fewer CPUs for the clients",
+            r.low, r.high
+        ));
+    }
     if let Some(f) = m.first_failing_cameras.filter(|f| search.flaky(*f)) {
         out.push(format!(
             "{mode}: runs at {f} cameras both passed and failed: the boundary is noisy here"
@@ -868,6 +880,54 @@ fn mode_result(search: &search::Search, c: Collected) -> ModeResult {
         cpu_per_camera_server_s,
         cpu_per_camera_client_s,
         tls: c.tls,
+        max_cameras_range: search.range().map(|(low, high)| Interval {
+            low: f64::from(low),
+            high: f64::from(high),
+        }),
+        intervals: boundary_intervals(best, &c.steps),
         steps: c.steps,
     }
+}
+
+/// The deployment as the report records it. The throttle is left out (it is under
+/// `search.throttle_us_per_frame`): it stands in for a change of the recording server's code,
+/// so a baseline made without it, or with another, still compares.
+fn scenario_identity(
+    scenario: &crate::engine::scenario::Scenario,
+) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(scenario)?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("recorder_cpu_per_frame");
+    }
+    Ok(v)
+}
+
+/// The 95 % intervals of CPU per camera over the passing steps near the boundary `best`
+/// (see [`NEAR_BOUNDARY`]).
+fn boundary_intervals(best: Option<u32>, steps: &[Step]) -> BTreeMap<String, Interval> {
+    let Some(best) = best else {
+        return BTreeMap::new();
+    };
+    let near: Vec<&Step> = steps
+        .iter()
+        .filter(|s| s.pass && f64::from(s.cameras) >= f64::from(best) * NEAR_BOUNDARY)
+        .collect();
+    let per_camera = |cores: fn(&Step) -> f64| -> Vec<f64> {
+        near.iter()
+            .map(|s| cores(s) / f64::from(s.cameras.max(1)))
+            .collect()
+    };
+    [
+        (
+            "cpu_per_camera_server_s",
+            per_camera(|s| s.cpu_server_cores),
+        ),
+        (
+            "cpu_per_camera_client_s",
+            per_camera(|s| s.cpu_clients_cores),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, v)| Some((name.to_owned(), interval::mean(&v)?)))
+    .collect()
 }

@@ -190,6 +190,30 @@ impl Search {
             .map(|(c, _)| *c)
     }
 
+    /// The counts between which the capacity lies, as far as these runs can tell:
+    /// from the largest count at and below which every run passed, to one below the
+    /// smallest count at and above which every run failed (or the largest count run, when
+    /// none did). When every run agreed this is the bisection's bracket; each run that
+    /// disagreed with its neighbours widens it. `None` when even the smallest count failed
+    /// a run.
+    pub(crate) fn range(&self) -> Option<(u32, u32)> {
+        let low = self
+            .runs
+            .iter()
+            .take_while(|(_, r)| r.iter().all(|p| *p))
+            .last()
+            .map(|(c, _)| *c)?;
+        let top = self.runs.keys().next_back().copied().unwrap_or(low);
+        let high = self
+            .runs
+            .iter()
+            .rev()
+            .take_while(|(_, r)| r.iter().all(|p| !*p))
+            .last()
+            .map_or(top, |(c, _)| c.saturating_sub(1));
+        Some((low, high.max(low)))
+    }
+
     fn settled(&self, cameras: u32) -> bool {
         self.runs.get(&cameras).is_some_and(|r| judged(r).1)
     }
@@ -665,5 +689,46 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_range_is_the_bracket_widened_by_every_run_that_disagreed() {
+        let with = |runs: &[(u32, &[bool])]| {
+            let mut s = Search::new(params(1, 10_000, 0.05));
+            for (c, outcomes) in runs {
+                for pass in *outcomes {
+                    s.record(*c, &verdict(*pass));
+                }
+            }
+            s.range()
+        };
+        // Every run agreed: the bracket.
+        let clean: &[(u32, &[bool])] = &[
+            (100, &[true]),
+            (200, &[true]),
+            (400, &[false]),
+            (300, &[true, true]),
+            (350, &[false, false]),
+        ];
+        assert_eq!(with(clean), Some((300, 349)));
+        // A pass above a failure, and a failure below a pass, widen it both ways.
+        let noisy: &[(u32, &[bool])] = &[
+            (100, &[true]),
+            (200, &[true, false, false]),
+            (300, &[true, true]),
+            (350, &[true, false, false]),
+            (400, &[false]),
+        ];
+        assert_eq!(with(noisy), Some((100, 399)));
+        // Nothing failed: up to the largest count run.
+        assert_eq!(with(&[(8, &[true]), (16, &[true, true])]), Some((16, 16)));
+        // The smallest count failed once: no count is known to pass.
+        assert_eq!(with(&[(1, &[false, true]), (2, &[true])]), None);
+        // Let the real search run on an exact threshold: its range is its bracket.
+        let (s, _) = search(params(32, 100_000, 0.05), &[Mode::Plain], threshold(450));
+        let s = s.of(Mode::Plain).expect("searched");
+        let (low, high) = s.range().expect("a range");
+        assert_eq!(Some(low), s.best_pass());
+        assert!(high >= low && high < s.first_fail().expect("a failure"));
     }
 }

@@ -56,11 +56,15 @@ fn answer(name: &str, m: Option<&ModeResult>) -> String {
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| "–".to_owned());
     let reasons = esc(&m.limit_reasons.join(", "));
-    let per_camera = m
-        .cpu_per_camera_server_s
-        .map_or_else(|| "–".to_owned(), |c| format!("{:.3} ms/s", c * 1e3));
+    let per_camera = esc(&m.server_cpu_words().unwrap_or_else(|| "–".to_owned()));
+    let range = m.range_words();
+    let range = if range.is_empty() {
+        range
+    } else {
+        format!("<br><small>{}</small>", esc(&range))
+    };
     format!(
-        "<tr><td>{name}</td><td class=\"n\"><b>{cameras}</b></td><td class=\"n\">{failing}</td>\
+        "<tr><td>{name}</td><td class=\"n\"><b>{cameras}</b>{range}</td><td class=\"n\">{failing}</td>\
          <td>{} {reasons}</td><td class=\"n\">{per_camera}</td></tr>",
         esc(&limit)
     )
@@ -90,9 +94,7 @@ pub(super) fn render(report: &CapacityReport) -> String {
     for line in crate::output::figures::placement_lines(report.placement.as_ref()) {
         let _ = write!(out, "<p class=\"note\">{}</p>", esc(&line));
     }
-    let cost = report
-        .capacity_cost_pct
-        .map_or_else(|| "–".to_owned(), |c| format!("{c:.1} %"));
+    let cost = esc(&report.cost_words().unwrap_or_else(|| "–".to_owned()));
     let _ = write!(
         out,
         "<table><tr><th>mode</th><th class=\"n\">cameras that meet the objective</th>\

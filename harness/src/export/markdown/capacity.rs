@@ -16,11 +16,15 @@ fn answer(name: &str, m: &ModeResult) -> String {
         || m.stopped.describe().to_owned(),
         |l| l.describe().to_owned(),
     );
-    let per_camera = m
-        .cpu_per_camera_server_s
-        .map_or_else(|| "–".to_owned(), |c| format!("{:.3} ms/s", c * 1e3));
+    let per_camera = m.server_cpu_words().unwrap_or_else(|| "–".to_owned());
+    let range = m.range_words();
+    let range = if range.is_empty() {
+        range
+    } else {
+        format!(" ({range})")
+    };
     format!(
-        "| {name} | **{}** | {} | {} | {} | {per_camera} |",
+        "| {name} | **{}**{range} | {} | {} | {} | {per_camera} |",
         count(m.max_cameras),
         count(m.first_failing_cameras),
         cell(&limit),
@@ -70,10 +74,10 @@ pub(super) fn render(r: &CapacityReport) -> String {
         let _ = writeln!(out, "{}", answer(name, m));
     }
     out.push('\n');
-    if let Some(c) = r.capacity_cost_pct {
+    if let Some(c) = r.cost_words() {
         let _ = writeln!(
             out,
-            "Encryption costs **{c:.1} %** of the recording server's capacity.\n"
+            "Encryption costs **{c}** of the recording server's capacity.\n"
         );
     }
     if let Some(p) = &r.projection {

@@ -133,19 +133,25 @@ impl CapacityReport {
                     m.stopped.describe()
                 )
             };
-            let cpu = m.cpu_per_camera_server_s.map_or(String::new(), |c| {
-                format!(" · server CPU {:.3} ms per camera per s", c * 1e3)
-            });
+            let cpu = m
+                .server_cpu_words()
+                .map_or(String::new(), |c| format!(" · server CPU {c} per camera"));
+            let range = m.range_words();
+            let range = if range.is_empty() {
+                range
+            } else {
+                format!(" ({range})")
+            };
             let _ = writeln!(
                 out,
-                "  {name:<5} {:>6} cameras — {limit}{cpu}{bracket}",
+                "  {name:<5} {:>6} cameras{range} — {limit}{cpu}{bracket}",
                 opt(m.max_cameras)
             );
         }
-        if let Some(c) = self.capacity_cost_pct {
+        if let Some(c) = self.cost_words() {
             let _ = writeln!(
                 out,
-                "Encryption costs {c:.1} % of the recording server's capacity (same machine, \
+                "Encryption costs {c} of the recording server's capacity (same machine, \
                  steps interleaved)."
             );
         }
