@@ -8,7 +8,11 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
-use super::kinds::{kind, known_metric, pointer, Direction, Family, Metric, ReportKind, KINDS};
+use super::change::change_interval;
+use super::kinds::{
+    kind, known_metric, pointer, Direction, Family, Metric, ReportKind, Section, KINDS,
+};
+use crate::report::interval::Interval;
 use crate::report::SCHEMA_VERSION;
 
 /// Exit code: no regression.
@@ -310,10 +314,10 @@ pub(super) fn validate(json: &Value) -> Result<&'static ReportKind, String> {
         let Some(entries) = obj.get(section.array) else {
             continue;
         };
-        let Some(entries) = entries.as_array() else {
+        if !(entries.is_array() || entries.is_object()) {
             return Err(format!("{} is not an array", section.array));
-        };
-        for (i, e) in entries.iter().enumerate() {
+        }
+        for (i, e) in section_entries(json, section).iter().enumerate() {
             if !e.is_object() || e.get(section.key[0]).and_then(Value::as_str).is_none() {
                 return Err(format!(
                     "{}[{i}] has no {:?} to identify it",
@@ -323,10 +327,10 @@ pub(super) fn validate(json: &Value) -> Result<&'static ReportKind, String> {
         }
     }
     let first = kind.sections.first().map_or("results", |s| s.array);
-    if obj
-        .get(first)
-        .and_then(Value::as_array)
-        .is_none_or(|a| a.is_empty())
+    if kind
+        .sections
+        .first()
+        .is_none_or(|s| section_entries(json, s).is_empty())
     {
         return Err(format!("no {first}: nothing was measured"));
     }
@@ -389,22 +393,38 @@ pub(super) fn mismatches(baseline: &LoadedReport, result: &LoadedReport) -> Vec<
 /// refused, since CI deliberately runs shorter than a capacity study.
 pub(super) fn measurement_notes(baseline: &LoadedReport, result: &LoadedReport) -> Vec<String> {
     let mut found = Vec::new();
-    diff(
-        "measurement",
-        baseline.json.get("measurement"),
-        result.json.get("measurement"),
-        &mut found,
-    );
-    found
+    // How a run was measured (`measurement`), or how a capacity search ran (`search`).
+    for section in ["measurement", "search"] {
+        diff(
+            section,
+            baseline.json.get(section),
+            result.json.get(section),
+            &mut found,
+        );
+    }
+    let mut notes: Vec<String> = found
         .iter()
         .filter(|m| !baseline.kind.identity.contains(&m.field.as_str()))
+        .filter(|m| m.field != "search.elapsed_s")
         .map(|m| {
             format!(
                 "`{}` differs: baseline {}, result {}",
                 m.field, m.baseline, m.result
             )
         })
-        .collect()
+        .collect();
+    let load = |r: &LoadedReport| {
+        r.json
+            .pointer("/environment/load_average_1m")
+            .and_then(Value::as_f64)
+    };
+    if let (Some(b), Some(n)) = (load(baseline), load(result)) {
+        notes.push(format!(
+            "load average before each run (1 min): baseline {b:.2}, result {n:.2}; the \
+             intervals hold only the noise within each sitting"
+        ));
+    }
+    notes
 }
 
 /// One compared figure.
@@ -426,6 +446,9 @@ pub(super) struct Row {
     pub threshold_pct: f64,
     /// The conclusion.
     pub verdict: Verdict,
+    /// The 95 % interval of the change, per cent (from the repeats or the recorded
+    /// intervals; see `change.rs`), when the reports give one.
+    pub change_interval_pct: Option<Interval>,
 }
 
 /// The result of a check.
@@ -493,6 +516,37 @@ pub(super) fn spreads_overlap(baseline: &Value, result: &Value, path: &str) -> b
     }
 }
 
+/// The entries of a section: its array, or its object's values with the key as the
+/// entry's first key field.
+pub(super) fn section_entries(json: &Value, section: &Section) -> Vec<Value> {
+    match json.get(section.array) {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::Object(o)) => o
+            .iter()
+            .filter(|(_, v)| v.is_object())
+            .map(|(k, v)| {
+                let mut v = v.clone();
+                if let (Some(field), Some(obj)) = (section.key.first(), v.as_object_mut()) {
+                    obj.insert((*field).to_owned(), Value::from(k.as_str()));
+                }
+                v
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether the whole interval of a change (per cent) lies beyond the threshold, in either
+/// direction: worse for a regression, better for an improvement.
+fn beyond(metric: &Metric, change: Interval, threshold_pct: f64) -> bool {
+    // How much worse, per cent, at each end of the interval.
+    let (least_worse, most_worse) = match metric.direction {
+        Direction::HigherIsBetter => (-change.high, -change.low),
+        Direction::LowerIsBetter => (change.low, change.high),
+    };
+    least_worse > threshold_pct || -most_worse > threshold_pct
+}
+
 /// Compares `result` with `baseline` figure by figure. A figure regresses when its median
 /// is worse by more than its threshold (and its absolute floor) and, when both reports
 /// recorded the range of their repeats, the ranges do not overlap (otherwise the verdict is
@@ -504,13 +558,7 @@ pub(super) fn compare(
 ) -> Outcome {
     let mut out = Outcome::default();
     for section in baseline.kind.sections {
-        let entries = |r: &LoadedReport| -> Vec<Value> {
-            r.json
-                .get(section.array)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
-        };
+        let entries = |r: &LoadedReport| section_entries(&r.json, section);
         let (old, new) = (entries(baseline), entries(result));
         let display = |k: &[String]| {
             let (link, mode) = (section.label)(k);
@@ -547,11 +595,18 @@ pub(super) fn compare(
                 };
                 let threshold_pct = thresholds.for_metric(metric);
                 let (mut verdict, change_pct) = judge(metric, bv, nv, threshold_pct);
-                if verdict != Verdict::Unchanged && spreads_overlap(b, n, metric.path) {
-                    verdict = match verdict {
-                        Verdict::Regression => Verdict::WithinSpread,
-                        _ => Verdict::Unchanged,
+                let interval = change_interval(metric, b, n);
+                if verdict != Verdict::Unchanged {
+                    let noise = match interval {
+                        Some(i) => !beyond(metric, i, threshold_pct),
+                        None => spreads_overlap(b, n, metric.path),
                     };
+                    if noise {
+                        verdict = match verdict {
+                            Verdict::Regression => Verdict::WithinSpread,
+                            _ => Verdict::Unchanged,
+                        };
+                    }
                 }
                 out.rows.push(Row {
                     entry: display(&key),
@@ -562,6 +617,7 @@ pub(super) fn compare(
                     change_pct,
                     threshold_pct,
                     verdict,
+                    change_interval_pct: interval,
                 });
             }
             if !skipped.is_empty() {

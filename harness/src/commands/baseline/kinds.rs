@@ -40,6 +40,8 @@ pub(super) enum Family {
     Cost,
     /// Instruction counts (callgrind): deterministic, so the threshold is tight.
     Instructions,
+    /// A capacity boundary: cameras per recording server.
+    Capacity,
 }
 
 impl Family {
@@ -54,6 +56,7 @@ impl Family {
         Family::Memory,
         Family::Cost,
         Family::Instructions,
+        Family::Capacity,
     ];
 
     /// The name used by `--threshold`.
@@ -68,6 +71,7 @@ impl Family {
             Family::Memory => "memory",
             Family::Cost => "cost",
             Family::Instructions => "instructions",
+            Family::Capacity => "capacity",
         }
     }
 
@@ -86,6 +90,8 @@ impl Family {
             Family::Memory => 20.0,
             Family::Cost => 10.0,
             Family::Instructions => 1.0,
+            // A boundary found by bisection to 5 % moves by about as much between runs.
+            Family::Capacity => 10.0,
         }
     }
 }
@@ -117,6 +123,9 @@ pub(super) struct Metric {
     /// Where the sample count is (a dotted path in the entry: `connections`, `streams`);
     /// `None`: the section's own count ([`Section::samples`], frames for links).
     pub samples_path: Option<&'static str>,
+    /// Where the entry records the figure's interval (a dotted path), when not under
+    /// `intervals.<path>`: a capacity boundary's range is `max_cameras_range`.
+    pub interval_path: Option<&'static str>,
 }
 
 /// A figure compared whatever its sample count.
@@ -133,6 +142,7 @@ pub(super) const fn m(
         min_abs_change: min_abs,
         min_samples: 0,
         samples_path: None,
+        interval_path: None,
     }
 }
 
@@ -253,6 +263,17 @@ pub(super) const COST_METRICS: &[Metric] = &[
     ms("cpu_per_gb_ratio", Lower, Family::Cost, 0.0, RATE),
 ];
 
+/// The figures of a `capacity` mode (one entry per mode): the boundary, and what one
+/// camera costs the recording server and everything else near it.
+pub(super) const CAPACITY_METRICS: &[Metric] = &[
+    Metric {
+        interval_path: Some("max_cameras_range"),
+        ..m("max_cameras", Higher, Family::Capacity, 1.0)
+    },
+    m("cpu_per_camera_server_s", Lower, Family::Cpu, 0.0),
+    m("cpu_per_camera_client_s", Lower, Family::Cpu, 0.0),
+];
+
 /// The figures of the instruction-count bench (one entry per case).
 pub(super) const INSTRUCTION_METRICS: &[Metric] = &[
     m("instructions_per_frame", Lower, Family::Instructions, 0.0),
@@ -332,7 +353,8 @@ pub(super) fn handshake_cell(key: &[String]) -> (String, String) {
 /// One array of entries in a report.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Section {
-    /// The top-level field holding the array (`results`, `cost`).
+    /// The top-level field holding the array (`results`, `cost`), or an object whose keys
+    /// become the entries' first `key` field (`modes` of a capacity report).
     pub array: &'static str,
     /// The fields that identify an entry (absent fields count as empty).
     pub key: &'static [&'static str],
@@ -428,6 +450,20 @@ pub(super) const KINDS: &[ReportKind] = &[
         environment: WALL_CLOCK_ENVIRONMENT,
     },
     ReportKind {
+        command: "capacity",
+        identity: &["scenario", "objective.text"],
+        sections: &[Section {
+            // An object keyed by mode (`plain`, `tls`): each value is an entry whose
+            // `mode` is its key.
+            array: "modes",
+            key: &["mode"],
+            metrics: CAPACITY_METRICS,
+            label: capacity_mode,
+            samples: exact,
+        }],
+        environment: WALL_CLOCK_ENVIRONMENT,
+    },
+    ReportKind {
         command: "instructions",
         identity: &["scenario"],
         sections: &[Section {
@@ -440,6 +476,14 @@ pub(super) const KINDS: &[ReportKind] = &[
         environment: INSTRUCTION_ENVIRONMENT,
     },
 ];
+
+/// A capacity mode is named by its mode.
+pub(super) fn capacity_mode(key: &[String]) -> (String, String) {
+    (
+        "capacity".to_owned(),
+        key.first().cloned().unwrap_or_default(),
+    )
+}
 
 /// The JSON pointer of a dotted path (`latency_us.p99` → `/latency_us/p99`).
 pub(super) fn pointer(path: &str) -> String {

@@ -64,8 +64,9 @@ pub(super) fn markdown(
         thresholds.describe(result.kind),
     );
     let _ = writeln!(md);
-    let header = "| | metric | link | mode | baseline | new | change | threshold |\n\
-                  |---|---|---|---|---:|---:|---:|---:|";
+    let header =
+        "| | metric | link | mode | baseline | new | change | threshold | change, 95 % |\n\
+                  |---|---|---|---|---:|---:|---:|---:|---:|";
     let row = |md: &mut String, r: &Row| {
         let (link, mode) = entry_columns(&r.entry);
         let mark = match r.verdict {
@@ -76,14 +77,18 @@ pub(super) fn markdown(
         };
         let _ = writeln!(
             md,
-            "| {mark} | `{}` | {} | {} | {} | {} | {} | {} % |",
+            "| {mark} | `{}` | {} | {} | {} | {} | {} | {} % | {} |",
             r.metric,
             md_escape(&link),
             md_escape(&mode),
             fmt_num(r.baseline),
             fmt_num(r.new),
             fmt_change(r.change_pct),
-            fmt_num(r.threshold_pct)
+            fmt_num(r.threshold_pct),
+            r.change_interval_pct.map_or_else(
+                || "–".to_owned(),
+                |i| format!("{} … {}", fmt_change(i.low), fmt_change(i.high))
+            ),
         );
     };
     if !regressions.is_empty() {
@@ -102,6 +107,8 @@ pub(super) fn markdown(
         let _ = writeln!(
             md,
             "### Worse beyond the threshold, within the spread of the repeats (not failing)\n\n\
+             The 95 % interval of the change reaches back within the threshold (or, without \
+             one, the ranges of the repeats overlap): as likely noise as a change.\n\n\
              {header}"
         );
         for r in &noisy {

@@ -23,14 +23,17 @@
 //! A figure regresses when its median is worse than the baseline's by more than its
 //! family's threshold (`Family::default_threshold_pct`, `--threshold`) and its absolute
 //! floor (`Metric::min_abs_change`); it is judged only when enough samples stand behind it
-//! in both reports (`Metric::min_samples`); and when both reports recorded the range of
-//! their repeats, only if those ranges do not overlap (`Verdict::WithinSpread` otherwise,
-//! reported without failing).
+//! in both reports (`Metric::min_samples`); and only if the 95 % interval of the change
+//! lies wholly beyond the threshold (`change.rs`: from both reports' repeats, or from the
+//! intervals they recorded — a capacity boundary's range, the cost table's intervals).
+//! Without an interval (a single repeat), the ranges of the repeats must not overlap.
+//! Otherwise the figure is `Verdict::WithinSpread`: reported, not failing.
 //!
 //! Exit codes: 0 no regression, 1 at least one regression, 2 unusable input (a missing or
 //! unreadable file, bad JSON, another schema version or command, a partial result, or a
 //! mismatch without `--allow-mismatch`).
 
+mod change;
 mod compare;
 mod kinds;
 mod markdown;
