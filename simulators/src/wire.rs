@@ -244,18 +244,28 @@ pub async fn read_header<R: AsyncRead + Unpin>(
 }
 
 /// Reads the payload announced by `header` into `buf`, which is reused across calls and
-/// grows only to lengths the header check already allowed.
+/// grows only to lengths the header check already allowed. Beyond the room `buf` already
+/// has, it grows as bytes arrive, never to a length the peer only claims: a peer that
+/// announces the largest payload and sends nothing costs no memory.
 pub async fn read_payload<R: AsyncRead + Unpin>(
     r: &mut R,
     header: &Header,
     buf: &mut Vec<u8>,
 ) -> Result<(), WireError> {
     let len = header.payload_len as usize;
-    buf.resize(len, 0);
-    r.read_exact(buf).await.map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => WireError::Truncated,
-        _ => WireError::Io(e),
-    })?;
+    if len <= buf.capacity() {
+        buf.resize(len, 0);
+        r.read_exact(buf).await.map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => WireError::Truncated,
+            _ => WireError::Io(e),
+        })?;
+    } else {
+        buf.clear();
+        r.take(len as u64).read_to_end(buf).await?;
+        if buf.len() < len {
+            return Err(WireError::Truncated);
+        }
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use tokio::io::{BufReader, BufWriter};
 
 use crate::clock::RunClock;
 use crate::metrics::{SenderCounters, SenderSnapshot, Window};
-use crate::role::recorder::SUBSCRIBE_TIMEOUT;
+use crate::role::timeouts::FIRST_REQUEST_TIMEOUT;
 use crate::role::{RoleRuntime, ServerCore};
 use crate::transport::{Incoming, Listener};
 use crate::video::PayloadPool;
@@ -104,7 +104,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
     let mut wr = BufWriter::with_capacity(WRITE_BUFFER, wr);
     let first = tokio::select! {
         _ = shared.core.cancel.cancelled() => return,
-        r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, wire::read_header(&mut rd, 64 * 1024)) => r,
+        r = tokio::time::timeout(FIRST_REQUEST_TIMEOUT, wire::read_header(&mut rd, 64 * 1024)) => r,
     };
     let Ok(first) = first else {
         return shared.core.fail("timeout");

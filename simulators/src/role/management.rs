@@ -21,26 +21,26 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWriteExt, BufReader};
 
+use crate::role::timeouts::{self, ServerTimeouts, StallGuard};
 use crate::role::{RoleRuntime, ServerCore};
 use crate::transport::{Incoming, Listener};
 use crate::wire::{self, Header, Kind, WireError};
 
 /// Status or configuration poll of a registered server.
-pub(crate) const OP_STATUS: u32 = 1;
+pub const OP_STATUS: u32 = 1;
 /// Client login followed by the configuration download.
-pub(crate) const OP_LOGIN: u32 = 2;
+pub const OP_LOGIN: u32 = 2;
 /// Monitoring telemetry from a data collector.
 pub(crate) const OP_TELEMETRY: u32 = 3;
 /// A logged-in client's check for configuration changes.
 pub(crate) const OP_CHECK: u32 = 4;
 /// Largest request accepted.
-const MAX_REQUEST: u32 = 256 * 1024;
+pub const MAX_REQUEST: u32 = 256 * 1024;
 /// Size of one configuration chunk.
 const CHUNK_BYTES: usize = 64 * 1024;
 /// Read buffer of a connection: requests are small.
@@ -50,8 +50,6 @@ const REQUEST_BUFFER: usize = 1024;
 pub(crate) const LOGIN_REPLY_BYTES: usize = 8 + 32;
 /// Size of a telemetry acknowledgement.
 const ACK_BYTES: usize = 16;
-/// How long a connection may stay silent before the server closes it.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How to build a management server.
 #[derive(Clone, Debug)]
@@ -62,6 +60,10 @@ pub struct ManagementConfig {
     pub status_reply_bytes: u32,
     /// Seed of the configuration's content.
     pub seed: u64,
+    /// How long it waits on each client: for its TLS handshake, its first request, each
+    /// later request (`idle`: sessions poll, so the default is long) and a reply the
+    /// client does not read (`write_stall`).
+    pub timeouts: ServerTimeouts,
 }
 
 #[derive(Debug)]
@@ -123,7 +125,7 @@ impl ManagementServer {
             accepted: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             downloads: AtomicU64::new(0),
-            core: ServerCore::default(),
+            core: ServerCore::new(config.timeouts),
         });
         let handle = runtime.handle();
         for listener in listeners {
@@ -135,6 +137,11 @@ impl ManagementServer {
     /// The addresses of its listeners, in the order given.
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// Client connections open now, from the TCP accept until the server lets go of them.
+    pub fn open_connections(&self) -> usize {
+        self.shared.core.open_connections()
     }
 
     /// The SHA-256 of the configuration it hands out.
@@ -186,9 +193,12 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         return;
     };
     shared.accepted.fetch_add(1, Ordering::Relaxed);
-    let (rd, mut wr) = tokio::io::split(accepted.stream);
+    let (rd, wr) = tokio::io::split(accepted.stream);
     let mut rd = BufReader::with_capacity(REQUEST_BUFFER, rd);
+    let timeouts = shared.core.timeouts;
+    let mut wr = StallGuard::new(wr, timeouts.write_stall);
     let mut payload = Vec::new();
+    let mut wait = timeouts.first_request;
     loop {
         let request = async {
             let Some(h) = wire::read_header(&mut rd, MAX_REQUEST).await? else {
@@ -199,7 +209,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         };
         let request = tokio::select! {
             _ = shared.core.cancel.cancelled() => break,
-            r = tokio::time::timeout(IDLE_TIMEOUT, request) => r,
+            r = tokio::time::timeout(wait, request) => r,
         };
         let h = match request {
             Ok(Ok(Some(h))) => h,
@@ -213,10 +223,11 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
                 break;
             }
             Err(_) => {
-                shared.core.fail("timeout");
+                shared.core.fail(timeouts::TIMEOUT);
                 break;
             }
         };
+        wait = timeouts.idle;
         let answered = match (h.kind, h.stream_id) {
             (Kind::Bye, _) => break,
             (Kind::Request, OP_STATUS) => reply(&mut wr, &h, &shared.status_reply).await,
@@ -235,6 +246,10 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         match answered {
             Ok(()) => {
                 shared.requests.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(WireError::Io(e)) if StallGuard::<()>::is_stall(&e) => {
+                shared.core.fail(timeouts::STALLED);
+                break;
             }
             Err(_) => {
                 shared.core.fail("io");

@@ -8,6 +8,7 @@ pub mod bulk;
 pub mod management;
 pub mod recorder;
 pub mod rpc;
+pub mod timeouts;
 pub mod viewer;
 pub mod wan;
 
@@ -30,18 +31,36 @@ pub(crate) async fn close_gently<W: AsyncWrite + Unpin>(wr: &mut W) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, wr.shutdown()).await;
 }
 
-/// What every server role keeps: its cancellation, its tasks and its failure counts, and
-/// the accept loop and handshake prologue they all share.
+/// What every server role keeps: its cancellation, its tasks, its failure counts and how
+/// long it waits on its peers, and the accept loop and handshake prologue they all share.
 #[derive(Debug, Default)]
 pub(crate) struct ServerCore {
     /// Cancelled when the server stops.
     pub(crate) cancel: tokio_util::sync::CancellationToken,
     /// Every task the server started.
     pub(crate) tasks: tokio_util::task::TaskTracker,
+    /// How long it waits on each connection's peer.
+    pub(crate) timeouts: timeouts::ServerTimeouts,
     failures: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Accept loops among `tasks`.
+    listeners: std::sync::atomic::AtomicUsize,
 }
 
 impl ServerCore {
+    /// A server core that holds its peers to `timeouts`.
+    pub(crate) fn new(timeouts: timeouts::ServerTimeouts) -> Self {
+        ServerCore {
+            timeouts,
+            ..ServerCore::default()
+        }
+    }
+
+    /// Connections open now (from the TCP accept until the server lets go of them).
+    pub(crate) fn open_connections(&self) -> usize {
+        let listeners = self.listeners.load(std::sync::atomic::Ordering::Relaxed);
+        self.tasks.len().saturating_sub(listeners)
+    }
+
     /// Counts one failed connection of `category`.
     pub(crate) fn fail(&self, category: &str) {
         if let Ok(mut f) = self.failures.lock() {
@@ -67,6 +86,9 @@ impl ServerCore {
         F: Fn(Arc<S>, crate::transport::Incoming) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        let core: &ServerCore = (**shared).as_ref();
+        core.listeners
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let s = shared.clone();
         let serving = async move {
             let server = s.clone();
@@ -102,15 +124,16 @@ impl ServerCore {
         }
     }
 
-    /// Completes an accepted connection's handshake, unless the server stops first;
-    /// a failed handshake is counted under its category.
+    /// Completes an accepted connection's handshake within the server's handshake
+    /// timeout, unless the server stops first; a failed handshake is counted under its
+    /// category.
     pub(crate) async fn handshake(
         &self,
         incoming: crate::transport::Incoming,
     ) -> Option<crate::transport::Accepted> {
         let accepted = tokio::select! {
             _ = self.cancel.cancelled() => return None,
-            r = incoming.handshake() => r,
+            r = incoming.handshake_within(self.timeouts.handshake) => r,
         };
         match accepted {
             Ok(a) => Some(a),

@@ -31,6 +31,13 @@
 //!
 //! The relay counts, per link (summed over its connections): bytes each way, segments,
 //! retransmitted segments and the longest wait the rate cap added ([`WanStats`]).
+//!
+//! A peer on either side that stops reading does not hold the relay's buffers for ever:
+//! a write that makes no progress for the relay's write-stall limit
+//! ([`WRITE_STALL_TIMEOUT`] unless [`WanLink::set_write_stall`] says otherwise) ends the
+//! connection, counted as stalled. Every other deadline (a peer that never speaks, or
+//! speaks too slowly) is the server's behind the relay: when it closes its side, the
+//! relay closes the other.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +53,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::role::timeouts::{StallGuard, WRITE_STALL_TIMEOUT};
 use crate::role::RoleRuntime;
 
 /// The largest segment: TCP's payload in a 1500-byte Ethernet frame with timestamps.
@@ -145,6 +153,12 @@ pub struct WanStats {
     pub retransmissions: u64,
     /// The longest a byte waited past its due time for the rate cap, ns (0 without a cap).
     pub max_rate_queue_ns: u64,
+    /// Connections ended because a peer read nothing for the write-stall limit.
+    #[serde(default)]
+    pub stalled: u64,
+    /// Connections dropped because the upstream server could not be reached.
+    #[serde(default)]
+    pub unreachable: u64,
 }
 
 impl WanStats {
@@ -156,6 +170,8 @@ impl WanStats {
         self.segments += other.segments;
         self.retransmissions += other.retransmissions;
         self.max_rate_queue_ns = self.max_rate_queue_ns.max(other.max_rate_queue_ns);
+        self.stalled += other.stalled;
+        self.unreachable += other.unreachable;
     }
 
     /// Retransmitted segments over segments (0 when none crossed).
@@ -177,6 +193,8 @@ struct Counters {
     segments: AtomicU64,
     retransmissions: AtomicU64,
     max_rate_queue_ns: AtomicU64,
+    stalled: AtomicU64,
+    unreachable: AtomicU64,
 }
 
 impl Counters {
@@ -188,6 +206,8 @@ impl Counters {
             segments: self.segments.load(Ordering::Relaxed),
             retransmissions: self.retransmissions.load(Ordering::Relaxed),
             max_rate_queue_ns: self.max_rate_queue_ns.load(Ordering::Relaxed),
+            stalled: self.stalled.load(Ordering::Relaxed),
+            unreachable: self.unreachable.load(Ordering::Relaxed),
         }
     }
 }
@@ -258,6 +278,8 @@ struct Shared {
     counters: Counters,
     /// Towards upstream, from upstream; `None` without a rate cap.
     pacers: [Option<Pacer>; 2],
+    /// How long a write may make no progress before the connection ends, ns.
+    write_stall_ns: AtomicU64,
 }
 
 /// A running WAN link.
@@ -310,6 +332,7 @@ impl WanLink {
             seed,
             counters: Counters::default(),
             pacers: [pacer(), pacer()],
+            write_stall_ns: AtomicU64::new(WRITE_STALL_TIMEOUT.as_nanos() as u64),
         });
         let cancel = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -328,8 +351,11 @@ impl WanLink {
                     let index = s.counters.connections.fetch_add(1, Ordering::Relaxed);
                     let (c2, s2) = (c.clone(), s.clone());
                     t.spawn(async move {
-                        if let Ok(up) = dial(upstream, capped).await {
-                            relay(down, up, index, s2, c2).await;
+                        match dial(upstream, capped).await {
+                            Ok(up) => relay(down, up, index, s2, c2).await,
+                            Err(_) => {
+                                s2.counters.unreachable.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     });
                 }
@@ -357,6 +383,20 @@ impl WanLink {
     /// What the link counted so far.
     pub fn stats(&self) -> WanStats {
         self.shared.counters.snapshot()
+    }
+
+    /// Connections being relayed now.
+    pub fn open_connections(&self) -> usize {
+        // Less the accept loop.
+        self.tasks.len().saturating_sub(1)
+    }
+
+    /// How long a write (either way) may make no progress because its peer does not read
+    /// before the relay ends the connection, for connections relayed from now on
+    /// ([`WRITE_STALL_TIMEOUT`] by default).
+    pub fn set_write_stall(&self, limit: Duration) {
+        let ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        self.shared.write_stall_ns.store(ns, Ordering::Relaxed);
     }
 
     /// Stops relaying and waits for the relay tasks.
@@ -463,13 +503,16 @@ struct Piece {
 }
 
 /// Copies one direction: the reader stamps each chunk with its due time (delay, jitter,
-/// retransmissions) and the writer delivers it then, paced by the rate cap.
-async fn pump<R, W>(mut rd: R, mut wr: W, mut dir: Direction<'_>, conn: CancellationToken)
+/// retransmissions) and the writer delivers it then, paced by the rate cap. A write that
+/// makes no progress for the write-stall limit ends the connection.
+async fn pump<R, W>(mut rd: R, wr: W, mut dir: Direction<'_>, conn: CancellationToken)
 where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
     let shared = dir.shared;
+    let stall = Duration::from_nanos(shared.write_stall_ns.load(Ordering::Relaxed));
+    let mut wr = StallGuard::new(wr, stall);
     let profile = shared.profile;
     let budget = profile.buffer_bytes();
     let held = Semaphore::new(budget);
@@ -511,7 +554,12 @@ where
                 None => wr.write_all(&p.data).await,
                 Some(pacer) => paced_write(&mut wr, p.data, p.due, pacer, counters).await,
             };
-            if written.is_err() {
+            if let Err(e) = written {
+                if StallGuard::<()>::is_stall(&e) {
+                    counters.stalled.fetch_add(1, Ordering::Relaxed);
+                }
+                // The reader may wait for room this writer will never make.
+                conn.cancel();
                 break;
             }
             held.add_permits(p.permits as usize);

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::{TlsConnector, TlsStream};
 
 use super::error::{ConnectError, FailureCategory};
-use super::handshake::within_timeout;
+use super::handshake::{within_timeout, HANDSHAKE_TIMEOUT};
 use super::legacy;
 use super::settings::{Mode, Negotiated};
 use super::stream::{CountedTcp, Stream};
@@ -114,7 +114,7 @@ impl Connector {
         let start = Instant::now();
         let tcp = CountedTcp::from(tcp).reading_ahead();
         let connect = TlsConnector::from(config.clone()).connect(name, tcp);
-        let tls = within_timeout(host, addr, connect).await?;
+        let tls = within_timeout(host, addr, HANDSHAKE_TIMEOUT, connect).await?;
         let handshake = start.elapsed();
         let negotiated = Some(Negotiated::from_common(tls.get_ref().1));
         Ok(Connected {

@@ -13,21 +13,22 @@ use super::error::{ConnectError, FailureCategory};
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs `handshake` with the peer `host` (the name dialled, or the peer's address on the
-/// server side) at `addr` for at most [`HANDSHAKE_TIMEOUT`]: the stream it gives, or why
-/// it gave none.
+/// server side) at `addr` for at most `limit` (usually [`HANDSHAKE_TIMEOUT`]): the stream
+/// it gives, or why it gave none.
 pub(super) async fn within_timeout<S>(
     host: &str,
     addr: SocketAddr,
+    limit: Duration,
     handshake: impl Future<Output = io::Result<S>>,
 ) -> Result<S, ConnectError> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    match tokio::time::timeout(limit, handshake).await {
         Ok(Ok(stream)) => Ok(stream),
         Ok(Err(e)) => Err(ConnectError::from_io(host, addr, e)),
         Err(_) => Err(ConnectError::new(
             host,
             addr,
             FailureCategory::Timeout,
-            format!("the TLS handshake did not finish within {HANDSHAKE_TIMEOUT:?}"),
+            format!("the TLS handshake did not finish within {limit:?}"),
         )),
     }
 }

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsStream};
 
 use super::error::ConnectError;
-use super::handshake::within_timeout;
+use super::handshake::{within_timeout, HANDSHAKE_TIMEOUT};
 use super::settings::{Mode, Negotiated};
 use super::stream::{CountedTcp, Stream};
 
@@ -84,8 +84,16 @@ impl Incoming {
         self.peer
     }
 
-    /// Completes the TLS handshake (a no-op for plaintext).
+    /// Completes the TLS handshake (a no-op for plaintext) within [`HANDSHAKE_TIMEOUT`].
     pub async fn handshake(self) -> Result<Accepted, ConnectError> {
+        self.handshake_within(HANDSHAKE_TIMEOUT).await
+    }
+
+    /// Completes the TLS handshake (a no-op for plaintext) within `limit`: a peer that
+    /// says nothing, or too slowly, fails with [`FailureCategory::Timeout`].
+    ///
+    /// [`FailureCategory::Timeout`]: super::FailureCategory::Timeout
+    pub async fn handshake_within(self, limit: Duration) -> Result<Accepted, ConnectError> {
         let peer = self.peer;
         let Some(config) = self.tls else {
             return Ok(Accepted {
@@ -98,7 +106,7 @@ impl Incoming {
         let start = Instant::now();
         let name = peer.to_string();
         let accept = TlsAcceptor::from(config).accept(CountedTcp::from(self.tcp));
-        let tls = within_timeout(&name, peer, accept).await?;
+        let tls = within_timeout(&name, peer, limit, accept).await?;
         let handshake = start.elapsed();
         let negotiated = Some(Negotiated::from_common(tls.get_ref().1));
         Ok(Accepted {

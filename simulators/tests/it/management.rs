@@ -10,6 +10,7 @@ use simulators::metrics::{LinkMetrics, Window};
 use simulators::pki::{KeyType, Pki};
 use simulators::role::management::{configuration, ManagementConfig, ManagementServer};
 use simulators::role::rpc::{Call, RpcClient, RpcConfig};
+use simulators::role::timeouts::ServerTimeouts;
 use simulators::role::viewer::Endpoint;
 use simulators::role::wan::{WanLink, WanProfile};
 use simulators::role::RoleRuntime;
@@ -53,6 +54,7 @@ impl Site {
             config_bytes: CONFIG_BYTES,
             status_reply_bytes: 2048,
             seed: 5,
+            timeouts: ServerTimeouts::default(),
         };
         let mgmt = ManagementServer::start(&server_rt, vec![listener], &config).expect("start");
         let window = Arc::new(Window::default());

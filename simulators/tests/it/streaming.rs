@@ -16,6 +16,7 @@ use simulators::metrics::Window;
 use simulators::pki::{KeyType, Pki};
 use simulators::role::bulk::BulkSender;
 use simulators::role::recorder::{Recorder, RecorderConfig, Source, DEFAULT_QUEUE_FRAMES};
+use simulators::role::timeouts::ServerTimeouts;
 use simulators::role::viewer::{
     Endpoint, FrameHook, StreamRequest, Viewer, ViewerConfig, ViewerError,
 };
@@ -738,6 +739,7 @@ fn a_clock_offset_distorts_latency_but_not_delay_variation() {
                 queue_frames: DEFAULT_QUEUE_FRAMES,
                 start_ns,
                 source: Source::Pacer,
+                timeouts: ServerTimeouts::default(),
             };
             let recorder =
                 Recorder::start(&recorder_rt, listener, config, sender_clock, window.clone())
@@ -1057,7 +1059,7 @@ fn stopping_does_not_wait_for_a_silent_client() {
             let accepted = wait_until(PATIENCE, || h.recorder.stats().connections == 1).await;
             assert!(accepted, "{mode}");
             // Stopping is a cancellation: it must not sit out the 10 s subscribe timeout
-            // (SUBSCRIBE_TIMEOUT), so half of that is plenty.
+            // (ServerTimeouts::first_request), so half of that is plenty.
             let limit = Duration::from_secs(5);
             let (recorder, sender) = tokio::join!(
                 tokio::time::timeout(limit, h.recorder.stop()),
@@ -1101,6 +1103,7 @@ fn a_dropped_recorder_does_not_leave_its_pacer_running() {
             queue_frames: DEFAULT_QUEUE_FRAMES,
             start_ns: 0,
             source: Source::Pacer,
+            timeouts: ServerTimeouts::default(),
         };
         let recorder = Recorder::start(
             &rt,

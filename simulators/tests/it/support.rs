@@ -16,6 +16,7 @@ use simulators::clock::RunClock;
 use simulators::metrics::Window;
 use simulators::pki::Pki;
 use simulators::role::recorder::{Recorder, RecorderConfig, Source};
+use simulators::role::timeouts::ServerTimeouts;
 use simulators::role::viewer::{Endpoint, StreamRequest, ViewerConfig};
 use simulators::role::RoleRuntime;
 use simulators::transport::{
@@ -143,6 +144,7 @@ impl Recording {
             queue_frames,
             start_ns,
             source: Source::Pacer,
+            timeouts: ServerTimeouts::default(),
         };
         let recorder =
             Recorder::start(&rt, listener, config, clock, window.clone()).expect("recorder start");

@@ -202,6 +202,16 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
+    read_message_within(r, MAX_MESSAGE).await
+}
+
+/// The same, accepting messages of at most `max` bytes: a peer that has not proved that it
+/// knows the token yet gets no more room than its hello needs.
+pub(crate) async fn read_message_within<R, T>(r: &mut R, max: usize) -> anyhow::Result<Option<T>>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -209,8 +219,8 @@ where
         Err(e) => return Err(e).context("reading from the control connection"),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_MESSAGE {
-        bail!("a control message of {len} bytes (at most {MAX_MESSAGE} are accepted)");
+    if len > max {
+        bail!("a control message of {len} bytes (at most {max} are accepted)");
     }
     // The buffer grows as bytes arrive, never to a length the peer only claims: the hello
     // comes before the peer has proved that it knows the token.

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{LinkCounters, Outgoing, Shared};
+use crate::role::timeouts;
 use crate::transport::{DirectIo, Sent};
 use crate::wire::{Header, Kind, FLAG_KEYFRAME, FLAG_POOLED, HEADER_LEN};
 
@@ -37,6 +38,8 @@ struct Backlog {
     frames: VecDeque<Pending>,
     /// A TLS session still holds records of frames already taken.
     unflushed: bool,
+    /// Write passes that moved bytes towards the client: the flusher's sign of progress.
+    progress: u64,
 }
 
 /// Why a frame could not be offered.
@@ -146,6 +149,7 @@ impl Conn {
                 return Ok(Pass::Waiting);
             }
             b.unflushed = false;
+            b.progress += 1;
         }
         while let Some(p) = b.frames.front_mut() {
             let header = *p.header.get_or_insert_with(|| header_of(&p.out, shared));
@@ -153,6 +157,9 @@ impl Conn {
             let (head, body) = remaining(&header, &p.out.payload, p.written);
             let Sent { taken, flushed } = self.io.try_send(head, body)?;
             p.written += taken;
+            if taken > 0 {
+                b.progress += 1;
+            }
             b.unflushed = !flushed;
             if p.written < total {
                 return Ok(Pass::Waiting);
@@ -168,38 +175,56 @@ impl Conn {
     }
 
     /// The flusher: writes the backlog whenever frames wait, as the socket makes room,
-    /// until the connection ends.
+    /// until the connection ends. A client that takes no byte for the server's
+    /// `write_stall` timeout (the server's own stalls aside) is closed, counted as
+    /// `stalled`.
     pub(super) async fn flush_loop(self: Arc<Self>, shared: Arc<Shared>) {
+        let limit = shared.core.timeouts.write_stall;
         loop {
             tokio::select! {
                 _ = self.ended.cancelled() => return,
                 _ = self.wake.notified() => {}
             }
+            let mut seen = None;
+            let mut deadline = tokio::time::Instant::now() + limit;
             loop {
                 let pass = match self.backlog.lock() {
-                    Ok(mut b) => self.write_pass(&shared, &mut b),
+                    Ok(mut b) => self
+                        .write_pass(&shared, &mut b)
+                        .map(|pass| (pass, b.progress)),
                     Err(_) => return,
                 };
-                match pass {
-                    Ok(Pass::Drained) => break,
-                    Ok(Pass::Waiting) => {}
+                let progress = match pass {
+                    Ok((Pass::Drained, _)) => break,
+                    Ok((Pass::Waiting, progress)) => progress,
                     Err(_) => {
                         self.end();
                         return;
                     }
-                }
+                };
                 let stall = shared.stall_until_ns.load(Ordering::Acquire);
+                let stalled_here = stall > shared.clock.now_ns();
+                if seen != Some(progress) || stalled_here {
+                    seen = Some(progress);
+                    deadline = tokio::time::Instant::now() + limit;
+                }
                 let room = async {
-                    if stall > shared.clock.now_ns() {
+                    if stalled_here {
                         tokio::time::sleep_until(shared.clock.instant_at(stall).into()).await;
                         Ok(())
                     } else {
-                        self.io.writable().await
+                        match tokio::time::timeout_at(deadline, self.io.writable()).await {
+                            Ok(r) => r,
+                            Err(_) => Err(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+                        }
                     }
                 };
                 tokio::select! {
                     _ = self.ended.cancelled() => return,
-                    r = room => if r.is_err() {
+                    r = room => if let Err(e) = r {
+                        if e.kind() == std::io::ErrorKind::TimedOut {
+                            shared.core.fail(timeouts::STALLED);
+                        }
                         self.end();
                         return;
                     },

@@ -23,6 +23,7 @@ use crate::clock::RunClock;
 use crate::metrics::{
     latency_histogram, ns_to_us, RecordUs, SenderCounters, SenderSnapshot, Window,
 };
+use crate::role::timeouts::{self, ServerTimeouts};
 use crate::role::{RoleRuntime, ServerCore, ThreadCpu};
 use crate::transport::{DirectIo, Incoming, Listener, Mode, Negotiated};
 use crate::video::{Camera, FrameSpec, Playback};
@@ -36,9 +37,7 @@ use conn::{Conn, Refused};
 /// slices, so this bounds memory per connection to a few hundred KiB of bookkeeping.
 pub const DEFAULT_QUEUE_FRAMES: usize = 1024;
 /// Largest request a client may send to a recording server.
-const MAX_REQUEST: u32 = 64 * 1024;
-/// How long a new connection may take to send its subscribe request.
-pub(crate) const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_REQUEST: u32 = 64 * 1024;
 
 /// Where a streaming server's frames come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +62,12 @@ pub struct RecorderConfig {
     pub start_ns: u64,
     /// Where frames come from.
     pub source: Source,
+    /// How long it waits on each client: for its TLS handshake, for its subscribe request
+    /// (`first_request`), and for a backlog of frames to drain (`write_stall`: a client
+    /// that reads nothing at all for that long is closed, counted as `stalled`; a slow one
+    /// loses frames to its next key frame instead). `idle` does not apply: once
+    /// subscribed, a client only reads.
+    pub timeouts: ServerTimeouts,
 }
 
 /// A frame waiting in a connection's queue.
@@ -327,7 +332,7 @@ impl Recorder {
             pacers: (0..pacers).map(|_| PacerSlot::default()).collect(),
             next_pacer: AtomicU64::new(0),
             halted: AtomicBool::new(false),
-            core: ServerCore::default(),
+            core: ServerCore::new(config.timeouts),
         });
         let mut threads = Vec::with_capacity(shared.pacers.len());
         for shard in 0..shared.pacers.len() {
@@ -429,6 +434,11 @@ impl Recorder {
             handshake_us_by_label,
             negotiated: s.negotiated.lock().ok().and_then(|n| n.clone()),
         }
+    }
+
+    /// Client connections open now, from the TCP accept until the server lets go of them.
+    pub fn open_connections(&self) -> usize {
+        self.shared.core.open_connections()
     }
 
     /// A handle that forwards frames to this server's subscribers ([`Source::Relay`]).
@@ -739,7 +749,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
     // The first message must be a subscription (read exactly: nothing is read ahead).
     let first = tokio::select! {
         _ = shared.core.cancel.cancelled() => return,
-        r = tokio::time::timeout(SUBSCRIBE_TIMEOUT, read_request(&mut stream)) => r,
+        r = tokio::time::timeout(shared.core.timeouts.first_request, read_request(&mut stream)) => r,
     };
     let subscribe = match first {
         Ok(Ok(Some((h, p)))) if h.kind == Kind::Subscribe => Subscribe::decode(&p),
@@ -749,7 +759,7 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
         }),
         Ok(Ok(None)) => return,
         Ok(Err(e)) => Err(e),
-        Err(_) => return shared.core.fail("timeout"),
+        Err(_) => return shared.core.fail(timeouts::TIMEOUT),
     };
     let subscribe = match subscribe {
         Ok(s) => s,

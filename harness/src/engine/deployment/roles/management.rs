@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use simulators::pki::ReloadableIdentity;
 use simulators::role::management::{ManagementConfig, ManagementServer};
+use simulators::role::timeouts::ServerTimeouts;
 
 use super::{bind, Site};
 use crate::engine::deployment::plan::ManagementRole;
@@ -38,6 +39,7 @@ pub(super) async fn start(
         config_bytes: role.config_bytes,
         status_reply_bytes: role.status_reply_bytes,
         seed: site.plan.seed,
+        timeouts: ServerTimeouts::default(),
     };
     let rt = site.runtime(runtime, server)?;
     let mgmt = ManagementServer::start(rt, listeners, &config)?;

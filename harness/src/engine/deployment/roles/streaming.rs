@@ -8,6 +8,7 @@ use std::time::Duration;
 use simulators::metrics::Meter;
 use simulators::pki::ReloadableIdentity;
 use simulators::role::recorder::{Recorder, RecorderConfig, Source};
+use simulators::role::timeouts::ServerTimeouts;
 use simulators::role::viewer::HeaderHook;
 
 use super::{bind, clients, ClientOutcome, ServerCount, Site};
@@ -45,6 +46,7 @@ pub(super) async fn start(
             FrameSource::Pacer => Source::Pacer,
             FrameSource::Relay => Source::Relay,
         },
+        timeouts: ServerTimeouts::default(),
     };
     let (clock, window) = (site.clock, site.window.clone());
     let ip = site.plan.site.listen.of(&role.host);
