@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -60,6 +60,8 @@ pub(super) struct Conn {
     /// Set when it has ended: what the writers check per frame (a token's check takes a
     /// lock).
     closed: AtomicBool,
+    /// The failure category of the write that found the connection broken, if one did.
+    broken: OnceLock<&'static str>,
     link: Arc<LinkCounters>,
 }
 
@@ -83,8 +85,20 @@ impl Conn {
             wake: Notify::new(),
             ended,
             closed: AtomicBool::new(false),
+            broken: OnceLock::new(),
             link,
         })
+    }
+
+    /// Ends the connection because writing to it failed with `e`, remembering why.
+    fn broke(&self, e: &std::io::Error) {
+        let _ = self.broken.set(super::io_category(e));
+        self.end();
+    }
+
+    /// The failure category of the write that found the connection broken, if one did.
+    pub(super) fn broken(&self) -> Option<&'static str> {
+        self.broken.get().copied()
     }
 
     /// Whether the connection has ended.
@@ -125,8 +139,8 @@ impl Conn {
             match self.write_pass(shared, &mut b) {
                 Ok(Pass::Drained) => return Ok(()),
                 Ok(Pass::Waiting) => {}
-                Err(_) => {
-                    self.end();
+                Err(e) => {
+                    self.broke(&e);
                     return Err(Refused::Closed);
                 }
             }
@@ -183,8 +197,8 @@ impl Conn {
                 match pass {
                     Ok(Pass::Drained) => break,
                     Ok(Pass::Waiting) => {}
-                    Err(_) => {
-                        self.end();
+                    Err(e) => {
+                        self.broke(&e);
                         return;
                     }
                 }
@@ -199,8 +213,8 @@ impl Conn {
                 };
                 tokio::select! {
                     _ = self.ended.cancelled() => return,
-                    r = room => if r.is_err() {
-                        self.end();
+                    r = room => if let Err(e) = r {
+                        self.broke(&e);
                         return;
                     },
                 }
