@@ -347,7 +347,7 @@ pub(crate) fn format_span(d: Duration) -> String {
     if ns == 0 {
         return "0s".to_owned();
     }
-    match UNITS.iter().find(|(_, size)| ns % size == 0) {
+    match UNITS.iter().find(|(_, size)| ns.is_multiple_of(*size)) {
         Some((unit, size)) if ns / size < 10_000 || *unit == "d" => format!("{}{unit}", ns / size),
         _ => format_duration_us(ns as f64 / 1e3),
     }
