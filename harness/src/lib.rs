@@ -25,7 +25,7 @@ pub(crate) mod units;
 
 use std::process::ExitCode;
 
-pub use commands::{run, Command, Opts, EXIT_INTERRUPTED};
+pub use commands::{run, Command, Opts, EXIT_INTERRUPTED, EXIT_USAGE};
 
 /// The `vmsbench` program: parses the command line, runs it on a small orchestration
 /// runtime (the simulated roles get runtimes of their own), and reports errors.
@@ -47,7 +47,11 @@ pub fn main_entry() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");
-            ExitCode::FAILURE
+            if commands::is_usage_error(&e) {
+                ExitCode::from(commands::EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

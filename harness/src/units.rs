@@ -330,6 +330,29 @@ pub(crate) fn format_duration_us(us: f64) -> String {
     scaled(us, &["µs", "ms", "s"])
 }
 
+/// Formats a duration as a person would type it: in the largest unit that divides it
+/// (`0s`, `100ms`, `7d`, `90s`, `1h`), else with three significant digits (`1.23 s`).
+/// For the limits error messages state and the values they refuse.
+pub(crate) fn format_span(d: Duration) -> String {
+    const UNITS: [(&str, u128); 7] = [
+        ("d", 86_400_000_000_000),
+        ("h", 3_600_000_000_000),
+        ("min", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+        ("ns", 1),
+    ];
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".to_owned();
+    }
+    match UNITS.iter().find(|(_, size)| ns.is_multiple_of(*size)) {
+        Some((unit, size)) if ns / size < 10_000 || *unit == "d" => format!("{}{unit}", ns / size),
+        _ => format_duration_us(ns as f64 / 1e3),
+    }
+}
+
 /// Formats a whole number of microseconds as [`format_duration_us`] does.
 pub(crate) fn format_us(us: u64) -> String {
     format_duration_us(us as f64)
@@ -518,6 +541,21 @@ mod tests {
         assert_eq!(format_duration_us(5_000_000_000.0), "5000 s");
         assert_eq!(format_duration_us(-850.0), "-850 µs");
         assert_eq!(format_duration_us(f64::NAN), "n/a");
+    }
+
+    #[test]
+    fn spans_read_as_typed() {
+        assert_eq!(format_span(Duration::ZERO), "0s");
+        assert_eq!(format_span(Duration::from_millis(100)), "100ms");
+        assert_eq!(format_span(Duration::from_secs(7 * 86_400)), "7d");
+        assert_eq!(format_span(Duration::from_secs(3600)), "1h");
+        assert_eq!(format_span(Duration::from_secs(90)), "90s");
+        assert_eq!(format_span(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(
+            format_span(Duration::from_secs(100 * 365 * 86_400)),
+            "36500d"
+        );
+        assert_eq!(format_span(Duration::from_nanos(1_234_567_891)), "1.23 s");
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use simulators::transport::Mode;
 
-use super::ExportArgs;
+use super::{count_within, duration_within, ExportArgs};
+use crate::commands::UsageError;
 use crate::engine::deployment::Timing;
-use crate::units::parse_duration;
+use crate::units::format_span;
 
 /// Which modes to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -37,19 +38,20 @@ pub struct MeasureArgs {
     /// Plaintext, TLS, or both (interleaved: plain, tls, plain, tls, …).
     #[arg(long, value_enum, default_value_t = ModeArg::Both)]
     pub mode: ModeArg,
-    /// Length of each measured window (e.g. 10s, 1m).
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    /// Length of each measured window (e.g. 10s, 1m): 100ms to 7d.
+    #[arg(long, value_parser = duration_within(MIN_WINDOW, MAX_WINDOW), default_value = "10s")]
     pub duration: Duration,
-    /// Time before each window for connections to settle (e.g. 2s).
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    /// Time before each window for connections to settle (e.g. 2s): 0s to 1h.
+    #[arg(long, value_parser = duration_within(Duration::ZERO, MAX_WARMUP), default_value = "2s")]
     pub warmup: Duration,
-    /// Repeats of each mode; figures are medians over them.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Repeats of each mode; figures are medians over them: 1 to 100.
+    #[arg(long, default_value_t = 3, value_parser = count_within::<u32>(1, MAX_REPEAT))]
     pub repeat: u32,
     /// Where to write the report, in which formats.
     #[command(flatten)]
     pub export: ExportArgs,
-    /// Scale warm-up and window by F (e.g. 0.3 for a brief CI run; warm-up stays ≥ 1.2 s).
+    /// Scale warm-up and window by F (e.g. 0.3 for a brief CI run; warm-up stays ≥ 1.2 s):
+    /// above 0 and at most 100, leaving a window of at least 100ms.
     #[arg(long, value_name = "F", env = "VMSBENCH_MULTIPLIER", default_value_t = 1.0, value_parser = parse_multiplier)]
     pub multiplier: f64,
 }
@@ -58,13 +60,32 @@ pub struct MeasureArgs {
 /// wait up to one GOP (1 s) for their first key frame before frames flow.
 pub const MIN_SCALED_WARMUP: Duration = Duration::from_millis(1200);
 
-/// Parses `--multiplier` / `VMSBENCH_MULTIPLIER`: a finite number above zero.
+/// The shortest measured window: a few frames of the slowest camera (7 fps).
+pub const MIN_WINDOW: Duration = Duration::from_millis(100);
+/// The longest measured window: a week.
+pub const MAX_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+/// The longest warm-up: connections settle in seconds.
+pub const MAX_WARMUP: Duration = Duration::from_secs(3600);
+/// Most repeats of each mode.
+pub const MAX_REPEAT: u64 = 100;
+/// The largest `--multiplier`.
+pub const MAX_MULTIPLIER: f64 = 100.0;
+
+/// Parses `--multiplier` / `VMSBENCH_MULTIPLIER`: a number above zero, at most
+/// [`MAX_MULTIPLIER`].
 pub fn parse_multiplier(s: &str) -> Result<f64, String> {
-    s.trim()
+    let m = s
+        .trim()
         .parse::<f64>()
         .ok()
         .filter(|m| m.is_finite() && *m > 0.0)
-        .ok_or_else(|| format!("{s:?} is not a positive number (e.g. 0.3)"))
+        .ok_or_else(|| format!("{s:?} is not a positive number (e.g. 0.3)"))?;
+    if m > MAX_MULTIPLIER {
+        return Err(format!(
+            "must be above 0 and at most {MAX_MULTIPLIER}, got {m}"
+        ));
+    }
+    Ok(m)
 }
 
 impl MeasureArgs {
@@ -78,6 +99,25 @@ impl MeasureArgs {
             warmup: scale(self.warmup).max(self.warmup.min(MIN_SCALED_WARMUP)),
             duration: scale(self.duration),
         }
+    }
+
+    /// [`MeasureArgs::timing`], refused when `--multiplier` leaves a window shorter than
+    /// [`MIN_WINDOW`] or longer than [`MAX_WINDOW`].
+    pub fn checked_timing(&self) -> anyhow::Result<Timing> {
+        let t = self.timing();
+        if t.duration < MIN_WINDOW || t.duration > MAX_WINDOW {
+            return Err(UsageError(format!(
+                "--duration {} × --multiplier {} leaves a window of {}: it must be at least {} \
+                 and at most {}",
+                format_span(self.duration),
+                self.multiplier,
+                format_span(t.duration),
+                format_span(MIN_WINDOW),
+                format_span(MAX_WINDOW)
+            ))
+            .into());
+        }
+        Ok(t)
     }
 
     /// How many phases a run has: every mode in every repeat.
@@ -121,8 +161,25 @@ mod tests {
                 (Duration::from_secs(2), Duration::from_secs(10))
             );
         }
-        for bad in ["0", "-1", "inf", "NaN", "x"] {
+        for bad in ["0", "-1", "inf", "NaN", "x", "101"] {
             assert!(parse_multiplier(bad).is_err(), "{bad}");
         }
+        let checked = |args: &[&str]| {
+            let o = crate::Opts::parse_from(["vmsbench", "run"].iter().chain(args.iter()).copied());
+            let crate::Command::Run(r) = o.command else {
+                panic!("run")
+            };
+            r.measure.checked_timing().map_err(|e| e.to_string())
+        };
+        assert!(checked(&["--multiplier", "0.5", "--duration", "1s"]).is_ok());
+        assert_eq!(
+            checked(&["--multiplier", "0.01", "--duration", "1s"])
+                .err()
+                .as_deref(),
+            Some(
+                "--duration 1s × --multiplier 0.01 leaves a window of 10ms: it must be at \
+                 least 100ms and at most 7d"
+            )
+        );
     }
 }

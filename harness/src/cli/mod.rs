@@ -9,9 +9,13 @@ mod placement;
 mod tls;
 
 pub use export::{DocumentExportArgs, ExportArgs};
-pub use measure::{parse_multiplier, MeasureArgs, ModeArg, MIN_SCALED_WARMUP};
+pub use measure::{
+    parse_multiplier, MeasureArgs, ModeArg, MAX_MULTIPLIER, MAX_REPEAT, MAX_WARMUP, MAX_WINDOW,
+    MIN_SCALED_WARMUP, MIN_WINDOW,
+};
 pub use parse::{
-    parse_frame_size, parse_positive_u32, parse_positive_usize, parse_u32_count, parse_usize_count,
+    count_within, duration_within, parse_frame_size, parse_positive_u32, parse_positive_usize,
+    parse_u32_count, parse_usize_count,
 };
 pub use placement::{HostTarget, PlacementArgs, DEFAULT_CONTROL_PORT};
 pub use tls::{ThreadArgs, TlsArgs};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::units::parse_duration;
+use super::duration_within;
 
 /// The port a coordinator listens on for agents unless told otherwise.
 pub const DEFAULT_CONTROL_PORT: u16 = 7979;
@@ -31,8 +31,8 @@ pub struct PlacementArgs {
         value_name = "TOKEN"
     )]
     pub token: Option<String>,
-    /// How long to wait for every placed agent to connect.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    /// How long to wait for every placed agent to connect: 1s to 1d.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration_within(Duration::from_secs(1), Duration::from_secs(86_400)))]
     pub agents_timeout: Duration,
     /// The address clients dial for a server host: HOST=IP, or HOST=NAME to dial what NAME
     /// resolves to once the agents are connected (a pod's stable name behind a headless

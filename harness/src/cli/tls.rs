@@ -1,6 +1,9 @@
 //! What TLS may negotiate, and how many threads each role gets.
 
 use clap::Args;
+
+use super::count_within;
+use crate::engine::scenario::MAX_THREADS;
 use simulators::pki::KeyType;
 use simulators::transport::{Cipher, KxGroup, TlsSettings, TlsVersion};
 
@@ -44,10 +47,10 @@ impl TlsArgs {
 /// Threads per role.
 #[derive(Debug, Args)]
 pub struct ThreadArgs {
-    /// Worker threads of the server role (default: half the cores, at least 1).
-    #[arg(long)]
+    /// Worker threads of the server role (default: half the cores, at least 1): 1 to 1024.
+    #[arg(long, value_parser = count_within::<usize>(1, MAX_THREADS))]
     pub server_threads: Option<usize>,
-    /// Worker threads of the client role (default: half the cores, at least 1).
-    #[arg(long)]
+    /// Worker threads of the client role (default: half the cores, at least 1): 1 to 1024.
+    #[arg(long, value_parser = count_within::<usize>(1, MAX_THREADS))]
     pub client_threads: Option<usize>,
 }

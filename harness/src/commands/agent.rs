@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::DEFAULT_CONTROL_PORT;
+use crate::cli::{duration_within, DEFAULT_CONTROL_PORT};
 use crate::engine::control::{self, Dial, PROTOCOL};
 use crate::engine::deployment::{serve_agent, AgentSettings};
 use crate::units::parse_duration;
@@ -38,8 +38,8 @@ pub struct AgentArgs {
     /// DNS) rather than use the addresses the servers' agents report.
     #[arg(long)]
     pub resolve: bool,
-    /// How long to keep trying while the coordinator does not listen yet.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    /// How long to keep trying while the coordinator does not listen yet: at most 1d.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration_within(Duration::ZERO, Duration::from_secs(86_400)))]
     pub patience: Duration,
     /// Run this agent's clock DURATION ahead of the coordinator's (testing: shows which
     /// figures a clock offset between hosts distorts).

@@ -7,14 +7,16 @@ use tokio_util::sync::CancellationToken;
 
 use super::measure::{finish, gather_agents, now_rfc3339, record_placement, repeat_phases, Header};
 use super::run::apply_common;
-use crate::cli::{
-    parse_frame_size, parse_positive_u32, MeasureArgs, PlacementArgs, ThreadArgs, TlsArgs,
-};
+use crate::cli::{count_within, parse_frame_size, MeasureArgs, PlacementArgs, ThreadArgs, TlsArgs};
 use crate::engine::credentials::Credentials;
 use crate::engine::deployment::{run_bulk_phase_with, BulkLoad};
 use crate::engine::scenario::file;
 use crate::report::Report;
 use crate::sys::environment::Environment;
+
+/// Most parallel connections: each carries frames as fast as it can, so a few saturate a
+/// machine; thousands measure contention, not a link.
+pub const MAX_CONNECTIONS: u64 = 10_000;
 
 /// `vmsbench bulk`.
 #[derive(Debug, Args)]
@@ -22,10 +24,10 @@ pub struct BulkArgs {
     /// Measurement flags.
     #[command(flatten)]
     pub measure: MeasureArgs,
-    /// Parallel connections.
-    #[arg(long, default_value = "1", value_parser = parse_positive_u32)]
+    /// Parallel connections: 1 to 10000.
+    #[arg(long, default_value = "1", value_parser = count_within::<u32>(1, MAX_CONNECTIONS))]
     pub connections: u32,
-    /// Payload bytes per frame (e.g. 64KiB, 146KB).
+    /// Payload bytes per frame (e.g. 64KiB, 146KB): 1 B to 16 MiB.
     #[arg(long, default_value = "64KiB", value_parser = parse_frame_size)]
     pub frame_size: usize,
     /// TLS flags.
@@ -42,6 +44,7 @@ pub struct BulkArgs {
 
 /// `vmsbench bulk`: the unpaced link ceiling.
 pub async fn run(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Result<Report> {
+    let t = args.measure.checked_timing()?;
     let mut scenario = file::load_preset("small")?;
     scenario.name = format!(
         "bulk: {} connection(s), {} B frames",
@@ -56,7 +59,6 @@ pub async fn run(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Resu
         connections: args.connections,
         frame_size: args.frame_size,
     };
-    let t = args.measure.timing();
     if let Some(rule) = args.placement.wan.first() {
         anyhow::bail!(
             "--wan {rule}: bulk has no client groups to put behind a WAN; cap the network \

@@ -21,8 +21,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::export::{Document, ExportManager};
 
+pub use certs::UsageError;
+
 /// Exit status when a run was interrupted (128 + SIGINT), after writing what it measured.
 pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// Exit status when the command line or the scenario was refused before anything ran (as
+/// for a flag clap refuses).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Whether `e` refused the command line or the scenario before anything ran: a
+/// [`UsageError`] or a scenario that could not be loaded or checked.
+pub fn is_usage_error(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.is::<UsageError>() || c.is::<crate::engine::scenario::file::ScenarioError>())
+}
 
 /// What does TLS cost on each link of a video-management system? vmsbench simulates the
 /// deployment on real sockets, measures every link in plaintext and over TLS, and reports

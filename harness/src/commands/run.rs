@@ -14,15 +14,13 @@ use simulators::video::Profile;
 use tokio_util::sync::CancellationToken;
 
 use super::measure::{finish, gather_agents, now_rfc3339, record_placement, repeat_phases, Header};
-use crate::cli::{
-    parse_positive_u32, parse_u32_count, parse_usize_count, MeasureArgs, PlacementArgs, ThreadArgs,
-    TlsArgs,
-};
+use crate::cli::{count_within, duration_within, MeasureArgs, PlacementArgs, ThreadArgs, TlsArgs};
 use crate::engine::credentials::Credentials;
 use crate::engine::deployment::{check_descriptors, run_phase_with, Listening, ListeningHook};
 use crate::engine::scenario::file::parse_scale;
 use crate::engine::scenario::{
     file, CameraGroup, Certificates, EventAction, Fault, FaultKind, Scenario, ScheduledEvent,
+    MAX_CAMERAS, MAX_GROUP, MAX_INTERVAL, MAX_QUEUE_FRAMES, MAX_VIEW, MIN_INTERVAL,
 };
 use crate::output::atomic;
 use crate::report::Report;
@@ -42,26 +40,30 @@ pub struct RunArgs {
     /// Measurement flags.
     #[command(flatten)]
     pub measure: MeasureArgs,
-    /// Cameras on the first recording server (e.g. 32, 1k).
-    #[arg(long, value_parser = parse_positive_u32)]
+    /// Cameras on the first recording server (e.g. 32, 1k): 1 to 100000. Views of more
+    /// cameras than that are narrowed to fit, as --scale does.
+    #[arg(long, value_parser = count_within::<u32>(1, MAX_CAMERAS))]
     pub cameras: Option<u32>,
-    /// Viewers in the first viewer group.
-    #[arg(long, value_parser = parse_u32_count)]
+    /// Viewers in the first viewer group: 0 to 100000.
+    #[arg(long, value_parser = count_within::<u32>(0, MAX_GROUP))]
     pub viewers: Option<u32>,
-    /// Cameras each viewer of the first group watches.
-    #[arg(long, value_parser = parse_positive_u32)]
+    /// Cameras each viewer of the first group watches: 1 to 64, and no more than its
+    /// recording server has.
+    #[arg(long, value_parser = count_within::<u32>(1, MAX_VIEW))]
     pub cameras_per_viewer: Option<u32>,
     /// Profile of every camera: sub, 720p, 1080p, 1080p-h265, 4mp, 4k, mjpeg-1080p.
     #[arg(long)]
     pub profile: Option<String>,
-    /// Frames each connection may queue on the recording server before it drops.
-    #[arg(long, value_parser = parse_usize_count)]
+    /// Frames each connection may queue on the recording server before it drops: 1 to
+    /// 1000000.
+    #[arg(long, value_parser = count_within::<usize>(1, MAX_QUEUE_FRAMES))]
     pub queue_frames: Option<usize>,
     /// Seed of the video model.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// How often each logged-in client checks for configuration changes (e.g. 10s).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    /// How often each logged-in client checks for configuration changes (e.g. 10s): 1ms
+    /// to 1d.
+    #[arg(long, value_name = "DURATION", value_parser = duration_within(MIN_INTERVAL, MAX_INTERVAL))]
     pub config_check: Option<Duration>,
     /// Stage a certificate fault on a server host, as `[[fault]]` in a scenario would:
     /// HOST=KIND, e.g. recorder-1.vms.test=expired (kinds: expired, not_yet_valid,
@@ -127,6 +129,10 @@ pub fn scenario_from(args: &RunArgs) -> anyhow::Result<Scenario> {
             .unwrap_or_else(Profile::default_1080p);
         rec.cameras = vec![CameraGroup { profile, count: c }];
         changed.push(format!("{c} cameras"));
+        let host = rec.host.clone();
+        if narrow_to(&mut s, &host, c) {
+            changed.push(format!("views narrowed to {c} cameras"));
+        }
     }
     if args.viewers.is_some() || args.cameras_per_viewer.is_some() {
         let Some(g) = s.viewers.first_mut() else {
@@ -142,7 +148,7 @@ pub fn scenario_from(args: &RunArgs) -> anyhow::Result<Scenario> {
         }
     }
     if let Some(q) = args.queue_frames {
-        s.queue_frames = q.max(1);
+        s.queue_frames = q;
     }
     if let Some(seed) = args.seed {
         s.seed = seed;
@@ -175,7 +181,30 @@ pub fn scenario_from(args: &RunArgs) -> anyhow::Result<Scenario> {
             c.profile.validate()?;
         }
     }
+    s.check()?;
     Ok(s)
+}
+
+/// Narrows what the client groups of recording server `host` watch to its `cameras`, as
+/// `--scale` does: views, integration streams and phones' cameras. Whether any changed.
+fn narrow_to(s: &mut Scenario, host: &str, cameras: u32) -> bool {
+    let mut narrowed = false;
+    let mut narrow = |recorder: &str, each: &mut u32| {
+        if recorder == host && *each > cameras {
+            *each = cameras;
+            narrowed = true;
+        }
+    };
+    for g in &mut s.viewers {
+        narrow(&g.recorder, &mut g.view);
+    }
+    for g in &mut s.integrations {
+        narrow(&g.recorder, &mut g.streams);
+    }
+    for g in &mut s.phones {
+        narrow(&g.recorder, &mut g.cameras_each);
+    }
+    narrowed
 }
 
 /// What writes `--export-listeners`: the phase's mode and its listeners, as JSON.
@@ -252,7 +281,7 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     if args.placement.place.is_empty() {
         check_descriptors(&scenario)?;
     }
-    let t = args.measure.timing();
+    let t = args.measure.checked_timing()?;
     if let Some(stall) = args.inject_stall {
         if stall.is_zero() || stall >= t.duration / 2 {
             anyhow::bail!(

@@ -70,6 +70,7 @@ pub fn run_with(args: &ScenariosArgs, out: &mut dyn Write) -> anyhow::Result<Exi
             Some(f) => scenario.scaled(f),
             None => scenario,
         };
+        scenario.check()?;
         let json =
             serde_json::to_string_pretty(&scenario).context("cannot write the scenario as JSON")?;
         writeln!(out, "{json}")?;

@@ -412,6 +412,111 @@ fn bad_flags_fail_with_a_message_naming_the_flag() {
     }
 }
 
+/// Runs the `vmsbench` binary with `args`; its exit code and standard error.
+fn refused(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vmsbench"))
+        .args(args)
+        .output()
+        .expect("run vmsbench");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_numbers_are_refused_before_anything_runs_saying_what_would_be_valid() {
+    for (args, says) in [
+        (
+            &["run", "--duration", "0s"][..],
+            "must be at least 100ms and at most 7d, got 0s",
+        ),
+        (
+            &["run", "--duration", "36500d"],
+            "must be at least 100ms and at most 7d, got 36500d",
+        ),
+        (
+            &["run", "--warmup", "2h"],
+            "must be at least 0s and at most 1h, got 2h",
+        ),
+        (
+            &["run", "--repeat", "1000"],
+            "must be at least 1 and at most 100, got 1000",
+        ),
+        (
+            &["run", "--cameras", "1M"],
+            "must be at least 1 and at most 100000, got 1000000",
+        ),
+        (
+            &["run", "--queue-frames", "0"],
+            "must be at least 1 and at most 1000000, got 0",
+        ),
+        (
+            &["run", "--server-threads", "1M"],
+            "must be at least 1 and at most 1024",
+        ),
+        (
+            &["run", "--multiplier", "1000"],
+            "must be above 0 and at most 100, got 1000",
+        ),
+        (
+            &["bulk", "--connections", "1M"],
+            "must be at least 1 and at most 10000",
+        ),
+        (
+            &["bulk", "--frame-size", "10GB"],
+            "frame size must be 1 B to 16777216 B",
+        ),
+        (
+            &["handshakes", "--duration", "0s"],
+            "must be at least 100ms and at most 1h, got 0s",
+        ),
+        (
+            &["capacity", "--budget", "0s"],
+            "must be at least 1s and at most 7d, got 0s",
+        ),
+        (
+            &["capacity", "--max", "10M"],
+            "must be at least 1 and at most 100000",
+        ),
+        (
+            &["run", "--multiplier", "0.01", "--duration", "1s"],
+            "--duration 1s × --multiplier 0.01 leaves a window of 10ms: it must be at least \
+             100ms and at most 7d",
+        ),
+        (
+            &["run", "--cameras", "4", "--cameras-per-viewer", "9"],
+            "viewer group \"operator-2x2\" asks for 9 cameras in its view of \
+             recorder-1.vms.test, which has 4 cameras: give 1 to 4",
+        ),
+    ] {
+        let (code, err) = refused(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!err.contains("warm-up"), "{args:?} ran: {err}");
+    }
+}
+
+#[test]
+fn a_scenario_whose_viewers_watch_cameras_that_do_not_exist_is_refused_at_its_line() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = write_scenario(
+        dir.path(),
+        "too-few-cameras.toml",
+        "[[recorder]]\nhost = \"r.vms.test\"\ncameras = [{ count = 4 }]\n\n\
+         [[viewer]]\nname = \"wall\"\ncount = 2\nview = 9\n",
+    );
+    let (code, err) = refused(&["run", &path, "--duration", "1s"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{path}:8:8: view 9 is more than the 4 cameras of r.vms.test"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("warm-up"), "{err}");
+}
+
 #[test]
 fn a_scenario_needing_more_descriptors_than_allowed_is_refused_before_it_runs() {
     use std::os::unix::process::CommandExt;

@@ -25,6 +25,12 @@ use tokio::task::JoinHandle;
 /// How long a role waits for a peer to accept the end of a connection.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long a server's accept loop pauses after an accept fails (out of file descriptors,
+/// say): the connection waiting in the listen backlog would fail again at once, so
+/// without a pause the loop would spin. At most 100 failed accepts a second are counted,
+/// and accepting resumes within this long of descriptors coming free.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
 /// Shuts down the sending side of a connection (for TLS: sends close_notify), giving up
 /// after [`CLOSE_TIMEOUT`] when the peer no longer reads.
 pub(crate) async fn close_gently<W: AsyncWrite + Unpin>(wr: &mut W) {
@@ -101,7 +107,8 @@ impl ServerCore {
 
     /// Accepts connections until the server stops, serving each on a task of its own
     /// (started on the current runtime: the role's). Accept errors (out of file
-    /// descriptors, say) are counted and back off instead of ending the server or spinning.
+    /// descriptors, say) are counted as `accept` and back off for [`ACCEPT_BACKOFF`]
+    /// instead of ending the server or spinning; connections already served go on.
     pub(crate) async fn accept_loop<F, Fut>(&self, listener: crate::transport::Listener, serve: F)
     where
         F: Fn(crate::transport::Incoming) -> Fut,
@@ -118,7 +125,10 @@ impl ServerCore {
                 }
                 Err(_) => {
                     self.fail("accept");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return,
+                        _ = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                    }
                 }
             }
         }

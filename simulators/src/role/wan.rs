@@ -345,7 +345,7 @@ impl WanLink {
                         r = listener.accept() => r,
                     };
                     let Ok((down, _)) = accepted else {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        tokio::time::sleep(super::ACCEPT_BACKOFF).await;
                         continue;
                     };
                     let index = s.counters.connections.fetch_add(1, Ordering::Relaxed);

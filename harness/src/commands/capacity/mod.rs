@@ -22,14 +22,17 @@ use simulators::transport::Mode;
 use simulators::video::Profile;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{parse_positive_usize, DocumentExportArgs, ModeArg, PlacementArgs, TlsArgs};
+use crate::cli::{
+    count_within, duration_within, parse_positive_usize, DocumentExportArgs, ModeArg,
+    PlacementArgs, TlsArgs, MAX_WARMUP, MAX_WINDOW,
+};
 use crate::engine::capacity::search::{self, Probe, SearchParams, Searches, Stop, Verdict};
 use crate::engine::capacity::shape::{plan_cpus, Shape};
 use crate::engine::credentials::Credentials;
 use crate::engine::deployment::{
     role_of_host, run_phase_with, Agents, PhaseOptions, PhaseOutcome, Timing, MAX_DRAIN,
 };
-use crate::engine::scenario::{file, LinkId, Pinning};
+use crate::engine::scenario::{file, LinkId, Pinning, MAX_CAMERAS, MAX_THREADS};
 use crate::output::progress::{self, Steps};
 use crate::report::capacity::{
     cost_pct, cost_pct_range, CapacityReport, ModeResult, Modes, ObjectiveInfo, Projection,
@@ -42,7 +45,7 @@ use crate::report::objective::{
 use crate::report::warnings::debug_build;
 use crate::report::{Percentiles, TlsInfo};
 use crate::sys::environment::Environment;
-use crate::units::{format_duration_us, parse_count, parse_duration};
+use crate::units::format_duration_us;
 use simulators::role::Affinity;
 
 /// The links a recording server serves: their streams are what the objective measures.
@@ -75,24 +78,25 @@ pub struct CapacityArgs {
     /// Plaintext, TLS, or both (their steps interleaved: plain, tls, plain, …).
     #[arg(long, value_enum, default_value_t = ModeArg::Both)]
     pub mode: ModeArg,
-    /// Length of each step's measured window.
-    #[arg(long, value_parser = parse_duration, default_value = "3s")]
+    /// Length of each step's measured window: 500ms to 1h.
+    #[arg(long, value_parser = duration_within(MIN_STEP, MAX_STEP), default_value = "3s")]
     pub step_duration: Duration,
     /// Time before each window for connections to settle; at least the longest GOP plus
-    /// 0.5 s, since a new stream waits for a key frame.
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    /// 0.5 s, since a new stream waits for a key frame; at most 1h.
+    #[arg(long, value_parser = duration_within(Duration::ZERO, MAX_WARMUP), default_value = "2s")]
     pub warmup: Duration,
-    /// First camera count (default: the scenario's, on its first recording server).
+    /// First camera count (default: the scenario's, on its first recording server): 1 to
+    /// 100000.
     #[arg(long, value_parser = parse_camera_count)]
     pub start: Option<u32>,
-    /// Largest camera count to try.
+    /// Largest camera count to try: 1 to 100000.
     #[arg(long, value_parser = parse_camera_count, default_value = "20000")]
     pub max: u32,
     /// Stop bisecting when the bracket is within this share of the count (e.g. 5%, 0).
     #[arg(long, value_parser = parse_percent, default_value = "3%")]
     pub precision: f64,
-    /// Wall-clock budget of the whole search; the bracket reached is reported.
-    #[arg(long, value_parser = parse_duration, default_value = "3m")]
+    /// Wall-clock budget of the whole search; the bracket reached is reported: 1s to 7d.
+    #[arg(long, value_parser = duration_within(Duration::from_secs(1), MAX_WINDOW), default_value = "3m")]
     pub budget: Duration,
     /// Profile of every camera: sub, 720p, 1080p, 1080p-h265, 4mp, 4k, mjpeg-1080p
     /// (default: the scenario's mix).
@@ -102,8 +106,8 @@ pub struct CapacityArgs {
     /// the CPUs this process may use, at least one; no pinning on a single CPU).
     #[arg(long, value_parser = parse_positive_usize)]
     pub server_cpus: Option<usize>,
-    /// Project the capacity linearly to a recording server with N cores.
-    #[arg(long, value_name = "N", value_parser = parse_positive_usize)]
+    /// Project the capacity linearly to a recording server with N cores: 1 to 1024.
+    #[arg(long, value_name = "N", value_parser = count_within::<usize>(1, MAX_THREADS))]
     pub project_cores: Option<usize>,
     /// Make the recording server burn this much CPU (µs of its thread's time) per frame
     /// sent, so that its capacity is known: for testing the search.
@@ -123,13 +127,13 @@ pub struct CapacityArgs {
 }
 
 fn parse_camera_count(s: &str) -> Result<u32, String> {
-    let n = parse_count(s)?;
-    match u32::try_from(n) {
-        Ok(0) => Err("at least 1 camera".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{s} is too large")),
-    }
+    count_within(1, MAX_CAMERAS)(s)
 }
+
+/// The shortest step window that can judge a step.
+const MIN_STEP: Duration = Duration::from_millis(500);
+/// The longest step window.
+const MAX_STEP: Duration = Duration::from_secs(3600);
 
 fn parse_percent(s: &str) -> Result<f64, String> {
     let t = s.trim();
@@ -179,6 +183,7 @@ fn plan(args: &CapacityArgs) -> anyhow::Result<Plan> {
         }
     }
     args.tls.apply(&mut s.tls, &mut s.key);
+    s.check()?;
     let mut shape = Shape::new(s)?;
     let role = role_of_host(shape.host()).to_owned();
     let cpus = plan_cpus(args.server_cpus)?;

@@ -44,8 +44,8 @@ pub struct CheckArgs {
     /// The private key (PEM or DER); default HOST.key.pem in the directory.
     #[arg(long, value_name = "KEY.pem")]
     pub key: Option<PathBuf>,
-    /// Warn when the certificate expires within this many days.
-    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    /// Warn when the certificate expires within this many days: 0 to 36500.
+    #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=36_500))]
     pub warn_days: u32,
     /// Treat warnings as problems (exit code 1).
     #[arg(long)]

@@ -52,12 +52,13 @@ pub struct GenerateArgs {
     /// Key type of every key: rsa2048, rsa3072, rsa4096, ecdsa-p256 or ecdsa-p384.
     #[arg(long, value_name = "TYPE", default_value_t = KeyType::Rsa2048)]
     pub key: KeyType,
-    /// Days the host certificates stay valid (from now, or from --not-before).
+    /// Days the host certificates stay valid (from now, or from --not-before): 1 to 36500.
     #[arg(
         long,
         value_name = "N",
         default_value_t = 365,
-        conflicts_with = "not_after"
+        conflicts_with = "not_after",
+        value_parser = clap::value_parser!(u32).range(1..=36_500)
     )]
     pub days: u32,
     /// Start of the host certificates' validity, RFC 3339 (e.g. 2026-01-01T00:00:00Z, or a

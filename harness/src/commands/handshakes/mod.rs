@@ -38,14 +38,16 @@ use simulators::role::RoleRuntime;
 use simulators::transport::{Cipher, KxGroup, TlsSettings, TlsVersion};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{DocumentExportArgs, ThreadArgs};
+use crate::cli::{
+    count_within, duration_within, DocumentExportArgs, ThreadArgs, MAX_WARMUP, MIN_WINDOW,
+};
 use crate::output::progress::{self, Steps};
 use crate::output::terminal::cpu_cell;
 use crate::report::handshakes::{
     HandshakeMeasurement, HandshakesReport, Resumption, SkippedCell, SCHEMA_VERSION,
 };
 use crate::sys::environment::Environment;
-use crate::units::{format_duration_us, parse_count, parse_duration};
+use crate::units::format_duration_us;
 use cell::{invalid_reason, measure_cell, Cell, CellTiming};
 
 /// The host name the handshake server's certificates carry and the clients verify.
@@ -63,14 +65,15 @@ pub const CLIENT_ROLE: &str = "hs-clients";
 /// `vmsbench handshakes`.
 #[derive(Debug, Args)]
 pub struct HandshakesArgs {
-    /// Measured window of each cell (e.g. 2s, 500ms).
-    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    /// Measured window of each cell (e.g. 2s, 500ms): 100ms to 1h.
+    #[arg(long, value_parser = duration_within(MIN_WINDOW, MAX_WARMUP), default_value = "2s")]
     pub duration: Duration,
-    /// Unmeasured handshakes before each cell's window (e.g. 250ms; 0 for none).
-    #[arg(long, value_parser = parse_duration, default_value = "250ms")]
+    /// Unmeasured handshakes before each cell's window (e.g. 250ms; 0 for none): at most
+    /// 1h.
+    #[arg(long, value_parser = duration_within(Duration::ZERO, MAX_WARMUP), default_value = "250ms")]
     pub warmup: Duration,
-    /// Client connections in flight at once (default: the number of cores). With 1, the
-    /// latency is that of an idle server; with more, it includes queueing.
+    /// Client connections in flight at once (default: the number of cores): 1 to 10000.
+    /// With 1, the latency is that of an idle server; with more, it includes queueing.
     #[arg(long, value_parser = parse_concurrency)]
     pub concurrency: Option<u32>,
     /// TLS versions: 1.2, 1.3 (comma-separated).
@@ -104,13 +107,11 @@ pub struct HandshakesArgs {
     pub export: DocumentExportArgs,
 }
 
+/// Most client connections in flight at once: each holds two sockets.
+const MAX_CONCURRENCY: u64 = 10_000;
+
 fn parse_concurrency(s: &str) -> Result<u32, String> {
-    let n = parse_count(s)?;
-    match u32::try_from(n) {
-        Ok(0) => Err("--concurrency must be at least 1".to_owned()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("{s} is too large (at most {})", u32::MAX)),
-    }
+    count_within(1, MAX_CONCURRENCY)(s)
 }
 
 /// Which handshakes to measure.
@@ -362,6 +363,10 @@ mod tests {
             &["--versions", "1.1"],
             &["--resumption", "sometimes"],
             &["--duration", "fast"],
+            &["--duration", "0s"],
+            &["--duration", "100y"],
+            &["--warmup", "2h"],
+            &["--concurrency", "1M"],
         ] {
             let argv = std::iter::once("handshakes").chain(bad.iter().copied());
             assert!(Cli::try_parse_from(argv).is_err(), "{bad:?} was accepted");

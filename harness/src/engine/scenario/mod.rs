@@ -4,6 +4,7 @@
 //! Scenario files (TOML) are parsed into this model by [`mod@file`]; the built-in presets live
 //! in `harness/presets/` and are compiled into the binary.
 
+mod check;
 pub mod file;
 
 use std::time::Duration;
@@ -544,6 +545,25 @@ impl Listen {
     }
 }
 
+/// Most cameras in one camera group, and most clients in one client group.
+pub const MAX_GROUP: u64 = 100_000;
+/// Most cameras on one recording server, all its groups together.
+pub const MAX_CAMERAS: u64 = 100_000;
+/// Most cameras in one view (the seed system's largest layouts are around 8×8).
+pub const MAX_VIEW: u64 = 64;
+/// Most cameras one phone watches.
+pub const MAX_PHONE_CAMERAS: u64 = 16;
+/// Most worker threads per role.
+pub const MAX_THREADS: u64 = 1024;
+/// Most frames a connection may queue.
+pub const MAX_QUEUE_FRAMES: u64 = 1_000_000;
+/// The shortest interval of anything periodic (status polls, configuration checks,
+/// telemetry): shorter would be a busy loop, not a deployment.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+/// The longest interval of anything periodic: a day, far beyond any measured window.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+/// The latest a scheduled event may happen: the longest measured window.
+pub const MAX_EVENT_AT: Duration = Duration::from_secs(7 * 86_400);
 /// The largest WAN delay (and jitter) a client group may have.
 pub const MAX_WAN_DELAY: Duration = Duration::from_secs(10);
 /// The largest share of segments a WAN may lose.

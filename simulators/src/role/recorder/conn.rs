@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -63,6 +63,8 @@ pub(super) struct Conn {
     /// Set when it has ended: what the writers check per frame (a token's check takes a
     /// lock).
     closed: AtomicBool,
+    /// The failure category of the write that found the connection broken, if one did.
+    broken: OnceLock<&'static str>,
     link: Arc<LinkCounters>,
 }
 
@@ -86,8 +88,20 @@ impl Conn {
             wake: Notify::new(),
             ended,
             closed: AtomicBool::new(false),
+            broken: OnceLock::new(),
             link,
         })
+    }
+
+    /// Ends the connection because writing to it failed with `e`, remembering why.
+    fn broke(&self, e: &std::io::Error) {
+        let _ = self.broken.set(super::io_category(e));
+        self.end();
+    }
+
+    /// The failure category of the write that found the connection broken, if one did.
+    pub(super) fn broken(&self) -> Option<&'static str> {
+        self.broken.get().copied()
     }
 
     /// Whether the connection has ended.
@@ -128,8 +142,8 @@ impl Conn {
             match self.write_pass(shared, &mut b) {
                 Ok(Pass::Drained) => return Ok(()),
                 Ok(Pass::Waiting) => {}
-                Err(_) => {
-                    self.end();
+                Err(e) => {
+                    self.broke(&e);
                     return Err(Refused::Closed);
                 }
             }
@@ -197,8 +211,8 @@ impl Conn {
                 let progress = match pass {
                     Ok((Pass::Drained, _)) => break,
                     Ok((Pass::Waiting, progress)) => progress,
-                    Err(_) => {
-                        self.end();
+                    Err(e) => {
+                        self.broke(&e);
                         return;
                     }
                 };
@@ -224,8 +238,10 @@ impl Conn {
                     r = room => if let Err(e) = r {
                         if e.kind() == std::io::ErrorKind::TimedOut {
                             shared.core.fail(timeouts::STALLED);
+                            self.end();
+                        } else {
+                            self.broke(&e);
                         }
-                        self.end();
                         return;
                     },
                 }

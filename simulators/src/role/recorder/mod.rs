@@ -401,6 +401,16 @@ impl Recorder {
         Duration::from_nanos(ns)
     }
 
+    /// Live subscriptions it holds now: one per camera per client watching it. A client
+    /// that has gone is let go, and its connection closed, at its cameras' next frames.
+    pub fn subscriptions(&self) -> usize {
+        self.shared
+            .cameras
+            .values()
+            .map(|c| c.subscribers.lock().map_or(0, |s| s.len()))
+            .sum()
+    }
+
     /// A copy of its counters.
     pub fn stats(&self) -> RecorderStats {
         let s = &self.shared;
@@ -733,6 +743,17 @@ fn wire_category(e: &WireError) -> &'static str {
     }
 }
 
+/// The failure category of a subscribed connection's I/O error: `reset` when the client
+/// went away without a goodbye (its connection reset, aborted, or closed mid-message — a
+/// client process killed, say), `io` for anything else.
+fn io_category(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    match e.kind() {
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof => "reset",
+        _ => "io",
+    }
+}
+
 async fn serve(shared: Arc<Shared>, incoming: Incoming) {
     let Some(accepted) = shared.core.handshake(incoming).await else {
         return;
@@ -804,14 +825,19 @@ async fn serve(shared: Arc<Shared>, incoming: Incoming) {
     subscribe_to(&shared, &subscribe, &conn, &link);
     let flusher = tokio::spawn(conn.clone().flush_loop(shared.clone()));
 
-    // Watch for the client leaving (or misbehaving); then end the connection.
+    // Watch for the client leaving (or misbehaving); then end the connection. When a
+    // write finds it broken first, what the client sent says whether it said goodbye.
     let outcome = tokio::select! {
-        _ = conn.ended.cancelled() => None,
-        r = read_goodbye(&conn) => Some(r),
+        _ = conn.ended.cancelled() => match conn.broken() {
+            Some(category) => tokio::time::timeout(super::CLOSE_TIMEOUT, read_goodbye(&conn))
+                .await
+                .unwrap_or(Err(category)),
+            None => Ok(()),
+        },
+        r = read_goodbye(&conn) => r,
     };
-    match outcome {
-        None | Some(Ok(())) => {}
-        Some(Err(category)) => shared.core.fail(category),
+    if let Err(category) = outcome {
+        shared.core.fail(category);
     }
     conn.end();
     let _ = flusher.await;
@@ -850,17 +876,17 @@ fn subscribe_to(
     }
 }
 
-/// Reads what a subscribed client sends: only a goodbye (or the end of the connection) is
-/// expected. `Err` is the failure category of anything else.
+/// Reads what a subscribed client sends: only a goodbye is expected. `Err` is the failure
+/// category of anything else: `reset` for a client that went away without one (its
+/// connection closed or reset), `protocol` for one that sent something else.
 async fn read_goodbye(conn: &Conn) -> Result<(), &'static str> {
     let mut header = [0u8; HEADER_LEN];
     let mut filled = 0;
     while filled < HEADER_LEN {
         match conn.read(&mut header[filled..]).await {
-            Ok(0) if filled == 0 => return Ok(()),
-            Ok(0) => return Err("io"),
+            Ok(0) => return Err("reset"),
             Ok(n) => filled += n,
-            Err(_) => return Err("io"),
+            Err(e) => return Err(io_category(&e)),
         }
     }
     match Header::decode(&header, MAX_REQUEST) {

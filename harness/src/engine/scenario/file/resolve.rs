@@ -31,19 +31,12 @@ use servers::Servers;
 
 type Result<T> = std::result::Result<T, ScenarioError>;
 
-/// Most cameras in one camera group, and most clients in one client group.
-const MAX_GROUP: u64 = 100_000;
-/// Most cameras in one view (the seed system's largest layouts are around 8×8).
-const MAX_VIEW: u64 = 64;
-/// Most cameras one phone watches.
-const MAX_PHONE_CAMERAS: u64 = 16;
+use crate::engine::scenario::{
+    MAX_CAMERAS, MAX_EVENT_AT, MAX_GROUP, MAX_INTERVAL, MAX_PHONE_CAMERAS, MAX_QUEUE_FRAMES,
+    MAX_THREADS, MAX_VIEW, MAX_WAN_DELAY, MAX_WAN_LOSS, MIN_INTERVAL,
+};
 /// The largest configuration download (the seed system's are 1–10 MB).
 const MAX_CONFIG_BYTES: u64 = 256 << 20;
-use crate::engine::scenario::{MAX_WAN_DELAY, MAX_WAN_LOSS};
-/// Most worker threads per role.
-const MAX_THREADS: u64 = 1024;
-/// Most frames a connection may queue.
-const MAX_QUEUE_FRAMES: u64 = 1_000_000;
 /// The fastest clients may be made to connect, per second.
 const MAX_CONNECT_RATE: u64 = 1_000_000;
 /// Clients that start per second unless a scenario says otherwise.
@@ -655,6 +648,8 @@ impl Resolver<'_> {
             .map_err(|e| self.err(q.span(), format!("{field}: {e}")))
     }
 
+    /// How often something happens: longer than 0s, and from [`MIN_INTERVAL`] to
+    /// [`MAX_INTERVAL`].
     fn positive_duration(
         &self,
         q: &Spanned<Quantity<DurationKind>>,
@@ -664,7 +659,31 @@ impl Resolver<'_> {
         if d.is_zero() {
             return Err(self.err(q.span(), format!("{field} must be longer than 0s")));
         }
-        Ok(d)
+        self.duration_within(q, field, d, MIN_INTERVAL, MAX_INTERVAL)
+    }
+
+    /// `d`, the value of `q`, if it lies from `min` to `max`.
+    fn duration_within(
+        &self,
+        q: &Spanned<Quantity<DurationKind>>,
+        field: &str,
+        d: Duration,
+        min: Duration,
+        max: Duration,
+    ) -> Result<Duration> {
+        let (bound, limit) = match d {
+            d if d < min => ("at least", min),
+            d if d > max => ("at most", max),
+            d => return Ok(d),
+        };
+        Err(self.err(
+            q.span(),
+            format!(
+                "{field} must be {bound} {}, not {}",
+                units::format_span(limit),
+                units::format_span(d)
+            ),
+        ))
     }
 
     fn size_within(

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::time::Duration;
 
 use toml::Spanned;
 
 use super::super::raw::RawEvent;
 use super::servers::Servers;
-use super::{host_list, Resolver, Result};
+use super::{host_list, Resolver, Result, MAX_EVENT_AT};
 use crate::engine::scenario::{EventAction, ScheduledEvent};
 
 impl Resolver<'_> {
@@ -32,6 +33,7 @@ impl Resolver<'_> {
                     "at must be after the measured window opens (more than 0s), e.g. at = \"3s\"",
                 ));
             }
+            let at = self.duration_within(&e.at, "at", at, Duration::ZERO, MAX_EVENT_AT)?;
             let action = self.event_action(e, servers, server_hosts, &mut stopped)?;
             if let (
                 Some(span),

@@ -5,7 +5,7 @@ use simulators::video::Profile;
 use toml::Spanned;
 
 use super::super::raw::{RawEventServer, RawMobileServer, RawRecorder, RawScenario};
-use super::{default_transcode_profile, to_u32, Resolver, Result, MAX_GROUP};
+use super::{default_transcode_profile, to_u32, Resolver, Result, MAX_CAMERAS, MAX_GROUP};
 use crate::engine::scenario::{
     CameraGroup, EventServerSpec, Management, MobileMode, MobileServerSpec, RecorderSpec,
 };
@@ -104,6 +104,13 @@ impl Resolver<'_> {
             return Err(self.err(
                 raw.cameras.span(),
                 "a recording server needs cameras: e.g. cameras = [{ profile = \"1080p\", count = 32 }]",
+            ));
+        }
+        let total: u64 = cameras.iter().map(|g| u64::from(g.count)).sum();
+        if total > MAX_CAMERAS {
+            return Err(self.err(
+                raw.cameras.span(),
+                format!("a recording server has at most {MAX_CAMERAS} cameras, and these groups add up to {total}"),
             ));
         }
         Ok(RecorderSpec {
