@@ -52,6 +52,9 @@ pub struct MeasureArgs {
     /// Scale warm-up and window by F (e.g. 0.3 for a brief CI run; warm-up stays ≥ 1.2 s).
     #[arg(long, value_name = "F", env = "VMSBENCH_MULTIPLIER", default_value_t = 1.0, value_parser = parse_multiplier)]
     pub multiplier: f64,
+    /// `--with-limits`.
+    #[command(flatten)]
+    pub limits: super::WithLimitsArgs,
 }
 
 /// Warm-up is never scaled below this (unless it was asked for shorter): paced streams

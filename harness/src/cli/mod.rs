@@ -3,12 +3,14 @@
 //! here names no command.
 
 mod export;
+mod limits;
 mod measure;
 mod parse;
 mod placement;
 mod tls;
 
 pub use export::{DocumentExportArgs, ExportArgs};
+pub use limits::{parse_budget, WithLimitsArgs};
 pub use measure::{parse_multiplier, MeasureArgs, ModeArg, MIN_SCALED_WARMUP};
 pub use parse::{
     parse_frame_size, parse_positive_u32, parse_positive_usize, parse_u32_count, parse_usize_count,
