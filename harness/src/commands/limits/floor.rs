@@ -124,7 +124,11 @@ pub(super) async fn measure(
     let stop = interrupt.child_token();
     let sender_stop = stop.clone();
     let sender = server.spawn(async move {
-        let accepted = listener.accept().await?.handshake().await?;
+        let incoming = tokio::select! {
+            _ = sender_stop.cancelled() => anyhow::bail!("stopped before the client connected"),
+            r = listener.accept() => r?,
+        };
+        let accepted = incoming.handshake().await?;
         send_frames(accepted.stream, frame_bytes, epoch, budget, sender_stop)
             .await
             .map_err(anyhow::Error::from)

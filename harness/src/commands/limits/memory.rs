@@ -75,7 +75,11 @@ pub(super) async fn measure(
                     _ = accept_stop.cancelled() => return,
                     r = listener.accept() => r,
                 };
-                let Ok(incoming) = incoming else { continue };
+                let Ok(incoming) = incoming else {
+                    // E.g. out of descriptors: the clients' connects fail and say so.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                };
                 let (stop, count) = (accept_stop.clone(), accept_count.clone());
                 accept_tasks.spawn(async move {
                     if let Ok(a) = incoming.handshake().await {

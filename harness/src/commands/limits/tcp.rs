@@ -19,11 +19,13 @@ pub(super) fn measure(budget: Duration) -> anyhow::Result<TcpCeiling> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).context("binding 127.0.0.1:0")?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let warmup = (budget / 5).max(Duration::from_millis(20));
+    // Connected before the sending thread starts, so that a failure cannot leave the
+    // accept below waiting.
+    let mut s = TcpStream::connect(addr).context("connecting to 127.0.0.1")?;
+    s.set_nodelay(true).context("TCP_NODELAY")?;
     let sender = std::thread::Builder::new()
         .name("limits-tcp-send".into())
         .spawn(move || -> std::io::Result<()> {
-            let mut s = TcpStream::connect(addr)?;
-            s.set_nodelay(true)?;
             let chunk = vec![0x5a_u8; CHUNK];
             let end = Instant::now() + warmup + budget;
             while Instant::now() < end {
