@@ -92,11 +92,11 @@ pub struct FrameCeiling {
     pub frame_bytes: u64,
     /// The profiles' frames of this size (`1080p I`, `sub P`, …).
     pub frames: Vec<String>,
-    /// Frames sealed and opened in the measurement.
+    /// Frames sealed and opened in the measurement (after a few untimed).
     pub count: u64,
-    /// Sealing one frame (header and payload into records), µs.
+    /// Sealing one frame (header and payload into records), µs: the median frame's.
     pub seal_us_per_frame: f64,
-    /// Opening one frame (records back into header and payload), µs.
+    /// Opening one frame (records back into header and payload), µs: the median frame's.
     pub open_us_per_frame: f64,
     /// Payload sealed per second, MB/s (10⁶ bytes/s), one core.
     pub seal_mbyte_s: f64,
@@ -220,7 +220,9 @@ impl LimitsReport {
         }
         if self.environment.cores > 0 && self.environment.cores < 4 {
             self.warnings.push(format!(
-                "{} cores: the two ends of the TCP, handshake and latency measurements share                  them with each other (and anything else running)",
+                "{} cores: the two ends of the TCP, handshake and latency measurements share \
+                 them with each other (and with anything else running), so their figures are \
+                 lower bounds of what a dedicated machine reaches",
                 self.environment.cores
             ));
         }

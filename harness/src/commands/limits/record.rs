@@ -84,9 +84,18 @@ pub(super) fn configs(
     ))
 }
 
+/// The median of `times`, µs (at least 1 ns: a clock too coarse cannot make it zero). The
+/// median, not the mean: a frame preempted on a busy machine says nothing of what the
+/// record layer can do, and one such frame moves a mean a long way.
+fn median_us(times: &mut [Duration]) -> f64 {
+    times.sort_unstable();
+    let mid = times.get(times.len() / 2).copied().unwrap_or_default();
+    mid.as_secs_f64().max(1e-9) * 1e6
+}
+
 /// Seals and opens frames of every size with one suite; `budget` is shared among the
 /// sizes. Each frame is sealed (timed), then opened (timed) and checked against what was
-/// sealed.
+/// sealed; each figure is the median frame's.
 pub(super) fn measure(
     (client, server): (Arc<ClientConfig>, Arc<ServerConfig>),
     version: TlsVersion,
@@ -111,7 +120,7 @@ pub(super) fn measure(
             .ok()
             .filter(|l| *l <= MAX_PAYLOAD)
             .with_context(|| format!("a frame of {} bytes exceeds the wire limit", size.bytes))?;
-        let (mut seal, mut open, mut count) = (Duration::ZERO, Duration::ZERO, 0u64);
+        let (mut seal, mut open) = (Vec::new(), Vec::new());
         let started = Instant::now();
         for n in 0.. {
             if n >= WARMUP_FRAMES + MIN_FRAMES && started.elapsed() >= per_size {
@@ -131,22 +140,19 @@ pub(super) fn measure(
                 );
             }
             if n >= WARMUP_FRAMES {
-                seal += t1 - t0;
-                open += t2 - t1;
-                count += 1;
+                seal.push(t1 - t0);
+                open.push(t2 - t1);
             }
         }
-        let us = |d: Duration| d.as_secs_f64() * 1e6 / count.max(1) as f64;
-        let mbyte_s =
-            |d: Duration| size.bytes as f64 * count as f64 / d.as_secs_f64().max(1e-9) / 1e6;
+        let (seal_us, open_us) = (median_us(&mut seal), median_us(&mut open));
         frames.push(FrameCeiling {
             frame_bytes: size.bytes as u64,
             frames: size.frames.clone(),
-            count,
-            seal_us_per_frame: us(seal),
-            open_us_per_frame: us(open),
-            seal_mbyte_s: mbyte_s(seal),
-            open_mbyte_s: mbyte_s(open),
+            count: seal.len() as u64,
+            seal_us_per_frame: seal_us,
+            open_us_per_frame: open_us,
+            seal_mbyte_s: size.bytes as f64 / seal_us,
+            open_mbyte_s: size.bytes as f64 / open_us,
         });
     }
     Ok(SuiteCeiling {
