@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use simulators::pki::KeyType;
-use vmsbench_benches::tls::{bench_pki, HandshakeCase, TlsPair};
+use vmsbench_benches::tls::{bench_pki, HandshakeCase};
 
 /// Measured time per benchmark (before `VMSBENCH_MULTIPLIER`). 8 benchmarks.
 const MEASUREMENT_TIME: Duration = Duration::from_secs(3);
@@ -34,7 +34,7 @@ fn handshake(c: &mut Criterion) {
             let endpoints = case.endpoints(&pki).expect("TLS configurations");
             group.bench_function(case.id(), |b| {
                 b.iter(|| {
-                    let pair = TlsPair::connect(&endpoints).expect("handshake");
+                    let pair = endpoints.connect().expect("handshake");
                     debug_assert_eq!(pair.resumed(), case.resumed);
                     black_box(pair)
                 })

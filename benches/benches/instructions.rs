@@ -139,7 +139,7 @@ fn prepare(case: &Case, extra_copy: bool) -> Result<Prepared, BenchError> {
         let pki = bench_pki(h.key)?;
         let endpoints = h.endpoints(&pki)?;
         return Ok(Box::new(move |_| {
-            let pair = TlsPair::connect(&endpoints)?;
+            let pair = endpoints.connect()?;
             if pair.resumed() != h.resumed {
                 return Err(BenchError::Check("unexpected handshake kind".into()));
             }
@@ -160,8 +160,8 @@ fn prepare(case: &Case, extra_copy: bool) -> Result<Prepared, BenchError> {
     let mut staging = Vec::with_capacity(if extra_copy { frame.bytes } else { 0 });
     let pair = || -> Result<TlsPair, BenchError> {
         let pki = bench_pki(KeyType::EcdsaP256)?;
-        let pair = TlsPair::connect(&Endpoints::new(&pki, &SUITE.settings())?)?;
-        pair.expect_suite(SUITE)?;
+        let pair = Endpoints::new(&pki, &SUITE.settings())?.connect()?;
+        SUITE.expect(&pair)?;
         Ok(pair)
     };
     Ok(match case.op {

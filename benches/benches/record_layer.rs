@@ -20,7 +20,7 @@ use simulators::pki::KeyType;
 use vmsbench_benches::frames::{
     frame_cases, frame_header, payload, plain_recv, plain_send, FrameCase,
 };
-use vmsbench_benches::tls::{bench_pki, Endpoints, Suite, TlsPair};
+use vmsbench_benches::tls::{bench_pki, Endpoints, Suite};
 
 /// Measured time per benchmark (before `VMSBENCH_MULTIPLIER`). 40 benchmarks: about 1.5 min
 /// in all at the default.
@@ -55,9 +55,8 @@ fn plain(group: &mut Group<'_>, frame: &FrameCase) {
 fn tls(group: &mut Group<'_>, endpoints: &Endpoints, suite: Suite, frame: &FrameCase) {
     let p = payload(frame.bytes);
     let connect = || {
-        let pair = TlsPair::connect(endpoints).expect("in-memory handshake");
-        pair.expect_suite(suite)
-            .expect("the pinned suite is negotiated");
+        let pair = endpoints.connect().expect("in-memory handshake");
+        suite.expect(&pair).expect("the pinned suite is negotiated");
         pair
     };
     let mut wire = Vec::with_capacity(frame.bytes + frame.bytes / 64 + 256);

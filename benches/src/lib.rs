@@ -51,6 +51,9 @@ pub enum BenchError {
     /// A connection could not be set up.
     #[error("connect: {0}")]
     Connect(#[from] simulators::transport::ConnectError),
+    /// An in-memory TLS pair could not connect or carry a frame.
+    #[error("in-memory TLS: {0}")]
+    Memory(#[from] simulators::transport::memory::MemoryError),
     /// Something the bench checks did not hold (e.g. the negotiated suite).
     #[error("{0}")]
     Check(String),

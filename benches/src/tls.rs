@@ -2,14 +2,11 @@
 //! [`TlsSettings`], connected by moving bytes between them with `write_tls`/`read_tls`.
 //! No sockets, so that time and instruction counts measure TLS alone.
 
-use std::io::{IoSlice, Read, Write};
 use std::sync::Arc;
 
-use rustls::{ClientConfig, ClientConnection, ConnectionCommon, ServerConfig, ServerConnection};
-use rustls_pki_types::ServerName;
+use rustls::{ClientConfig, ServerConfig};
 use simulators::pki::{KeyType, Pki};
 use simulators::transport::{Cipher, KxGroup, TlsSettings, TlsVersion};
-use simulators::wire::{Header, HEADER_LEN, MAX_PAYLOAD};
 
 use crate::BenchError;
 
@@ -135,160 +132,31 @@ impl Endpoints {
     }
 }
 
-/// Moves everything `from` has to send into `to`, processing it as it arrives. Returns the
-/// number of bytes moved. `buf` is scratch space.
-fn transfer<A, B>(
-    from: &mut ConnectionCommon<A>,
-    to: &mut ConnectionCommon<B>,
-    buf: &mut Vec<u8>,
-) -> Result<usize, BenchError> {
-    buf.clear();
-    while from.wants_write() {
-        from.write_tls(buf)?;
+/// The in-memory pair every bench drives (see [`simulators::transport::memory`]).
+pub use simulators::transport::memory::TlsPair;
+
+impl Endpoints {
+    /// A new pair from these configurations, handshaken in memory.
+    pub fn connect(&self) -> Result<TlsPair, BenchError> {
+        Ok(TlsPair::connect(
+            self.client.clone(),
+            self.server.clone(),
+            BENCH_HOST,
+        )?)
     }
-    let mut rd = &buf[..];
-    while !rd.is_empty() {
-        to.read_tls(&mut rd)?;
-        to.process_new_packets()?;
-    }
-    Ok(buf.len())
 }
 
-/// A connected client and server, each with its own state, and the bytes between them
-/// held in memory.
-#[derive(Debug)]
-pub struct TlsPair {
-    /// The client side (the viewer in the deployment).
-    pub client: ClientConnection,
-    /// The server side (the recording server).
-    pub server: ServerConnection,
-    scratch: Vec<u8>,
-}
-
-impl TlsPair {
-    /// New connections from `endpoints`, handshaken: both sides complete and every
-    /// post-handshake message (session tickets) delivered.
-    pub fn connect(endpoints: &Endpoints) -> Result<Self, BenchError> {
-        let name = ServerName::try_from(BENCH_HOST)
-            .map_err(|e| BenchError::Check(format!("{BENCH_HOST:?}: {e}")))?;
-        let mut client = ClientConnection::new(endpoints.client.clone(), name)?;
-        // No limit on buffered records: a 4K I-frame is more than rustls's default 64 KiB,
-        // and the benches write a whole frame before collecting its records.
-        client.set_buffer_limit(None);
-        let server = ServerConnection::new(endpoints.server.clone())?;
-        let mut pair = TlsPair {
-            client,
-            server,
-            scratch: Vec::with_capacity(16 * 1024),
-        };
-        pair.handshake()?;
-        Ok(pair)
-    }
-
-    /// Moves bytes both ways until neither side has anything left to say.
-    fn handshake(&mut self) -> Result<(), BenchError> {
-        // A TLS 1.3 handshake takes 2 flights each way plus tickets; 16 rounds is plenty,
-        // and a bound keeps a broken configuration from spinning forever.
-        for _ in 0..16 {
-            let moved = transfer(&mut self.client, &mut self.server, &mut self.scratch)?
-                + transfer(&mut self.server, &mut self.client, &mut self.scratch)?;
-            if moved == 0 && !self.client.is_handshaking() && !self.server.is_handshaking() {
-                return Ok(());
-            }
-        }
-        Err(BenchError::Check(
-            "the in-memory handshake did not finish in 16 rounds".into(),
-        ))
-    }
-
-    /// Whether the client resumed a session rather than doing a full handshake.
-    pub fn resumed(&self) -> bool {
-        matches!(
-            self.client.handshake_kind(),
-            Some(rustls::HandshakeKind::Resumed)
-        )
-    }
-
-    /// Checks that `suite` is what was negotiated.
-    pub fn expect_suite(&self, suite: Suite) -> Result<(), BenchError> {
-        let got = self
-            .client
-            .negotiated_cipher_suite()
-            .map(|s| format!("{:?}", s.suite()));
-        if got.as_deref() == Some(suite.rustls_name()) {
+impl Suite {
+    /// Checks that this suite is what `pair` negotiated.
+    pub fn expect(self, pair: &TlsPair) -> Result<(), BenchError> {
+        let got = pair.suite_name();
+        if got.as_deref() == Some(self.rustls_name()) {
             Ok(())
         } else {
             Err(BenchError::Check(format!(
                 "negotiated {got:?}, expected {}",
-                suite.rustls_name()
+                self.rustls_name()
             )))
-        }
-    }
-
-    /// The TLS send path of one frame (client → server direction of the deployment's
-    /// recording-server → viewer link, played by the client here): header and payload
-    /// written as one plaintext (as the link's write buffer coalesces them), encrypted into
-    /// records, and the records copied into `out` (what TLS hands to the socket).
-    pub fn send(
-        &mut self,
-        header: &Header,
-        payload: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<(), BenchError> {
-        let head = header.encode();
-        let total = HEADER_LEN + payload.len();
-        let mut writer = self.client.writer();
-        let written = writer.write_vectored(&[IoSlice::new(&head), IoSlice::new(payload)])?;
-        if written < HEADER_LEN {
-            writer.write_all(&head[written..])?;
-            writer.write_all(payload)?;
-        } else if written < total {
-            writer.write_all(&payload[written - HEADER_LEN..])?;
-        }
-        out.clear();
-        while self.client.wants_write() {
-            self.client.write_tls(out)?;
-        }
-        Ok(())
-    }
-
-    /// The TLS receive path of one frame: the records in `wire` read and decrypted, the
-    /// header decoded, the payload copied out of rustls into `out`.
-    pub fn recv(&mut self, wire: &[u8], out: &mut Vec<u8>) -> Result<Header, BenchError> {
-        let mut rd = wire;
-        let mut head = [0u8; HEADER_LEN];
-        let mut head_filled = 0;
-        let mut header: Option<Header> = None;
-        let mut filled = 0;
-        out.clear();
-        loop {
-            // Drain what is decrypted so far.
-            loop {
-                let buf: &mut [u8] = match &header {
-                    None => &mut head[head_filled..],
-                    Some(h) if filled < h.payload_len as usize => &mut out[filled..],
-                    Some(h) => return Ok(*h),
-                };
-                match self.server.reader().read(buf) {
-                    Ok(0) => return Err(BenchError::Wire(simulators::wire::WireError::Truncated)),
-                    Ok(n) if header.is_none() => {
-                        head_filled += n;
-                        if head_filled == HEADER_LEN {
-                            let h = Header::decode(&head, MAX_PAYLOAD)?;
-                            out.resize(h.payload_len as usize, 0);
-                            header = Some(h);
-                        }
-                    }
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if rd.is_empty() {
-                return Err(BenchError::Wire(simulators::wire::WireError::Truncated));
-            }
-            self.server.read_tls(&mut rd)?;
-            self.server.process_new_packets()?;
         }
     }
 }
@@ -351,11 +219,11 @@ impl HandshakeCase {
             return Ok(base.full_handshakes_only());
         }
         let e = base.with_tickets()?;
-        let first = TlsPair::connect(&e)?;
+        let first = e.connect()?;
         if first.resumed() {
             return Err(BenchError::Check("the priming handshake resumed".into()));
         }
-        let second = TlsPair::connect(&e)?;
+        let second = e.connect()?;
         if !second.resumed() {
             return Err(BenchError::Check(format!(
                 "{}: the client did not resume with the server's ticket",
@@ -376,9 +244,11 @@ mod tests {
         let pki = bench_pki(KeyType::Rsa2048).expect("pki");
         let p = payload(200_000);
         for suite in Suite::ALL {
-            let mut pair = TlsPair::connect(&Endpoints::new(&pki, &suite.settings()).expect("e"))
+            let mut pair = Endpoints::new(&pki, &suite.settings())
+                .expect("e")
+                .connect()
                 .expect("handshake");
-            pair.expect_suite(*suite).expect("pinned suite");
+            suite.expect(&pair).expect("pinned suite");
             let (mut wire, mut out) = (Vec::new(), Vec::new());
             for seq in 0..3 {
                 let h = frame_header(seq, p.len()).expect("header");
@@ -404,7 +274,7 @@ mod tests {
             };
             let e = case.endpoints(&pki).expect("endpoints");
             for _ in 0..4 {
-                let pair = TlsPair::connect(&e).expect("handshake");
+                let pair = e.connect().expect("handshake");
                 assert_eq!(pair.resumed(), resumed, "{}", case.id());
             }
         }

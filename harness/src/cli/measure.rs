@@ -54,6 +54,9 @@ pub struct MeasureArgs {
     /// above 0 and at most 100, leaving a window of at least 100ms.
     #[arg(long, value_name = "F", env = "VMSBENCH_MULTIPLIER", default_value_t = 1.0, value_parser = parse_multiplier)]
     pub multiplier: f64,
+    /// `--with-limits`.
+    #[command(flatten)]
+    pub limits: super::WithLimitsArgs,
 }
 
 /// Warm-up is never scaled below this (unless it was asked for shorter): paced streams

@@ -3,12 +3,14 @@
 //! here names no command.
 
 mod export;
+mod limits;
 mod measure;
 mod parse;
 mod placement;
 mod tls;
 
 pub use export::{DocumentExportArgs, ExportArgs};
+pub use limits::{parse_budget, WithLimitsArgs};
 pub use measure::{
     parse_multiplier, MeasureArgs, ModeArg, MAX_MULTIPLIER, MAX_REPEAT, MAX_WARMUP, MAX_WINDOW,
     MIN_SCALED_WARMUP, MIN_WINDOW,

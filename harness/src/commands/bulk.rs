@@ -42,6 +42,13 @@ pub struct BulkArgs {
     pub placement: PlacementArgs,
 }
 
+/// The key type of the bulk server's certificate (the `small` preset's, or `--key`).
+pub(super) fn key(args: &BulkArgs) -> anyhow::Result<simulators::pki::KeyType> {
+    let mut scenario = file::load_preset("small")?;
+    apply_common(&mut scenario, &args.tls, &args.threads);
+    Ok(scenario.key)
+}
+
 /// `vmsbench bulk`: the unpaced link ceiling.
 pub async fn run(args: &BulkArgs, interrupt: &CancellationToken) -> anyhow::Result<Report> {
     let t = args.measure.checked_timing()?;

@@ -130,6 +130,7 @@ pub(super) fn finish(
         warnings: Vec::new(),
         histograms,
         intervals,
+        limits: None,
     };
     report.derive_warnings();
     report

@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod capacity;
 pub mod certs;
 pub mod handshakes;
+pub mod limits;
 mod measure;
 pub mod run;
 pub mod scenarios;
@@ -67,6 +68,9 @@ pub enum Command {
     Capacity(capacity::CapacityArgs),
     /// Run one host's share of a distributed run: dial the coordinator (`run --place …`).
     Agent(agent::AgentArgs),
+    /// This machine's ceilings: loopback TCP, record-layer seal/open, handshakes, memory
+    /// per idle connection, the latency floor.
+    Limits(limits::LimitsArgs),
 }
 
 /// Runs a parsed command line to completion; prints results on stdout, progress on stderr.
@@ -91,13 +95,27 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     match &opts.command {
         Command::Run(a) => {
             let exports = ExportManager::new(a.measure.export.requested())?;
-            let report = run::run(a, &interrupt).await?;
+            let key = || Ok(run::scenario_from(a)?.key);
+            let limits = limits_first(&a.measure.limits, key, &interrupt).await?;
+            let mut report = run::run(a, &interrupt).await?;
+            if let Some(l) = limits {
+                report.attach_limits(l);
+            }
             deliver(Document::Run(&report), &exports)
         }
         Command::Bulk(a) => {
             let exports = ExportManager::new(a.measure.export.requested())?;
-            let report = bulk::run(a, &interrupt).await?;
+            let limits = limits_first(&a.measure.limits, || bulk::key(a), &interrupt).await?;
+            let mut report = bulk::run(a, &interrupt).await?;
+            if let Some(l) = limits {
+                report.attach_limits(l);
+            }
             deliver(Document::Run(&report), &exports)
+        }
+        Command::Limits(a) => {
+            let exports = ExportManager::new(a.export.requested())?;
+            let report = limits::run(a, &interrupt).await?;
+            deliver(Document::Limits(&report), &exports)
         }
         Command::Handshakes(a) => {
             let exports = ExportManager::new(a.export.requested())?;
@@ -106,13 +124,31 @@ pub async fn run(opts: Opts) -> anyhow::Result<ExitCode> {
         }
         Command::Capacity(a) => {
             let exports = ExportManager::new(a.export.requested())?;
-            let report = capacity::run(a, &interrupt).await?;
+            let limits = limits_first(&a.limits, || capacity::key(a), &interrupt).await?;
+            let mut report = capacity::run(a, &interrupt).await?;
+            if let Some(l) = limits {
+                report.attach_limits(l);
+            }
             deliver(Document::Capacity(&report), &exports)
         }
         Command::Certs(_) | Command::Baseline(_) | Command::Scenarios(_) | Command::Agent(_) => {
             unreachable!("handled above")
         }
     }
+}
+
+/// This machine's limits, measured before the run when `--with-limits` asks for them
+/// (handshakes with the key type `key` gives, the run's).
+async fn limits_first(
+    args: &crate::cli::WithLimitsArgs,
+    key: impl FnOnce() -> anyhow::Result<simulators::pki::KeyType>,
+    interrupt: &CancellationToken,
+) -> anyhow::Result<Option<crate::report::limits::Limits>> {
+    if !args.with_limits {
+        return Ok(None);
+    }
+    let limits = limits::measure_for_run(args.limits_budget, key()?, interrupt).await?;
+    Ok(Some(limits))
 }
 
 /// Prints `doc`'s table on standard output (unless an export goes there) and writes every

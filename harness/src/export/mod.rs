@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use crate::report::capacity::CapacityReport;
 use crate::report::handshakes::HandshakesReport;
+use crate::report::limits::LimitsReport;
 use crate::report::Report;
 
 /// A report any exporter can write.
@@ -34,6 +35,8 @@ pub enum Document<'a> {
     Capacity(&'a CapacityReport),
     /// The handshake matrix.
     Handshakes(&'a HandshakesReport),
+    /// This machine's ceilings.
+    Limits(&'a LimitsReport),
 }
 
 impl Document<'_> {
@@ -43,6 +46,7 @@ impl Document<'_> {
             Document::Run(r) => &r.command,
             Document::Capacity(r) => &r.command,
             Document::Handshakes(r) => &r.command,
+            Document::Limits(r) => &r.command,
         }
     }
 
@@ -52,16 +56,24 @@ impl Document<'_> {
             Document::Run(r) => r.partial,
             Document::Capacity(r) => r.partial,
             Document::Handshakes(r) => r.partial,
+            Document::Limits(r) => r.partial,
         }
     }
 
-    /// The table printed on standard output.
+    /// The table printed on standard output (with a line per link and mode beside this
+    /// machine's limits, when they were measured).
     pub fn terminal(&self) -> String {
-        match self {
-            Document::Run(r) => r.render_table(),
-            Document::Capacity(r) => r.render_table(),
-            Document::Handshakes(r) => r.render_table(),
+        let (mut out, limits) = match self {
+            Document::Run(r) => (r.render_table(), r.limits.as_ref()),
+            Document::Capacity(r) => (r.render_table(), r.limits.as_ref()),
+            Document::Handshakes(r) => (r.render_table(), None),
+            Document::Limits(r) => (r.render_table(), None),
+        };
+        for line in crate::output::terminal::share_lines(limits) {
+            out.push_str(&line);
+            out.push('\n');
         }
+        out
     }
 
     /// The report as JSON.
@@ -70,6 +82,7 @@ impl Document<'_> {
             Document::Run(r) => serde_json::to_string_pretty(r),
             Document::Capacity(r) => serde_json::to_string_pretty(r),
             Document::Handshakes(r) => serde_json::to_string_pretty(r),
+            Document::Limits(r) => serde_json::to_string_pretty(r),
         }
     }
 

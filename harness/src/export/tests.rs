@@ -220,6 +220,7 @@ pub(crate) fn synthetic_report() -> Report {
         warnings: Vec::new(),
         histograms: c.histograms(),
         intervals: c.intervals(),
+        limits: None,
     };
     report.derive_warnings();
     report
@@ -860,4 +861,74 @@ fn across_hosts_whose_clocks_disagree_the_tables_show_delay_variation_and_say_so
             assert!(text.contains("Agent a at 10.0.0.2:40000"), "{agree}");
         }
     }
+}
+
+/// Renders any document as text.
+fn any_document(kind: ExportType, doc: Document<'_>) -> String {
+    match kind.exporter().export(doc) {
+        Ok(Export::Document(bytes)) => String::from_utf8(bytes).expect("UTF-8"),
+        other => panic!("{kind:?}: expected a document, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_run_with_limits_carries_them_and_a_line_per_link_in_every_format() {
+    let mut report = synthetic_report();
+    report.attach_limits(crate::report::limits::fixtures::limits());
+    let shares = &report.limits.as_ref().expect("attached").shares;
+    assert_eq!(shares.len(), report.results.len());
+    let json = document(ExportType::Json, &report);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    validate(&value);
+    assert!(value["limits"]["measured"]["tcp"]["goodput_mbit_s"].is_number());
+    let line = shares[0].line();
+    for (kind, text) in [
+        (
+            ExportType::Markdown,
+            document(ExportType::Markdown, &report),
+        ),
+        (ExportType::Html, document(ExportType::Html, &report)),
+    ] {
+        assert!(text.contains("Against this machine"), "{kind:?}");
+        assert!(text.contains("Record layer"), "{kind:?}");
+        assert!(text.contains(&shares[0].link), "{kind:?}");
+    }
+    assert!(Document::Run(&report).terminal().contains(&line));
+    // Without the flag, nothing of it shows.
+    let plain = synthetic_report();
+    assert!(!document(ExportType::Json, &plain).contains("\"limits\""));
+    assert!(!Document::Run(&plain)
+        .terminal()
+        .contains("this machine's limits"));
+}
+
+#[test]
+fn a_limits_report_validates_and_renders_in_every_format() {
+    let mut report = crate::report::limits::LimitsReport {
+        schema_version: crate::report::limits::SCHEMA_VERSION,
+        command: "limits".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        partial: false,
+        environment: environment(),
+        limits: crate::report::limits::fixtures::limits(),
+        warnings: Vec::new(),
+    };
+    report.derive_warnings();
+    let doc = Document::Limits(&report);
+    let value: serde_json::Value =
+        serde_json::from_str(&any_document(ExportType::Json, doc)).expect("JSON");
+    checks::validate_limits(&value);
+    let back: crate::report::limits::LimitsReport =
+        serde_json::from_value(value).expect("reads back");
+    assert_eq!(back.limits.record_layer.len(), 1);
+    let md = any_document(ExportType::Markdown, doc);
+    assert!(md.contains("# This machine's limits") && md.contains("TLS13_AES_256_GCM_SHA384"));
+    let html = any_document(ExportType::Html, doc);
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg"));
+    let table = doc.terminal();
+    assert!(
+        table.contains("loopback TCP, one connection, plaintext: 3200 Mbit/s"),
+        "{table}"
+    );
+    assert!(table.contains("latency floor"), "{table}");
 }

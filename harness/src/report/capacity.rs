@@ -58,6 +58,10 @@ pub struct CapacityReport {
     /// Where the roles ran, when not all in one process (`--place`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<super::PlacementRecord>,
+    /// This machine's ceilings, measured just before the search (`--with-limits`), and
+    /// each mode's boundary beside them. Absent without the flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<super::limits::LimitsComparison>,
 }
 
 /// The objective, as written and as parsed.

@@ -9,13 +9,15 @@
 //!   phases' outcomes, with the cost of TLS per link; `warnings` and `verdicts` hold the
 //!   rules that decide what to trust.
 //! - `capacity` and `objective`: a capacity search's report and the objective its steps
-//!   are held to; `handshakes`: the handshake matrix's report.
+//!   are held to; `handshakes`: the handshake matrix's report; `limits`: this machine's
+//!   ceilings, and a run's figures beside them.
 //! - `stats`: medians and spreads.
 
 pub(crate) mod capacity;
 pub(crate) mod collect;
 pub(crate) mod handshakes;
 pub(crate) mod interval;
+pub(crate) mod limits;
 pub(crate) mod objective;
 pub(crate) mod run;
 pub(crate) mod stats;

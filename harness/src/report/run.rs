@@ -76,6 +76,10 @@ pub struct Report {
     /// Per second of each window, per repeat, mode and link: what was delivered.
     #[serde(default)]
     pub intervals: Vec<IntervalRecord>,
+    /// This machine's ceilings, measured just before the run (`--with-limits`), and each
+    /// link's figures beside them. Absent without the flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<super::limits::LimitsComparison>,
 }
 
 /// The latency histograms of one link in one mode, all repeats merged, in HdrHistogram's

@@ -15,6 +15,26 @@ pub fn validate(report: &Value) {
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
 
+/// Validates a `vmsbench limits` report against its definition in the checked-in schema
+/// (`$defs/limits_report`), listing every error.
+pub fn validate_limits(report: &Value) {
+    let mut schema: Value =
+        serde_json::from_str(include_str!("../../schema/report-v1.schema.json"))
+            .expect("the schema is JSON");
+    let defs = schema["$defs"].take();
+    let schema = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": "#/$defs/limits_report",
+        "$defs": defs,
+    });
+    let validator = jsonschema::draft202012::new(&schema).expect("the schema is valid");
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
 /// The p50 row's value and the values around p99 (the last row below it, the first at or
 /// above it) of an `.hgrm` file, in µs.
 pub fn hgrm_p50_p99(text: &str) -> (u64, (u64, u64)) {

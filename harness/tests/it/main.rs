@@ -12,6 +12,7 @@ mod distributed;
 mod export;
 mod handshakes;
 mod interop;
+mod limits;
 mod run;
 mod scenarios;
 mod support;

@@ -21,6 +21,8 @@
 //! - `connector`: the client side ([`Connector`], [`Connected`]).
 //! - `direct`: a server connection written from any thread with no task in between
 //!   ([`DirectIo`], [`Sent`]).
+//! - [`memory`]: a client and a server connected in memory, no socket: the record layer
+//!   alone ([`memory::TlsPair`]).
 
 mod connector;
 mod direct;
@@ -28,6 +30,7 @@ mod error;
 mod handshake;
 pub mod legacy;
 mod listener;
+pub mod memory;
 mod readahead;
 mod settings;
 mod stream;

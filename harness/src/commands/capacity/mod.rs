@@ -124,6 +124,16 @@ pub struct CapacityArgs {
     /// a machine of its own, its clients elsewhere.
     #[command(flatten)]
     pub placement: PlacementArgs,
+    /// `--with-limits`.
+    #[command(flatten)]
+    pub limits: crate::cli::WithLimitsArgs,
+}
+
+/// The key type of the searched scenario's certificates (`--key` applied).
+pub(super) fn key(args: &CapacityArgs) -> anyhow::Result<simulators::pki::KeyType> {
+    let mut s = file::load(args.scenario.as_deref().unwrap_or(file::DEFAULT_PRESET))?;
+    args.tls.apply(&mut s.tls, &mut s.key);
+    Ok(s.key)
 }
 
 fn parse_camera_count(s: &str) -> Result<u32, String> {
@@ -471,6 +481,7 @@ pub async fn run(
         warnings,
         notes: plan.shape.notes.clone(),
         placement,
+        limits: None,
     })
 }
 

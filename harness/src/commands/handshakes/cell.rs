@@ -50,15 +50,15 @@ const NO_KEY_EXCHANGE: &str = "none";
 
 /// One cell of the matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Cell {
-    pub(super) version: TlsVersion,
-    pub(super) key: KeyType,
-    pub(super) group: KxGroup,
-    pub(super) resumption: Resumption,
+pub(crate) struct Cell {
+    pub(crate) version: TlsVersion,
+    pub(crate) key: KeyType,
+    pub(crate) group: KxGroup,
+    pub(crate) resumption: Resumption,
 }
 
 impl Cell {
-    pub(super) fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         format!(
             "TLS {} {} {} {}",
             self.version,
@@ -69,7 +69,7 @@ impl Cell {
     }
 
     /// How sessions are resumed in this cell.
-    pub(super) fn mechanism(&self) -> &'static str {
+    pub(crate) fn mechanism(&self) -> &'static str {
         match (self.resumption, self.version) {
             (Resumption::Full, _) => "none",
             (Resumption::Resumed, TlsVersion::Tls12) => "session_id",
@@ -79,7 +79,7 @@ impl Cell {
 }
 
 /// Why a combination cannot be measured, if it cannot.
-pub(super) fn invalid_reason(version: TlsVersion, group: KxGroup) -> Option<&'static str> {
+pub(crate) fn invalid_reason(version: TlsVersion, group: KxGroup) -> Option<&'static str> {
     match (version, group) {
         (TlsVersion::Tls12, KxGroup::X25519mlkem768) => Some(
             "X25519MLKEM768 is a TLS 1.3 key exchange; TLS 1.2 cannot negotiate it \
@@ -91,10 +91,10 @@ pub(super) fn invalid_reason(version: TlsVersion, group: KxGroup) -> Option<&'st
 
 /// Timing shared by every cell.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct CellTiming {
-    pub(super) warmup: Duration,
-    pub(super) duration: Duration,
-    pub(super) concurrency: u32,
+pub(crate) struct CellTiming {
+    pub(crate) warmup: Duration,
+    pub(crate) duration: Duration,
+    pub(crate) concurrency: u32,
 }
 
 /// The server configuration of a cell: the key's certificate, pinned parameters, and the
@@ -334,7 +334,7 @@ async fn sleep_until(at: Instant, interrupt: &CancellationToken) -> bool {
 }
 
 /// Measures one cell; `None` if interrupted.
-pub(super) async fn measure_cell(
+pub(crate) async fn measure_cell(
     cell: &Cell,
     tls: &TlsSettings,
     pki: &Pki,

@@ -26,7 +26,7 @@
 //! Certificates (a CA and a server certificate per key type; RSA-4096 takes seconds) are
 //! generated before anything is timed.
 
-mod cell;
+pub(crate) mod cell;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

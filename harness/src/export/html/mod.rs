@@ -14,6 +14,7 @@ use simulators::transport::Mode;
 
 mod capacity;
 mod handshakes;
+mod limits;
 
 use super::{Document, Export, ExportError, Exporter};
 use crate::output::escape_html as esc;
@@ -35,9 +36,18 @@ pub(crate) struct HtmlExporter;
 impl Exporter for HtmlExporter {
     fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {
         let page = match doc {
-            Document::Run(r) => render(r),
-            Document::Capacity(r) => capacity::render(r),
+            Document::Run(r) => {
+                let mut page = render(r);
+                limits::add_share_section(&mut page, r.limits.as_ref());
+                page
+            }
+            Document::Capacity(r) => {
+                let mut page = capacity::render(r);
+                limits::add_share_section(&mut page, r.limits.as_ref());
+                page
+            }
             Document::Handshakes(r) => handshakes::render(r),
+            Document::Limits(r) => limits::render(r),
         };
         Ok(Export::Document(page.into_bytes()))
     }

@@ -8,6 +8,7 @@ use simulators::transport::Mode;
 
 mod capacity;
 mod handshakes;
+mod limits;
 
 use super::{Document, Export, ExportError, Exporter};
 use crate::output::figures::{
@@ -25,9 +26,18 @@ pub(crate) struct MarkdownExporter;
 impl Exporter for MarkdownExporter {
     fn export(&self, doc: Document<'_>) -> Result<Export, ExportError> {
         let text = match doc {
-            Document::Run(r) => render(r),
-            Document::Capacity(r) => capacity::render(r),
+            Document::Run(r) => {
+                let mut text = render(r);
+                limits::share_section(&mut text, r.limits.as_ref());
+                text
+            }
+            Document::Capacity(r) => {
+                let mut text = capacity::render(r);
+                limits::share_section(&mut text, r.limits.as_ref());
+                text
+            }
             Document::Handshakes(r) => handshakes::render(r),
+            Document::Limits(r) => limits::render(r),
         };
         Ok(Export::Document(text.into_bytes()))
     }

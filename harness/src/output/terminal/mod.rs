@@ -3,6 +3,8 @@
 
 mod capacity;
 mod handshakes;
+mod limits;
 mod run;
 
 pub(crate) use handshakes::{cell_row, cpu_cell};
+pub(crate) use limits::{floor_rows, handshake_rows, record_rows, share_lines, summary_lines};
