@@ -156,6 +156,9 @@ for t in "${targets[@]}"; do
     printf '%-14s %12s %9s %7s %7s %7s  %s\n' "$t" "${execs:--}" "${rate:--}" "${cov:--}" \
         "${ft:--}" "${corp:--}" "$result"
 done
+crashed=0
+for t in "${targets[@]}"; do [[ ${status[$t]} == ok ]] || crashed=$((crashed + 1)); done
+echo "fuzz: $((${#targets[@]} - crashed)) passed, $crashed failed"
 if ((failed)); then
     echo "crashes found; logs in $logs" >&2
     for t in "${targets[@]}"; do
