@@ -105,7 +105,7 @@ if ! (cd "$fuzz_dir" && "${build[@]}") >"$out/build.log" 2>&1; then
     echo "$0: the fuzz build failed (sanitizer $sanitizer); its log is $out/build.log" >&2
     exit 1
 fi
-compiled=$(sed -n 's/^ *Compiling \([^ ]*\) .*/\1/p' "$out/build.log" | sort -u | tr '\n' ' ')
+compiled=$(sed -n 's/^ *Compiling \([^ ]*\) .*/\1/p' "$out/build.log" | sort -u | paste -sd ' ')
 echo "built in $(($(date +%s) - built)) s (sanitizer $sanitizer; compiled: ${compiled:-nothing})"
 
 logs=$out/logs
