@@ -5,7 +5,7 @@
 # repository), never their build scripts. Every other crate is compiled exactly as the
 # workspace's dev profile compiles it, so cargo finds it already built by `cargo test`.
 # Cargo does not see the flags added here: after changing them, touch the three crates'
-# sources (or remove target/debug/wire etc. and their deps) so that they are compiled again.
+# sources (harness, simulators, fuzz) so that cargo compiles them again.
 set -euo pipefail
 
 rustc=$1
