@@ -14,5 +14,6 @@ mod handshakes;
 mod interop;
 mod run;
 mod scenarios;
+mod soak;
 mod support;
 mod wan;
