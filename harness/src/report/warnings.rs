@@ -204,7 +204,9 @@ impl Report {
             .collect();
         if !stolen.is_empty() {
             self.warnings.push(format!(
-                "the hypervisor took CPU time from this machine during {} window{} (steal above                  {STEAL_WARNING_PCT} % of CPU time: {}): other guests competed for the CPUs,                  so those windows' figures are noisier",
+                "the hypervisor took CPU time from this machine during {} window{} (steal above \
+                 {STEAL_WARNING_PCT} % of CPU time: {}): other guests competed for the CPUs, \
+                 so those windows' figures are noisier",
                 stolen.len(),
                 if stolen.len() == 1 { "" } else { "s" },
                 stolen.join(", ")
@@ -225,7 +227,10 @@ impl Report {
             let moved = 100.0 * (hi - lo) / hi.max(f64::EPSILON);
             if moved > FREQUENCY_MOVE_PCT {
                 self.warnings.push(format!(
-                    "the CPUs' frequency moved by {moved:.0} % across the windows (more than                      {FREQUENCY_MOVE_PCT} %): {lo:.0} MHz in {}, {hi:.0} MHz in {}; CPU figures                      of windows at different speeds do not compare: fix the frequency (governor                      performance) or measure on a quieter machine",
+                    "the CPUs' frequency moved by {moved:.0} % across the windows (more than \
+                     {FREQUENCY_MOVE_PCT} %): {lo:.0} MHz in {}, {hi:.0} MHz in {}; CPU figures \
+                     of windows at different speeds do not compare: fix the frequency (governor \
+                     performance) or measure on a quieter machine",
                     lo_w.name(),
                     hi_w.name()
                 ));
@@ -242,7 +247,9 @@ impl Report {
                 _ => ("CPU per GB", |v| format!("{v:.2} s/GB")),
             };
             self.warnings.push(format!(
-                "soak: the process's {what} grew over the run: {} in the first interval, {} in                  the last; a least-squares line over the {} intervals after the first {:.0} %                  rises by {:+.1} % ({} an hour): a leak, or a load that is not steady",
+                "soak: the process's {what} grew over the run: {} in the first interval, {} in \
+                 the last; a least-squares line over the {} intervals after the first {:.0} % \
+                 rises by {:+.1} % ({} an hour): a leak, or a load that is not steady",
                 show(t.first),
                 show(t.last),
                 t.intervals_fitted,
@@ -347,6 +354,46 @@ mod tests {
                 && found[1].contains("2450 MHz in plain repeat 1"),
             "{}",
             found[1]
+        );
+    }
+}
+
+#[cfg(test)]
+mod soak_tests {
+    use crate::export::tests::synthetic_report;
+    use crate::report::soak::SoakTrend;
+
+    #[test]
+    fn a_growing_soak_figure_is_warned_about_in_one_sentence() {
+        let mut r = synthetic_report();
+        r.soak_trend = vec![SoakTrend {
+            figure: "cpu_s_per_gb".into(),
+            first: 3.0,
+            last: 4.5,
+            intervals_fitted: 48,
+            slope_per_hour: Some(9.0),
+            change: Some(1.4),
+            change_pct: Some(46.7),
+            grows: true,
+        }];
+        r.warnings.clear();
+        r.derive_warnings();
+        let w: Vec<&String> = r
+            .warnings
+            .iter()
+            .filter(|w| w.starts_with("soak"))
+            .collect();
+        assert_eq!(w.len(), 1, "{:?}", r.warnings);
+        assert!(
+            w[0].contains("CPU per GB grew over the run: 3.00 s/GB in the first interval, 4.50 s/GB in the last;")
+                && w[0].contains("48 intervals after the first 20 % rises by +46.7 % (9.00 s/GB an hour)"),
+            "{}",
+            w[0]
+        );
+        assert!(
+            r.warnings.iter().all(|w| !w.contains("  ")),
+            "{:?}",
+            r.warnings
         );
     }
 }
