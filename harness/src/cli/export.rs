@@ -8,7 +8,7 @@ use clap::Args;
 use crate::export::ExportType;
 
 /// The document exports every command that makes a report offers: JSON, Markdown, HTML.
-#[derive(Debug, Default, Args)]
+#[derive(Clone, Debug, Default, Args)]
 pub struct DocumentExportArgs {
     /// Write the whole report as JSON to FILE (`-` for standard output; the layout of run
     /// and bulk reports: harness/schema/report-v1.schema.json).
@@ -38,7 +38,7 @@ impl DocumentExportArgs {
 }
 
 /// The exports of a measuring run: the documents, plus per-second samples and histograms.
-#[derive(Debug, Default, Args)]
+#[derive(Clone, Debug, Default, Args)]
 pub struct ExportArgs {
     /// JSON, Markdown and HTML.
     #[command(flatten)]

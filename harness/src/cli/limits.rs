@@ -8,7 +8,7 @@ use clap::Args;
 use crate::units::parse_duration;
 
 /// Whether to measure this machine's limits before the run, and for how long each.
-#[derive(Debug, Default, Args)]
+#[derive(Clone, Debug, Default, Args)]
 pub struct WithLimitsArgs {
     /// Measure this machine's limits first (as `vmsbench limits` does, handshakes with the
     /// run's key type only) and report each figure also as a share of its ceiling.

@@ -33,7 +33,7 @@ impl ModeArg {
 }
 
 /// Flags every measuring command shares.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct MeasureArgs {
     /// Plaintext, TLS, or both (interleaved: plain, tls, plain, tls, …).
     #[arg(long, value_enum, default_value_t = ModeArg::Both)]

@@ -14,6 +14,7 @@ use crate::output::progress::Progress;
 use crate::report::{
     AgentRecord, ClockRecord, Collector, Measurement, PlacementRecord, Report, SCHEMA_VERSION,
 };
+use crate::sys::cpu::CpuWindow;
 use crate::sys::environment::Environment;
 
 /// Runs every phase of `measure` (each repeat, each mode) with live progress:
@@ -35,6 +36,7 @@ where
         on_interval: Some(progress.hook()),
         on_listening: None,
         agents: None,
+        soak_interval: None,
     };
     let modes = measure.mode.modes();
     let mut completed = 0;
@@ -87,11 +89,14 @@ pub(super) fn finish(
     let Header {
         command,
         started_at,
-        environment,
+        mut environment,
         scenario,
         certificates,
         server_tls,
     } = header;
+    let cpu_windows = collector.cpu_windows();
+    environment.during_windows = CpuWindow::summed(cpu_windows.iter().map(|w| &w.cpus));
+    let soak = collector.soak();
     let (results, cost) = collector.finish();
     let (histograms, intervals) = (collector.histograms(), collector.intervals());
     let (roles, failovers, incompatibilities) = (
@@ -131,6 +136,10 @@ pub(super) fn finish(
         histograms,
         intervals,
         limits: None,
+        pinning: None,
+        cpu_windows,
+        soak_trend: crate::report::soak::trends(&soak),
+        soak,
     };
     report.derive_warnings();
     report

@@ -14,16 +14,19 @@ use simulators::video::Profile;
 use tokio_util::sync::CancellationToken;
 
 use super::measure::{finish, gather_agents, now_rfc3339, record_placement, repeat_phases, Header};
-use crate::cli::{count_within, duration_within, MeasureArgs, PlacementArgs, ThreadArgs, TlsArgs};
+use crate::cli::{
+    count_within, duration_within, MeasureArgs, ModeArg, PlacementArgs, ThreadArgs, TlsArgs,
+};
 use crate::engine::credentials::Credentials;
 use crate::engine::deployment::{check_descriptors, run_phase_with, Listening, ListeningHook};
+use crate::engine::pinning::{pin_servers, server_runtimes, split_cpus, PinGuard};
 use crate::engine::scenario::file::parse_scale;
 use crate::engine::scenario::{
     file, CameraGroup, Certificates, EventAction, Fault, FaultKind, Scenario, ScheduledEvent,
     MAX_CAMERAS, MAX_GROUP, MAX_INTERVAL, MAX_QUEUE_FRAMES, MAX_VIEW, MIN_INTERVAL,
 };
 use crate::output::atomic;
-use crate::report::Report;
+use crate::report::{PinningRecord, Report};
 use crate::sys::environment::Environment;
 use crate::units::parse_duration;
 
@@ -100,6 +103,29 @@ pub struct RunArgs {
     /// Placement flags: which roles run on agents.
     #[command(flatten)]
     pub placement: PlacementArgs,
+    /// CPU pinning: `auto` puts the server roles on one half of the CPUs this process may
+    /// use and the client roles (and the harness) on the other when there are at least 2;
+    /// `off` leaves every thread to the scheduler. Runs across processes (`--place`) are
+    /// not pinned.
+    #[arg(long, value_enum, default_value_t = PinArg::Auto)]
+    pub pin: PinArg,
+    /// A soak: one mode (TLS, unless --mode plain) for one long window (--duration, e.g.
+    /// 30m) at the scenario's steady load, sampled every --interval: the process's
+    /// resident memory, open descriptors and CPU per GB, with a warning when one grows.
+    #[arg(long)]
+    pub soak: bool,
+    /// How often a soak samples the process (e.g. 10s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s", requires = "soak")]
+    pub interval: Duration,
+}
+
+/// `--pin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PinArg {
+    /// Servers on one half of the CPUs, clients on the other, when there are at least 2.
+    Auto,
+    /// No pinning.
+    Off,
 }
 
 /// Builds the scenario `vmsbench run` describes: the preset or file named (default:
@@ -275,13 +301,97 @@ fn fault_flag(s: &Scenario, flag: &str) -> anyhow::Result<Fault> {
     })
 }
 
+/// Pins `scenario`'s roles as `pin` asks, when this process runs them all (not
+/// `distributed`) and may use at least 2 CPUs: the server roles on one half, every other
+/// role on the other. Returns what was done, for the report.
+fn pin_roles(
+    pin: PinArg,
+    scenario: &mut Scenario,
+    distributed: bool,
+    cores: usize,
+) -> anyhow::Result<PinningRecord> {
+    let not_pinned = |asked: &str, why: String| PinningRecord {
+        asked: asked.to_owned(),
+        pinned: false,
+        server_cpus: Vec::new(),
+        client_cpus: Vec::new(),
+        roles: Default::default(),
+        reason: Some(why),
+    };
+    if pin == PinArg::Off {
+        return Ok(not_pinned("off", "--pin off".into()));
+    }
+    if distributed {
+        return Ok(not_pinned(
+            "auto",
+            "a run across processes (--place) is not pinned: each process would need a \
+             split of its own machine's CPUs"
+                .into(),
+        ));
+    }
+    let split = if cores >= 2 { split_cpus(None)? } else { None };
+    let Some((server_cpus, client_cpus)) = split else {
+        return Ok(not_pinned(
+            "auto",
+            format!(
+                "this process may use {cores} CPU{} (affinity mask and CPU quota): nothing to \
+                 split",
+                if cores == 1 { "" } else { "s" }
+            ),
+        ));
+    };
+    let pinning = pin_servers(server_runtimes(scenario), &server_cpus, client_cpus.clone());
+    let record = PinningRecord {
+        asked: "auto".into(),
+        pinned: true,
+        roles: pinning.roles.clone(),
+        server_cpus,
+        client_cpus,
+        reason: None,
+    };
+    scenario.pinning = Some(pinning);
+    Ok(record)
+}
+
+/// The measurement a soak makes of `measure`: one window, in one mode (TLS unless plain
+/// alone was asked for).
+fn soak_measure(measure: &MeasureArgs, interval: Duration) -> anyhow::Result<MeasureArgs> {
+    let t = measure.timing();
+    if interval < Duration::from_millis(100) || interval > t.duration {
+        anyhow::bail!(
+            "--interval {interval:?}: a soak samples at least every 100ms and at most once a \
+             window ({:?}); give a shorter --interval or a longer --duration",
+            t.duration
+        );
+    }
+    Ok(MeasureArgs {
+        mode: match measure.mode {
+            ModeArg::Plain => ModeArg::Plain,
+            ModeArg::Tls | ModeArg::Both => ModeArg::Tls,
+        },
+        repeat: 1,
+        ..measure.clone()
+    })
+}
+
 /// `vmsbench run`: a deployment streaming video, in plaintext and TLS.
 pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Result<Report> {
     let mut scenario = scenario_from(args)?;
-    if args.placement.place.is_empty() {
+    let distributed = !args.placement.place.is_empty();
+    if !distributed {
         check_descriptors(&scenario)?;
     }
-    let t = args.measure.checked_timing()?;
+    if args.soak && distributed {
+        anyhow::bail!(
+            "--soak samples this process's memory, descriptors and CPU: run it without --place"
+        );
+    }
+    let soaked = args
+        .soak
+        .then(|| soak_measure(&args.measure, args.interval))
+        .transpose()?;
+    let measure = soaked.as_ref().unwrap_or(&args.measure);
+    let t = measure.checked_timing()?;
     if let Some(stall) = args.inject_stall {
         if stall.is_zero() || stall >= t.duration / 2 {
             anyhow::bail!(
@@ -300,6 +410,10 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     let started_at = now_rfc3339();
     let environment = Environment::detect();
     args.placement.apply_wan(&mut scenario)?;
+    let pinning = pin_roles(args.pin, &mut scenario, distributed, environment.cores)?;
+    crate::output::progress::note(&format!("pinning: {}", pinning.line()));
+    // This thread starts, drains and stops every phase: keep it off the servers' CPUs too.
+    let _pinned = PinGuard::pin(&pinning.client_cpus)?;
     let agents = gather_agents(&args.placement, interrupt).await?;
     if let Some(a) = &agents {
         a.certify_addresses(&mut scenario);
@@ -313,9 +427,10 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
     let clock = RunClock::new();
     let (scenario_ref, creds_ref) = (&scenario, &creds);
     let phases =
-        repeat_phases(&args.measure, t, interrupt, |mode, mut options| {
+        repeat_phases(measure, t, interrupt, |mode, mut options| {
             options.on_listening = on_listening.clone();
             options.agents = agents.clone();
+            options.soak_interval = args.soak.then_some(args.interval);
             async move {
                 run_phase_with(scenario_ref, creds_ref, mode, clock, t, interrupt, &options).await
             }
@@ -329,11 +444,24 @@ pub async fn run(args: &RunArgs, interrupt: &CancellationToken) -> anyhow::Resul
         command: "run",
         started_at,
         environment,
-        scenario: serde_json::to_value(&scenario)?,
+        // What was simulated: where its threads ran is how it was measured (the report's
+        // `pinning`), not what, so that runs pinned and not compare as the same scenario.
+        scenario: serde_json::to_value(Scenario {
+            pinning: None,
+            ..scenario.clone()
+        })?,
         certificates: creds.summary(),
         server_tls: scenario.tls.accepted_by_servers(),
     };
-    let mut report = finish(header, &args.measure, completed, collector, interrupt);
+    let mut report = finish(header, measure, completed, collector, interrupt);
+    report.pinning = Some(pinning);
+    if args.soak {
+        report.measurement.order = format!(
+            "a soak: one {} window, the process sampled every {}",
+            measure.mode.modes().first().copied().unwrap_or(Mode::Tls),
+            humantime::format_duration(args.interval)
+        );
+    }
     if let Some(a) = &agents {
         record_placement(&mut report, a);
     }

@@ -8,6 +8,9 @@
 //! scheduled inside the window), so a stall shows as a second with nothing and then a burst.
 //! The last sample covers the rest of the window when its length is not a whole number of
 //! seconds.
+//!
+//! A soak samples at an interval of its own, and with each interval also the process: its
+//! resident memory, its open descriptors and the CPU it used (see [`ProcessSample`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +21,8 @@ use simulators::clock::RunClock;
 use simulators::metrics::{latency_histogram, Meter};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::sys::process;
 
 /// How often the sampler takes a sample.
 pub(crate) const INTERVAL: Duration = Duration::from_secs(1);
@@ -54,6 +59,28 @@ impl IntervalSample {
     }
 }
 
+/// What the whole process was and did in one interval of the window (taken only when
+/// asked for: a soak).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessSample {
+    /// End of the interval, seconds after the window opened.
+    pub t_s: f64,
+    /// Length of the interval, seconds.
+    pub interval_s: f64,
+    /// Resident memory at its end, bytes.
+    pub rss_bytes: u64,
+    /// Open descriptors at its end.
+    pub open_fds: u64,
+    /// CPU seconds (user + system) the process used in it.
+    pub cpu_s: f64,
+    /// Frames received in it, every link (of those scheduled in the window).
+    pub frames: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Frames scheduled in it, every link (filled in by the phase, which knows the plan).
+    pub frames_due: u64,
+}
+
 /// Called with every interval's samples (one per link) as they are taken: live progress.
 pub(crate) type IntervalHook = Arc<dyn Fn(&[IntervalSample]) + Send + Sync>;
 
@@ -61,7 +88,7 @@ pub(crate) type IntervalHook = Arc<dyn Fn(&[IntervalSample]) + Send + Sync>;
 #[derive(Debug)]
 pub(crate) struct Sampler {
     stop: CancellationToken,
-    task: JoinHandle<Vec<IntervalSample>>,
+    task: JoinHandle<(Vec<IntervalSample>, Vec<ProcessSample>)>,
 }
 
 /// One meter's previous reading.
@@ -81,6 +108,20 @@ impl Sampler {
         start_ns: u64,
         hook: Option<IntervalHook>,
     ) -> Sampler {
+        Sampler::start_every(meters, clock, start_ns, INTERVAL, false, hook)
+    }
+
+    /// [`Sampler::start`] with samples every `every` instead of every second and, with
+    /// `process`, a [`ProcessSample`] of each interval.
+    pub(crate) fn start_every(
+        meters: Vec<(String, Arc<Meter>)>,
+        clock: RunClock,
+        start_ns: u64,
+        every: Duration,
+        process: bool,
+        hook: Option<IntervalHook>,
+    ) -> Sampler {
+        let every_ns = (every.as_nanos() as u64).max(1);
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
@@ -97,9 +138,11 @@ impl Sampler {
                 })
                 .collect();
             let mut samples = Vec::new();
+            let mut processes = Vec::new();
+            let mut cpu_before = process.then(cpu_seconds);
             let mut last_ns = start_ns;
             for k in 1u64.. {
-                let tick = start_ns + k * INTERVAL.as_nanos() as u64;
+                let tick = start_ns + k * every_ns;
                 let stopped = tokio::select! {
                     _ = token.cancelled() => true,
                     _ = tokio::time::sleep_until(clock.instant_at(tick).into()) => false,
@@ -109,6 +152,20 @@ impl Sampler {
                     break;
                 }
                 let taken = take(&mut clients, start_ns, last_ns, now);
+                if let Some(before) = &mut cpu_before {
+                    let cpu = cpu_seconds();
+                    processes.push(ProcessSample {
+                        t_s: now.saturating_sub(start_ns) as f64 / 1e9,
+                        interval_s: now.saturating_sub(last_ns) as f64 / 1e9,
+                        rss_bytes: process::rss_bytes().unwrap_or(0),
+                        open_fds: process::open_fds().unwrap_or(0),
+                        cpu_s: (cpu - *before).max(0.0),
+                        frames: taken.iter().map(|s| s.frames).sum(),
+                        bytes: taken.iter().map(|s| s.bytes).sum(),
+                        frames_due: 0,
+                    });
+                    *before = cpu;
+                }
                 if let Some(hook) = &hook {
                     hook(&taken);
                 }
@@ -118,13 +175,18 @@ impl Sampler {
                     break;
                 }
             }
-            samples
+            (samples, processes)
         });
         Sampler { stop, task }
     }
 
     /// Takes the last (partial) sample now and returns them all, in time order.
-    pub(crate) async fn finish(mut self) -> Vec<IntervalSample> {
+    pub(crate) async fn finish(self) -> Vec<IntervalSample> {
+        self.finish_all().await.0
+    }
+
+    /// [`Sampler::finish`], with the process's samples (empty unless asked for).
+    pub(crate) async fn finish_all(mut self) -> (Vec<IntervalSample>, Vec<ProcessSample>) {
         self.stop.cancel();
         (&mut self.task).await.unwrap_or_default()
     }
@@ -136,6 +198,11 @@ impl Drop for Sampler {
     fn drop(&mut self) {
         self.stop.cancel();
     }
+}
+
+/// CPU seconds the process has used so far (0 when it cannot tell).
+fn cpu_seconds() -> f64 {
+    process::usage().map_or(0.0, |u| u.total_s())
 }
 
 /// One sample per link: what its meters counted since their previous reading.

@@ -16,7 +16,7 @@ pub(crate) mod json;
 pub(crate) mod markdown;
 pub(crate) mod ndjson;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};

@@ -147,6 +147,14 @@ fn phase(mode: Mode, repeat: u64) -> PhaseOutcome {
         intervals,
         ramp: Default::default(),
         steady: Default::default(),
+        machine: crate::sys::cpu::CpuWindow {
+            steal_pct: Some(0.5),
+            total_jiffies: 600,
+            steal_jiffies: 3,
+            freq_min_mhz: None,
+            freq_max_mhz: None,
+        },
+        process: Vec::new(),
     }
 }
 
@@ -177,6 +185,7 @@ fn environment() -> Environment {
         cpu_governor: "performance".into(),
         container: None,
         load_average_1m: 0.1,
+        during_windows: None,
     }
 }
 
@@ -189,12 +198,16 @@ pub(crate) fn synthetic_report() -> Report {
         }
     }
     let (results, cost) = c.finish();
+    let cpu_windows = c.cpu_windows();
+    let mut environment = environment();
+    environment.during_windows =
+        crate::sys::cpu::CpuWindow::summed(cpu_windows.iter().map(|w| &w.cpus));
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         command: "run".into(),
         started_at: "2025-01-01T00:00:00Z".into(),
         partial: false,
-        environment: environment(),
+        environment,
         scenario: serde_json::json!({ "name": "synthetic" }),
         measurement: Measurement {
             warmup_s: 2.0,
@@ -221,6 +234,17 @@ pub(crate) fn synthetic_report() -> Report {
         histograms: c.histograms(),
         intervals: c.intervals(),
         limits: None,
+        pinning: Some(crate::report::PinningRecord {
+            asked: "auto".into(),
+            pinned: true,
+            server_cpus: vec![0],
+            client_cpus: vec![1],
+            roles: [("recorder-1".to_owned(), vec![0])].into_iter().collect(),
+            reason: None,
+        }),
+        cpu_windows,
+        soak: Vec::new(),
+        soak_trend: Vec::new(),
     };
     report.derive_warnings();
     report

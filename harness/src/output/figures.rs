@@ -217,3 +217,90 @@ pub(crate) fn title(report: &Report) -> String {
         None => format!("vmsbench {}: {name}", report.command),
     }
 }
+
+/// How the machine was used during the windows, a line each: where the roles ran
+/// (pinning) and what the CPUs did (steal, frequency).
+pub(crate) fn machine_lines(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(p) = &report.pinning {
+        lines.push(format!("Pinning: {}", p.line()));
+    }
+    if let Some(w) = &report.environment.during_windows {
+        let worst = report
+            .cpu_windows
+            .iter()
+            .filter_map(|c| Some((c, c.cpus.steal_pct?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .filter(|(_, s)| (s - w.steal_pct.unwrap_or(0.0)).abs() >= 0.05)
+            .map_or_else(String::new, |(c, s)| {
+                format!(" (most: {s:.1} % in {})", c.name())
+            });
+        lines.push(format!("CPUs during the windows: {}{worst}", w.describe()));
+    }
+    lines
+}
+
+/// A soak as a table: the header, then the first, middle and last intervals (every one
+/// when there are three or fewer); `None` when the report is not a soak.
+pub(crate) fn soak_rows(report: &Report) -> Option<Vec<Vec<String>>> {
+    let soak = &report.soak;
+    let last = soak.len().checked_sub(1)?;
+    let mut picked = vec![0, last / 2, last];
+    picked.dedup();
+    let header = [
+        "t",
+        "RSS",
+        "descriptors",
+        "CPU s",
+        "CPU s/GB",
+        "goodput",
+        "frames recv/due",
+    ];
+    let mut rows = vec![header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>()];
+    for i in picked {
+        let s = &soak[i];
+        rows.push(vec![
+            format!("{:.1} s", s.t_s),
+            crate::units::format_bytes(s.rss_bytes),
+            s.open_fds.to_string(),
+            format!("{:.2}", s.cpu_s),
+            s.cpu_s_per_gb.map_or("–".into(), |c| format!("{c:.2}")),
+            crate::units::format_mbit(s.goodput_mbit_s),
+            format!("{}/{}", s.frames_received, s.frames_due),
+        ]);
+    }
+    Some(rows)
+}
+
+/// A soak's trend per figure, a line each: first and last values, the fitted change and
+/// whether it grew.
+pub(crate) fn soak_trend_lines(report: &Report) -> Vec<String> {
+    report
+        .soak_trend
+        .iter()
+        .map(|t| {
+            let show = |v: f64| match t.figure.as_str() {
+                "rss_bytes" => crate::units::format_bytes(v.max(0.0) as u64),
+                "open_fds" => format!("{v:.0}"),
+                _ => format!("{v:.2} s/GB"),
+            };
+            let fit = match t.change_pct {
+                Some(p) => format!(
+                    "{p:+.1} % by a line fitted to {} intervals{}",
+                    t.intervals_fitted,
+                    if t.grows { " — GROWS" } else { ", steady" }
+                ),
+                None => format!(
+                    "too few intervals after the warm-up to fit ({})",
+                    t.intervals_fitted
+                ),
+            };
+            format!(
+                "Soak trend of {}: {} → {}, {fit}",
+                t.figure,
+                show(t.first),
+                show(t.last)
+            )
+        })
+        .collect()
+}

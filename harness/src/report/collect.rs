@@ -10,6 +10,7 @@ use simulators::transport::Mode;
 
 use super::interval;
 use super::run::*;
+use super::soak::SoakInterval;
 use super::stats::{median, summarize, summarize_samples};
 use super::verdicts::undecided;
 use super::{encode_histogram, Percentiles, TlsInfo};
@@ -45,6 +46,8 @@ pub(crate) struct Collector {
     certificate_events: Vec<CertificateEventResult>,
     repeats: BTreeMap<Mode, usize>,
     intervals: Vec<IntervalRecord>,
+    cpu_windows: Vec<CpuWindowRecord>,
+    soak: Vec<SoakInterval>,
 }
 
 /// Adds `h` into `into` (starting it if empty).
@@ -170,6 +173,12 @@ impl Collector {
                 &l.received.uncorrected_latency_us,
             );
         }
+        self.cpu_windows.push(CpuWindowRecord {
+            mode: p.mode,
+            repeat,
+            cpus: p.machine,
+        });
+        self.soak.extend(p.process.iter().map(SoakInterval::from));
         for i in &p.intervals {
             let h = &i.latency_us;
             self.intervals.push(IntervalRecord {
@@ -294,6 +303,16 @@ impl Collector {
     /// Failovers seen, in order.
     pub(crate) fn failovers(&self) -> Vec<FailoverResult> {
         self.failovers.clone()
+    }
+
+    /// What this machine's CPUs did in each window.
+    pub(crate) fn cpu_windows(&self) -> Vec<CpuWindowRecord> {
+        self.cpu_windows.clone()
+    }
+
+    /// A soak's intervals, in time order (empty unless the phases were soaks).
+    pub(crate) fn soak(&self) -> Vec<SoakInterval> {
+        self.soak.clone()
     }
 
     /// How the clients started in each phase.

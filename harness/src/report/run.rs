@@ -6,12 +6,14 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use simulators::transport::{Mode, TlsSettings};
 
+use super::soak::{SoakInterval, SoakTrend};
 use super::stats::Spread;
 use super::{decode_histogram, Percentiles, TlsInfo};
 use crate::engine::credentials::CertificateSummary;
 use crate::engine::deployment::{
     CertificateEventOutcome, FailoverOutcome, HostOutcome, Incompatibility, RampOutcome, WanOutcome,
 };
+use crate::sys::cpu::CpuWindow;
 use crate::sys::environment::Environment;
 
 /// A whole report.
@@ -80,6 +82,92 @@ pub struct Report {
     /// link's figures beside them. Absent without the flag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<super::limits::LimitsComparison>,
+    /// Which CPUs the roles were pinned to (`run --pin`), or why they were not. Absent from
+    /// reports of commands that do not pin (bulk) and from older reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinning: Option<PinningRecord>,
+    /// Per window (mode and repeat): what this machine's CPUs did in it, steal and
+    /// frequency; `environment.during_windows` sums them.
+    #[serde(default)]
+    pub cpu_windows: Vec<CpuWindowRecord>,
+    /// A soak's intervals (`run --soak`): the process's memory, descriptors and CPU per GB
+    /// over the window, in time order; empty for other runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub soak: Vec<SoakInterval>,
+    /// How each of a soak's figures moved over it, and whether it grew (see
+    /// [`super::soak`]); empty for other runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub soak_trend: Vec<SoakTrend>,
+}
+
+/// Which CPUs a run's roles ran on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PinningRecord {
+    /// What was asked for: `auto` or `off`.
+    pub asked: String,
+    /// Whether the roles were pinned.
+    pub pinned: bool,
+    /// The CPUs of the server roles (empty when not pinned).
+    pub server_cpus: Vec<usize>,
+    /// The CPUs of the client roles and of the harness itself (empty when not pinned).
+    pub client_cpus: Vec<usize>,
+    /// Each pinned role and its CPUs.
+    pub roles: BTreeMap<String, Vec<usize>>,
+    /// Why the roles were not pinned; `null` when they were.
+    pub reason: Option<String>,
+}
+
+impl PinningRecord {
+    /// One line for people, e.g. `servers (mgmt, recorder-1) on CPU 0, clients on CPU 1`.
+    pub fn line(&self) -> String {
+        if !self.pinned {
+            return format!(
+                "not pinned: {}",
+                self.reason.as_deref().unwrap_or("not asked for")
+            );
+        }
+        let servers: Vec<&str> = self
+            .roles
+            .iter()
+            .filter(|(_, cpus)| **cpus == self.server_cpus)
+            .map(|(r, _)| r.as_str())
+            .collect();
+        format!(
+            "servers ({}) on {}, clients and the harness on {}",
+            servers.join(", "),
+            cpu_list(&self.server_cpus),
+            cpu_list(&self.client_cpus)
+        )
+    }
+}
+
+/// `CPU 0` or `CPUs 0, 1`.
+fn cpu_list(cpus: &[usize]) -> String {
+    let list: Vec<String> = cpus.iter().map(ToString::to_string).collect();
+    format!(
+        "CPU{} {}",
+        if cpus.len() == 1 { "" } else { "s" },
+        list.join(", ")
+    )
+}
+
+/// What this machine's CPUs did in one window.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CpuWindowRecord {
+    /// `plain` or `tls`.
+    pub mode: Mode,
+    /// Which repeat (1-based).
+    pub repeat: usize,
+    /// Steal and frequency.
+    #[serde(flatten)]
+    pub cpus: CpuWindow,
+}
+
+impl CpuWindowRecord {
+    /// The window's name for people, e.g. `tls repeat 2`.
+    pub fn name(&self) -> String {
+        format!("{} repeat {}", self.mode, self.repeat)
+    }
 }
 
 /// The latency histograms of one link in one mode, all repeats merged, in HdrHistogram's

@@ -17,6 +17,14 @@ pub(crate) const KERNEL_CHECK_TOLERANCE_PCT: f64 = 1.0;
 /// busy with other work: the report says so.
 pub(crate) const BUSY_LOAD_PER_CORE: f64 = 0.75;
 
+/// A window in which the hypervisor stole more than this share of the CPUs' time (percent)
+/// ran on CPUs shared with other guests: its figures are noisier.
+pub(crate) const STEAL_WARNING_PCT: f64 = 2.0;
+
+/// CPU frequencies seen at the windows' ends that differ by more than this (percent of the
+/// highest) mean windows ran at different speeds: their CPU figures do not compare.
+pub(crate) const FREQUENCY_MOVE_PCT: f64 = 10.0;
+
 /// A certificate brought from files that expires within this many days is warned about.
 pub(crate) const EXPIRY_WARNING_DAYS: f64 = 30.0;
 
@@ -55,6 +63,8 @@ impl Report {
                 env.load_average_1m, env.cores
             ));
         }
+        self.derive_machine_warnings();
+        self.derive_soak_warnings();
         for r in self
             .ramps
             .iter()
@@ -180,6 +190,76 @@ impl Report {
         self.derive_spread_warnings();
     }
 
+    /// Warnings on the machine during the windows: the hypervisor stole more than
+    /// [`STEAL_WARNING_PCT`] of the CPUs' time in some, or the CPUs' frequency moved by more
+    /// than [`FREQUENCY_MOVE_PCT`] between them; each names the windows.
+    fn derive_machine_warnings(&mut self) {
+        let stolen: Vec<String> = self
+            .cpu_windows
+            .iter()
+            .filter_map(|w| {
+                let s = w.cpus.steal_pct.filter(|s| *s > STEAL_WARNING_PCT)?;
+                Some(format!("{} {s:.1} %", w.name()))
+            })
+            .collect();
+        if !stolen.is_empty() {
+            self.warnings.push(format!(
+                "the hypervisor took CPU time from this machine during {} window{} (steal above \
+                 {STEAL_WARNING_PCT} % of CPU time: {}): other guests competed for the CPUs, \
+                 so those windows' figures are noisier",
+                stolen.len(),
+                if stolen.len() == 1 { "" } else { "s" },
+                stolen.join(", ")
+            ));
+        }
+        let lowest = self
+            .cpu_windows
+            .iter()
+            .filter_map(|w| Some((w, w.cpus.freq_min_mhz?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let highest = self
+            .cpu_windows
+            .iter()
+            .rev()
+            .filter_map(|w| Some((w, w.cpus.freq_max_mhz?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let (Some((lo_w, lo)), Some((hi_w, hi))) = (lowest, highest) {
+            let moved = 100.0 * (hi - lo) / hi.max(f64::EPSILON);
+            if moved > FREQUENCY_MOVE_PCT {
+                self.warnings.push(format!(
+                    "the CPUs' frequency moved by {moved:.0} % across the windows (more than \
+                     {FREQUENCY_MOVE_PCT} %): {lo:.0} MHz in {}, {hi:.0} MHz in {}; CPU figures \
+                     of windows at different speeds do not compare: fix the frequency (governor \
+                     performance) or measure on a quieter machine",
+                    lo_w.name(),
+                    hi_w.name()
+                ));
+            }
+        }
+    }
+
+    /// Warnings on a soak: each figure that grew over it (see [`super::soak`]).
+    fn derive_soak_warnings(&mut self) {
+        for t in self.soak_trend.iter().filter(|t| t.grows) {
+            let (what, show): (&str, fn(f64) -> String) = match t.figure.as_str() {
+                "rss_bytes" => ("resident memory", |v| crate::units::format_bytes(v as u64)),
+                "open_fds" => ("open descriptors", |v| format!("{v:.0}")),
+                _ => ("CPU per GB", |v| format!("{v:.2} s/GB")),
+            };
+            self.warnings.push(format!(
+                "soak: the process's {what} grew over the run: {} in the first interval, {} in \
+                 the last; a least-squares line over the {} intervals after the first {:.0} % \
+                 rises by {:+.1} % ({} an hour): a leak, or a load that is not steady",
+                show(t.first),
+                show(t.last),
+                t.intervals_fitted,
+                super::soak::WARM_UP_SHARE * 100.0,
+                t.change_pct.unwrap_or(0.0),
+                show(t.slope_per_hour.unwrap_or(0.0)),
+            ));
+        }
+    }
+
     /// Warnings on costs whose 95 % intervals cannot be quoted: too few pairs for any
     /// interval, or a headline figure undecided (its interval wider than ±10 % and holding
     /// "no change"; see [`undecided`]), with what to change.
@@ -230,5 +310,90 @@ impl Report {
                 MAX_RELATIVE_HALF_WIDTH * 100.0,
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::export::tests::synthetic_report;
+
+    fn machine_warnings(r: &crate::report::Report) -> Vec<&String> {
+        r.warnings
+            .iter()
+            .filter(|w| w.contains("hypervisor") || w.contains("frequency"))
+            .collect()
+    }
+
+    #[test]
+    fn steal_and_a_moving_frequency_are_warned_about_naming_the_windows() {
+        let mut r = synthetic_report();
+        assert!(machine_warnings(&r).is_empty(), "{:?}", r.warnings);
+        for w in &mut r.cpu_windows {
+            w.cpus.freq_min_mhz = Some(2400.0);
+            w.cpus.freq_max_mhz = Some(2450.0);
+        }
+        r.warnings.clear();
+        r.derive_warnings();
+        assert!(
+            machine_warnings(&r).is_empty(),
+            "2 % apart: {:?}",
+            r.warnings
+        );
+        let w = &mut r.cpu_windows[3];
+        assert_eq!(w.name(), "tls repeat 2");
+        w.cpus.steal_pct = Some(3.5);
+        w.cpus.freq_min_mhz = Some(1800.0);
+        r.warnings.clear();
+        r.derive_warnings();
+        let found = machine_warnings(&r);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("1 window") && found[0].contains("tls repeat 2 3.5 %"));
+        assert!(
+            found[1].contains("27 %")
+                && found[1].contains("1800 MHz in tls repeat 2")
+                && found[1].contains("2450 MHz in plain repeat 1"),
+            "{}",
+            found[1]
+        );
+    }
+}
+
+#[cfg(test)]
+mod soak_tests {
+    use crate::export::tests::synthetic_report;
+    use crate::report::soak::SoakTrend;
+
+    #[test]
+    fn a_growing_soak_figure_is_warned_about_in_one_sentence() {
+        let mut r = synthetic_report();
+        r.soak_trend = vec![SoakTrend {
+            figure: "cpu_s_per_gb".into(),
+            first: 3.0,
+            last: 4.5,
+            intervals_fitted: 48,
+            slope_per_hour: Some(9.0),
+            change: Some(1.4),
+            change_pct: Some(46.7),
+            grows: true,
+        }];
+        r.warnings.clear();
+        r.derive_warnings();
+        let w: Vec<&String> = r
+            .warnings
+            .iter()
+            .filter(|w| w.starts_with("soak"))
+            .collect();
+        assert_eq!(w.len(), 1, "{:?}", r.warnings);
+        assert!(
+            w[0].contains("CPU per GB grew over the run: 3.00 s/GB in the first interval, 4.50 s/GB in the last;")
+                && w[0].contains("48 intervals after the first 20 % rises by +46.7 % (9.00 s/GB an hour)"),
+            "{}",
+            w[0]
+        );
+        assert!(
+            r.warnings.iter().all(|w| !w.contains("  ")),
+            "{:?}",
+            r.warnings
+        );
     }
 }

@@ -111,6 +111,11 @@ pub struct Environment {
     /// kernel and, unless limited, its CPUs with its neighbours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
+    /// What the CPUs did during the measured windows, all together: the share of their
+    /// time stolen by the hypervisor and the frequencies seen (see [`super::cpu`]). Absent
+    /// where nothing was measured in windows (capacity, handshakes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub during_windows: Option<super::cpu::CpuWindow>,
 }
 
 /// A compile-time value from build.rs, or "unknown".
@@ -173,6 +178,7 @@ impl Environment {
                 .and_then(|t| t.split_whitespace().next()?.parse().ok())
                 .unwrap_or(0.0),
             container: container(),
+            during_windows: None,
         }
     }
 
@@ -417,6 +423,7 @@ mod tests {
             cpu_governor: "unknown".into(),
             container: None,
             load_average_1m: 0.5,
+            during_windows: None,
         };
         assert_eq!(
             env.summary_line(),

@@ -15,5 +15,6 @@ mod interop;
 mod limits;
 mod run;
 mod scenarios;
+mod soak;
 mod support;
 mod wan;

@@ -27,12 +27,13 @@ use crate::cli::{
     PlacementArgs, TlsArgs, MAX_WARMUP, MAX_WINDOW,
 };
 use crate::engine::capacity::search::{self, Probe, SearchParams, Searches, Stop, Verdict};
-use crate::engine::capacity::shape::{plan_cpus, Shape};
+use crate::engine::capacity::shape::Shape;
 use crate::engine::credentials::Credentials;
 use crate::engine::deployment::{
     role_of_host, run_phase_with, Agents, PhaseOptions, PhaseOutcome, Timing, MAX_DRAIN,
 };
-use crate::engine::scenario::{file, LinkId, Pinning, MAX_CAMERAS, MAX_THREADS};
+use crate::engine::pinning::{pin_servers, split_cpus, PinGuard};
+use crate::engine::scenario::{file, LinkId, MAX_CAMERAS, MAX_THREADS};
 use crate::output::progress::{self, Steps};
 use crate::report::capacity::{
     cost_pct, cost_pct_range, CapacityReport, ModeResult, Modes, ObjectiveInfo, Projection,
@@ -46,7 +47,6 @@ use crate::report::warnings::debug_build;
 use crate::report::{Percentiles, TlsInfo};
 use crate::sys::environment::Environment;
 use crate::units::format_duration_us;
-use simulators::role::Affinity;
 
 /// The links a recording server serves: their streams are what the objective measures.
 const SERVER_LINKS: [LinkId; 3] = [
@@ -196,16 +196,13 @@ fn plan(args: &CapacityArgs) -> anyhow::Result<Plan> {
     s.check()?;
     let mut shape = Shape::new(s)?;
     let role = role_of_host(shape.host()).to_owned();
-    let cpus = plan_cpus(args.server_cpus)?;
+    let cpus = split_cpus(args.server_cpus)?;
     let (server_cpus, client_cpus) = cpus.clone().unwrap_or_default();
     let b = &mut shape.base;
     if let Some((server, clients)) = cpus {
         b.server_threads = server.len();
         b.client_threads = clients.len();
-        b.pinning = Some(Pinning {
-            roles: [(role.clone(), server)].into_iter().collect(),
-            others: clients,
-        });
+        b.pinning = Some(pin_servers([role.clone()], &server, clients));
     } else {
         b.server_threads = 1;
         b.client_threads = 1;
@@ -819,30 +816,6 @@ fn mode_warnings(mode: Mode, search: &search::Search, m: &ModeResult) -> Vec<Str
         ));
     }
     out
-}
-
-/// Pins the calling thread to some CPUs, and restores its previous CPUs when dropped.
-struct PinGuard(Option<Affinity>);
-
-impl PinGuard {
-    fn pin(cpus: &[usize]) -> anyhow::Result<PinGuard> {
-        if cpus.is_empty() {
-            return Ok(PinGuard(None));
-        }
-        let before = Affinity::new(&simulators::role::allowed_cpus()?)?;
-        Affinity::new(cpus)?
-            .apply()
-            .context("pinning the orchestrating thread")?;
-        Ok(PinGuard(Some(before)))
-    }
-}
-
-impl Drop for PinGuard {
-    fn drop(&mut self) {
-        if let Some(before) = &self.0 {
-            let _ = before.apply();
-        }
-    }
 }
 
 fn median(v: impl Iterator<Item = f64>) -> Option<f64> {

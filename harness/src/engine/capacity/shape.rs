@@ -2,8 +2,6 @@
 //! server and the clients that watch it, at any camera count, and the CPUs the recording
 //! server gets to itself.
 
-use anyhow::Context as _;
-
 use crate::engine::scenario::Scenario;
 
 /// The deployment a capacity search grows: one recording server and its clients.
@@ -148,27 +146,6 @@ fn apportion(weights: &[u32], total: u32) -> Vec<u32> {
         left -= 1;
     }
     out
-}
-
-/// CPUs for the recording server and for everything else: the first `server` of the CPUs
-/// this process may use, and the rest. `None` on a single CPU.
-pub(crate) fn plan_cpus(server: Option<usize>) -> anyhow::Result<Option<(Vec<usize>, Vec<usize>)>> {
-    let allowed = simulators::role::allowed_cpus().context("reading this process's CPUs")?;
-    if allowed.len() < 2 {
-        if server.is_some() {
-            anyhow::bail!("--server-cpus: this process may use only one CPU; nothing to split");
-        }
-        return Ok(None);
-    }
-    let k = server.unwrap_or(allowed.len() / 2).max(1);
-    if k >= allowed.len() {
-        anyhow::bail!(
-            "--server-cpus {k}: this process may use {} CPUs, and the clients need at least one",
-            allowed.len()
-        );
-    }
-    let (a, b) = allowed.split_at(k);
-    Ok(Some((a.to_vec(), b.to_vec())))
 }
 
 #[cfg(test)]

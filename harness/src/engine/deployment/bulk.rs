@@ -156,5 +156,7 @@ pub(crate) async fn run_bulk_phase_with(
         intervals,
         ramp: super::outcome::RampOutcome::default(),
         steady: super::outcome::Steady::default(),
+        machine: measured.machine,
+        process: measured.process,
     }))
 }

@@ -89,6 +89,9 @@ pub(crate) struct PhaseOptions {
     pub on_listening: Option<ListeningHook>,
     /// The agents that run the roles the placement gives them (none: every role here).
     pub agents: Option<Arc<Agents>>,
+    /// A soak's interval: the window is sampled this often instead of every second, and
+    /// each sample also reads this process (memory, descriptors, CPU).
+    pub soak_interval: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for PhaseOptions {
@@ -97,6 +100,7 @@ impl std::fmt::Debug for PhaseOptions {
             .field("on_interval", &self.on_interval.is_some())
             .field("on_listening", &self.on_listening.is_some())
             .field("agents", &self.agents.is_some())
+            .field("soak_interval", &self.soak_interval)
             .finish()
     }
 }

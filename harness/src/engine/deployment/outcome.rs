@@ -9,8 +9,9 @@ use simulators::metrics::{LinkMetrics, SenderSnapshot};
 use simulators::role::wan::{WanProfile, WanStats};
 use simulators::transport::Mode;
 
-use crate::engine::sampler::IntervalSample;
+use crate::engine::sampler::{IntervalSample, ProcessSample};
 use crate::engine::watcher::Tally;
+use crate::sys::cpu::CpuWindow;
 use crate::sys::process;
 
 /// One link's figures from one phase.
@@ -211,6 +212,10 @@ pub struct PhaseOutcome {
     pub steady: Steady,
     /// Per second of the window and per link: what was delivered (see [`crate::engine::sampler`]).
     pub intervals: Vec<IntervalSample>,
+    /// What this machine's CPUs did in the window: steal and frequency.
+    pub machine: CpuWindow,
+    /// For a soak, this process in each interval of the window (empty otherwise).
+    pub process: Vec<ProcessSample>,
 }
 
 /// How a phase's clients started (the ramp, with its handshake storm), before the window.

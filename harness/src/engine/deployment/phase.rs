@@ -25,8 +25,9 @@ use super::remote::{Counts, Status};
 use super::roles::ClientOutcome;
 use super::{Listening, PhaseOptions, Timing, MAX_DRAIN};
 use crate::engine::credentials::Credentials;
-use crate::engine::sampler::{IntervalSample, Sampler};
+use crate::engine::sampler::{IntervalSample, ProcessSample, Sampler, INTERVAL};
 use crate::engine::scenario::{LinkId, Scenario};
+use crate::sys::cpu::{self, CpuWindow};
 use crate::sys::process;
 
 /// How far ahead of the plan's making the schedules of a distributed phase start, so that
@@ -198,6 +199,10 @@ pub(super) struct Measured {
     pub(super) process_cpu: process::Usage,
     pub(super) intervals: Vec<IntervalSample>,
     pub(super) happened: Happened,
+    /// What the machine's CPUs did in the window (steal, frequency).
+    pub(super) machine: CpuWindow,
+    /// The process in each interval, for a soak (empty otherwise).
+    pub(super) process: Vec<ProcessSample>,
 }
 
 /// [`run_phase`] with [`PhaseOptions`].
@@ -287,8 +292,18 @@ pub(crate) async fn run_phase_with(
         end_ns,
         intervals,
         mut happened,
+        machine,
+        mut process,
         ..
     } = measured;
+    // Each interval's frames due, its ends kept inside the window so that they add up to
+    // the window's.
+    let mut from = start_ns;
+    for p in &mut process {
+        let to = (start_ns + (p.t_s * 1e9).round() as u64).min(end_ns);
+        p.frames_due = plan.due(from, to).values().sum();
+        from = to;
+    }
     // What the events did on the agents' servers, in the order it happened.
     happened.failovers.append(&mut counts.happened.failovers);
     happened.failovers.sort_by_key(|(_, at)| *at);
@@ -331,6 +346,8 @@ pub(crate) async fn run_phase_with(
             rss_bytes: steady.rss_bytes + counts.steady.rss_bytes,
             connections: steady.connections + counts.steady.connections,
         },
+        machine,
+        process,
     }))
 }
 
@@ -426,12 +443,15 @@ pub(super) async fn measure<'a>(
     window.open(start_ns);
     window.close(end_at);
     tokio::time::sleep_until(clock.instant_at(start_ns).into()).await;
+    let cpus_at_open = cpu::Reading::now();
     let cpu0 = deployment.local.site.cpu();
     let usage0 = process::usage().unwrap_or_default();
-    let sampler = Sampler::start(
+    let sampler = Sampler::start_every(
         deployment.local.meters(),
         clock,
         start_ns,
+        options.soak_interval.unwrap_or(INTERVAL),
+        options.soak_interval.is_some(),
         with_remote_samples(options.on_interval.clone(), &deployment.remote),
     );
     let events = schedule.run(
@@ -465,6 +485,7 @@ pub(super) async fn measure<'a>(
         r.close(end_ns);
     }
     let cpu1 = deployment.local.site.cpu();
+    let machine = CpuWindow::between(&cpus_at_open, &cpu::Reading::now());
     let steady = Steady {
         rss_bytes: process::rss_bytes().unwrap_or(0),
         connections: process::open_fds()
@@ -473,7 +494,7 @@ pub(super) async fn measure<'a>(
             / 2,
     };
     let process_cpu = process::usage().unwrap_or_default() - usage0;
-    let mut intervals = sampler.finish().await;
+    let (mut intervals, process_samples) = sampler.finish_all().await;
     if !deployment.remote.is_empty() {
         // The agents' last samples leave them when their windows close.
         tokio::time::sleep(super::remote::STATUS_EVERY * 3).await;
@@ -492,6 +513,8 @@ pub(super) async fn measure<'a>(
         process_cpu,
         intervals,
         happened,
+        machine,
+        process: process_samples,
     };
     Ok((deployment, measured))
 }

@@ -19,8 +19,9 @@ mod limits;
 use super::{Document, Export, ExportError, Exporter};
 use crate::output::escape_html as esc;
 use crate::output::figures::{
-    frames, headline_latency, kernel, latency_note, measurement_line, negotiated, overhead,
-    placement_lines, ratio_range, scenario_name, servers_accept, title,
+    frames, headline_latency, kernel, latency_note, machine_lines, measurement_line, negotiated,
+    overhead, placement_lines, ratio_range, scenario_name, servers_accept, soak_rows,
+    soak_trend_lines, title,
 };
 use crate::output::svg::{
     bar_chart, line_plot, Bar, BarGroup, LinePlot, Series, XAxis, YUnit, PLAIN, TLS,
@@ -547,6 +548,24 @@ fn heading(s: &mut String, report: &Report) {
     }
     for line in placement_lines(report.placement.as_ref()) {
         let _ = writeln!(s, "<p class=\"sub\">{}</p>", esc(&line));
+    }
+    for line in machine_lines(report) {
+        let _ = writeln!(s, "<p class=\"sub\">{}</p>", esc(&line));
+    }
+    if let Some(rows) = soak_rows(report) {
+        let _ = writeln!(s, "<h2 id=\"soak\">Soak</h2>\n<table>");
+        for (i, row) in rows.iter().enumerate() {
+            let tag = if i == 0 { "th" } else { "td" };
+            let cells: String = row
+                .iter()
+                .map(|c| format!("<{tag}>{}</{tag}>", esc(c)))
+                .collect();
+            let _ = writeln!(s, "<tr>{cells}</tr>");
+        }
+        let _ = writeln!(s, "</table>");
+        for line in soak_trend_lines(report) {
+            let _ = writeln!(s, "<p class=\"sub\">{}</p>", esc(&line));
+        }
     }
     if let Some(short) = short_summary(report) {
         let _ = writeln!(s, "<div class=\"banner short\">⚠ {}</div>", esc(&short));

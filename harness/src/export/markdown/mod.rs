@@ -12,8 +12,9 @@ mod limits;
 
 use super::{Document, Export, ExportError, Exporter};
 use crate::output::figures::{
-    frames, headline_latency, kernel, latency_note, measurement_line, negotiated, overhead,
-    placement_lines, ratio_range, servers_accept, title, wan_lines,
+    frames, headline_latency, kernel, latency_note, machine_lines, measurement_line, negotiated,
+    overhead, placement_lines, ratio_range, servers_accept, soak_rows, soak_trend_lines, title,
+    wan_lines,
 };
 use crate::report::verdicts::{short_summary, trust};
 use crate::report::Report;
@@ -192,10 +193,28 @@ fn render(report: &Report) -> String {
     for line in placement_lines(report.placement.as_ref()) {
         let _ = writeln!(out, "{}  ", cell(&line));
     }
+    for line in machine_lines(report) {
+        let _ = writeln!(out, "{}  ", cell(&line));
+    }
     for line in wan_lines(report) {
         let _ = writeln!(out, "{}  ", cell(&line));
     }
     let _ = writeln!(out);
+    if let Some(rows) = soak_rows(report) {
+        let _ = writeln!(out, "## Soak\n\nFirst, middle and last intervals:\n");
+        for (i, row) in rows.iter().enumerate() {
+            let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+            let _ = writeln!(out, "| {} |", cells.join(" | "));
+            if i == 0 {
+                let _ = writeln!(out, "|{}", "---:|".repeat(row.len()));
+            }
+        }
+        let _ = writeln!(out);
+        for line in soak_trend_lines(report) {
+            let _ = writeln!(out, "- {}", cell(&line));
+        }
+        let _ = writeln!(out);
+    }
     let certificates = report.certificate_lines();
     if !certificates.is_empty() {
         let _ = writeln!(out, "## Certificate faults and events\n");

@@ -130,6 +130,16 @@ impl Report {
         for line in crate::output::figures::placement_lines(self.placement.as_ref()) {
             let _ = writeln!(out, "{line}");
         }
+        for line in crate::output::figures::machine_lines(self) {
+            let _ = writeln!(out, "{line}");
+        }
+        if let Some(rows) = crate::output::figures::soak_rows(self) {
+            let _ = writeln!(out, "\nSoak (first, middle and last intervals):");
+            crate::output::table::render_rows(&mut out, &rows, |_| false);
+            for line in crate::output::figures::soak_trend_lines(self) {
+                let _ = writeln!(out, "{line}");
+            }
+        }
         for line in crate::output::figures::wan_lines(self) {
             let _ = writeln!(out, "{line}");
         }
