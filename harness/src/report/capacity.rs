@@ -152,12 +152,30 @@ pub struct ModeResult {
     /// bisection's bracket (`max_cameras` .. `first_failing_cameras` − 1); runs that
     /// disagreed widen it. Null when no count passed every run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_cameras_range: Option<Interval>,
+    pub max_cameras_range: Option<CameraRange>,
     /// 95 % intervals of `cpu_per_camera_server_s` and `cpu_per_camera_client_s`, under
     /// those names: the mean over the passing steps within [`NEAR_BOUNDARY`] of
     /// `max_cameras` (at least two), Student t. Absent with fewer such steps.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub intervals: BTreeMap<String, Interval>,
+}
+
+/// The camera counts between which a capacity lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraRange {
+    /// The smallest count it may be.
+    pub low: u32,
+    /// The largest.
+    pub high: u32,
+}
+
+impl CameraRange {
+    fn interval(self) -> Interval {
+        Interval {
+            low: f64::from(self.low),
+            high: f64::from(self.high),
+        }
+    }
 }
 
 /// Passing steps at or above this share of `max_cameras` count as measured at the boundary
@@ -172,10 +190,12 @@ pub(crate) const TOO_NOISY: f64 = 0.2;
 impl ModeResult {
     /// Whether the range of the boundary is too wide to quote one figure.
     pub fn too_noisy(&self) -> bool {
-        self.max_cameras_range.is_some_and(|r| {
-            let mid = (r.low + r.high) / 2.0;
-            mid > 0.0 && (r.high - r.low) / mid > TOO_NOISY
-        })
+        self.max_cameras_range
+            .map(CameraRange::interval)
+            .is_some_and(|r| {
+                let mid = (r.low + r.high) / 2.0;
+                mid > 0.0 && (r.high - r.low) / mid > TOO_NOISY
+            })
     }
 }
 
@@ -219,8 +239,11 @@ impl CapacityReport {
 }
 
 /// The bounds of the capacity cost of encryption, %, that two ranges allow.
-pub(crate) fn cost_pct_range(plain: Option<Interval>, tls: Option<Interval>) -> Option<Interval> {
-    let (p, t) = (plain?, tls?);
+pub(crate) fn cost_pct_range(
+    plain: Option<CameraRange>,
+    tls: Option<CameraRange>,
+) -> Option<Interval> {
+    let (p, t) = (plain?.interval(), tls?.interval());
     (p.low > 0.0).then(|| Interval {
         low: (1.0 - t.high / p.low) * 100.0,
         high: (1.0 - t.low / p.high) * 100.0,

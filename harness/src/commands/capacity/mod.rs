@@ -36,8 +36,8 @@ use crate::engine::pinning::{pin_servers, split_cpus, PinGuard};
 use crate::engine::scenario::{file, LinkId, MAX_CAMERAS, MAX_THREADS};
 use crate::output::progress::{self, Steps};
 use crate::report::capacity::{
-    cost_pct, cost_pct_range, CapacityReport, ModeResult, Modes, ObjectiveInfo, Projection,
-    SearchInfo, Step, StepLink, CAPACITY_SCHEMA_VERSION, NEAR_BOUNDARY, SATURATED,
+    cost_pct, cost_pct_range, CameraRange, CapacityReport, ModeResult, Modes, ObjectiveInfo,
+    Projection, SearchInfo, Step, StepLink, CAPACITY_SCHEMA_VERSION, NEAR_BOUNDARY, SATURATED,
 };
 use crate::report::interval::{self, Interval};
 use crate::report::objective::{
@@ -869,10 +869,7 @@ fn mode_result(search: &search::Search, c: Collected) -> ModeResult {
         cpu_per_camera_server_s,
         cpu_per_camera_client_s,
         tls: c.tls,
-        max_cameras_range: search.range().map(|(low, high)| Interval {
-            low: f64::from(low),
-            high: f64::from(high),
-        }),
+        max_cameras_range: search.range().map(|(low, high)| CameraRange { low, high }),
         intervals: boundary_intervals(best, &c.steps),
         steps: c.steps,
     }
