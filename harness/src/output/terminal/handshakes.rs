@@ -32,23 +32,7 @@ impl HandshakesReport {
             }
         );
         let _ = writeln!(out);
-        let header = [
-            "version",
-            "key",
-            "group",
-            "handshake",
-            "hs/s",
-            "p50",
-            "p99",
-            "srv CPU/hs",
-            "cli CPU/hs",
-            "resumed",
-            "suite",
-            "errors",
-        ];
-        let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
-        rows.extend(self.results.iter().map(cell_row));
-        crate::output::table::render_rows(&mut out, &rows, |c| c < 4);
+        crate::output::table::render_rows(&mut out, &table_rows(&self.results), |c| c < 4);
         for s in &self.skipped {
             let _ = writeln!(
                 out,
@@ -65,6 +49,27 @@ impl HandshakesReport {
         }
         out
     }
+}
+
+/// The handshake table: its header, then one row per cell (see [`cell_row`]).
+pub(crate) fn table_rows(cells: &[CellResult]) -> Vec<Vec<String>> {
+    let header = [
+        "version",
+        "key",
+        "group",
+        "handshake",
+        "hs/s",
+        "p50",
+        "p99",
+        "srv CPU/hs",
+        "cli CPU/hs",
+        "resumed",
+        "suite",
+        "errors",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    rows.extend(cells.iter().map(cell_row));
+    rows
 }
 
 /// One cell's figures as text, in the table's columns: version, key, group, handshake,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use crate::report::limits::{Limits, LimitsComparison, LimitsReport};
 use crate::units::format_duration_us;
 
-use super::cell_row;
+use super::handshakes::table_rows;
 
 impl LimitsReport {
     /// The terminal table.
@@ -94,23 +94,7 @@ pub(crate) fn record_rows(l: &Limits) -> Vec<Vec<String>> {
 
 /// The handshakes, in the handshake matrix's columns.
 pub(crate) fn handshake_rows(l: &Limits) -> Vec<Vec<String>> {
-    let header = [
-        "version",
-        "key",
-        "group",
-        "handshake",
-        "hs/s",
-        "p50",
-        "p99",
-        "srv CPU/hs",
-        "cli CPU/hs",
-        "resumed",
-        "suite",
-        "errors",
-    ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
-    rows.extend(l.handshakes.iter().map(cell_row));
-    rows
+    table_rows(&l.handshakes)
 }
 
 /// The latency floor per mode.
