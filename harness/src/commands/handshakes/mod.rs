@@ -56,6 +56,16 @@ pub const SERVER_HOST: &str = "handshake-server.vms.test";
 /// How long the generated certificates are valid.
 const CERT_DAYS: u32 = 30;
 
+/// Generates a CA and a server certificate for [`SERVER_HOST`] with a `key`, valid for
+/// `days`, on a blocking thread, noting it on the progress line first.
+pub(crate) async fn generate_pki(key: KeyType, days: u32) -> anyhow::Result<Pki> {
+    progress::note(&format!("generating a {key} CA and server certificate"));
+    tokio::task::spawn_blocking(move || Pki::generate(&[SERVER_HOST], key, days))
+        .await
+        .context("certificate generation stopped")?
+        .with_context(|| format!("generating the {key} certificates"))
+}
+
 /// Name of the server role's runtime (and threads).
 pub const SERVER_ROLE: &str = "hs-server";
 
@@ -212,13 +222,7 @@ pub async fn measure(
         if interrupt.is_cancelled() {
             break;
         }
-        progress::note(&format!("generating a {key} CA and server certificate"));
-        let pki =
-            tokio::task::spawn_blocking(move || Pki::generate(&[SERVER_HOST], key, CERT_DAYS))
-                .await
-                .context("certificate generation stopped")?
-                .with_context(|| format!("generating the {key} certificates"))?;
-        pkis.insert(key, pki);
+        pkis.insert(key, generate_pki(key, CERT_DAYS).await?);
     }
 
     let server = RoleRuntime::new(SERVER_ROLE, server_threads)

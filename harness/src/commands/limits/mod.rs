@@ -33,7 +33,7 @@ use simulators::transport::{Mode, TlsSettings, TlsVersion};
 use tokio_util::sync::CancellationToken;
 
 use super::handshakes::cell::{measure_cell, Cell, CellTiming};
-use super::handshakes::SERVER_HOST;
+use super::handshakes::{generate_pki, SERVER_HOST};
 use crate::cli::{parse_budget, parse_positive_usize, DocumentExportArgs};
 use crate::output::progress::{self, Steps};
 use crate::report::handshakes::Resumption;
@@ -137,13 +137,7 @@ pub(crate) async fn measure(plan: &Plan, interrupt: &CancellationToken) -> anyho
         if pkis.contains_key(&key) || interrupt.is_cancelled() {
             continue;
         }
-        progress::note(&format!("generating a {key} CA and server certificate"));
-        let pki =
-            tokio::task::spawn_blocking(move || Pki::generate(&[SERVER_HOST], key, CERT_DAYS))
-                .await
-                .context("certificate generation stopped")?
-                .with_context(|| format!("generating the {key} certificates"))?;
-        pkis.insert(key, pki);
+        pkis.insert(key, generate_pki(key, CERT_DAYS).await?);
     }
     let Some(pki) = pkis.get(&memory_key) else {
         return Ok(limits);
