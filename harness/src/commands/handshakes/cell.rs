@@ -333,6 +333,23 @@ async fn sleep_until(at: Instant, interrupt: &CancellationToken) -> bool {
     }
 }
 
+/// Binds a listener on an unused loopback port, with `tls` (plain TCP without it), and
+/// returns it with its address. It is bound on the server's runtime, so that its I/O is
+/// driven there.
+pub(crate) async fn bind_loopback(
+    server: &RoleRuntime,
+    tls: Option<Arc<ServerConfig>>,
+) -> anyhow::Result<(Listener, SocketAddr)> {
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listener = server
+        .spawn(Listener::bind(any_port, tls))
+        .await
+        .context("the server runtime stopped")?
+        .context("binding 127.0.0.1:0")?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    Ok((listener, addr))
+}
+
 /// Measures one cell; `None` if interrupted.
 pub(crate) async fn measure_cell(
     cell: &Cell,
@@ -346,14 +363,7 @@ pub(crate) async fn measure_cell(
     let server_config = server_config(cell, tls, pki)?;
     let connector = Connector::tls(client_config(cell, tls, pki)?);
 
-    // The listener is bound on the server's runtime, so that its I/O is driven there.
-    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = server
-        .spawn(Listener::bind(any_port, Some(server_config)))
-        .await
-        .context("the server runtime stopped")?
-        .context("binding 127.0.0.1:0")?;
-    let addr = listener.local_addr().context("reading the bound address")?;
+    let (listener, addr) = bind_loopback(server, Some(server_config)).await?;
     let tally = Arc::new(ServerTally::default());
     let tasks = TaskTracker::new();
     let stop = interrupt.child_token();

@@ -4,7 +4,6 @@
 //! latency is the client's last byte read less the server's write start; both ends are in
 //! this process, so one clock serves both.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -12,13 +11,14 @@ use hdrhistogram::Histogram;
 use simulators::metrics::{latency_histogram, ns_to_us, RecordUs};
 use simulators::pki::Pki;
 use simulators::role::RoleRuntime;
-use simulators::transport::{Connector, Listener, Mode, Stream, TlsSettings};
+use simulators::transport::{Connector, Mode, Stream, TlsSettings};
 use simulators::video::PayloadPool;
 use simulators::wire::{Header, Kind, HEADER_LEN, MAX_PAYLOAD};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
 
 use super::SERVER_HOST;
+use crate::commands::handshakes::cell::bind_loopback;
 use crate::report::limits::LatencyFloor;
 use crate::report::{Percentiles, TlsInfo};
 
@@ -113,13 +113,7 @@ pub(super) async fn measure(
     } else {
         Mode::Plain
     };
-    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = server
-        .spawn(Listener::bind(any_port, server_config))
-        .await
-        .context("the server runtime stopped")?
-        .context("binding 127.0.0.1:0")?;
-    let addr = listener.local_addr().context("reading the bound address")?;
+    let (listener, addr) = bind_loopback(server, server_config).await?;
     let epoch = Instant::now();
     let stop = interrupt.child_token();
     let sender_stop = stop.clone();

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use simulators::pki::{KeyType, Pki};
 use simulators::role::RoleRuntime;
-use simulators::transport::{Connector, Listener, Stream, TlsSettings};
+use simulators::transport::{Connector, Stream, TlsSettings};
 use tokio::io::AsyncReadExt as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::SERVER_HOST;
+use crate::commands::handshakes::cell::bind_loopback;
 use crate::report::limits::IdleMemory;
 use crate::sys::{allocator, process};
 
@@ -56,13 +57,7 @@ pub(super) async fn measure(
         .min(soft.saturating_sub(SPARE_FDS) / 2)
         .max(1);
 
-    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = server
-        .spawn(Listener::bind(any_port, Some(server_config)))
-        .await
-        .context("the server runtime stopped")?
-        .context("binding 127.0.0.1:0")?;
-    let addr = listener.local_addr().context("reading the bound address")?;
+    let (listener, addr) = bind_loopback(server, Some(server_config)).await?;
     let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
     let accepted = Arc::new(AtomicU64::new(0));
