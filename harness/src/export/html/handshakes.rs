@@ -110,13 +110,6 @@ pub(super) fn render(r: &HandshakesReport) -> String {
         }
         out.push_str("</ul>");
     }
-    if !r.warnings.is_empty() {
-        out.push_str("<h2>Before trusting these figures</h2><ul class=\"warnings\">");
-        for w in &r.warnings {
-            let _ = write!(out, "<li>{}</li>", esc(w));
-        }
-        out.push_str("</ul>");
-    }
-    out.push_str("</main></body></html>\n");
+    super::close_page(&mut out, &r.warnings);
     out
 }

@@ -95,14 +95,7 @@ pub(super) fn render(r: &LimitsReport) -> String {
         esc(&e.build_profile),
     );
     figures(&mut out, &r.limits);
-    if !r.warnings.is_empty() {
-        out.push_str("<h2>Before trusting these figures</h2><ul class=\"warnings\">");
-        for w in &r.warnings {
-            let _ = write!(out, "<li>{}</li>", esc(w));
-        }
-        out.push_str("</ul>");
-    }
-    out.push_str("</main></body></html>\n");
+    super::close_page(&mut out, &r.warnings);
     out
 }
 

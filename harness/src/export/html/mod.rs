@@ -609,6 +609,19 @@ fn warnings_section(s: &mut String, report: &Report) {
     }
 }
 
+/// Ends a one-page report (handshakes, limits): its warnings under "Before trusting these
+/// figures", if any, then the closing tags.
+fn close_page(out: &mut String, warnings: &[String]) {
+    if !warnings.is_empty() {
+        out.push_str("<h2>Before trusting these figures</h2><ul class=\"warnings\">");
+        for w in warnings {
+            let _ = write!(out, "<li>{}</li>", esc(w));
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</main></body></html>\n");
+}
+
 /// "Per link": how to read the plots and tables, then one section per link in the
 /// order the results first name them.
 fn links_section(s: &mut String, report: &Report) {
