@@ -16,15 +16,15 @@ use simulators::pki::{KeyType, Pki};
 use simulators::role::recorder::DEFAULT_QUEUE_FRAMES;
 use simulators::role::viewer::Viewer;
 use simulators::role::{RoleRuntime, ACCEPT_BACKOFF};
-use simulators::transport::{Connector, Listener, Mode, Stream, TlsSettings};
+use simulators::transport::{Connector, Listener, Mode, TlsSettings};
 use simulators::video::{Camera, Playback};
 use simulators::wire::{self, Header, Kind, Subscribe, MAX_PAYLOAD};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::task::JoinHandle;
 
 use crate::support::{
-    block_on, cameras, close_window, connector, live_viewer, localhost, open_window, wait_until,
-    Recording, HOST, PATIENCE,
+    block_on, cameras, client_stream, close_window, connector, live_viewer, localhost, open_window,
+    wait_until, Recording, HOST, PATIENCE,
 };
 
 const MODES: [Mode; 2] = [Mode::Plain, Mode::Tls];
@@ -91,20 +91,7 @@ async fn doomed_client(
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     let tcp = socket.connect(addr).await.expect("TCP connect");
     tcp.set_zero_linger().expect("SO_LINGER 0");
-    let mut stream = match mode {
-        Mode::Plain => Stream::Plain(tcp.into()),
-        Mode::Tls => {
-            let config = pki
-                .client_config(&TlsSettings::default())
-                .expect("client config");
-            let name = rustls_pki_types::ServerName::try_from(HOST).expect("DNS name");
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp.into())
-                .await
-                .expect("TLS handshake");
-            Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls)))
-        }
-    };
+    let mut stream = client_stream(mode, pki, tcp).await;
     subscribe(&mut stream, ids).await;
     tokio::spawn(async move {
         let mut rd = BufReader::with_capacity(64 * 1024, stream);

@@ -29,8 +29,8 @@ use simulators::wire::{self, Header, Kind, Subscribe, WireError, MAGIC, MAX_PAYL
 use tokio::io::{AsyncWriteExt, BufReader};
 
 use crate::support::{
-    block_on, cameras, cameras_of, close_window, connector, live_viewer, localhost, open_window,
-    wait_until, Recording, HOST, OTHER_HOST, PATIENCE,
+    block_on, cameras, cameras_of, client_stream, close_window, connector, live_viewer, localhost,
+    open_window, wait_until, Recording, HOST, OTHER_HOST, PATIENCE,
 };
 
 const MODES: [Mode; 2] = [Mode::Plain, Mode::Tls];
@@ -265,20 +265,7 @@ impl RawClient {
         socket.set_recv_buffer_size(256 * 1024).expect("SO_RCVBUF");
         let tcp = socket.connect(addr).await.expect("TCP connect");
         tcp.set_nodelay(true).expect("TCP_NODELAY");
-        let stream = match mode {
-            Mode::Plain => Stream::Plain(tcp.into()),
-            Mode::Tls => {
-                let config = pki
-                    .client_config(&TlsSettings::default())
-                    .expect("client config");
-                let name = rustls_pki_types::ServerName::try_from(HOST).expect("DNS name");
-                let tls = tokio_rustls::TlsConnector::from(config)
-                    .connect(name, tcp.into())
-                    .await
-                    .expect("TLS handshake");
-                Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls)))
-            }
-        };
+        let stream = client_stream(mode, pki, tcp).await;
         RawClient {
             stream: BufReader::with_capacity(64 * 1024, stream),
         }

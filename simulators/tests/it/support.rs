@@ -20,7 +20,8 @@ use simulators::role::timeouts::ServerTimeouts;
 use simulators::role::viewer::{Endpoint, StreamRequest, ViewerConfig};
 use simulators::role::RoleRuntime;
 use simulators::transport::{
-    Accepted, ConnectError, Connected, Connector, KxGroup, Listener, Mode, TlsSettings, TlsVersion,
+    Accepted, ConnectError, Connected, Connector, KxGroup, Listener, Mode, Stream, TlsSettings,
+    TlsVersion,
 };
 use simulators::video::{Camera, PayloadPool, Playback, Profile};
 use tokio::task::JoinHandle;
@@ -100,6 +101,25 @@ pub fn connector(mode: Mode, pki: &Pki) -> Connector {
             pki.client_config(&TlsSettings::default())
                 .expect("client config"),
         ),
+    }
+}
+
+/// A client stream over `tcp`, already connected to a server of `pki` on `HOST`: plain, or
+/// after a TLS handshake with the default settings.
+pub async fn client_stream(mode: Mode, pki: &Pki, tcp: tokio::net::TcpStream) -> Stream {
+    match mode {
+        Mode::Plain => Stream::Plain(tcp.into()),
+        Mode::Tls => {
+            let config = pki
+                .client_config(&TlsSettings::default())
+                .expect("client config");
+            let name = rustls_pki_types::ServerName::try_from(HOST).expect("DNS name");
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp.into())
+                .await
+                .expect("TLS handshake");
+            Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(tls)))
+        }
     }
 }
 
