@@ -164,7 +164,7 @@ impl HandshakesReport {
     /// failures, empty cells.
     pub fn derive_warnings(&mut self) {
         self.warnings
-            .extend(super::warnings::debug_build(&self.environment, "figures"));
+            .extend(self.environment.debug_build_warning("figures"));
         if self.partial {
             self.warnings.push(
                 "the run was interrupted: only the cells measured before are reported".into(),

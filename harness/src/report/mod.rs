@@ -20,6 +20,7 @@ pub(crate) mod interval;
 pub(crate) mod limits;
 pub(crate) mod objective;
 pub(crate) mod run;
+pub(crate) mod shares;
 pub(crate) mod soak;
 pub(crate) mod stats;
 pub(crate) mod verdicts;

@@ -7,7 +7,6 @@ use simulators::transport::Mode;
 
 use super::run::{short_serial, HostResult, Report};
 use super::verdicts::{no_cost_because, undecided, MAX_RELATIVE_HALF_WIDTH, MIN_PAIRS};
-use crate::sys::environment::Environment;
 
 /// The kernel cross-check flags a link whose application and kernel byte counts are
 /// further apart than this, in percent (when at least [`KERNEL_CHECK_MIN_BYTES`] moved).
@@ -35,20 +34,12 @@ pub(crate) const CAUGHT_UP_MS: f64 = 10.0;
 /// Below this many bytes the kernel cross-check is reported but not judged.
 pub(crate) const KERNEL_CHECK_MIN_BYTES: u64 = 1 << 20;
 
-/// The warning for a debug build, whose `what` (figures, capacities) are not
-/// representative.
-pub(crate) fn debug_build(env: &Environment, what: &str) -> Option<String> {
-    env.build_profile.starts_with("debug").then(|| {
-        format!("this is a debug build: {what} are not representative; build with --release")
-    })
-}
-
 impl Report {
     /// Warnings derived from the figures themselves: shortfalls, late and dropped frames,
     /// failures, a debug build.
     pub fn derive_warnings(&mut self) {
         self.warnings
-            .extend(debug_build(&self.environment, "figures"));
+            .extend(self.environment.debug_build_warning("figures"));
         if self.partial {
             self.warnings
                 .push("the run was interrupted: figures cover only what was measured".into());

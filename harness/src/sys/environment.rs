@@ -129,6 +129,14 @@ macro_rules! build_env {
 }
 
 impl Environment {
+    /// The warning for a debug build, whose `what` (figures, capacities) are not
+    /// representative.
+    pub(crate) fn debug_build_warning(&self, what: &str) -> Option<String> {
+        self.build_profile.starts_with("debug").then(|| {
+            format!("this is a debug build: {what} are not representative; build with --release")
+        })
+    }
+
     /// Detects the environment of the running process. Never fails: fields
     /// that cannot be determined are `"unknown"`, `0` or `false`.
     pub fn detect() -> Self {

@@ -374,6 +374,80 @@ fn signal_ends_the_run_cleanly_with_a_partial_report(signal: libc::c_int) {
     assert!(window < 60.0, "the window was cut short: {window}");
 }
 
+/// A second signal while the run finishes ends it at once. Whichever comes first — the
+/// second signal, or the report being written — the run exits as interrupted, and the report
+/// file is either absent or whole: it is written to a temporary file and renamed, so nobody
+/// ever reads half of one.
+#[test]
+fn a_second_signal_ends_the_run_at_once_and_never_leaves_half_a_report() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("partial.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vmsbench"))
+        .args([
+            "run",
+            "--duration",
+            "60s",
+            "--warmup",
+            "1500ms",
+            "--mode",
+            "plain",
+            "--json",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn vmsbench");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut said = String::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("measuring") {
+            break;
+        }
+    }
+    assert!(said.contains("measuring"), "{said}");
+    let pid = child.id() as libc::pid_t;
+    // Inside the window, as in the test above.
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: sending signals to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    for line in lines.by_ref().map_while(Result::ok) {
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("again to stop at once") {
+            break;
+        }
+    }
+    assert!(said.contains("again to stop at once"), "{said}");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(i32::from(vmsbench::EXIT_INTERRUPTED)));
+    if rest
+        .iter()
+        .any(|l| l.contains("again: stopping at once, no report"))
+    {
+        if out.exists() {
+            assert_eq!(read_json(&out)["partial"], true, "a whole report or none");
+        }
+    } else {
+        // The report was written before the second signal came.
+        assert_eq!(read_json(&out)["partial"], true);
+    }
+    let strays: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read the directory")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .filter(|n| n != "partial.json")
+        .collect();
+    assert!(strays.is_empty(), "temporary files left behind: {strays:?}");
+}
+
 #[test]
 fn bad_flags_fail_with_a_message_naming_the_flag() {
     let out = Command::new(env!("CARGO_BIN_EXE_vmsbench"))

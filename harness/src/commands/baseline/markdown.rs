@@ -67,34 +67,10 @@ pub(super) fn markdown(
     let header =
         "| | metric | link | mode | baseline | new | change | threshold | change, 95 % |\n\
                   |---|---|---|---|---:|---:|---:|---:|---:|";
-    let row = |md: &mut String, r: &Row| {
-        let (link, mode) = entry_columns(&r.entry);
-        let mark = match r.verdict {
-            Verdict::Regression => "❌",
-            Verdict::Improvement => "🟢",
-            Verdict::WithinSpread => "⚠️",
-            Verdict::Unchanged => "",
-        };
-        let _ = writeln!(
-            md,
-            "| {mark} | `{}` | {} | {} | {} | {} | {} | {} % | {} |",
-            r.metric,
-            md_escape(&link),
-            md_escape(&mode),
-            fmt_num(r.baseline),
-            fmt_num(r.new),
-            fmt_change(r.change_pct),
-            fmt_num(r.threshold_pct),
-            r.change_interval_pct.map_or_else(
-                || "–".to_owned(),
-                |i| format!("{} … {}", fmt_change(i.low), fmt_change(i.high))
-            ),
-        );
-    };
     if !regressions.is_empty() {
         let _ = writeln!(md, "### Regressions\n\n{header}");
         for r in &regressions {
-            row(&mut md, r);
+            md.push_str(&row(r));
         }
         let _ = writeln!(md);
     }
@@ -112,7 +88,7 @@ pub(super) fn markdown(
              {header}"
         );
         for r in &noisy {
-            row(&mut md, r);
+            md.push_str(&row(r));
         }
         let _ = writeln!(md);
     }
@@ -130,7 +106,7 @@ pub(super) fn markdown(
             outcome.rows.len()
         );
         for r in &outcome.rows {
-            row(&mut md, r);
+            md.push_str(&row(r));
         }
         let _ = writeln!(md, "\n</details>\n");
     }
@@ -175,4 +151,29 @@ pub(super) fn markdown(
         }
     }
     md
+}
+
+/// One figure's row of the table.
+fn row(r: &Row) -> String {
+    let (link, mode) = entry_columns(&r.entry);
+    let mark = match r.verdict {
+        Verdict::Regression => "❌",
+        Verdict::Improvement => "🟢",
+        Verdict::WithinSpread => "⚠️",
+        Verdict::Unchanged => "",
+    };
+    format!(
+        "| {mark} | `{}` | {} | {} | {} | {} | {} | {} % | {} |\n",
+        r.metric,
+        md_escape(&link),
+        md_escape(&mode),
+        fmt_num(r.baseline),
+        fmt_num(r.new),
+        fmt_change(r.change_pct),
+        fmt_num(r.threshold_pct),
+        r.change_interval_pct.map_or_else(
+            || "–".to_owned(),
+            |i| format!("{} … {}", fmt_change(i.low), fmt_change(i.high))
+        ),
+    )
 }

@@ -43,7 +43,6 @@ use crate::report::interval::{self, Interval};
 use crate::report::objective::{
     self, parse_objective, Limit, Measured, Objective, DEFAULT_OBJECTIVE,
 };
-use crate::report::warnings::debug_build;
 use crate::report::{Percentiles, TlsInfo};
 use crate::sys::environment::Environment;
 use crate::units::format_duration_us;
@@ -723,7 +722,10 @@ fn step_line(f: &Figures, judged: &Judged) -> String {
 
 /// What a reader of the whole search must know: a debug build, an unpinned server.
 fn search_warnings(environment: &Environment, plan: &Plan) -> Vec<String> {
-    let mut warnings: Vec<String> = debug_build(environment, "capacities").into_iter().collect();
+    let mut warnings: Vec<String> = environment
+        .debug_build_warning("capacities")
+        .into_iter()
+        .collect();
     if plan.server_cpus.is_empty() && plan.own_box.is_none() {
         warnings.push(
             "the recording server was not pinned (a single CPU): its capacity includes its \

@@ -174,6 +174,31 @@ fn render(report: &Report) -> String {
         let _ = writeln!(out, "\n{}", cell(&note));
     }
     let _ = writeln!(out);
+    out.push_str(&how_measured(report));
+    let _ = writeln!(out);
+    out.push_str(&soak_section(report));
+    let certificates = report.certificate_lines();
+    if !certificates.is_empty() {
+        let _ = writeln!(out, "## Certificate faults and events\n");
+        for line in &certificates {
+            let _ = writeln!(out, "- {}", cell(line));
+        }
+        let _ = writeln!(out);
+    }
+    if !report.warnings.is_empty() {
+        let _ = writeln!(out, "## Warnings\n");
+        for w in &report.warnings {
+            let _ = writeln!(out, "- {w}");
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+/// How the run was measured: the environment, the measurement, what TLS negotiated and
+/// what the servers accepted, where the roles ran, the machine during the windows, WAN links.
+fn how_measured(report: &Report) -> String {
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "**Environment:** {}  ",
@@ -199,37 +224,29 @@ fn render(report: &Report) -> String {
     for line in wan_lines(report) {
         let _ = writeln!(out, "{}  ", cell(&line));
     }
+    out
+}
+
+/// A soak's first, middle and last intervals and the trend of each figure (empty for other
+/// runs).
+fn soak_section(report: &Report) -> String {
+    let mut out = String::new();
+    let Some(rows) = soak_rows(report) else {
+        return out;
+    };
+    let _ = writeln!(out, "## Soak\n\nFirst, middle and last intervals:\n");
+    for (i, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+        if i == 0 {
+            let _ = writeln!(out, "|{}", "---:|".repeat(row.len()));
+        }
+    }
     let _ = writeln!(out);
-    if let Some(rows) = soak_rows(report) {
-        let _ = writeln!(out, "## Soak\n\nFirst, middle and last intervals:\n");
-        for (i, row) in rows.iter().enumerate() {
-            let cells: Vec<String> = row.iter().map(|c| cell(c)).collect();
-            let _ = writeln!(out, "| {} |", cells.join(" | "));
-            if i == 0 {
-                let _ = writeln!(out, "|{}", "---:|".repeat(row.len()));
-            }
-        }
-        let _ = writeln!(out);
-        for line in soak_trend_lines(report) {
-            let _ = writeln!(out, "- {}", cell(&line));
-        }
-        let _ = writeln!(out);
+    for line in soak_trend_lines(report) {
+        let _ = writeln!(out, "- {}", cell(&line));
     }
-    let certificates = report.certificate_lines();
-    if !certificates.is_empty() {
-        let _ = writeln!(out, "## Certificate faults and events\n");
-        for line in &certificates {
-            let _ = writeln!(out, "- {}", cell(line));
-        }
-        let _ = writeln!(out);
-    }
-    if !report.warnings.is_empty() {
-        let _ = writeln!(out, "## Warnings\n");
-        for w in &report.warnings {
-            let _ = writeln!(out, "- {w}");
-        }
-        let _ = writeln!(out);
-    }
+    let _ = writeln!(out);
     out
 }
 
