@@ -322,11 +322,17 @@ fn sigterm_ends_the_run_cleanly_with_a_partial_report() {
     signal_ends_the_run_cleanly_with_a_partial_report(libc::SIGTERM);
 }
 
-/// Sends `signal` once the window is open and checks the partial report.
-fn signal_ends_the_run_cleanly_with_a_partial_report(signal: libc::c_int) {
+/// A plaintext run of 60 s that reports to `out`, once its window is open: the child, the
+/// rest of its stderr, and what it said so far. The window is open once the run says it
+/// measures and a moment more, however long the ramp took on this machine.
+fn run_inside_its_window(
+    out: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+    String,
+) {
     use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = dir.path().join("partial.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vmsbench"))
         .args([
             "run",
@@ -338,13 +344,11 @@ fn signal_ends_the_run_cleanly_with_a_partial_report(signal: libc::c_int) {
             "plain",
             "--json",
         ])
-        .arg(&out)
+        .arg(out)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn vmsbench");
-    // Interrupt inside the measured window: once the run says it measures and a moment
-    // more, however long the ramp took on this machine.
     let stderr = child.stderr.take().expect("stderr piped");
     let mut lines = BufReader::new(stderr).lines();
     let mut said = String::new();
@@ -356,8 +360,16 @@ fn signal_ends_the_run_cleanly_with_a_partial_report(signal: libc::c_int) {
         }
     }
     assert!(said.contains("measuring"), "{said}");
-    std::thread::spawn(move || lines.for_each(drop));
     std::thread::sleep(Duration::from_millis(2500));
+    (child, lines, said)
+}
+
+/// Sends `signal` once the window is open and checks the partial report.
+fn signal_ends_the_run_cleanly_with_a_partial_report(signal: libc::c_int) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("partial.json");
+    let (mut child, lines, _) = run_inside_its_window(&out);
+    std::thread::spawn(move || lines.for_each(drop));
     // SAFETY: sending a signal to our own child process.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
     assert_eq!(rc, 0);
@@ -380,39 +392,10 @@ fn signal_ends_the_run_cleanly_with_a_partial_report(signal: libc::c_int) {
 /// ever reads half of one.
 #[test]
 fn a_second_signal_ends_the_run_at_once_and_never_leaves_half_a_report() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("partial.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmsbench"))
-        .args([
-            "run",
-            "--duration",
-            "60s",
-            "--warmup",
-            "1500ms",
-            "--mode",
-            "plain",
-            "--json",
-        ])
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn vmsbench");
-    let stderr = child.stderr.take().expect("stderr piped");
-    let mut lines = BufReader::new(stderr).lines();
-    let mut said = String::new();
-    for line in lines.by_ref().map_while(Result::ok) {
-        said.push_str(&line);
-        said.push('\n');
-        if line.contains("measuring") {
-            break;
-        }
-    }
-    assert!(said.contains("measuring"), "{said}");
+    let (mut child, mut lines, mut said) = run_inside_its_window(&out);
     let pid = child.id() as libc::pid_t;
-    // Inside the window, as in the test above.
-    std::thread::sleep(Duration::from_millis(2500));
     // SAFETY: sending signals to our own child process.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     for line in lines.by_ref().map_while(Result::ok) {
