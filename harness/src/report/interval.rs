@@ -204,37 +204,41 @@ mod tests {
         }
     }
 
+    /// In how many of `trials` sets of 5 synthetic pairs (`effect`, `noise`) `holds` is true.
+    fn trials_where(
+        rng: &mut fastrand::Rng,
+        trials: usize,
+        effect: f64,
+        noise: f64,
+        holds: impl Fn(&[(f64, f64)]) -> bool,
+    ) -> usize {
+        (0..trials)
+            .filter(|_| holds(&synthetic(rng, 5, effect, noise)))
+            .count()
+    }
+
     #[test]
     fn a_large_effect_is_detected_and_no_effect_reads_as_none_detectable() {
         let mut rng = fastrand::Rng::with_seed(11);
         let trials = 500;
-        let detected = (0..trials)
-            .filter(|_| {
-                let data = synthetic(&mut rng, 5, 1.3, 0.05);
-                ratio(&data).is_some_and(|i| Finding::of(&i, 1.0) == Finding::More)
-            })
-            .count();
+        let detected = trials_where(&mut rng, trials, 1.3, 0.05, |data| {
+            ratio(data).is_some_and(|i| Finding::of(&i, 1.0) == Finding::More)
+        });
         assert!(
             detected * 10 >= trials * 9,
             "×1.3 detected in {detected} of {trials}"
         );
-        let quiet = (0..trials)
-            .filter(|_| {
-                let data = synthetic(&mut rng, 5, 1.0, 0.1);
-                ratio(&data).is_some_and(|i| Finding::of(&i, 1.0) == Finding::NoDifference)
-            })
-            .count();
+        let quiet = trials_where(&mut rng, trials, 1.0, 0.1, |data| {
+            ratio(data).is_some_and(|i| Finding::of(&i, 1.0) == Finding::NoDifference)
+        });
         assert!(
             quiet * 10 >= trials * 9,
             "no effect: none detectable in {quiet} of {trials}"
         );
         // The same on differences, in the figure's unit.
-        let quiet = (0..trials)
-            .filter(|_| {
-                let data = synthetic(&mut rng, 5, 1.0, 0.1);
-                difference(&data).is_some_and(|i| Finding::of(&i, 0.0) == Finding::NoDifference)
-            })
-            .count();
+        let quiet = trials_where(&mut rng, trials, 1.0, 0.1, |data| {
+            difference(data).is_some_and(|i| Finding::of(&i, 0.0) == Finding::NoDifference)
+        });
         assert!(quiet * 10 >= trials * 9, "differences: {quiet} of {trials}");
     }
 
